@@ -1,0 +1,1 @@
+"""The `taskmaster` command: a thin door over the services."""

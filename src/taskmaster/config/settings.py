@@ -1,0 +1,129 @@
+"""The settings tree. Environment variable names live beside each field in `ENV_VARS` (loading.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    """Where state lives. No URL and no host means the embedded SQLite file under the state directory."""
+
+    url: str | None = None
+    host: str | None = None
+    port: int = Field(5432, ge=1, le=65535)
+    name: str = "taskmaster"
+    user: str = "postgres"
+    password: SecretStr | None = None
+    sslmode: SslMode | None = None
+    pool_size: int = Field(10, ge=1, le=1000)
+    max_overflow: int = Field(10, ge=0, le=1000)
+    pool_timeout: float = Field(30.0, gt=0)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in {"postgresql", "postgres", "sqlite"}:
+            raise ValueError(f"must start with postgresql:// or sqlite:/// (got scheme {scheme!r})")
+        return value
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class WorkerSettings(_Section):
+    """The durable worker: its identity must be stable across restarts so that DBOS recovers its work."""
+
+    id: str | None = None
+    heartbeat_seconds: float = Field(5.0, gt=0, le=300)
+    stale_after_seconds: float = Field(30.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=256)
+
+
+class AuthSettings(_Section):
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    secret_keys: SecretStr | None = None
+    """Fernet keys, comma separated, newest first. Unset: a key file is made under the state directory."""
+
+
+class LlmSettings(_Section):
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+
+class CodegenSettings(_Section):
+    api_key: SecretStr | None = None
+    api_url: str = "https://api.codegen.com"
+    org_id: str | None = None
+
+
+class AgentApiSettings(_Section):
+    url: str = "http://localhost:3284"
+
+
+class WorkspaceSettings(_Section):
+    root: Path | None = None
+    """WSL2_INSTANCE_PATH: where checkouts are made. Unset: `<state dir>/workspaces`."""
+
+
+class Settings(_Section):
+    """Everything Taskmaster reads from its environment, `taskmaster.toml` and defaults."""
+
+    state_dir: Path = Path(".taskmaster")
+    environment: Literal["development", "production", "test"] = "development"
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    worker: WorkerSettings = WorkerSettings()
+    auth: AuthSettings = AuthSettings()
+    llm: LlmSettings = LlmSettings()
+    codegen: CodegenSettings = CodegenSettings()
+    agentapi: AgentApiSettings = AgentApiSettings()
+    workspace: WorkspaceSettings = WorkspaceSettings()
+
+    @property
+    def embedded(self) -> bool:
+        """True on the embedded default: SQLite file, in-process worker, local admin token."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy async URL of the state database."""
+        from taskmaster.config.urls import database_url
+
+        return database_url(self)
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.workspace.root or self.state_dir / "workspaces"

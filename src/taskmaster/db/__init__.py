@@ -1,0 +1,1 @@
+"""State: SQLAlchemy 2 async models, the session factory and Alembic migrations."""

@@ -1,0 +1,93 @@
+"""Schema migrations (Alembic) driven from code: migrate, status, create-migration, downgrade."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from taskmaster.db.base import Base
+from taskmaster.db.session import Database
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    current: str | None
+    head: str | None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("version_path_separator", "os")
+    return cfg
+
+
+def _with_connection(connection: Connection, action: Any, *args: Any) -> Any:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    return action(cfg, *args)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_with_connection, command.upgrade, revision)
+
+
+async def downgrade(db: Database, revision: str = "base") -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_with_connection, command.downgrade, revision)
+
+
+async def status(db: Database) -> MigrationStatus:
+    def read(conn: Connection) -> MigrationStatus:
+        current = MigrationContext.configure(conn).get_current_revision()
+        return MigrationStatus(
+            current=current, head=ScriptDirectory.from_config(alembic_config()).get_current_head()
+        )
+
+    async with db.engine.connect() as conn:
+        result: MigrationStatus = await conn.run_sync(read)
+        return result
+
+
+async def pending_changes(db: Database) -> list[Any]:
+    """What autogenerate would still write: empty when the migrated schema matches the models."""
+
+    def diff(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+    async with db.engine.connect() as conn:
+        result: list[Any] = await conn.run_sync(diff)
+        return result
+
+
+async def create_migration(db: Database, message: str) -> Path:
+    """Autogenerate a revision against the database, which must be at head first."""
+
+    def revise(conn: Connection) -> Path:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        script = command.revision(cfg, message=message, autogenerate=True)
+        scripts = script if isinstance(script, list) else [script]
+        return Path(scripts[0].path)
+
+    async with db.engine.connect() as conn:
+        path: Path = await conn.run_sync(revise)
+        return path

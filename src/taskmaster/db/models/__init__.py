@@ -1,0 +1,30 @@
+"""Every table, one module per domain. Importing this package registers them all on `Base.metadata`."""
+
+from taskmaster.db.models.agents import AgentSession
+from taskmaster.db.models.audit import AuditEvent
+from taskmaster.db.models.auth import ApiToken, RoleBinding, User
+from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
+from taskmaster.db.models.projects import Project
+from taskmaster.db.models.pull_requests import PullRequest
+from taskmaster.db.models.tasks import Task
+from taskmaster.db.models.templates import Template
+from taskmaster.db.models.webhooks import WebhookDelivery
+from taskmaster.db.models.workers import Worker
+
+__all__ = [
+    "AgentSession",
+    "ApiToken",
+    "AuditEvent",
+    "Pipeline",
+    "PipelineStep",
+    "Project",
+    "PullRequest",
+    "RoleBinding",
+    "StepAttempt",
+    "StepLog",
+    "Task",
+    "Template",
+    "User",
+    "WebhookDelivery",
+    "Worker",
+]

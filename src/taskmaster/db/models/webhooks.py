@@ -1,0 +1,34 @@
+"""Webhook deliveries: persisted before they are acknowledged, processed later by the worker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from taskmaster.db.base import Base, IdMixin, TimestampMixin
+
+
+class WebhookDelivery(IdMixin, TimestampMixin, Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # hook_id is '' when the forge sends none, so the pair stays unique on PostgreSQL too.
+        UniqueConstraint("provider", "hook_id", "delivery_id"),
+        Index("ix_webhook_deliveries_status_created_at", "status", "created_at"),
+    )
+
+    provider: Mapped[str] = mapped_column(String(20))
+    hook_id: Mapped[str] = mapped_column(String(100), default="")
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str | None] = mapped_column(String(100))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"))
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]

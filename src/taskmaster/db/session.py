@@ -1,0 +1,116 @@
+"""The engine and session factory, built from settings by `app.py` (never at import time)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from taskmaster.config import Settings
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    size: int
+    checked_out: int
+    overflow: int
+
+
+def engine_url(settings: Settings) -> tuple[URL, dict[str, Any]]:
+    """The async URL and driver arguments. `sslmode` is psycopg's word; asyncpg calls it `ssl`."""
+    url = make_url(settings.database_url)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        sslmode = url.query.get("sslmode") or settings.database.sslmode
+        if sslmode:
+            connect_args["ssl"] = sslmode
+        url = url.difference_update_query(["sslmode"])
+    return url, connect_args
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url, connect_args = engine_url(settings)
+    db = settings.database
+    if url.get_backend_name() == "sqlite":
+        if url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url,
+            echo=db.echo,
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
+            pool_timeout=db.pool_timeout,
+            connect_args={"timeout": db.pool_timeout, **connect_args},
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        echo=db.echo,
+        pool_size=db.pool_size,
+        max_overflow=db.max_overflow,
+        pool_timeout=db.pool_timeout,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """Owns the engine for the life of a process. `session()` is a unit of work the caller commits."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(create_engine(settings))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside a transaction that commits on success and rolls back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def ping(self) -> float:
+        """Round trip of `SELECT 1` in milliseconds; raises the driver's error when unreachable."""
+        started = time.perf_counter()
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return (time.perf_counter() - started) * 1000
+
+    def pool_status(self) -> PoolStatus:
+        pool: Any = self.engine.pool
+        size = pool.size() if hasattr(pool, "size") else 1
+        checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        overflow = max(pool.overflow(), 0) if hasattr(pool, "overflow") else 0
+        return PoolStatus(size=size, checked_out=checked_out, overflow=overflow)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
