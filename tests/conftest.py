@@ -31,7 +31,7 @@ def _pg_execute(sql: str) -> None:
     import psycopg
 
     with psycopg.connect(PG_ADMIN_DSN, connect_timeout=5, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 def postgres_available() -> bool:

@@ -32,7 +32,8 @@ async def test_upgrade_downgrade_upgrade_leaves_the_models_schema(settings: Sett
         assert await _tables(db) == set()
         await migrate.upgrade(db)
         state = await migrate.status(db)
-        assert state.up_to_date and state.current == state.head
+        assert state.up_to_date
+        assert state.current == state.head
         assert await migrate.pending_changes(db) == []
     finally:
         await db.dispose()
@@ -42,7 +43,8 @@ async def test_status_reports_behind_until_migrated(settings: Settings) -> None:
     db = Database.from_settings(settings)
     try:
         before = await migrate.status(db)
-        assert before.head is not None and not before.up_to_date
+        assert before.head is not None
+        assert not before.up_to_date
         await migrate.upgrade(db)
         assert (await migrate.status(db)).up_to_date
     finally:

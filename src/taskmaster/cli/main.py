@@ -1,2 +1,22 @@
-def main() -> None:
-    pass
+"""Entry point of the `taskmaster` command. Heavy modules load only when a command needs them."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help"}:
+        from taskmaster.cli.commands import fast_help
+
+        print(fast_help())
+        return
+    if args[0] == "--version":
+        import taskmaster
+
+        print(f"taskmaster {taskmaster.__version__}")
+        return
+    from taskmaster.cli.app import build_app
+
+    build_app()(args=args, prog_name="taskmaster")

@@ -36,7 +36,7 @@ class DatabaseSettings(_Section):
             return None
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"postgresql", "postgres", "sqlite"}:
-            raise ValueError(f"must start with postgresql:// or sqlite:/// (got scheme {scheme!r})")
+            raise ValueError("must start with postgresql:// or sqlite:///")
         return value
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 
 class TaskmasterError(Exception):
-    """Root of every error Taskmaster raises on purpose. `code` is stable for machines, `detail` for people."""
+    """Root of every error Taskmaster raises on purpose: `code` for machines, `detail` for people."""
 
     code = "error"
     title = "Taskmaster error"

@@ -85,8 +85,10 @@ async def create_migration(db: Database, message: str) -> Path:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         script = command.revision(cfg, message=message, autogenerate=True)
-        scripts = script if isinstance(script, list) else [script]
-        return Path(scripts[0].path)
+        first = script[0] if isinstance(script, list) else script
+        if first is None:
+            raise RuntimeError("alembic wrote no revision")
+        return Path(first.path)
 
     async with db.engine.connect() as conn:
         path: Path = await conn.run_sync(revise)

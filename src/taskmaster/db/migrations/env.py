@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -12,7 +12,7 @@ import taskmaster.db.models  # noqa: F401  (registers every table)
 from taskmaster.db.base import Base, UtcDateTime
 
 
-def render_item(kind: str, obj: Any, autogen: AutogenContext) -> str | bool:
+def render_item(kind: str, obj: Any, autogen: AutogenContext) -> str | Literal[False]:
     """Write our shared column types by name, so migrations read like the models."""
     if kind != "type":
         return False

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from taskmaster.db.base import JsonType
-from taskmaster.db.base import UtcDateTime
+from taskmaster.db.base import JsonType, UtcDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -1,0 +1,5 @@
+"""`python -m taskmaster` runs the `taskmaster` command."""
+
+from taskmaster.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP door: REST under /api, /health, webhooks later. Routes parse, call a service, render."""

@@ -1,0 +1,92 @@
+"""Dependencies shared by routes: the services container, a database session, and authorization.
+
+Every `/api` route declares `authorize(Role.X)`; a test walks the route table to keep it that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.auth import service as auth_service
+from taskmaster.auth.schemas import Principal, Role
+from taskmaster.config import Settings
+from taskmaster.core.errors import PermissionDenied, Unauthenticated
+from taskmaster.db.session import Database
+from taskmaster.secrets import SecretBox
+
+
+class JobQueue(Protocol):
+    """What the API needs of the durable engine: enqueue work and read its state."""
+
+    async def enqueue(
+        self, workflow_name: str, *args: Any, request_id: str | None = None, **kwargs: Any
+    ) -> str: ...
+
+    async def get(self, job_id: str) -> Any: ...
+
+
+@dataclass
+class Services:
+    """Everything a request may use, built once by `create_app` and kept on `app.state.services`."""
+
+    settings: Settings
+    db: Database
+    box: SecretBox
+    jobs: JobQueue | None = None
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    """A session per request; the route commits what it changes."""
+    async with services.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API token (tm_…) or a JWT")
+
+
+def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that admits callers holding at least `role` (on the route's project, if it has one)."""
+
+    async def check(
+        request: Request,
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
+        async with services.db.session() as session:
+            principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
+            await session.commit()
+        if not principal.role.covers(role):
+            raise PermissionDenied(
+                f"this needs the {role.value} role; the credential has {principal.role.value}"
+            )
+        project = request.path_params.get("project_id")
+        if principal.project_id is not None and str(principal.project_id) != str(project):
+            raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
+        request.state.principal = principal
+        return principal
+
+    check.required_role = role  # type: ignore[attr-defined]
+    return check
+
+
+Viewer = Annotated[Principal, Depends(authorize(Role.viewer))]
+Developer = Annotated[Principal, Depends(authorize(Role.developer))]
+Admin = Annotated[Principal, Depends(authorize(Role.admin))]

@@ -1,0 +1,36 @@
+"""/api/projects: register the repositories Taskmaster works on."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from taskmaster.api.deps import Admin, ServicesDep, SessionDep, Viewer
+from taskmaster.projects import service
+from taskmaster.projects.schemas import ProjectCreate, ProjectOut
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_project(
+    spec: ProjectCreate, session: SessionDep, services: ServicesDep, _: Admin
+) -> ProjectOut:
+    project = await service.create_project(session, spec=spec, box=services.box)
+    await session.commit()
+    return service.to_out(project)
+
+
+@router.get("")
+async def list_projects(session: SessionDep, _: Viewer) -> list[ProjectOut]:
+    return [service.to_out(p) for p in await service.list_projects(session)]
+
+
+@router.get("/{project_id}")
+async def get_project(project_id: str, session: SessionDep, _: Viewer) -> ProjectOut:
+    return service.to_out(await service.get_project(session, project_id))
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_project(project_id: str, session: SessionDep, _: Admin) -> None:
+    await service.delete_project(session, project_id)
+    await session.commit()

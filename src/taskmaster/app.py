@@ -1,0 +1,81 @@
+"""`create_app(settings)`: the one place that wires config, database, secrets, jobs, worker and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+import taskmaster
+from taskmaster.api.deps import Services
+from taskmaster.api.errors import install_error_handlers
+from taskmaster.api.middleware import RequestContextMiddleware
+from taskmaster.api.routes import health, jobs, projects, tokens
+from taskmaster.auth.service import ensure_local_admin_token
+from taskmaster.config import Settings
+from taskmaster.core.errors import Unavailable
+from taskmaster.db import migrate
+from taskmaster.db.session import Database
+from taskmaster.secrets import SecretBox
+
+log = structlog.stdlib.get_logger("taskmaster.app")
+
+
+async def prepare_database(settings: Settings, db: Database) -> None:
+    """Embedded default: migrate and make the local admin token. PostgreSQL: refuse a schema behind head."""
+    if settings.embedded:
+        await migrate.upgrade(db)
+        async with db.transaction() as session:
+            path = await ensure_local_admin_token(session, settings)
+        log.info("embedded database ready", database=settings.database_url, admin_token_file=str(path))
+        return
+    state = await migrate.status(db)
+    if not state.up_to_date:
+        raise Unavailable(
+            f"database schema is at {state.current or 'nothing'}, code expects {state.head}: "
+            "run `taskmaster db migrate`"
+        )
+
+
+def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = True) -> FastAPI:
+    """Build the ASGI app. Nothing connects until the lifespan starts."""
+    db = Database.from_settings(settings)
+    services = Services(settings=settings, db=db, box=SecretBox.from_settings(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if prepare:
+            await prepare_database(settings, db)
+        worker: Any = None
+        from taskmaster.durable.client import JobClient
+
+        services.jobs = JobClient(settings)
+        if run_worker:
+            from taskmaster.worker.runtime import WorkerRuntime
+
+            worker = WorkerRuntime(settings, db, mode="in-process")
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            if services.jobs is not None:
+                services.jobs.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Taskmaster",
+        version=taskmaster.__version__,
+        description="AI-driven CI/CD orchestrator: tasks, pipelines, agents, forges.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for router in (health.router, projects.router, tokens.router, jobs.router):
+        app.include_router(router)
+    return app

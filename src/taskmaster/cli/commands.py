@@ -1,0 +1,35 @@
+"""The command table: names and one-line summaries, shared by the fast `--help` path and the Typer app.
+
+Kept free of imports so that `taskmaster --help` starts in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+PROGRAM = "taskmaster"
+SUMMARY = "Taskmaster: AI-driven CI/CD orchestrator (PRD -> tasks -> agents -> validated pull requests)."
+
+# (command, module under taskmaster.cli that defines it, summary)
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("serve", "serve", "Start the API server (with an in-process worker unless --no-worker)."),
+    ("worker", "worker", "Run a durable worker process (heartbeats, graceful stop on SIGTERM)."),
+    ("db", "db", "Database schema: migrate, status, create-migration."),
+    ("project", "projects", "Register and inspect projects (repositories)."),
+    ("token", "tokens", "Create, list and revoke API tokens."),
+    ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
+)
+
+
+def fast_help() -> str:
+    """The top-level help, rendered without importing Typer, Rich or pydantic."""
+    width = max(len(name) for name, _, _ in COMMANDS)
+    lines = [
+        f"Usage: {PROGRAM} [--version] COMMAND [ARGS]...",
+        "",
+        f"  {SUMMARY}",
+        "",
+        "Commands:",
+        *(f"  {name.ljust(width)}  {summary}" for name, _, summary in COMMANDS),
+        "",
+        f"Run '{PROGRAM} COMMAND --help' for a command's options.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""What every command shares: settings (one clear line per problem), async running, JSON and tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+from taskmaster.config import ConfigurationError, Settings, load_settings
+from taskmaster.core.errors import TaskmasterError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from taskmaster.db.session import Database
+
+T = TypeVar("T")
+
+EXIT_FAILURE = 1
+EXIT_ERROR = 2
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    print(f"taskmaster: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    """Read the configuration, or stop with one line per problem (never a stack trace)."""
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        for problem in exc.problems:
+            print(f"taskmaster: configuration error: {problem}", file=sys.stderr)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine; domain errors become one line on stderr and exit code 1."""
+
+    async def wrapper() -> T:
+        return await awaitable
+
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(wrapper())
+    except TaskmasterError as exc:
+        fail(exc.detail, EXIT_FAILURE)
+    except (DBAPIError, OSError) as exc:
+        fail(f"cannot reach the database: {_first_line(exc)}", EXIT_FAILURE)
+
+
+def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the database, run `action`, always dispose the engine."""
+    from taskmaster.db.session import Database
+
+    async def go() -> T:
+        db = Database.from_settings(settings)
+        try:
+            return await action(db)
+        finally:
+            await db.dispose()
+
+    return run(go())
+
+
+def run_in_transaction(settings: Settings, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `action` in one transaction that commits on success."""
+
+    async def go(db: Database) -> T:
+        async with db.transaction() as session:
+            return await action(session)
+
+    return run_with_db(settings, go)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return text.strip().splitlines()[0]
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console().print(table)

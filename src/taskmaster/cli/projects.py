@@ -1,0 +1,105 @@
+"""`taskmaster project add | list | show | remove`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from taskmaster.cli import common
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from taskmaster.projects.schemas import ProjectOut
+
+command = typer.Typer(no_args_is_help=True)
+
+
+def _show(project: ProjectOut, json_output: bool) -> None:
+    if json_output:
+        common.print_json(project.model_dump(mode="json"))
+        return
+    for key, value in project.model_dump().items():
+        print(f"{key:>18}: {value}")
+
+
+@command.command("add")
+def add_command(
+    name: Annotated[str, typer.Argument(help="A short unique name.")],
+    repo: Annotated[str, typer.Option("--repo", help="Repository URL or local path.")],
+    forge: Annotated[str, typer.Option(help="github, gitlab or local.")] = "local",
+    default_branch: Annotated[str, typer.Option(help="Branch pull requests target.")] = "main",
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="Secret the forge signs webhooks with (stored encrypted).")
+    ] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Register a project."""
+    from pydantic import ValidationError
+
+    from taskmaster.projects import service
+    from taskmaster.projects.schemas import ProjectCreate
+    from taskmaster.secrets import SecretBox
+
+    settings = common.settings()
+    try:
+        spec = ProjectCreate.model_validate(
+            {
+                "name": name,
+                "repository": repo,
+                "forge": forge,
+                "default_branch": default_branch,
+                "webhook_secret": webhook_secret,
+            }
+        )
+    except ValidationError as exc:
+        common.fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    box = SecretBox.from_settings(settings)
+
+    async def go(session: AsyncSession) -> ProjectOut:
+        return service.to_out(await service.create_project(session, spec=spec, box=box))
+
+    _show(common.run_in_transaction(settings, go), json_output)
+
+
+@command.command("list")
+def list_command(json_output: bool = common.JsonOption) -> None:
+    """List projects."""
+    from taskmaster.projects import service
+
+    async def go(session: AsyncSession) -> list[ProjectOut]:
+        return [service.to_out(p) for p in await service.list_projects(session)]
+
+    projects = common.run_in_transaction(common.settings(), go)
+    if json_output:
+        common.print_json([p.model_dump(mode="json") for p in projects])
+        return
+    common.print_table(
+        ["id", "name", "forge", "repository", "default branch"],
+        [(p.id, p.name, p.forge, p.repository, p.default_branch) for p in projects],
+    )
+
+
+@command.command("show")
+def show_command(
+    project: Annotated[str, typer.Argument(help="Name or id.")], json_output: bool = common.JsonOption
+) -> None:
+    """Show one project."""
+    from taskmaster.projects import service
+
+    async def go(session: AsyncSession) -> ProjectOut:
+        return service.to_out(await service.get_project(session, project))
+
+    _show(common.run_in_transaction(common.settings(), go), json_output)
+
+
+@command.command("remove")
+def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
+    """Remove a project and everything recorded for it."""
+    from taskmaster.projects import service
+
+    async def go(session: AsyncSession) -> str:
+        return (await service.delete_project(session, project)).name
+
+    print(f"project {common.run_in_transaction(common.settings(), go)} removed")

@@ -1,0 +1,1 @@
+"""Projects: the repositories Taskmaster works on."""

@@ -1,0 +1,91 @@
+"""Project use cases. The caller owns the transaction; secrets are encrypted with the given `SecretBox`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.core.errors import Conflict, NotFound
+from taskmaster.db.models import Project
+from taskmaster.projects.schemas import ProjectCreate, ProjectOut
+from taskmaster.secrets import SecretBox
+
+# owner/name from https://host/owner/name(.git), git@host:owner/name(.git) or a bare owner/name.
+_REPO_PATH = re.compile(r"(?:[:/]|^)(?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
+
+
+def split_repository(repository: str) -> tuple[str | None, str | None]:
+    match = _REPO_PATH.search(repository)
+    return (match["owner"], match["name"]) if match else (None, None)
+
+
+def to_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        repository=project.repository,
+        forge=project.forge,
+        owner=project.owner,
+        repo_name=project.repo_name,
+        default_branch=project.default_branch,
+        description=project.description,
+        has_webhook_secret=project.webhook_secret is not None,
+        has_forge_token=project.forge_token is not None,
+        settings=project.settings,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+    )
+
+
+async def create_project(session: AsyncSession, *, spec: ProjectCreate, box: SecretBox) -> Project:
+    if await session.scalar(select(Project.id).where(Project.name == spec.name)) is not None:
+        raise Conflict(f"a project named {spec.name!r} already exists")
+    owner, repo_name = split_repository(spec.repository) if spec.forge != "local" else (None, None)
+    project = Project(
+        name=spec.name,
+        repository=spec.repository,
+        forge=spec.forge,
+        owner=owner,
+        repo_name=repo_name,
+        default_branch=spec.default_branch,
+        description=spec.description,
+        webhook_secret=box.encrypt(spec.webhook_secret.get_secret_value() if spec.webhook_secret else None),
+        forge_token=box.encrypt(spec.forge_token.get_secret_value() if spec.forge_token else None),
+        settings=spec.settings,
+    )
+    session.add(project)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"a project named {spec.name!r} already exists") from None
+    return project
+
+
+async def list_projects(session: AsyncSession) -> list[Project]:
+    return list((await session.scalars(select(Project).order_by(Project.name))).all())
+
+
+async def get_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
+    """Find a project by id or by name."""
+    project: Project | None
+    if isinstance(ref, uuid.UUID):
+        project = await session.get(Project, ref)
+    else:
+        try:
+            project = await session.get(Project, uuid.UUID(ref))
+        except ValueError:
+            project = await session.scalar(select(Project).where(Project.name == ref))
+    if project is None:
+        raise NotFound(f"project {ref} does not exist")
+    return project
+
+
+async def delete_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
+    project = await get_project(session, ref)
+    await session.delete(project)
+    await session.flush()
+    return project
