@@ -26,9 +26,7 @@ def free_port() -> int:
 def live_server(app: FastAPI) -> Iterator[str]:
     """Serve `app` with uvicorn on 127.0.0.1 (lifespan included) and yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -16,7 +16,6 @@ from taskmaster.api.middleware import RequestContextMiddleware
 from taskmaster.api.routes import health, jobs, projects, tokens
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
-from taskmaster.core.errors import Unavailable
 from taskmaster.db import migrate
 from taskmaster.db.session import Database
 from taskmaster.secrets import SecretBox
@@ -26,18 +25,11 @@ log = structlog.stdlib.get_logger("taskmaster.app")
 
 async def prepare_database(settings: Settings, db: Database) -> None:
     """Embedded default: migrate and make the local admin token. PostgreSQL: refuse a schema behind head."""
+    await migrate.ensure_schema(db, embedded=settings.embedded)
     if settings.embedded:
-        await migrate.upgrade(db)
         async with db.transaction() as session:
             path = await ensure_local_admin_token(session, settings)
         log.info("embedded database ready", database=settings.database_url, admin_token_file=str(path))
-        return
-    state = await migrate.status(db)
-    if not state.up_to_date:
-        raise Unavailable(
-            f"database schema is at {state.current or 'nothing'}, code expects {state.head}: "
-            "run `taskmaster db migrate`"
-        )
 
 
 def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = True) -> FastAPI:
@@ -56,7 +48,9 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         if run_worker:
             from taskmaster.worker.runtime import WorkerRuntime
 
-            worker = WorkerRuntime(settings, db, mode="in-process")
+            worker = WorkerRuntime(
+                settings, db, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
+            )
             await worker.start()
         try:
             yield

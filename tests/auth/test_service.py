@@ -63,9 +63,7 @@ async def test_creating_a_token_for_a_missing_project_or_in_the_past_fails(db: D
 
     async with db.transaction() as session:
         with pytest.raises(NotFound):
-            await service.create_token(
-                session, spec=TokenSpec(name="x", role=Role.viewer, project_id=uuid.uuid4())
-            )
+            await service.create_token(session, spec=TokenSpec(name="x", role=Role.viewer, project_id=uuid.uuid4()))
         with pytest.raises(InvalidInput, match="past"):
             await service.create_token(
                 session, spec=TokenSpec(name="x", role=Role.viewer, expires_at=utcnow() - timedelta(days=1))

@@ -32,9 +32,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def taskmaster_cli(workdir: Path) -> Runner:
-    def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [TASKMASTER, *args],
             cwd=workdir,

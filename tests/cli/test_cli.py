@@ -48,9 +48,7 @@ def test_embedded_default_migrate_creates_the_sqlite_file(taskmaster_cli: Runner
 
 
 @pytest.mark.postgres
-def test_database_url_migrate_then_status_on_postgres(
-    taskmaster_cli: Runner, pg_database: PostgresDatabase
-) -> None:
+def test_database_url_migrate_then_status_on_postgres(taskmaster_cli: Runner, pg_database: PostgresDatabase) -> None:
     env = {"DATABASE_URL": pg_database.url}
     assert taskmaster_cli("db", "status", env=env).returncode == 1
     migrated = taskmaster_cli("db", "migrate", env=env)

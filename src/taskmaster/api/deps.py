@@ -24,9 +24,7 @@ from taskmaster.secrets import SecretBox
 class JobQueue(Protocol):
     """What the API needs of the durable engine: enqueue work and read its state."""
 
-    async def enqueue(
-        self, workflow_name: str, *args: Any, request_id: str | None = None, **kwargs: Any
-    ) -> str: ...
+    async def enqueue(self, workflow_name: str, *args: Any, request_id: str | None = None, **kwargs: Any) -> str: ...
 
     async def get(self, job_id: str) -> Any: ...
 
@@ -74,9 +72,7 @@ def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
             principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
             await session.commit()
         if not principal.role.covers(role):
-            raise PermissionDenied(
-                f"this needs the {role.value} role; the credential has {principal.role.value}"
-            )
+            raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
         project = request.path_params.get("project_id")
         if principal.project_id is not None and str(principal.project_id) != str(project):
             raise PermissionDenied(f"the credential is limited to project {principal.project_id}")

@@ -61,9 +61,7 @@ async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"location": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()
-    ]
+    problems = [{"location": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
     summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems)
     return problem(422, summary, title="Invalid input", code="invalid_input", errors=problems)
 

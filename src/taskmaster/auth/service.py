@@ -30,9 +30,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(
-    session: AsyncSession, *, spec: TokenSpec, created_by: str | None = None
-) -> TokenCreated:
+async def create_token(session: AsyncSession, *, spec: TokenSpec, created_by: str | None = None) -> TokenCreated:
     if spec.project_id is not None and await session.get(Project, spec.project_id) is None:
         raise NotFound(f"project {spec.project_id} does not exist")
     if spec.expires_at is not None and as_utc(spec.expires_at) <= utcnow():
@@ -90,9 +88,7 @@ async def _authenticate_token(session: AsyncSession, credential: str) -> Princip
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
         await session.flush()
-    return Principal(
-        subject=f"token:{row.name}", role=Role(row.role), project_id=row.project_id, token_id=row.id
-    )
+    return Principal(subject=f"token:{row.name}", role=Role(row.role), project_id=row.project_id, token_id=row.id)
 
 
 def _authenticate_jwt(settings: Settings, credential: str) -> Principal:

@@ -10,13 +10,9 @@ from taskmaster.cli import common
 
 
 def command(
-    host: Annotated[
-        str | None, typer.Option(help="Interface to bind (default from TASKMASTER_HOST).")
-    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default from TASKMASTER_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 3000, or TASKMASTER_PORT).")] = None,
-    no_worker: Annotated[
-        bool, typer.Option("--no-worker", help="Do not run a worker in this process.")
-    ] = False,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run a worker in this process.")] = False,
 ) -> None:
     """Start the API server."""
     settings = common.settings()

@@ -48,6 +48,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_WORKER_HEARTBEAT_SECONDS": "worker.heartbeat_seconds",
     "TASKMASTER_WORKER_STALE_AFTER_SECONDS": "worker.stale_after_seconds",
     "TASKMASTER_WORKER_CONCURRENCY": "worker.concurrency",
+    "TASKMASTER_WORKER_SHUTDOWN_GRACE_SECONDS": "worker.shutdown_grace_seconds",
     "TASKMASTER_JWT_SECRET": "auth.jwt_secret",
     "TASKMASTER_JWT_PUBLIC_KEY": "auth.jwt_public_key",
     "TASKMASTER_JWT_AUDIENCE": "auth.jwt_audience",

@@ -63,6 +63,7 @@ class WorkerSettings(_Section):
     heartbeat_seconds: float = Field(5.0, gt=0, le=300)
     stale_after_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
+    shutdown_grace_seconds: float = Field(10.0, ge=0, le=3600)
 
 
 class AuthSettings(_Section):

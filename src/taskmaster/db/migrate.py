@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from taskmaster.core.errors import Unavailable
 from taskmaster.db.base import Base
 from taskmaster.db.session import Database
 
@@ -42,6 +43,19 @@ def _with_connection(connection: Connection, action: Any, *args: Any) -> Any:
     return action(cfg, *args)
 
 
+async def ensure_schema(db: Database, *, embedded: bool) -> None:
+    """Embedded SQLite migrates itself; PostgreSQL is migrated on purpose, so a schema behind head is refused."""
+    if embedded:
+        await upgrade(db)
+        return
+    state = await status(db)
+    if not state.up_to_date:
+        raise Unavailable(
+            f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
+            "run `taskmaster db migrate`"
+        )
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
     async with db.engine.begin() as conn:
         await conn.run_sync(_with_connection, command.upgrade, revision)
@@ -55,9 +69,7 @@ async def downgrade(db: Database, revision: str = "base") -> None:
 async def status(db: Database) -> MigrationStatus:
     def read(conn: Connection) -> MigrationStatus:
         current = MigrationContext.configure(conn).get_current_revision()
-        return MigrationStatus(
-            current=current, head=ScriptDirectory.from_config(alembic_config()).get_current_head()
-        )
+        return MigrationStatus(current=current, head=ScriptDirectory.from_config(alembic_config()).get_current_head())
 
     async with db.engine.connect() as conn:
         result: MigrationStatus = await conn.run_sync(read)
@@ -68,9 +80,7 @@ async def pending_changes(db: Database) -> list[Any]:
     """What autogenerate would still write: empty when the migrated schema matches the models."""
 
     def diff(conn: Connection) -> list[Any]:
-        context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
-        )
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         return list(compare_metadata(context, Base.metadata))
 
     async with db.engine.connect() as conn:

@@ -32,9 +32,7 @@ class SecretBox:
         try:
             self._fernets = [Fernet(key.encode()) for key in keys]
         except (ValueError, TypeError):
-            raise InvalidInput(
-                "a secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
-            ) from None
+            raise InvalidInput("a secret key is not a valid Fernet key (32 url-safe base64-encoded bytes)") from None
         self._multi = MultiFernet(self._fernets)
         self.keys = tuple(keys)
 

@@ -9,10 +9,9 @@ from pydantic import BaseModel, Field
 
 from taskmaster.api.deps import Admin, ServicesDep, Viewer
 from taskmaster.core.errors import Unavailable
+from taskmaster.durable.names import NOOP_WORKFLOW
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-
-NOOP_WORKFLOW = "maintenance.noop"
 
 
 class NoopSpec(BaseModel):

@@ -12,9 +12,7 @@ router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_project(
-    spec: ProjectCreate, session: SessionDep, services: ServicesDep, _: Admin
-) -> ProjectOut:
+async def create_project(spec: ProjectCreate, session: SessionDep, services: ServicesDep, _: Admin) -> ProjectOut:
     project = await service.create_project(session, spec=spec, box=services.box)
     await session.commit()
     return service.to_out(project)

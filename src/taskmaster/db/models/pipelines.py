@@ -22,9 +22,7 @@ class Pipeline(IdMixin, TimestampMixin, Base):
     )
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    pull_request_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("pull_requests.id", ondelete="SET NULL")
-    )
+    pull_request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("pull_requests.id", ondelete="SET NULL"))
     pipeline_type: Mapped[str] = mapped_column(String(50), default="validation")
     status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
     trigger_event: Mapped[str | None] = mapped_column(String(100))

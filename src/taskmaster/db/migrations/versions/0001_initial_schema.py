@@ -137,9 +137,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index("ix_audit_events_created_at", ["created_at"], unique=False)
-        batch_op.create_index(
-            "ix_audit_events_target_type_target_id", ["target_type", "target_id"], unique=False
-        )
+        batch_op.create_index("ix_audit_events_target_type_target_id", ["target_type", "target_id"], unique=False)
 
     op.create_table(
         "role_bindings",
@@ -227,9 +225,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_webhook_deliveries_status_created_at", ["status", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_webhook_deliveries_status_created_at", ["status", "created_at"], unique=False)
 
     op.create_table(
         "agent_sessions",
@@ -259,9 +255,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_sessions")),
     )
     with op.batch_alter_table("agent_sessions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_agent_sessions_status_last_activity_at", ["status", "last_activity_at"], unique=False
-        )
+        batch_op.create_index("ix_agent_sessions_status_last_activity_at", ["status", "last_activity_at"], unique=False)
 
     op.create_table(
         "pull_requests",
@@ -334,12 +328,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ci_cd_pipelines")),
     )
     with op.batch_alter_table("ci_cd_pipelines", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_ci_cd_pipelines_project_id_created_at", ["project_id", "created_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_ci_cd_pipelines_pull_request_id_status", ["pull_request_id", "status"], unique=False
-        )
+        batch_op.create_index("ix_ci_cd_pipelines_project_id_created_at", ["project_id", "created_at"], unique=False)
+        batch_op.create_index("ix_ci_cd_pipelines_pull_request_id_status", ["pull_request_id", "status"], unique=False)
         batch_op.create_index("ix_ci_cd_pipelines_status_started_at", ["status", "started_at"], unique=False)
 
     op.create_table(
@@ -374,9 +364,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("pipeline_id", "step_name", name=op.f("uq_pipeline_steps_pipeline_id_step_name")),
     )
     with op.batch_alter_table("pipeline_steps", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_pipeline_steps_status_next_attempt_at", ["status", "next_attempt_at"], unique=False
-        )
+        batch_op.create_index("ix_pipeline_steps_status_next_attempt_at", ["status", "next_attempt_at"], unique=False)
 
     op.create_table(
         "step_attempts",

@@ -1,0 +1,128 @@
+"""Start-up and health latency, each as a ratio against a baseline measured in the same run.
+
+  taskmaster --help     vs  a bare `python -c pass`             goal: under 3x
+  GET /health p50/p99   vs  a minimal ASGI app under uvicorn    goal: p99 under 10 ms on SQLite
+
+Run: ./dev python bench/startup.py [--requests 1000] [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+MINIMAL_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+"""
+
+
+def median_run_seconds(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, timeout: float = 30) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def latencies_ms(url: str, requests: int) -> list[float]:
+    samples = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(min(50, requests)):  # warm-up: connection, caches, pool
+            client.get(url)
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    return samples
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def serve(argv: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL", "TASKMASTER_"))}
+    env["TASKMASTER_LOG_FORMAT"] = "json"
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+
+    bare = median_run_seconds([sys.executable, "-c", "pass"], args.runs)
+    helped = median_run_seconds([str(BIN / "taskmaster"), "--help"], args.runs)
+    print(f"startup: python -c pass        {bare * 1000:8.1f} ms  (baseline)")
+    print(f"startup: taskmaster --help     {helped * 1000:8.1f} ms  = {helped / bare:.2f}x baseline  (goal < 3x)")
+
+    with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+        work = Path(tmp)
+        (work / "minimal_app.py").write_text(MINIMAL_APP)
+        results = {}
+        for name, argv in (
+            ("minimal ASGI app", [sys.executable, "-m", "uvicorn", "minimal_app:app", "--no-access-log"]),
+            ("taskmaster /health", [str(BIN / "taskmaster"), "serve"]),
+        ):
+            port = free_port()
+            extra = ["--port", str(port)]
+            process = serve(argv + extra, work, work / f"{name.split()[0]}.log")
+            try:
+                up = wait_until_up(f"http://127.0.0.1:{port}/health")
+                samples = latencies_ms(f"http://127.0.0.1:{port}/health", args.requests)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            results[name] = (percentile(samples, 0.5), percentile(samples, 0.99), up)
+        base50, base99, _ = results["minimal ASGI app"]
+        print(f"health:  minimal ASGI app      p50 {base50:6.2f} ms  p99 {base99:6.2f} ms  (baseline)")
+        p50, p99, up = results["taskmaster /health"]
+        print(
+            f"health:  taskmaster (SQLite)   p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+            f"= {p50 / base50:.1f}x / {p99 / base99:.1f}x baseline  (goal p99 < 10 ms)"
+        )
+        print(f"health:  taskmaster serve answered /health {up:.2f} s after start (goal < 5 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Heartbeats: this worker's row in `workers`, refreshed on a timer and marked `stopped` on a graceful stop.
+
+`/health` and the reaper read the rows; a running worker whose heartbeat is stale is presumed dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+import taskmaster
+from taskmaster.core.clock import utcnow
+from taskmaster.core.ids import new_id
+from taskmaster.db.models import Worker
+from taskmaster.db.session import Database
+
+log = structlog.stdlib.get_logger("taskmaster.worker.heartbeat")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Who is beating: `name` is the DBOS executor id, unique in `workers`."""
+
+    name: str
+    mode: str
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    version: str = taskmaster.__version__
+    capabilities: dict[str, Any] = field(default_factory=dict)
+
+
+class Heartbeat:
+    """Keeps one worker row fresh. `start()` writes the first beat and starts the loop; `stop()` ends both.
+
+    Must be started and stopped on one event loop. A failed beat is logged and retried on the next tick,
+    so a database blip never stops the worker. Works on SQLite and PostgreSQL (INSERT … ON CONFLICT).
+    """
+
+    def __init__(self, db: Database, identity: WorkerIdentity, *, interval_seconds: float) -> None:
+        self.db = db
+        self.identity = identity
+        self.interval_seconds = interval_seconds
+        self.started_at: datetime = utcnow()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Write the first beat (logging, not raising, if it fails), then beat every interval."""
+        self.started_at = utcnow()
+        await self._beat_logged()
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat:{self.identity.name}")
+
+    async def beat(self) -> None:
+        """Upsert the row as running, with `last_heartbeat_at` = now. Raises the database's error."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "hostname": self.identity.hostname,
+            "pid": self.identity.pid,
+            "version": self.identity.version,
+            "mode": self.identity.mode,
+            "status": "running",
+            "started_at": self.started_at,
+            "last_heartbeat_at": now,
+            "stopped_at": None,
+            "capabilities": self.identity.capabilities,
+            "updated_at": now,
+        }
+        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
+        stmt = insert(Worker).values(id=new_id(), name=self.identity.name, created_at=now, **values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Worker.name], set_={key: stmt.excluded[key] for key in values}
+        )
+        async with self.db.transaction() as session:
+            await session.execute(stmt)
+
+    async def stop(self) -> None:
+        """End the loop, then mark the row `stopped` (a database error is logged, not raised). Idempotent."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await self.mark_stopped()
+        except Exception as exc:  # the process is going away; the stale heartbeat will tell the story
+            log.warning("could not mark worker stopped", worker=self.identity.name, error=str(exc))
+
+    async def mark_stopped(self) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Worker)
+                .where(Worker.name == self.identity.name)
+                .values(status="stopped", stopped_at=now, updated_at=now)
+            )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            await self._beat_logged()
+
+    async def _beat_logged(self) -> None:
+        try:
+            await self.beat()
+        except Exception as exc:  # any driver error: keep beating, the next tick may succeed
+            log.warning("heartbeat failed", worker=self.identity.name, error=str(exc))

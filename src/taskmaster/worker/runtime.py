@@ -1,0 +1,92 @@
+"""`WorkerRuntime`: DBOS launched with Taskmaster's jobs, plus the heartbeat, as one start/stop unit.
+
+Runs inside `taskmaster serve` (mode "in-process") or as `taskmaster worker` (mode "process").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import structlog
+
+from taskmaster.config import Settings
+from taskmaster.core.errors import Conflict, TaskmasterError, Unavailable
+from taskmaster.db.session import Database
+from taskmaster.durable import engine, names
+from taskmaster.durable.engine import WorkerMode
+from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
+
+log = structlog.stdlib.get_logger("taskmaster.worker")
+
+JOB_MODULES = ("taskmaster.worker.jobs",)
+"""Modules whose import registers jobs with DBOS; imported at start so the API process never needs them."""
+
+
+class WorkerRuntime:
+    """One per process (DBOS is a process-wide singleton): `start()` once, then `stop()`.
+
+    `start()` launches DBOS (blocking parts in a thread, so it is safe inside a running event loop),
+    which also recovers this executor's unfinished jobs, then starts heart-beating. It raises
+    `Conflict` if a runtime already runs in this process and `Unavailable` if DBOS cannot launch.
+    `stop()` stops taking jobs, waits up to `shutdown_grace_seconds` for running ones, tears DBOS
+    down and marks the worker `stopped`; it never raises and may be called more than once.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        mode: WorkerMode,
+        shutdown_grace_seconds: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.mode: WorkerMode = mode
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.executor_id = engine.executor_id(settings, mode)
+        self._heartbeat: Heartbeat | None = None
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        if self._running:
+            raise Conflict(f"worker {self.executor_id} is already started")
+        try:
+            await asyncio.to_thread(self._launch)
+        except TaskmasterError:
+            raise
+        except Exception as exc:
+            raise Unavailable(f"the durable engine could not start: {exc}") from exc
+        self._running = True
+        identity = WorkerIdentity(
+            name=self.executor_id,
+            mode=self.mode,
+            capabilities={"queues": [names.QUEUE], "concurrency": self.settings.worker.concurrency},
+        )
+        self._heartbeat = Heartbeat(self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds)
+        await self._heartbeat.start()
+        log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        heartbeat, self._heartbeat = self._heartbeat, None
+        try:
+            await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
+        except Exception as exc:  # stopping must not fail the caller's shutdown
+            log.warning("durable engine did not shut down cleanly", error=str(exc))
+        finally:
+            if heartbeat is not None:
+                await heartbeat.stop()
+        log.info("worker stopped", worker=self.executor_id)
+
+    def _launch(self) -> None:
+        for module in JOB_MODULES:
+            importlib.import_module(module)
+        engine.launch(self.settings, mode=self.mode)

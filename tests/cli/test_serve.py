@@ -1,0 +1,55 @@
+"""`taskmaster serve` as a user runs it: answers /health quickly, logs JSON lines with the request id."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cli.conftest import TASKMASTER, clean_env
+from tests.support import free_port
+
+
+def test_serve_answers_health_within_5_seconds_and_logs_the_request_id(workdir: Path) -> None:
+    port = free_port()
+    log_path = workdir / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [TASKMASTER, "serve", "--port", str(port)],
+            cwd=workdir,
+            env=clean_env(TASKMASTER_WORKER_SHUTDOWN_GRACE_SECONDS="0"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        started = time.monotonic()
+        response = None
+        while time.monotonic() - started < 5:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", headers={"X-Request-ID": "abc"})
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert response is not None, f"no answer within 5 s:\n{log_path.read_text()}"
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "abc"
+        token = (workdir / ".taskmaster" / "admin-token").read_text().strip()
+        assert (workdir / ".taskmaster" / "admin-token").stat().st_mode & 0o777 == 0o600
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200
+        assert listed.json() == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        exit_code = proc.wait(timeout=60)
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status still says why it stopped.
+    assert exit_code in (0, -signal.SIGTERM)
+    assert any(r.get("event") == "Application shutdown complete." for r in records)
+    assert any(r.get("event") == "worker stopped" for r in records)
+    assert any(r.get("event") == "request" and r.get("request_id") == "abc" for r in records)
+    assert all("admin-token" not in str(r.get("token", "")) for r in records)
+    assert token not in log_path.read_text()
