@@ -14,12 +14,15 @@ from typing import Any, TextIO
 import structlog
 
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "api_key", "apikey", "cookie")
+_NOT_SECRET_SUFFIXES = ("_file", "_path", "_id", "_prefix")  # where a secret lives or which one, not its value
 _MASK = "***"
 
 
 def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         lowered = key.lower()
+        if lowered.endswith(_NOT_SECRET_SUFFIXES):
+            continue
         if any(word in lowered for word in _SECRET_WORDS) and event[key] is not None:
             event[key] = _MASK
     return event

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Worker
@@ -46,7 +47,12 @@ class WorkerInfo:
 async def read_workers(db: Database, stale_after_seconds: float) -> list[WorkerInfo]:
     """Every known worker, by name; raises the database's error if it cannot be read."""
     async with db.engine.connect() as conn:
-        rows = (await conn.execute(_QUERY)).all()
+        return await read_workers_on(conn, stale_after_seconds)
+
+
+async def read_workers_on(conn: AsyncConnection, stale_after_seconds: float) -> list[WorkerInfo]:
+    """The same on a connection the caller holds (so a probe can time exactly one query)."""
+    rows = (await conn.execute(_QUERY)).all()
     now = utcnow()
     workers = []
     for row in rows:
