@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -19,7 +18,9 @@ from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
 from taskmaster.db import migrate
 from taskmaster.db.session import Database
+from taskmaster.durable.client import JobClient
 from taskmaster.secrets import SecretBox
+from taskmaster.worker.runtime import WorkerRuntime
 
 log = structlog.stdlib.get_logger("taskmaster.app")
 
@@ -42,13 +43,9 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if prepare:
             await prepare_database(settings, db)
-        worker: Any = None
-        from taskmaster.durable.client import JobClient
-
-        services.jobs = JobClient(settings)
+        worker: WorkerRuntime | None = None
+        jobs = services.jobs = JobClient(settings)
         if run_worker:
-            from taskmaster.worker.runtime import WorkerRuntime
-
             worker = WorkerRuntime(
                 settings, db, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
             )
@@ -63,8 +60,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         finally:
             if worker is not None:
                 await worker.stop()
-            if services.jobs is not None:
-                services.jobs.close()
+            jobs.close()
             await db.dispose()
 
     app = FastAPI(

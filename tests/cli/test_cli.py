@@ -123,3 +123,10 @@ def test_project_add_show_remove_and_secret_rotation(taskmaster_cli: Runner, wor
     gone = taskmaster_cli("project", "show", "hello")
     assert gone.returncode == 1
     assert "does not exist" in gone.stderr
+
+
+def test_database_password_never_reaches_the_output(taskmaster_cli: Runner) -> None:
+    url = "postgresql://postgres:pw-distinct-77@127.0.0.1:9/none"
+    result = taskmaster_cli("db", "status", env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "pw-distinct-77" not in result.stdout + result.stderr

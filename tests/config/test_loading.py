@@ -89,3 +89,10 @@ def test_broken_toml_is_one_line(tmp_path: Path) -> None:
 def test_missing_explicit_config_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"TASKMASTER_CONFIG: file .* does not exist"):
         load_settings({"TASKMASTER_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_a_password_inside_a_bad_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"DATABASE_URL": "mysql://admin:pw-distinct-77@db/x"})
+    assert "pw-distinct-77" not in str(caught.value)
+    assert "mysql://admin:***@db/x" in str(caught.value)

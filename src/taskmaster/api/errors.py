@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskmaster.core import errors
+from taskmaster.core.logging import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -37,7 +38,7 @@ def problem(
         "detail": detail,
         **extra,
     }
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    request_id = current_request_id()
     if request_id:
         body["request_id"] = request_id
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -13,6 +13,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmaster.audit import service as audit
 from taskmaster.auth.schemas import Principal, Role, TokenCreated, TokenInfo, TokenSpec
 from taskmaster.config import Settings
 from taskmaster.core.clock import as_utc, utcnow
@@ -47,6 +48,15 @@ async def create_token(session: AsyncSession, *, spec: TokenSpec, created_by: st
     )
     session.add(row)
     await session.flush()
+    await audit.record(
+        session,
+        actor=created_by or "system",
+        action="token.create",
+        target_type="api_token",
+        target_id=row.id,
+        project_id=spec.project_id,
+        data={"name": spec.name, "role": spec.role.value, "prefix": row.token_prefix},
+    )
     return TokenCreated(**TokenInfo.model_validate(row).model_dump(), token=value)
 
 
@@ -57,13 +67,22 @@ async def list_tokens(session: AsyncSession, *, include_revoked: bool = False) -
     return [TokenInfo.model_validate(row) for row in (await session.scalars(query)).all()]
 
 
-async def revoke_token(session: AsyncSession, *, token_id: uuid.UUID) -> TokenInfo:
+async def revoke_token(session: AsyncSession, *, token_id: uuid.UUID, actor: str = "system") -> TokenInfo:
     row = await session.get(ApiToken, token_id)
     if row is None:
         raise NotFound(f"token {token_id} does not exist")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()
+        await audit.record(
+            session,
+            actor=actor,
+            action="token.revoke",
+            target_type="api_token",
+            target_id=row.id,
+            project_id=row.project_id,
+            data={"name": row.name},
+        )
     return TokenInfo.model_validate(row)
 
 

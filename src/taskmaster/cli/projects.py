@@ -58,7 +58,7 @@ def add_command(
     box = SecretBox.from_settings(settings)
 
     async def go(session: AsyncSession) -> ProjectOut:
-        return service.to_out(await service.create_project(session, spec=spec, box=box))
+        return service.to_out(await service.create_project(session, spec=spec, box=box, actor="cli"))
 
     _show(common.run_in_transaction(settings, go), json_output)
 
@@ -100,6 +100,6 @@ def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) 
     from taskmaster.projects import service
 
     async def go(session: AsyncSession) -> str:
-        return (await service.delete_project(session, project)).name
+        return (await service.delete_project(session, project, actor="cli")).name
 
     print(f"project {common.run_in_transaction(common.settings(), go)} removed")

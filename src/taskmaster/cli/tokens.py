@@ -90,7 +90,7 @@ def revoke_command(token_id: Annotated[str, typer.Argument(help="The token's id.
     from taskmaster.core.ids import parse_id
 
     async def go(session: AsyncSession) -> TokenInfo:
-        return await service.revoke_token(session, token_id=parse_id(token_id))
+        return await service.revoke_token(session, token_id=parse_id(token_id), actor="cli")
 
     revoked = common.run_in_transaction(common.settings(), go)
     print(f"token {revoked.id} ({revoked.name}) revoked")

@@ -6,6 +6,7 @@ Invalid input raises `ConfigurationError` with one line per problem naming the v
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +57,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_SECRET_KEYS": "auth.secret_keys",
 }
 _PATH_TO_ENV = {path: name for name, path in ENV_VARS.items()}
+_URL_PASSWORD = re.compile(r"://([^:/@\s]*):[^@/\s]+@")  # the password in scheme://user:password@host
 CONFIG_FILE_VAR = "TASKMASTER_CONFIG"
 DEFAULT_CONFIG_FILE = "taskmaster.toml"
 
@@ -150,5 +152,9 @@ def _describe(error: Any, origin: Mapping[tuple[str, ...], str]) -> str:
         return f"{where}: unknown setting"
     value = error.get("input")
     secret = any(word in where.lower() for word in ("password", "key", "secret"))
-    shown = "" if secret or isinstance(value, dict) else f" (got {value!r})"
+    shown = "" if secret or isinstance(value, dict) else f" (got {_redact(repr(value))})"
     return f"{where}: {message}{shown}"
+
+
+def _redact(text: str) -> str:
+    return _URL_PASSWORD.sub(r"://\1:***@", text)

@@ -70,5 +70,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
+def current_request_id() -> str | None:
+    """The correlation id bound in this context (by the API middleware or a running job), if any."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return value if isinstance(value, str) else None
+
+
 def get_logger(name: str) -> Any:
     return structlog.stdlib.get_logger(name)

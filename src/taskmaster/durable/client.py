@@ -17,8 +17,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from taskmaster.config import Settings
 from taskmaster.core.errors import NotFound, Unavailable
+from taskmaster.core.logging import current_request_id
 from taskmaster.durable import names
-from taskmaster.durable.context import current_request_id
 from taskmaster.durable.engine import ensure_system_database, system_database_url
 
 T = TypeVar("T")

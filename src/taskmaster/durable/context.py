@@ -25,9 +25,3 @@ def job_context(request_id: str | None, **extra: Any) -> Iterator[None]:
         values["job_id"] = job_id
     with structlog.contextvars.bound_contextvars(**values):
         yield
-
-
-def current_request_id() -> str | None:
-    """The correlation id bound in this context (by the API middleware or a running job), if any."""
-    value = structlog.contextvars.get_contextvars().get("request_id")
-    return value if isinstance(value, str) else None

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmaster.audit import service as audit
 from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.db.models import Project
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
@@ -41,7 +42,9 @@ def to_out(project: Project) -> ProjectOut:
     )
 
 
-async def create_project(session: AsyncSession, *, spec: ProjectCreate, box: SecretBox) -> Project:
+async def create_project(
+    session: AsyncSession, *, spec: ProjectCreate, box: SecretBox, actor: str = "system"
+) -> Project:
     if await session.scalar(select(Project.id).where(Project.name == spec.name)) is not None:
         raise Conflict(f"a project named {spec.name!r} already exists")
     owner, repo_name = split_repository(spec.repository) if spec.forge != "local" else (None, None)
@@ -62,6 +65,15 @@ async def create_project(session: AsyncSession, *, spec: ProjectCreate, box: Sec
         await session.flush()
     except IntegrityError:
         raise Conflict(f"a project named {spec.name!r} already exists") from None
+    await audit.record(
+        session,
+        actor=actor,
+        action="project.create",
+        target_type="project",
+        target_id=project.id,
+        project_id=project.id,
+        data={"name": spec.name, "forge": spec.forge},
+    )
     return project
 
 
@@ -84,8 +96,17 @@ async def get_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
     return project
 
 
-async def delete_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
+async def delete_project(session: AsyncSession, ref: str | uuid.UUID, *, actor: str = "system") -> Project:
     project = await get_project(session, ref)
     await session.delete(project)
     await session.flush()
+    # project_id stays unset: the row it would point at is gone.
+    await audit.record(
+        session,
+        actor=actor,
+        action="project.delete",
+        target_type="project",
+        target_id=project.id,
+        data={"name": project.name},
+    )
     return project

@@ -7,7 +7,7 @@ Keys come from `TASKMASTER_SECRET_KEYS` (comma separated) or, when unset, from `
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -47,23 +47,22 @@ class SecretBox:
         return None if plaintext is None else self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str | None) -> str | None:
+        return self._with_keys(self._multi.decrypt, token)
+
+    def rotate(self, token: str | None) -> str | None:
+        """Re-encrypt a stored value under the primary key."""
+        return self._with_keys(self._multi.rotate, token)
+
+    @staticmethod
+    def _with_keys(operation: Callable[[bytes], bytes], token: str | None) -> str | None:
         if token is None:
             return None
         try:
-            return self._multi.decrypt(token.encode()).decode()
+            return operation(token.encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
                 "a stored secret cannot be decrypted with the configured keys (was a key removed?)"
             ) from None
-
-    def rotate(self, token: str | None) -> str | None:
-        """Re-encrypt a stored value under the primary key."""
-        if token is None:
-            return None
-        try:
-            return self._multi.rotate(token.encode()).decode()
-        except InvalidToken:
-            raise SecretKeyError("a stored secret cannot be decrypted with the configured keys") from None
 
 
 def key_file_path(settings: Settings) -> Path:

@@ -12,8 +12,10 @@ router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_project(spec: ProjectCreate, session: SessionDep, services: ServicesDep, _: Admin) -> ProjectOut:
-    project = await service.create_project(session, spec=spec, box=services.box)
+async def create_project(
+    spec: ProjectCreate, session: SessionDep, services: ServicesDep, principal: Admin
+) -> ProjectOut:
+    project = await service.create_project(session, spec=spec, box=services.box, actor=principal.subject)
     await session.commit()
     return service.to_out(project)
 
@@ -29,6 +31,6 @@ async def get_project(project_id: str, session: SessionDep, _: Viewer) -> Projec
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_project(project_id: str, session: SessionDep, _: Admin) -> None:
-    await service.delete_project(session, project_id)
+async def delete_project(project_id: str, session: SessionDep, principal: Admin) -> None:
+    await service.delete_project(session, project_id, actor=principal.subject)
     await session.commit()

@@ -26,7 +26,7 @@ async def list_tokens(session: SessionDep, _: Admin, include_revoked: bool = Fal
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_200_OK)
-async def revoke_token(token_id: uuid.UUID, session: SessionDep, _: Admin) -> TokenInfo:
-    revoked = await service.revoke_token(session, token_id=token_id)
+async def revoke_token(token_id: uuid.UUID, session: SessionDep, principal: Admin) -> TokenInfo:
+    revoked = await service.revoke_token(session, token_id=token_id, actor=principal.subject)
     await session.commit()
     return revoked
