@@ -12,7 +12,7 @@ from taskmaster.db.session import Database
 EXPECTED_TABLES = {
     "projects", "tasks", "pull_requests", "ci_cd_pipelines", "pipeline_steps", "templates",
     "step_attempts", "step_logs", "webhook_deliveries", "agent_sessions", "workers",
-    "users", "role_bindings", "api_tokens", "audit_events",
+    "users", "role_bindings", "api_tokens", "audit_events", "task_dependencies",
 }  # fmt: skip
 
 
@@ -47,5 +47,52 @@ async def test_status_reports_behind_until_migrated(settings: Settings) -> None:
         assert not before.up_to_date
         await migrate.upgrade(db)
         assert (await migrate.status(db)).up_to_date
+    finally:
+        await db.dispose()
+
+
+async def test_tasks_created_before_numbering_are_numbered_per_project(settings: Settings) -> None:
+    import uuid
+
+    from sqlalchemy import text
+
+    from taskmaster.core.clock import utcnow
+
+    db = Database.from_settings(settings)
+    try:
+        await migrate.upgrade(db, "0001")
+        now = utcnow()
+        projects = [uuid.uuid4(), uuid.uuid4()]
+        async with db.engine.begin() as conn:
+            for index, project in enumerate(projects):
+                await conn.execute(
+                    text(
+                        "INSERT INTO projects (id, name, repository, forge, default_branch, agentapi_config, "
+                        "claude_code_config, pipeline_defaults, settings, created_at, updated_at) VALUES "
+                        "(:id, :name, '/r', 'local', 'main', '{}', '{}', '{}', '{}', :now, :now)"
+                    ),
+                    {"id": project.hex if db.dialect == "sqlite" else project, "name": f"p{index}", "now": now},
+                )
+            for n in range(3):
+                for project in projects:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO tasks (id, project_id, title, extra, created_at, updated_at) "
+                            "VALUES (:id, :project, :title, '{}', :created, :created)"
+                        ),
+                        {
+                            "id": uuid.uuid4().hex if db.dialect == "sqlite" else uuid.uuid4(),
+                            "project": project.hex if db.dialect == "sqlite" else project,
+                            "title": f"t{n}",
+                            "created": now.replace(microsecond=n),
+                        },
+                    )
+        await migrate.upgrade(db)
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT project_id, title, number FROM tasks"))).all()
+        numbered = sorted((str(p), title, number) for p, title, number in rows)
+        assert [(title, number) for _, title, number in numbered] == [
+            ("t0", 1), ("t1", 2), ("t2", 3), ("t0", 1), ("t1", 2), ("t2", 3)
+        ]  # fmt: skip
     finally:
         await db.dispose()

@@ -5,18 +5,21 @@ Every `/api` route declares `authorize(Role.X)`; a test walks the route table to
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.auth import service as auth_service
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import PermissionDenied, Unauthenticated
+from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.secrets import SecretBox
 
@@ -70,17 +73,27 @@ def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
             raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
         async with services.db.session() as session:
             principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
+            if not principal.role.covers(role):
+                raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
+            project = request.path_params.get("project_id")
+            if principal.project_id is not None and not await _is_project(session, principal.project_id, project):
+                raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
             await session.commit()
-        if not principal.role.covers(role):
-            raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
-        project = request.path_params.get("project_id")
-        if principal.project_id is not None and str(principal.project_id) != str(project):
-            raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
         request.state.principal = principal
         return principal
 
     check.required_role = role  # type: ignore[attr-defined]
     return check
+
+
+async def _is_project(session: AsyncSession, project_id: uuid.UUID, ref: str | None) -> bool:
+    """Whether a route's `{project_id}` (an id or a name) names `project_id`."""
+    if ref is None:
+        return False
+    if ref == str(project_id):
+        return True
+    name = await session.scalar(select(Project.name).where(Project.id == project_id))
+    return name == ref
 
 
 Viewer = Annotated[Principal, Depends(authorize(Role.viewer))]

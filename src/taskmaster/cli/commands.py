@@ -14,6 +14,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("worker", "worker", "Run a durable worker process (heartbeats, graceful stop on SIGTERM)."),
     ("db", "db", "Database schema: migrate, status, create-migration."),
     ("project", "projects", "Register and inspect projects (repositories)."),
+    ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
 )

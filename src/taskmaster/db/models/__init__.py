@@ -6,7 +6,7 @@ from taskmaster.db.models.auth import ApiToken, RoleBinding, User
 from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
 from taskmaster.db.models.projects import Project
 from taskmaster.db.models.pull_requests import PullRequest
-from taskmaster.db.models.tasks import Task
+from taskmaster.db.models.tasks import Task, TaskDependency
 from taskmaster.db.models.templates import Template
 from taskmaster.db.models.webhooks import WebhookDelivery
 from taskmaster.db.models.workers import Worker
@@ -23,6 +23,7 @@ __all__ = [
     "StepAttempt",
     "StepLog",
     "Task",
+    "TaskDependency",
     "Template",
     "User",
     "WebhookDelivery",

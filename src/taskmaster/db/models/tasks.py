@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskmaster.db.base import Base, IdMixin, TimestampMixin
@@ -18,7 +18,11 @@ class Task(IdMixin, TimestampMixin, Base):
         # "next task": ready tasks of a project by status, then priority.
         Index("ix_tasks_next", "project_id", "status", "priority"),
         Index("ix_tasks_parent_task_id", "parent_task_id"),
+        UniqueConstraint("project_id", "number"),
     )
+
+    number: Mapped[int]
+    """A small per-project number people can type ("task 12"); the id stays the UUID."""
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(500))
@@ -29,7 +33,11 @@ class Task(IdMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
     priority: Mapped[int] = mapped_column(default=3, server_default=text("3"))
     complexity: Mapped[int | None]
+    # The seed's column: ids of the tasks this one depends on, as strings. `task_dependencies` holds the same
+    # edges as rows so the ready/next queries can use indexes; the tasks service writes both together.
     dependencies: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    dependents_count: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """How many tasks transitively depend on this one: `next` moves work that unblocks most first."""
     parent_task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     assignee: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None]
@@ -37,3 +45,13 @@ class Task(IdMixin, TimestampMixin, Base):
     completed_at: Mapped[datetime | None]
     source_section: Mapped[str | None] = mapped_column(String(500))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TaskDependency(Base):
+    """Edge `task_id` depends on `depends_on_id` (same project). Deleting either task removes the edge."""
+
+    __tablename__ = "task_dependencies"
+    __table_args__ = (Index("ix_task_dependencies_depends_on_id", "depends_on_id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)

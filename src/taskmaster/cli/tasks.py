@@ -1,0 +1,366 @@
+"""`taskmaster task list | show | add | update | set-status | next | claim | ready | deps | validate | fix | remove`.
+
+TASK is a task's number in the project (or its id). `--project` may be left out when there is one project.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from taskmaster.cli import common
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from taskmaster.db.models import Project, Task
+
+T = TypeVar("T")
+command = typer.Typer(no_args_is_help=True)
+
+ProjectOption = Annotated[
+    str | None, typer.Option("--project", "-p", help="Project name or id (optional when there is only one).")
+]
+TaskArgument = Annotated[str, typer.Argument(help="Task number (or id).")]
+ACTOR = "cli"
+
+
+def _in_project(project: str | None, action: Callable[[AsyncSession, Project], Awaitable[T]], *, lock: bool) -> T:
+    """Resolve the project (taking its write lock first when `lock`) and run `action` in one transaction."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession) -> T:
+        ref = project if project is not None else await _only_project(session)
+        found = await (service.lock_project(session, ref) if lock else service.get_project(session, ref))
+        return await action(session, found)
+
+    return common.run_in_transaction(common.settings(), go)
+
+
+async def _only_project(session: AsyncSession) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from taskmaster.db.models import Project
+
+    rows = (await session.execute(select(Project.id, Project.name).limit(5))).all()
+    if len(rows) == 1:
+        return rows[0][0]
+    if not rows:
+        common.fail("no project yet: create one with `taskmaster project add NAME --repo URL`", common.EXIT_FAILURE)
+    names = ", ".join(name for _, name in rows)
+    common.fail(f"several projects exist ({names}…): choose one with --project", common.EXIT_ERROR)
+
+
+def _summary_rows(tasks: list[Task]) -> list[tuple[Any, ...]]:
+    return [
+        (t.number, t.status, t.priority, t.type, t.title, _deps(t), t.assignee or "")
+        for t in tasks
+    ]  # fmt: skip
+
+
+def _deps(task: Task) -> str:
+    return ",".join(str(d)[:8] for d in task.dependencies)
+
+
+def _print_tasks(tasks: list[Task], json_output: bool, details: bool = False, title: str | None = None) -> None:
+    from taskmaster.tasks import service
+
+    if json_output:
+        render = service.to_out if details else service.to_summary
+        common.print_json([render(t).model_dump(mode="json") for t in tasks])
+        return
+    common.print_table(["#", "status", "pri", "type", "title", "depends on", "assignee"], _summary_rows(tasks), title)
+
+
+def _print_task(task: Task | None, json_output: bool) -> None:
+    from taskmaster.tasks import service
+
+    if task is None:
+        if json_output:
+            common.print_json(None)
+        else:
+            print("no task is ready")
+        return
+    out = service.to_out(task)
+    if json_output:
+        common.print_json(out.model_dump(mode="json"))
+        return
+    for key, value in out.model_dump().items():
+        if value not in (None, [], ""):
+            print(f"{key:>17}: {value}")
+
+
+@command.command("list")
+def list_command(
+    project: ProjectOption = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Only tasks assigned to this name.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 1000,
+    details: Annotated[bool, typer.Option(help="With --json: every field.")] = False,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """List tasks in number order."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> list[Task]:
+        where = service.TaskFilter(status=status, type=type_, assignee=assignee)  # type: ignore[arg-type]
+        tasks, _ = await service.list_tasks(session, found.id, where=where, limit=limit)
+        return tasks
+
+    _print_tasks(_in_project(project, go, lock=False), json_output, details)
+
+
+@command.command("show")
+def show_command(task: TaskArgument, project: ProjectOption = None, json_output: bool = common.JsonOption) -> None:
+    """Show one task with every field."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> Task:
+        return await service.get_task(session, found.id, task)
+
+    _print_task(_in_project(project, go, lock=False), json_output)
+
+
+@command.command("add")
+def add_command(
+    title: Annotated[str, typer.Argument(help="What is to be done.")],
+    project: ProjectOption = None,
+    description: Annotated[str | None, typer.Option(help="A sentence or two.")] = None,
+    details: Annotated[str | None, typer.Option(help="How to do it.")] = None,
+    test_strategy: Annotated[str | None, typer.Option(help="How to verify it.")] = None,
+    type_: Annotated[str, typer.Option("--type", help="feature, bug, chore, test or docs.")] = "feature",
+    priority: Annotated[int, typer.Option(min=1, max=5, help="1 (highest) … 5.")] = 3,
+    complexity: Annotated[int | None, typer.Option(min=1, max=10, help="1 … 10.")] = None,
+    depends_on: Annotated[
+        list[str] | None, typer.Option("--depends-on", "-d", help="A task it needs (repeat).")
+    ] = None,
+    parent: Annotated[str | None, typer.Option(help="Make it a subtask of this task.")] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Add a task."""
+    from pydantic import ValidationError
+
+    from taskmaster.tasks import service
+    from taskmaster.tasks.schemas import TaskCreate
+
+    async def go(session: AsyncSession, found: Project) -> Task:
+        parent_id = (await service.get_task(session, found.id, parent)).id if parent else None
+        dependency_ids = [(await service.get_task(session, found.id, ref)).id for ref in depends_on or []]
+        try:
+            spec = TaskCreate(
+                title=title, description=description, details=details, test_strategy=test_strategy,
+                type=type_, priority=priority, complexity=complexity, dependencies=dependency_ids,
+                parent_task_id=parent_id,
+            )  # fmt: skip
+        except ValidationError as exc:
+            common.fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return await service.create_task(session, project=found, spec=spec, actor=ACTOR)
+
+    _print_task(_in_project(project, go, lock=True), json_output)
+
+
+@command.command("update")
+def update_command(
+    task: TaskArgument,
+    project: ProjectOption = None,
+    title: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    details: Annotated[str | None, typer.Option()] = None,
+    test_strategy: Annotated[str | None, typer.Option()] = None,
+    type_: Annotated[str | None, typer.Option("--type")] = None,
+    priority: Annotated[int | None, typer.Option(min=1, max=5)] = None,
+    complexity: Annotated[int | None, typer.Option(min=1, max=10)] = None,
+    assignee: Annotated[str | None, typer.Option()] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Change a task's fields (only those given)."""
+    from pydantic import ValidationError
+
+    from taskmaster.tasks import service
+    from taskmaster.tasks.schemas import TaskUpdate
+
+    given = {
+        "title": title, "description": description, "details": details, "test_strategy": test_strategy,
+        "type": type_, "priority": priority, "complexity": complexity, "assignee": assignee,
+    }  # fmt: skip
+    try:
+        spec = TaskUpdate.model_validate({key: value for key, value in given.items() if value is not None})
+    except ValidationError as exc:
+        common.fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+
+    async def go(session: AsyncSession, found: Project) -> Task:
+        return await service.update_task(session, await service.get_task(session, found.id, task), spec, actor=ACTOR)
+
+    _print_task(_in_project(project, go, lock=True), json_output)
+
+
+@command.command("set-status")
+def set_status_command(
+    task: TaskArgument,
+    status: Annotated[str, typer.Argument(help="pending, in_progress, review, done, blocked, deferred, cancelled.")],
+    project: ProjectOption = None,
+    cascade: Annotated[bool, typer.Option(help="With done: mark open subtasks done too.")] = False,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Change a task's status."""
+    from taskmaster.tasks import service
+    from taskmaster.tasks.schemas import TASK_STATUSES
+
+    wanted = status.replace("-", "_")
+    if wanted not in TASK_STATUSES:
+        common.fail(f"status must be one of {', '.join(TASK_STATUSES)} (got {status!r})")
+
+    async def go(session: AsyncSession, found: Project) -> list[Task]:
+        target = await service.get_task(session, found.id, task)
+        return await service.set_status(session, target, wanted, cascade=cascade, actor=ACTOR)
+
+    changed = _in_project(project, go, lock=True)
+    if json_output:
+        _print_tasks(changed, True)
+    else:
+        print(", ".join(f"#{t.number}" for t in changed) + f" → {wanted}")
+
+
+@command.command("next")
+def next_command(
+    project: ProjectOption = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Unassigned tasks or this assignee's.")] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Show the task to work on next (priority, then how much it unblocks, then complexity, then age)."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> Task | None:
+        return await service.next_task(session, found, where=service.TaskFilter(type=type_, assignee=assignee))
+
+    _print_task(_in_project(project, go, lock=False), json_output)
+
+
+@command.command("ready")
+def ready_command(
+    project: ProjectOption = None,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="Unassigned tasks or this assignee's.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """List every task that could start now, best first (for parallel agents)."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> list[Task]:
+        where = service.TaskFilter(type=type_, assignee=assignee)
+        return await service.ready_tasks(session, found, where=where, limit=limit)
+
+    _print_tasks(_in_project(project, go, lock=False), json_output, title="ready")
+
+
+@command.command("claim")
+def claim_command(
+    assignee: Annotated[str, typer.Option(help="Who takes it (an agent or a person).")],
+    project: ProjectOption = None,
+    lease_minutes: Annotated[float, typer.Option(min=0.2, help="Back to pending if not finished by then.")] = 30,
+    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Atomically take the next ready task: in_progress, assigned, with a lease. Exit 1 when none is ready."""
+    from datetime import timedelta
+
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession) -> Task | None:
+        ref = project if project is not None else await _only_project(session)
+        where = service.TaskFilter(type=type_)
+        return await service.claim_task(
+            session, ref, assignee=assignee, lease=timedelta(minutes=lease_minutes), where=where
+        )
+
+    claimed = common.run_in_transaction(common.settings(), go)
+    _print_task(claimed, json_output)
+    if claimed is None:
+        raise typer.Exit(common.EXIT_FAILURE)
+
+
+@command.command("deps")
+def deps_command(
+    task: TaskArgument,
+    project: ProjectOption = None,
+    add: Annotated[list[str] | None, typer.Option("--add", help="Make TASK depend on this task (repeat).")] = None,
+    remove: Annotated[list[str] | None, typer.Option("--remove", help="Drop this dependency (repeat).")] = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Show a task's dependencies, or change them with --add/--remove (cycles are refused, naming the cycle)."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> list[Task]:
+        target = await service.get_task(session, found.id, task)
+        for ref in add or []:
+            await service.add_dependency(session, target, await service.get_task(session, found.id, ref), actor=ACTOR)
+        for ref in remove or []:
+            other = await service.get_task(session, found.id, ref)
+            await service.remove_dependency(session, target, other, actor=ACTOR)
+        return [await service.get_task(session, found.id, dep) for dep in target.dependencies]
+
+    _print_tasks(_in_project(project, go, lock=bool(add or remove)), json_output, title=f"task {task} depends on")
+
+
+@command.command("remove")
+def remove_command(
+    task: TaskArgument,
+    project: ProjectOption = None,
+    force: Annotated[bool, typer.Option(help="Remove even if other tasks depend on it.")] = False,
+) -> None:
+    """Remove a task and its subtasks."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> int:
+        target = await service.get_task(session, found.id, task)
+        await service.delete_task(session, target, force=force, actor=ACTOR)
+        return target.number
+
+    print(f"task #{_in_project(project, go, lock=True)} removed")
+
+
+def _print_report(report: Any, json_output: bool, *, verb: str) -> None:
+    if json_output:
+        common.print_json(
+            {
+                "ok": not report.findings,
+                "tasks": report.tasks,
+                "dependencies": report.dependencies,
+                "findings": [vars(f) for f in report.findings],
+            }
+        )
+        return
+    for finding in report.findings:
+        print(f"{finding.kind:>9}  {finding.message}")
+    print(f"{len(report.findings)} {verb} in {report.tasks} tasks with {report.dependencies} dependencies")
+
+
+@command.command("validate")
+def validate_command(project: ProjectOption = None, json_output: bool = common.JsonOption) -> None:
+    """Find self, missing, duplicate and circular dependencies at every level; exit 1 when any is found."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> service.GraphReport:
+        return await service.validate_graph(session, found)
+
+    report = _in_project(project, go, lock=False)
+    _print_report(report, json_output, verb="problem(s)")
+    if report.findings:
+        raise typer.Exit(common.EXIT_FAILURE)
+
+
+@command.command("fix")
+def fix_command(project: ProjectOption = None, json_output: bool = common.JsonOption) -> None:
+    """Repair what validate finds, removing the fewest edges that break each cycle; prints every change."""
+    from taskmaster.tasks import service
+
+    async def go(session: AsyncSession, found: Project) -> service.GraphReport:
+        return await service.fix_graph(session, found, actor=ACTOR)
+
+    _print_report(_in_project(project, go, lock=True), json_output, verb="change(s)")

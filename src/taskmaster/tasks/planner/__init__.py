@@ -1,0 +1,1 @@
+"""Planners turn a product requirements document into `PlannedTask`s (offline parser or an LLM)."""
