@@ -1,0 +1,42 @@
+"""`taskmaster task ...` through the real command: JSON shaped like the REST API, exit codes like CI tools."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import Runner
+
+
+def test_task_workflow_from_the_command_line(taskmaster_cli: Runner) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    none = taskmaster_cli("task", "list")
+    assert none.returncode == 1 and "no project yet" in none.stderr
+    assert taskmaster_cli("project", "add", "app", "--repo", "/app").returncode == 0
+    first = json.loads(taskmaster_cli("task", "add", "Schema", "--priority", "1", "--json").stdout)
+    assert first["number"] == 1 and first["status"] == "pending" and first["dependencies"] == []
+    second = json.loads(taskmaster_cli("task", "add", "API", "-d", "1", "--type", "feature", "--json").stdout)
+    assert second["dependencies"] == [first["id"]]
+    cycle = taskmaster_cli("task", "deps", "1", "--add", "2")
+    assert cycle.returncode == 1 and "would create a cycle: #1 -> #2 -> #1" in cycle.stderr
+    bad = taskmaster_cli("task", "set-status", "1", "finished")
+    assert bad.returncode == 2 and "status must be one of" in bad.stderr
+    assert json.loads(taskmaster_cli("task", "next", "--json").stdout)["title"] == "Schema"
+    claimed = taskmaster_cli("task", "claim", "--assignee", "agent-1", "--json")
+    assert claimed.returncode == 0 and json.loads(claimed.stdout)["assignee"] == "agent-1"
+    nothing = taskmaster_cli("task", "claim", "--assignee", "agent-2")
+    assert nothing.returncode == 1 and "no task is ready" in nothing.stdout
+    assert taskmaster_cli("task", "set-status", "1", "done").returncode == 0
+    ready = json.loads(taskmaster_cli("task", "ready", "--json").stdout)
+    assert [t["title"] for t in ready] == ["API"]
+    listed = json.loads(taskmaster_cli("task", "list", "--json").stdout)
+    assert [(t["number"], t["status"]) for t in listed] == [(1, "done"), (2, "pending")]
+    valid = taskmaster_cli("task", "validate", "--json")
+    assert valid.returncode == 0 and json.loads(valid.stdout)["ok"] is True
+    assert taskmaster_cli("project", "add", "other", "--repo", "/o").returncode == 0
+    ambiguous = taskmaster_cli("task", "list")
+    assert ambiguous.returncode == 2 and "choose one with --project" in ambiguous.stderr
+    refused = taskmaster_cli("task", "remove", "1", "-p", "app")
+    assert refused.returncode == 1 and "depend on task #1" in refused.stderr
+    assert taskmaster_cli("task", "remove", "1", "-p", "app", "--force").returncode == 0
+    shown = json.loads(taskmaster_cli("task", "show", "2", "-p", "app", "--json").stdout)
+    assert shown["dependencies"] == []
