@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
+    ("agentapi", "agentapi", "AgentAPI server for terminal coding agents (many sessions, auth, transcripts)."),
 )
 
 

@@ -18,5 +18,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"taskmaster {taskmaster.__version__}")
         return
     from taskmaster.cli.app import build_app
+    from taskmaster.cli.commands import COMMANDS
 
-    build_app()(args=args, prog_name="taskmaster")
+    known = {name for name, _, _ in COMMANDS}
+    build_app(only=args[0] if args[0] in known else None)(args=args, prog_name="taskmaster")

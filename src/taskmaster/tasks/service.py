@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -33,6 +34,8 @@ from taskmaster.tasks.schemas import (
 )
 
 DEFAULT_LEASE = timedelta(minutes=30)
+_TASKS = cast(Table, Task.__table__)
+_EDGES = cast(Table, TaskDependency.__table__)
 CANCELLED_SATISFIES = "cancelled_satisfies_dependencies"
 """Project setting: a `cancelled` dependency counts as satisfied (default: it does not)."""
 
@@ -623,9 +626,9 @@ async def import_planned(
         row["dependents_count"] = counts.get(row["id"], 0)  # type: ignore[call-overload]
     # Core inserts: the ORM's bulk path adds nothing here and costs twice as much.
     for chunk in range(0, len(rows), 5000):
-        await session.execute(insert(Task.__table__), rows[chunk : chunk + 5000])
+        await session.execute(insert(_TASKS), rows[chunk : chunk + 5000])
     for chunk in range(0, len(unique_edges), 5000):
-        await session.execute(insert(TaskDependency.__table__), unique_edges[chunk : chunk + 5000])
+        await session.execute(insert(_EDGES), unique_edges[chunk : chunk + 5000])
     if touches_existing:
         await refresh_dependents_counts(session, project.id, around=sorted(touches_existing))
     await audit.record(

@@ -1,0 +1,143 @@
+"""Terminal emulation for one agent: pyte fed from the PTY, rendered lines cached, scrollback kept.
+
+Only lines pyte marks dirty are re-rendered, so a snapshot of an 80x1000 screen costs a list copy, not a redraw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyte
+
+
+def _render(line: dict[int, pyte.screens.Char]) -> str:
+    if not line:
+        return ""
+    # Wide characters leave an empty-data placeholder in the next cell; joining skips it, as pyte's display does.
+    return "".join(line[x].data for x in range(max(line) + 1)).rstrip()
+
+
+class _Screen(pyte.Screen):
+    """A pyte screen that mirrors its rows as strings and keeps the lines that scroll off the top."""
+
+    def __init__(self, columns: int, lines: int, scrollback_limit: int) -> None:
+        self.rows: list[str] = [""] * lines
+        self.scrollback: list[str] = []
+        self.scrolled = 0  # lines ever pushed into scrollback, including ones since trimmed
+        self.scrollback_limit = scrollback_limit
+        self.changed = False
+        super().__init__(columns, lines)
+
+    def render_dirty(self) -> None:
+        if not self.dirty:
+            return
+        rows, buffer = self.rows, self.buffer
+        for y in self.dirty:
+            if 0 <= y < self.lines:
+                text = _render(buffer[y]) if y in buffer else ""
+                if rows[y] != text:
+                    rows[y] = text
+                    self.changed = True
+        self.dirty.clear()
+
+    def index(self) -> None:
+        top, bottom = self.margins or (0, self.lines - 1)
+        if self.cursor.y != bottom:
+            super().index()
+            return
+        # pyte marks every row dirty on a scroll; render what really changed first, then shift our mirror the same
+        # way, so a scrolling burst costs one row per line instead of the whole screen per line.
+        self.render_dirty()
+        if top == 0:
+            self.scrollback.append(self.rows[0])
+            self.scrolled += 1
+            if len(self.scrollback) > self.scrollback_limit:
+                del self.scrollback[: len(self.scrollback) - self.scrollback_limit]
+        del self.rows[top]
+        self.rows.insert(bottom, "")
+        super().index()
+        self.dirty.clear()
+        self.changed = True
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        super().resize(lines, columns)
+        self.rows = [""] * self.lines
+        self.dirty.update(range(self.lines))
+        self.render_dirty()
+        self.changed = True
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A point in the terminal's history: how many lines had scrolled off, and the screen rows at that moment."""
+
+    scrolled: int
+    rows: tuple[str, ...]
+
+
+class Terminal:
+    """A virtual terminal. Not thread-safe: feed and read it from one event loop.
+
+    `feed` returns whether the visible text (or the scrollback) changed; cursor moves alone do not count.
+    """
+
+    def __init__(self, columns: int = 80, lines: int = 1000, scrollback_limit: int = 100_000) -> None:
+        self._screen = _Screen(columns, lines, scrollback_limit)
+        self._stream = pyte.ByteStream(self._screen)
+
+    @property
+    def columns(self) -> int:
+        return int(self._screen.columns)
+
+    @property
+    def lines(self) -> int:
+        return int(self._screen.lines)
+
+    def feed(self, data: bytes) -> bool:
+        screen = self._screen
+        screen.changed = False
+        self._stream.feed(data)
+        screen.render_dirty()
+        return bool(screen.changed)
+
+    def rows(self) -> tuple[str, ...]:
+        """The visible screen, one right-trimmed string per row."""
+        return tuple(self._screen.rows)
+
+    def text(self) -> str:
+        """The visible screen as text with trailing blank rows dropped."""
+        rows = self._screen.rows
+        end = len(rows)
+        while end and not rows[end - 1]:
+            end -= 1
+        return "\n".join(rows[:end])
+
+    def mark(self) -> Mark:
+        return Mark(self._screen.scrolled, self.rows())
+
+    def since(self, mark: Mark) -> tuple[list[str], list[str]]:
+        """(old, new): the rows at `mark`, and every line from that point on, scrolled-off lines included.
+
+        Lines that scrolled off between the mark and now come first in `new`, so a reply longer than the screen is
+        returned whole and in order, as long as the scrollback limit was not exceeded.
+        """
+        screen = self._screen
+        scrolled_since = screen.scrolled - mark.scrolled
+        kept = len(screen.scrollback)
+        start = max(kept - scrolled_since, 0)
+        return list(mark.rows), screen.scrollback[start:] + screen.rows
+
+    def scrollback_lines(self) -> int:
+        return len(self._screen.scrollback)
+
+    @property
+    def cursor(self) -> tuple[int, int]:
+        return int(self._screen.cursor.x), int(self._screen.cursor.y)
+
+
+def diff(old: tuple[str, ...] | list[str], new: tuple[str, ...] | list[str]) -> list[int]:
+    """Indexes of the rows that differ between two snapshots (a longer snapshot's extra rows count as changed)."""
+    changed = [i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b]
+    if len(old) != len(new):
+        changed.extend(range(min(len(old), len(new)), max(len(old), len(new))))
+    return changed
