@@ -15,9 +15,11 @@ N = TypeVar("N", bound=Hashable)
 ProblemKind = Literal["self", "missing", "duplicate", "cycle"]
 Label = Callable[[Any], str]
 
-# Ceiling on the bitsets `transitive_dependents_counts` keeps alive at once (one per node, `block` bits each).
+# Ceiling on the bitsets `transitive_dependents_counts` keeps alive at once (at most one per node).
 _BITSET_BUDGET_BYTES = 32 << 20
 _MIN_BLOCK_BITS = 256
+# Dependency lists up to this long are sorted with list.sort (a few compares per item); longer ones by counting.
+_SORT_IN_PLACE = 64
 
 
 class GraphError(InvalidInput):
@@ -168,8 +170,7 @@ def fix(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, label: Label = str)
     kind, cycle removals per component in `validate`'s order. Never raises.
     """
     edge_list = list(edges)
-    pairs: list[int] = []
-    graph = _index(nodes, edge_list, pairs)
+    graph = _index(nodes, edge_list)
     ids = graph.ids
     removed: list[Removal[N]] = []
     for s, _, count in graph.selfs:
@@ -196,9 +197,9 @@ def fix(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, label: Label = str)
     kept: list[tuple[N, N]] = []
     seen: set[tuple[int, int]] = set()
     known = graph.known
-    for k, edge in enumerate(edge_list):
-        key = (pairs[2 * k], pairs[2 * k + 1])
-        if key[0] == key[1] or key[0] >= known or key[1] >= known or key in seen or key in cut:
+    for edge, s, t in zip(edge_list, graph.sources, graph.targets, strict=True):
+        key = (s, t)
+        if s == t or s >= known or t >= known or key in seen or key in cut:
             continue
         seen.add(key)
         kept.append(edge)
@@ -208,8 +209,8 @@ def fix(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, label: Label = str)
 def topological_order(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, label: Label = str) -> list[N]:
     """Every node once, each after all of its dependencies.
 
-    Stable: nodes already in a valid order come back unchanged, and otherwise each node moves only as far as its
-    dependencies require (depth-first, in the given order). Duplicate edges are harmless. O(V + E).
+    Depth-first in the given order, so nodes already in a valid order come back unchanged. Duplicate edges are
+    harmless. O(V + E).
     Raises `GraphError` for an edge naming a node not in `nodes`, `CycleError` (naming one loop) for circular
     dependencies, self-dependencies included.
     """
@@ -254,20 +255,20 @@ def topological_order(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, label
 def transitive_dependents_counts(
     nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, block_bits: int | None = None
 ) -> dict[N, int]:
-    """For each node, how many distinct other nodes depend on it directly or through others. Exact.
+    """For each node, how many distinct other nodes depend on it, directly or through others. Exact.
 
-    Self, missing and duplicate edges are ignored; nodes in one cycle all count each other. Method: strongly
-    connected components are condensed, and each weakly connected component (V_w nodes, E_w edges) is walked in
-    topological order, dependents first, keeping per component a Python int as the bitset of the nodes that reach
-    it; a bitset is freed as soon as it has been passed on. When the bitsets alive at once could exceed 32 MiB
-    (W alive of up to V_w bits each: W is measured first), the nodes are split into blocks of B = 2**28 / W bits
-    and the walk repeats per block, starting at the block since no earlier node can reach into it (`block_bits`
-    forces B, for tests).
+    Self, missing and duplicate edges are ignored; the nodes of one cycle all count each other. Strongly connected
+    components are condensed, then each weakly connected component (V_w nodes, E_w edges) is walked dependents
+    first with one Python int per component as the bitset of the nodes that reach it, freed once passed on; a
+    component with a single dependent takes its count from that one (chains, tree branches). If the bitsets alive
+    at once (W of them, measured first, each up to V_w bits) could exceed 32 MiB, the walk repeats over blocks of
+    B = 2**28 / W target bits, each pass starting at its block since no earlier node reaches into it
+    (`block_bits` forces B, for tests).
 
-    Time: O(V + E) steps plus O(E_w * V_w / 64) machine words of bitset work per weakly connected component, times
-    about 1 + V_w * W / 2**29 for the passes. Trees, diamonds and chains keep W small, so one 100,000-node chain is
-    a single pass; the worst case (W close to V_w) is about V_w / 2**29 * V_w passes over half the component.
-    Memory: O(V + E) plus at most 32 MiB of bitsets. Never raises.
+    Time: O(V + E) steps plus O(E_w * V_w / 64) machine words of bitset work per weakly connected component and
+    pass; one pass when V_w * W <= 2**28, which trees, diamonds and chains meet even at 100,000 nodes. The worst
+    case, W near V_w, takes V_w**2 / 2**28 passes (37 at 100,000 nodes) over half the component on average.
+    Memory: O(V + E) plus at most 32 MiB of live bitsets. Never raises.
     """
     graph = _index(nodes, edges)
     deps = graph.deps
@@ -369,60 +370,67 @@ class _Indexed(Generic[N]):
     selfs: list[tuple[int, int, int]]  # (s, t, occurrences), ascending
     missing: list[tuple[int, int, int]]
     duplicates: list[tuple[int, int, int]]
+    sources: list[int]  # per edge as given: its source's number
+    targets: list[int]
 
 
-def _index(nodes: Iterable[N], edges: Iterable[tuple[N, N]], pairs: list[int] | None = None) -> _Indexed[N]:
-    """Number the nodes and sort the edges into clean dependency lists and faults; `pairs` gets s, t per edge."""
+def _index(nodes: Iterable[N], edges: Iterable[tuple[N, N]]) -> _Indexed[N]:
+    """Number the nodes, and sort the edges into clean dependency lists and faults."""
     ids = list(nodes)
     index = dict(zip(ids, range(len(ids)), strict=True))
     if len(index) < len(ids):  # a node listed twice keeps its first place
         ids = list(dict.fromkeys(ids))
         index = dict(zip(ids, range(len(ids)), strict=True))
     known = len(ids)
-    sources_of: list[list[int]] = [[] for _ in range(known)]
-
-    def add(node: N) -> int:
-        i = index.setdefault(node, len(ids))
-        if i == len(ids):
-            ids.append(node)
-            sources_of.append([])
-        return i
-
-    for a, b in edges:
-        try:
-            s, t = index[a], index[b]
-        except KeyError:
-            s, t = add(a), add(b)
-        sources_of[t].append(s)
-        if pairs is not None:
-            pairs += (s, t)
-    # Bucketing by target, then by source, sorts every dependency list in O(V + E) and puts copies side by side:
-    # results then depend on the node order only, not on the order edges arrive in.
+    edge_list = edges if isinstance(edges, list) else list(edges)
+    try:
+        # When every node is known (the common case) the lookups run in C: hashing ids is most of the cost here.
+        sources = list(map(index.__getitem__, [a for a, _ in edge_list]))
+        targets = list(map(index.__getitem__, [b for _, b in edge_list]))
+    except KeyError:
+        sources, targets = [], []
+        for a, b in edge_list:
+            for node, numbers in ((a, sources), (b, targets)):
+                i = index.setdefault(node, len(ids))
+                if i == len(ids):
+                    ids.append(node)
+                numbers.append(i)
     targets_of: list[list[int]] = [[] for _ in range(len(ids))]
-    for t, sources in enumerate(sources_of):
-        for s in sources:
-            targets_of[s].append(t)
+    for s, t in zip(sources, targets, strict=True):
+        targets_of[s].append(t)
+    # Sorted dependency lists make every result depend on the node order only, not on the order edges arrive in,
+    # and put copies side by side. Short lists (all of them, in practice) are sorted in place in O(d); longer ones
+    # by one counting sort over all targets, which keeps the whole O(V + E).
+    long_lists = [s for s, numbers in enumerate(targets_of) if len(numbers) > _SORT_IN_PLACE]
+    if long_lists:
+        sources_of: list[list[int]] = [[] for _ in range(len(ids))]
+        for s in long_lists:
+            for t in targets_of[s]:
+                sources_of[t].append(s)
+            targets_of[s] = []
+        for t, numbers in enumerate(sources_of):
+            for s in numbers:
+                targets_of[s].append(t)
 
-    deps = targets_of[:known]  # most lists are clean already and are shared, not copied
+    deps = targets_of[:known]  # most lists are clean already, and are shared rather than copied
     selfs: list[tuple[int, int, int]] = []
     missing: list[tuple[int, int, int]] = []
     duplicates: list[tuple[int, int, int]] = []
-    for s, targets in enumerate(targets_of):
-        if not targets or (
-            s < known
-            and targets[-1] < known
-            and s not in targets
-            and (len(targets) == 1 or len(set(targets)) == len(targets))
-        ):
+    for s, numbers in enumerate(targets_of):
+        if not numbers:
+            continue
+        if 1 < len(numbers) <= _SORT_IN_PLACE:
+            numbers.sort()
+        if s < known and numbers[-1] < known and s not in numbers and len(set(numbers)) == len(numbers):
             continue
         clean: list[int] = []
         if s < known:
             deps[s] = clean
-        i, end = 0, len(targets)
+        i, end = 0, len(numbers)
         while i < end:
-            t = targets[i]
+            t = numbers[i]
             j = i + 1
-            while j < end and targets[j] == t:
+            while j < end and numbers[j] == t:
                 j += 1
             count, i = j - i, j
             if s >= known or t >= known:
@@ -433,7 +441,7 @@ def _index(nodes: Iterable[N], edges: Iterable[tuple[N, N]], pairs: list[int] | 
                 clean.append(t)
                 if count > 1:
                     duplicates.append((s, t, count))
-    return _Indexed(ids, index, known, deps, selfs, missing, duplicates)
+    return _Indexed(ids, index, known, deps, selfs, missing, duplicates, sources, targets)
 
 
 def _missing_message(graph: _Indexed[Any], s: int, t: int, label: Label) -> str:

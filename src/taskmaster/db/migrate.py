@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,20 @@ from taskmaster.db.base import Base
 from taskmaster.db.session import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+# SQLite reflects an index with an expression part (`dependents_count DESC`) without it, so autogenerate would
+# see a difference forever; PostgreSQL reflects it exactly and keeps it checked.
+_EXPRESSION_INDEXES = frozenset({"ix_tasks_ready_order"})
+
+
+def object_filter(dialect: str) -> Callable[..., bool]:
+    """Autogenerate's `include_object` for a dialect; shared by `env.py` and `pending_changes`."""
+
+    def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        return not (kind == "index" and name in _EXPRESSION_INDEXES and dialect == "sqlite")
+
+    return include
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,12 @@ async def pending_changes(db: Database) -> list[Any]:
     """What autogenerate would still write: empty when the migrated schema matches the models."""
 
     def diff(conn: Connection) -> list[Any]:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        opts = {
+            "compare_type": True,
+            "compare_server_default": True,
+            "include_object": object_filter(conn.dialect.name),
+        }
+        context = MigrationContext.configure(conn, opts=opts)
         return list(compare_metadata(context, Base.metadata))
 
     async with db.engine.connect() as conn:

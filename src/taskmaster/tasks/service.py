@@ -36,6 +36,10 @@ from taskmaster.tasks.schemas import (
 DEFAULT_LEASE = timedelta(minutes=30)
 _TASKS = cast(Table, Task.__table__)
 _EDGES = cast(Table, TaskDependency.__table__)
+# Made once: an alias copies every column, which would otherwise cost more than the query itself on each call.
+_DEPENDENCY = aliased(Task, name="dependency")
+_PARENT = aliased(Task, name="parent")
+_CHILD = aliased(Task, name="child")
 CANCELLED_SATISFIES = "cancelled_satisfies_dependencies"
 """Project setting: a `cancelled` dependency counts as satisfied (default: it does not)."""
 
@@ -422,9 +426,7 @@ async def _component(
 def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Task]:
     """The one definition of "ready": pending, every dependency satisfied, parent not blocked, no open subtask."""
     satisfied = ["done", "cancelled"] if project.settings.get(CANCELLED_SATISFIES) else ["done"]
-    dependency = aliased(Task)
-    parent = aliased(Task)
-    child = aliased(Task)
+    dependency, parent, child = _DEPENDENCY, _PARENT, _CHILD
     blocked_by_dependency = exists().where(
         TaskDependency.task_id == Task.id,
         dependency.id == TaskDependency.depends_on_id,
@@ -444,11 +446,12 @@ def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Ta
         query = query.where(Task.type == where.type)
     if where.assignee:
         query = query.where(or_(Task.assignee.is_(None), Task.assignee == where.assignee))
+    # The same order as the index `ix_tasks_ready_order`, so PostgreSQL walks it and stops at the first ready
+    # row instead of sorting every pending task. `number` grows with creation time: it stands for age.
     return query.order_by(
         Task.priority,
         Task.dependents_count.desc(),
-        func.coalesce(Task.complexity, 11),
-        Task.created_at,
+        Task.complexity.asc().nulls_last(),
         Task.number,
     )
 

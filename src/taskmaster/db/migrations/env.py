@@ -10,6 +10,7 @@ from alembic.autogenerate.api import AutogenContext
 
 import taskmaster.db.models  # noqa: F401  (registers every table)
 from taskmaster.db.base import Base, UtcDateTime
+from taskmaster.db.migrate import object_filter
 
 
 def render_item(kind: str, obj: Any, autogen: AutogenContext) -> str | Literal[False]:
@@ -36,6 +37,7 @@ context.configure(
     compare_type=True,
     compare_server_default=True,
     render_item=render_item,
+    include_object=object_filter(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()

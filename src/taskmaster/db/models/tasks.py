@@ -15,8 +15,16 @@ from taskmaster.db.base import Base, IdMixin, TimestampMixin
 class Task(IdMixin, TimestampMixin, Base):
     __tablename__ = "tasks"
     __table_args__ = (
-        # "next task": ready tasks of a project by status, then priority.
-        Index("ix_tasks_next", "project_id", "status", "priority"),
+        # "next task": pending tasks of a project in the order `next` ranks them (tasks/service.py).
+        Index(
+            "ix_tasks_ready_order",
+            "project_id",
+            "status",
+            "priority",
+            text("dependents_count DESC"),
+            "complexity",
+            "number",
+        ),
         Index("ix_tasks_parent_task_id", "parent_task_id"),
         UniqueConstraint("project_id", "number"),
     )
