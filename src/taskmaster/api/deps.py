@@ -71,14 +71,14 @@ def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
-        async with services.db.session() as session:
+        # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
+        async with services.db.autocommit_session() as session:
             principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
             if not principal.role.covers(role):
                 raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
             project = request.path_params.get("project_id")
             if principal.project_id is not None and not await _is_project(session, principal.project_id, project):
                 raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
-            await session.commit()
         request.state.principal = principal
         return principal
 

@@ -98,6 +98,17 @@ class Database:
         async with self.sessionmaker() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def autocommit_session(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own: no BEGIN/COMMIT round trips.
+
+        For short read-mostly work on the hot path (authenticating a request), where each statement stands alone.
+        """
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                yield session
+
     async def ping(self) -> float:
         """Round trip of `SELECT 1` in milliseconds; raises the driver's error when unreachable."""
         started = time.perf_counter()
