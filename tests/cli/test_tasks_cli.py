@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.cli.conftest import Runner
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_task_workflow_from_the_command_line(taskmaster_cli: Runner) -> None:
@@ -40,3 +43,37 @@ def test_task_workflow_from_the_command_line(taskmaster_cli: Runner) -> None:
     assert taskmaster_cli("task", "remove", "1", "-p", "app", "--force").returncode == 0
     shown = json.loads(taskmaster_cli("task", "show", "2", "-p", "app", "--json").stdout)
     assert shown["dependencies"] == []
+
+
+def test_prd_parse_then_next_follows_the_documents_order(taskmaster_cli: Runner, workdir: Path) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert taskmaster_cli("project", "add", "billing", "--repo", "/b").returncode == 0
+    parsed = taskmaster_cli("prd", "parse", str(EXAMPLES / "prd-saas-billing.md"), "-p", "billing", "--json")
+    assert parsed.returncode == 0, parsed.stderr
+    tasks = json.loads(parsed.stdout)
+    top = [t for t in tasks if t["parent_task_id"] is None]
+    assert 6 <= len(top) <= 20 and len(tasks) > len(top)
+    assert all(t["source_section"] for t in tasks)
+    assert json.loads(taskmaster_cli("task", "validate", "--json").stdout)["ok"] is True
+    first = json.loads(taskmaster_cli("task", "next", "--json").stdout)
+    assert "Foundations" in (first["source_section"] or "")
+    empty = workdir / "empty.md"
+    empty.write_text("\n\n")
+    nothing = taskmaster_cli("prd", "parse", str(empty), "-p", "billing")
+    assert nothing.returncode == 1 and "no requirements" in nothing.stderr
+
+
+def test_claude_task_master_file_round_trips_through_the_database(taskmaster_cli: Runner, workdir: Path) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert taskmaster_cli("project", "add", "ctm", "--repo", "/c").returncode == 0
+    source = Path(__file__).parents[1] / "tasks" / "data" / "claude-task-master-tasks.json"
+    imported = taskmaster_cli("task", "import", str(source))
+    assert imported.returncode == 0, imported.stderr
+    assert "tag 'master'" in imported.stdout and "tag 'feature-auth'" in imported.stdout
+    out = workdir / "out.json"
+    assert taskmaster_cli("task", "export", "-o", str(out)).returncode == 0
+    assert json.loads(out.read_text()) == json.loads(source.read_text())
+    broken = workdir / "broken.json"
+    broken.write_text('{"master": {"tasks": [{"id": 1}]}}')
+    refused = taskmaster_cli("task", "import", str(broken))
+    assert refused.returncode == 1 and "master.tasks[0]" in refused.stderr

@@ -182,3 +182,13 @@ async def test_concurrent_claims_and_status_updates_lose_nothing(db: Database) -
         assignees = set((await session.scalars(select(Task.assignee))).all())
     assert statuses == ["done"] * 50
     assert assignees == {f"agent-{n}" for n in range(50)}
+
+
+async def test_a_subtask_waits_for_its_parents_dependencies(db: Database) -> None:
+    project = await _project(db)
+    base = await _add(db, project, "foundation")
+    feature = await _add(db, project, "feature", dependencies=[base.id])
+    await _add(db, project, "feature part", parent_task_id=feature.id)
+    assert [t.title for t in await _ready(db, project)] == ["foundation"]
+    await _status(db, base, "done")
+    assert [t.title for t in await _ready(db, project)] == ["feature part"]

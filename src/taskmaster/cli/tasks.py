@@ -1,4 +1,5 @@
-"""`taskmaster task list | show | add | update | set-status | next | claim | ready | deps | validate | fix | remove`.
+"""`taskmaster task list | show | add | update | set-status | next | claim | ready | deps | validate | fix | remove |
+import | export`.
 
 TASK is a task's number in the project (or its id). `--project` may be left out when there is one project.
 """
@@ -364,3 +365,88 @@ def fix_command(project: ProjectOption = None, json_output: bool = common.JsonOp
         return await service.fix_graph(session, found, actor=ACTOR)
 
     _print_report(_in_project(project, go, lock=True), json_output, verb="change(s)")
+
+
+TAG_FIELD = "tag"
+"""Where an imported task keeps its claude-task-master tag (in `extra`), so export can group tasks again."""
+
+
+@command.command("import")
+def import_command(
+    file: Annotated[str, typer.Argument(help="A claude-task-master tasks.json.")],
+    project: ProjectOption = None,
+    tag: Annotated[str | None, typer.Option(help="Import only this tag (default: every tag).")] = None,
+    replace: Annotated[bool, typer.Option("--replace/--append", help="Replace the project's tasks, or add.")] = False,
+) -> None:
+    """Import tasks, subtasks, dependencies and statuses from claude-task-master's tasks.json (every tag)."""
+    import json
+    from pathlib import Path
+
+    from taskmaster.tasks import service
+    from taskmaster.tasks.compat import import_tasks_json
+
+    try:
+        tagged = import_tasks_json(json.loads(Path(file).read_text(encoding="utf-8")))
+    except OSError as exc:
+        common.fail(f"{file}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        common.fail(f"{file}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})")
+    if tag is not None and tag not in tagged:
+        common.fail(f"{file} has no tag {tag!r} (it has: {', '.join(tagged) or 'none'})")
+    chosen = [tag] if tag is not None else list(tagged)
+
+    async def go(session: AsyncSession, found: Project) -> list[service.ImportResult]:
+        results = []
+        for index, name in enumerate(chosen):
+            plan = [_tagged(task, name) for task in tagged[name]]
+            # Each tag is its own key space (both may have a task "1"), so each is imported on its own.
+            results.append(
+                await service.import_planned(session, found, plan, replace=replace and index == 0, actor=ACTOR)
+            )
+        return results
+
+    for name, result in zip(chosen, _in_project(project, go, lock=True), strict=True):
+        first, last = result.numbers
+        print(f"tag {name!r}: {result.created} tasks as #{first}–#{last}; {result.replaced} replaced")
+        if result.unresolved:
+            print(f"  {len(result.unresolved)} dependencies name no task; `taskmaster task validate` lists them")
+
+
+def _tagged(task: Any, tag: str) -> Any:
+    return task.model_copy(
+        update={"extra": {**task.extra, TAG_FIELD: tag}, "subtasks": [_tagged(sub, tag) for sub in task.subtasks]}
+    )
+
+
+@command.command("export")
+def export_command(
+    project: ProjectOption = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    legacy: Annotated[bool, typer.Option(help="The older flat layout without tags (one tag only).")] = False,
+) -> None:
+    """Export the project's tasks as claude-task-master's tasks.json, grouped by their tags (default master)."""
+    import json
+    from pathlib import Path
+
+    from taskmaster.tasks import service
+    from taskmaster.tasks.compat import export_tasks_json
+
+    async def go(session: AsyncSession, found: Project) -> list[Any]:
+        return await service.export_planned(session, found)
+
+    grouped: dict[str, list[Any]] = {}
+    for task in _in_project(project, go, lock=False):
+        grouped.setdefault(str(task.extra.get(TAG_FIELD, "master")), []).append(_untagged(task))
+    if legacy and len(grouped) > 1:
+        common.fail(f"--legacy holds one tag, and these tasks have {len(grouped)}: {', '.join(grouped)}")
+    document = export_tasks_json(grouped or {"master": []}, legacy=legacy)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        print(text, end="")
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+
+
+def _untagged(task: Any) -> Any:
+    extra = {name: value for name, value in task.extra.items() if name != TAG_FIELD}
+    return task.model_copy(update={"extra": extra, "subtasks": [_untagged(sub) for sub in task.subtasks]})

@@ -686,6 +686,9 @@ def export_tasks_json(tagged: dict[str, list[PlannedTask]], *, legacy: bool = Fa
                 task = task.model_copy(update={"extra": extra})
             copies.append(task)
         cleaned[tag] = copies
+    if not legacy:
+        # Tags the imported file had but that hold no task now (or never did) come back empty, in file order.
+        cleaned = {tag: cleaned.get(tag, []) for tag in [*fields, *cleaned]}
     fields = {tag: value for tag, value in fields.items() if tag in cleaned}
     shape: Literal["tagged", "legacy"] = "legacy" if legacy else "tagged"
     result = write_tasks_json(TasksJson(tags=cleaned, tag_fields=fields, shape=shape, field_order=orders))

@@ -40,6 +40,7 @@ _EDGES = cast(Table, TaskDependency.__table__)
 _DEPENDENCY = aliased(Task, name="dependency")
 _PARENT = aliased(Task, name="parent")
 _CHILD = aliased(Task, name="child")
+_PARENT_EDGE = aliased(TaskDependency, name="parent_edge")
 CANCELLED_SATISFIES = "cancelled_satisfies_dependencies"
 """Project setting: a `cancelled` dependency counts as satisfied (default: it does not)."""
 
@@ -424,7 +425,8 @@ async def _component(
 
 
 def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Task]:
-    """The one definition of "ready": pending, every dependency satisfied, parent not blocked, no open subtask."""
+    """The one definition of "ready": pending, its dependencies and its parent's satisfied, parent not blocked,
+    no open subtask."""
     satisfied = ["done", "cancelled"] if project.settings.get(CANCELLED_SATISFIES) else ["done"]
     dependency, parent, child = _DEPENDENCY, _PARENT, _CHILD
     blocked_by_dependency = exists().where(
@@ -433,12 +435,19 @@ def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Ta
         dependency.status.not_in(satisfied),
     )
     parent_blocked = exists().where(parent.id == Task.parent_task_id, parent.status == "blocked")
+    # A subtask waits for what its parent waits for: the parent's dependencies are the subtask's too.
+    parent_waiting = exists().where(
+        _PARENT_EDGE.task_id == Task.parent_task_id,
+        dependency.id == _PARENT_EDGE.depends_on_id,
+        dependency.status.not_in(satisfied),
+    )
     open_child = exists().where(child.parent_task_id == Task.id, child.status.in_(OPEN_STATUSES))
     query = select(Task).where(
         Task.project_id == project.id,
         Task.status == "pending",
         ~blocked_by_dependency,
         ~parent_blocked,
+        ~parent_waiting,
         ~open_child,
     )
     where = where or TaskFilter()
@@ -549,8 +558,8 @@ async def import_planned(
 ) -> ImportResult:
     """Insert a plan (tasks, subtasks at any depth, dependencies by key) in bulk; call `lock_project` first.
 
-    Dependencies are resolved by key within the plan, and then against existing task numbers of the project
-    (so an appended plan may depend on "#12" or "12"). What resolves to nothing is kept as written in the
+    Dependencies are resolved by key within the plan; "#12" names existing task number 12 of the project
+    (so an appended plan can hang off existing work). What resolves to nothing is kept as written in the
     seed's `dependencies` column, for `validate` and `fix` to report and repair, but gets no edge row.
     With `replace`, the project's existing tasks are deleted first.
     """
@@ -587,7 +596,7 @@ async def import_planned(
         task_id = ids[task.key]
         dependencies: list[str] = []
         for ref in task.dependencies:
-            target = ids.get(ref) or existing.get(ref.lstrip("#"))
+            target = ids.get(ref) or (existing.get(ref[1:]) if ref.startswith("#") else None)
             if target is None:
                 unresolved.append((task.key, ref))
                 dependencies.append(ref)
@@ -641,6 +650,36 @@ async def import_planned(
     return ImportResult(
         created=len(rows), numbers=(start + 1, start + len(rows)), replaced=replaced, unresolved=unresolved
     )
+
+
+async def export_planned(session: AsyncSession, project: Project) -> list[PlannedTask]:
+    """The project's tasks as a plan: subtasks nested, dependencies by key, imported keys and fields kept."""
+    tasks = list((await session.scalars(select(Task).where(Task.project_id == project.id).order_by(Task.number))).all())
+    keys = {str(task.id): str(task.extra.get("key") or task.number) for task in tasks}
+    planned: dict[uuid.UUID, PlannedTask] = {}
+    for task in tasks:
+        planned[task.id] = PlannedTask(
+            key=keys[str(task.id)],
+            title=task.title,
+            description=task.description,
+            details=task.details,
+            test_strategy=task.test_strategy,
+            type=task.type,
+            status=task.status,
+            priority=task.priority,
+            complexity=task.complexity,
+            dependencies=[keys.get(str(dep), str(dep)) for dep in task.dependencies],
+            source_section=task.source_section,
+            assignee=task.assignee,
+            extra={name: value for name, value in task.extra.items() if name != "key"},
+        )
+    roots: list[PlannedTask] = []
+    for task in tasks:
+        if task.parent_task_id is not None and task.parent_task_id in planned:
+            planned[task.parent_task_id].subtasks.append(planned[task.id])
+        else:
+            roots.append(planned[task.id])
+    return roots
 
 
 # -------------------------------------------------------------------------------- validate, fix

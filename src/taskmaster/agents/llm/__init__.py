@@ -1,0 +1,24 @@
+"""LLM providers behind one small protocol: structured output validated by pydantic (Anthropic, OpenAI, Ollama).
+
+The SDKs are imported only when a provider is built, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from taskmaster.agents.llm.base import (
+    LlmProvider,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderOutputError,
+)
+from taskmaster.agents.llm.factory import DEFAULT_MODELS, ProviderName, provider_from_settings
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "LlmProvider",
+    "ProviderError",
+    "ProviderName",
+    "ProviderNotConfigured",
+    "ProviderOutputError",
+    "provider_from_settings",
+]

@@ -1,0 +1,119 @@
+"""What Taskmaster needs from a large language model: one validated, structured answer per call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from taskmaster.core.errors import InvalidInput, Unavailable
+
+T = TypeVar("T", bound=BaseModel)
+
+DEFAULT_MAX_TOKENS = 8192
+# Validation messages go back to the model; past this size they cost tokens without helping it.
+_FEEDBACK_LIMIT = 4000
+_REDACTED = "[redacted]"
+
+
+class LlmProvider(Protocol):
+    """A model that answers with data shaped by a pydantic model (tool use or JSON-schema response format).
+
+    Lifecycle: built by `provider_from_settings` (or directly) without network access; the SDK client is made on
+    the first call and kept, so one provider serves many calls; `aclose()` releases its connections.
+    Concurrency: `structured` may be awaited from many tasks at once; each call is an independent conversation.
+    Callers bound their own parallelism (the SDK's connection pool is not a rate limiter).
+    Errors: transport failures, 429 and 5xx are retried by the SDK itself (its `max_retries`); what is left
+    surfaces as `ProviderError`. An answer that fails validation is sent back to the model with the validation
+    error, up to `output_retries` times, then raises `ProviderOutputError`. Messages never contain API keys.
+    """
+
+    @property
+    def name(self) -> str:
+        """Which service: "anthropic", "openai" or "ollama"."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model asked, as the service names it."""
+        ...
+
+    async def structured(
+        self,
+        *,
+        system: str,
+        prompt: str,
+        schema: type[T],
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> T:
+        """Ask `prompt` under `system` instructions and return the answer validated as `schema`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections; the provider may not be used afterwards."""
+        ...
+
+
+class ProviderError(Unavailable):
+    """The model service could not give an answer: unreachable, rate limited past retries, or it refused the call."""
+
+    code = "llm_provider_error"
+    title = "Language model unavailable"
+
+
+class ProviderOutputError(ProviderError):
+    """The model kept answering with data that does not fit the requested schema."""
+
+    code = "llm_invalid_output"
+    title = "Language model gave no valid answer"
+
+
+class ProviderNotConfigured(InvalidInput):
+    """The provider asked for lacks its configuration (an API key)."""
+
+    code = "llm_not_configured"
+    title = "Language model not configured"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every secret replaced, for messages that may quote a request or a server's echo of it."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a one-letter "key" would blank out half the message
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def validation_feedback(error: ValidationError) -> str:
+    """The validation error as short lines a model can act on: where, and what was wrong."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"- {where}: {item['msg']}")
+    text = "\n".join(lines)
+    return text if len(text) <= _FEEDBACK_LIMIT else text[:_FEEDBACK_LIMIT] + "\n- …"
+
+
+def schema_name(schema: type[BaseModel]) -> str:
+    """A name both services accept for a tool or a response format: ``[a-zA-Z0-9_-]{1,64}``."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", schema.__name__).lower()
+    return re.sub(r"[^a-z0-9_-]", "_", snake)[:64] or "answer"
+
+
+def schema_description(schema: type[BaseModel]) -> str:
+    """The model's docstring (what the answer is for), or a generic line."""
+    doc = (schema.__doc__ or "").strip()
+    return doc.split("\n\n", 1)[0] if doc else f"Return the answer as a {schema.__name__} object."
+
+
+def status_detail(provider: str, status: int, body: object, fallback: str) -> str:
+    """A one-line message for an HTTP error answer: the service's own error text when its body has one."""
+    message = fallback
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+        elif isinstance(error, str):
+            message = error
+    return f"{provider} answered HTTP {status}: {message}"
