@@ -34,11 +34,17 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 def settings() -> Settings:
     """Read the configuration, or stop with one line per problem (never a stack trace)."""
     try:
-        return load_settings()
+        loaded = load_settings()
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"taskmaster: configuration error: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_ERROR) from None
+    from taskmaster.core.logging import configure_logging
+
+    # Commands print their results on stdout (often JSON): log lines go to stderr, and only the ones that matter.
+    # `serve` and `worker` configure logging again at the configured level.
+    configure_logging("warning", loaded.logging.format, stream=sys.stderr)
+    return loaded
 
 
 def run(awaitable: Awaitable[T]) -> T:

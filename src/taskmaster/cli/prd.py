@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from taskmaster.cli import common
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from taskmaster.tasks.service import ImportResult
+    from taskmaster.db.session import Database
+    from taskmaster.tasks.prd import PrdResult
 
 command = typer.Typer(no_args_is_help=True)
+PROVIDERS = ("offline", "anthropic", "openai", "ollama")
 
 
 @command.command("parse")
@@ -23,37 +25,67 @@ def parse_command(
     project: Annotated[str, typer.Option("--project", "-p", help="Project name or id.")],
     num_tasks: Annotated[int | None, typer.Option(min=1, help="About how many top-level tasks to make.")] = None,
     provider: Annotated[str, typer.Option(help="offline (default), anthropic, openai or ollama.")] = "offline",
+    model_name: Annotated[str | None, typer.Option("--model", help="The provider's model (default: its own).")] = None,
     replace: Annotated[bool, typer.Option("--replace/--append", help="Replace the project's tasks, or add.")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Parse FILE into a task graph (dependencies, priorities, subtasks) and store it in the project."""
     from taskmaster.tasks import service
-    from taskmaster.tasks.planner.offline import parse_prd
+    from taskmaster.tasks.prd import parse_into_project
 
-    if provider != "offline":
-        common.fail(f"provider {provider!r} is not available yet; use --provider offline")
+    if provider not in PROVIDERS:
+        common.fail(f"--provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         common.fail(f"{file} is not UTF-8 text")
-    planned = parse_prd(text, num_tasks=num_tasks, source=file.name)
-    if not planned:
-        common.fail(f"{file} holds no requirements to turn into tasks", common.EXIT_FAILURE)
+    settings = common.settings()
 
-    async def go(session: AsyncSession) -> tuple[ImportResult, list[object]]:
-        found = await service.lock_project(session, project)
-        result = await service.import_planned(session, found, planned, replace=replace, actor="cli")
-        tasks, _ = await service.list_tasks(session, found.id, limit=result.created + 1, offset=result.numbers[0] - 1)
+    async def go(db: Database) -> tuple[PrdResult, list[Any]]:
+        model = None
+        if provider != "offline":
+            from taskmaster.agents.llm import provider_from_settings
+
+            model = provider_from_settings(settings, provider, model_name)  # type: ignore[arg-type]
+        with _progress(enabled=model is not None and not json_output) as report:
+            result = await parse_into_project(
+                db, project, text, model=model, num_tasks=num_tasks, replace=replace, source=file.name,
+                actor="cli", progress=report,
+            )  # fmt: skip
+        if model is not None:
+            await model.aclose()
+        first, _ = result.imported.numbers
+        async with db.session() as session:
+            tasks, _ = await service.list_tasks(
+                session, result.project_id, limit=result.imported.created, offset=first - 1
+            )
         return result, list(tasks)
 
-    result, tasks = common.run_in_transaction(common.settings(), go)
+    result, tasks = common.run_with_db(settings, go)
     if json_output:
-        from taskmaster.tasks.service import to_out
-
-        common.print_json([to_out(t).model_dump(mode="json") for t in tasks])  # type: ignore[arg-type]
+        common.print_json([service.to_out(t).model_dump(mode="json") for t in tasks])
         return
-    first, last = result.numbers
-    print(f"{result.created} tasks from {file.name} (#{first}–#{last}); {result.replaced} replaced")
+    first, last = result.imported.numbers
+    print(f"{result.imported.created} tasks from {file.name} (#{first}–#{last}); {result.imported.replaced} replaced")
+    for issue in result.issues:
+        print(f"  note: {issue.message}")
     for task in tasks:
-        indent = "  " if task.parent_task_id else ""  # type: ignore[attr-defined]
-        print(f"{indent}#{task.number:<4} p{task.priority} {task.type:<7} {task.title}")  # type: ignore[attr-defined]
+        indent = "  " if task.parent_task_id else ""
+        print(f"{indent}#{task.number:<4} p{task.priority} {task.type:<7} {task.title}")
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar over the document's chunks while a model works through them."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("planning", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"planning chunk {done}/{total}")
+
+        yield report

@@ -1,0 +1,1 @@
+"""Templates: prompts, workflows and configurations, versioned in the `templates` table."""

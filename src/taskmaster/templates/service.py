@@ -1,0 +1,31 @@
+"""Template use cases: the active version of a named template (seeded from a default), and new versions.
+
+A new version never overwrites an old one; exactly one version of a name is active. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.db.models import Template
+
+
+async def active_template(session: AsyncSession, name: str, *, default: str, kind: str = "prompt") -> Template:
+    """The active version of `name`; the first call stores `default` as version 1."""
+    row = await session.scalar(
+        select(Template).where(Template.name == name, Template.is_active.is_(True)).order_by(Template.version.desc())
+    )
+    if row is not None:
+        return row
+    return await add_version(session, name, default, kind=kind)
+
+
+async def add_version(session: AsyncSession, name: str, content: str, *, kind: str = "prompt") -> Template:
+    """Store `content` as the next version of `name` and make it the active one."""
+    latest = await session.scalar(select(func.max(Template.version)).where(Template.name == name)) or 0
+    await session.execute(update(Template).where(Template.name == name).values(is_active=False))
+    row = Template(name=name, kind=kind, version=latest + 1, content=content, is_active=True)
+    session.add(row)
+    await session.flush()
+    return row
