@@ -13,7 +13,7 @@ import taskmaster
 from taskmaster.api.deps import Services
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware
-from taskmaster.api.routes import health, jobs, projects, tasks, tokens
+from taskmaster.api.routes import health, jobs, prd, projects, tasks, tokens
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
 from taskmaster.db import migrate
@@ -72,6 +72,6 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     app.state.services = services
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, projects.router, tasks.router, tokens.router, jobs.router):
+    for router in (health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router):
         app.include_router(router)
     return app

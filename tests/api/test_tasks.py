@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from taskmaster.auth.schemas import Role
 from tests.api.conftest import Api
@@ -59,3 +60,21 @@ def test_concurrent_claims_over_http_get_distinct_tasks(api: Api) -> None:
         numbers = list(pool.map(claim, range(25)))
     assert sorted(n for n in numbers if n is not None) == list(range(1, 21))
     assert numbers.count(None) == 5
+
+
+def test_prd_upload_makes_the_task_graph(api: Api) -> None:
+    project = _project(api, "billing")
+    prd = (Path(__file__).parents[2] / "examples" / "prd-saas-billing.md").read_bytes()
+    with api.client(Role.developer) as http:
+        response = http.post(f"/api/projects/{project}/prd", files={"file": ("billing.md", prd, "text/markdown")})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["created"] == len(body["tasks"]) > 10
+        assert (body["first_number"], body["replaced"]) == (1, 0)
+        assert http.get(f"/api/projects/{project}/tasks/validate").json()["ok"] is True
+        binary = http.post(f"/api/projects/{project}/prd", files={"file": ("x.md", b"\xff\xfe\x00", "text/plain")})
+        assert binary.status_code == 422 and "not UTF-8" in binary.json()["detail"]
+        empty = http.post(f"/api/projects/{project}/prd", files={"file": ("x.md", b"  \n", "text/plain")})
+        assert empty.status_code == 422 and "no requirements" in empty.json()["detail"]
+    with api.client(Role.viewer) as http:
+        assert http.post(f"/api/projects/{project}/prd", files={"file": ("b.md", prd)}).status_code == 403

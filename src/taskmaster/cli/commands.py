@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status, import, export."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
+    ("mcp", "mcp", "MCP server for coding agents: the task graph as tools (stdio, or --http)."),
     ("agentapi", "agentapi", "AgentAPI server for terminal coding agents (many sessions, auth, transcripts)."),
 )
 

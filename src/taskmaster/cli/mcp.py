@@ -31,7 +31,3 @@ def command(
         common.run(serve_http(settings, host=host, port=port, path=path))
     else:
         common.run(serve_stdio(settings))
-
-
-if __name__ == "__main__":  # `python -m taskmaster.cli.mcp`, the same command outside the command table
-    typer.run(command)

@@ -1,0 +1,73 @@
+"""POST /api/projects/{project_id}/prd: upload a PRD and get its task graph stored in the project."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from pydantic import BaseModel
+
+from taskmaster.api.deps import Developer, ServicesDep
+from taskmaster.core.errors import InvalidInput
+from taskmaster.tasks import service
+from taskmaster.tasks.prd import parse_into_project
+from taskmaster.tasks.schemas import TaskSummary
+
+router = APIRouter(prefix="/api/projects/{project_id}/prd", tags=["tasks"])
+MAX_PRD_BYTES = 5 * 1024 * 1024
+
+
+class PrdParsed(BaseModel):
+    created: int
+    first_number: int
+    last_number: int
+    replaced: int
+    template_version: int | None
+    notes: list[str]
+    tasks: list[TaskSummary]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def parse_prd(
+    project_id: str,
+    services: ServicesDep,
+    principal: Developer,
+    file: Annotated[UploadFile, File(description="The PRD, Markdown or plain text, UTF-8.")],
+    provider: Annotated[Literal["offline", "anthropic", "openai", "ollama"], Form()] = "offline",
+    model: Annotated[str | None, Form()] = None,
+    num_tasks: Annotated[int | None, Form(ge=1, le=500)] = None,
+    replace: Annotated[bool, Form()] = False,
+) -> PrdParsed:
+    """Plan the document (offline parser by default, or an LLM provider) and add the tasks to the project."""
+    raw = await file.read(MAX_PRD_BYTES + 1)
+    if len(raw) > MAX_PRD_BYTES:
+        raise InvalidInput(f"the PRD is larger than {MAX_PRD_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
+    llm = None
+    if provider != "offline":
+        from taskmaster.agents.llm import provider_from_settings
+
+        llm = provider_from_settings(services.settings, provider, model)
+    try:
+        result = await parse_into_project(
+            services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,
+            source=file.filename, actor=principal.subject,
+        )  # fmt: skip
+    finally:
+        if llm is not None:
+            await llm.aclose()
+    first, last = result.imported.numbers
+    async with services.db.session() as session:
+        tasks, _ = await service.list_tasks(session, result.project_id, limit=result.imported.created, offset=first - 1)
+    return PrdParsed(
+        created=result.imported.created,
+        first_number=first,
+        last_number=last,
+        replaced=result.imported.replaced,
+        template_version=result.template_version,
+        notes=[issue.message for issue in result.issues],
+        tasks=[service.to_summary(t) for t in tasks],
+    )
