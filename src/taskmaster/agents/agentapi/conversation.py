@@ -80,11 +80,21 @@ class SessionConfig:
 
 
 def _screen_diff(old: Sequence[str], new: Sequence[str]) -> str:
-    """Everything from the first line that was not on the old screen; the reference's rule, over scrollback too."""
-    seen = set(old)
+    """Everything from the first line that was not on the old screen; the reference's rule, over scrollback too.
+
+    `new` starts where `old` started (lines scrolled off since come first), so the rows both share at the top are
+    the earlier conversation, left as it was. Only the old rows below them count as seen: an agent that prints
+    inline (Claude Code) and answers the same twice would otherwise have its new answer taken for the old one.
+    """
+    common = 0
+    for before, after in zip(old, new, strict=False):
+        if before != after:
+            break
+        common += 1
+    seen = set(old[common:])
     start = len(new)
-    for index, line in enumerate(new):
-        if line not in seen:
+    for index in range(common, len(new)):
+        if new[index] not in seen:
             start = index
             break
     return trim_empty_lines("\n".join(new[start:]))
@@ -137,6 +147,7 @@ class Conversation:
         process.on_output = self._on_output
         process.on_exit = self._on_exit
         self._process = process
+        self.terminal.on_response(self._answer_terminal_query)
         self._last_change = time.monotonic()
         self._schedule_stability_check()
 
@@ -190,6 +201,11 @@ class Conversation:
         self._schedule_stability_check()
         if self._refresh_timer is None and self._loop is not None:
             self._refresh_timer = self._loop.call_later(REFRESH_INTERVAL, self._refresh_tick)
+
+    def _answer_terminal_query(self, data: bytes) -> None:
+        if self._process is not None and self.alive:
+            with contextlib.suppress(OSError):
+                self._process.write(data)
 
     def _on_exit(self, code: int) -> None:
         self.exit_code = code

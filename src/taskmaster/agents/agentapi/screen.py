@@ -5,6 +5,7 @@ Only lines pyte marks dirty are re-rendered, so a snapshot of an 80x1000 screen 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyte
@@ -26,7 +27,15 @@ class _Screen(pyte.Screen):
         self.scrolled = 0  # lines ever pushed into scrollback, including ones since trimmed
         self.scrollback_limit = scrollback_limit
         self.changed = False
+        # Where the terminal's answers to queries (cursor position, device attributes) go: the agent's input.
+        self.respond: Callable[[bytes], None] | None = None
         super().__init__(columns, lines)
+
+    def write_process_input(self, data: str) -> None:
+        # Real agents ask where the cursor is (Codex's inline viewport needs `ESC[6n` answered) and what the
+        # terminal is; a terminal that never answers leaves them waiting on a timeout and guessing.
+        if self.respond is not None:
+            self.respond(data.encode())
 
     def render_dirty(self) -> None:
         if not self.dirty:
@@ -84,6 +93,10 @@ class Terminal:
     def __init__(self, columns: int = 80, lines: int = 1000, scrollback_limit: int = 100_000) -> None:
         self._screen = _Screen(columns, lines, scrollback_limit)
         self._stream = pyte.ByteStream(self._screen)
+
+    def on_response(self, respond: Callable[[bytes], None] | None) -> None:
+        """Send the terminal's answers to the agent's queries (cursor position report, device attributes) here."""
+        self._screen.respond = respond
 
     @property
     def columns(self) -> int:

@@ -14,6 +14,8 @@ ECHO_PREFIX_CHARS = 6
 ECHO_SEARCH_LINES = 5
 ECHO_SEARCH_MIN_CHARS = 25
 ECHO_LOOKAHEAD = 5
+# Busy markers count in the input box, under it, and this many rows above it (Codex's `• Working` row).
+BUSY_ROWS_ABOVE = 4
 
 BoxFinder = Callable[[list[str]], int]
 
@@ -25,10 +27,21 @@ class AgentRules:
     name: str
     find_input_box: BoxFinder
     trailing_echo_box: tuple[str, ...] = ()
+    # Text that, shown near the input box, means the agent is still working (Claude and Codex keep their input box
+    # on screen while they think, with "esc to interrupt" next to it).
+    busy_markers: tuple[str, ...] = ()
+    # Status rows the agent prints after a reply (Claude's `✻ Worked for 3s`), dropped from the end of a reply.
+    trailing_noise: re.Pattern[str] | None = None
 
     def prompt_visible(self, screen_text: str) -> bool:
         lines = trim_empty_lines(screen_text).split("\n")
-        return bool(lines and lines != [""] and self.find_input_box(lines) != -1)
+        if not lines or lines == [""]:
+            return False
+        start = self.find_input_box(lines)
+        if start == -1:
+            return False
+        near = lines[max(start - BUSY_ROWS_ABOVE, 0) :]
+        return not any(marker in line for line in near for marker in self.busy_markers)
 
     def format_reply(self, text: str, user_input: str) -> str:
         """The reply as a client sees it: echoed input and the input box removed, rows right-trimmed."""
@@ -37,7 +50,11 @@ class AgentRules:
         start = self.find_input_box(lines)
         if start != -1:
             lines = lines[:start]
-        return trim_empty_lines("\n".join(line.rstrip() for line in lines))
+        lines = trim_empty_lines("\n".join(line.rstrip() for line in lines)).split("\n")
+        if self.trailing_noise is not None:
+            while lines and (not lines[-1].strip() or self.trailing_noise.search(lines[-1])):
+                lines.pop()
+        return trim_empty_lines("\n".join(lines))
 
 
 def trim_empty_lines(text: str) -> str:
@@ -120,6 +137,27 @@ def greater_than_box(lines: list[str]) -> int:
         if not any(line.strip() for line in lines[i + 1 :]):
             return i
     return -1
+
+
+def ruled_prompt_box(markers: tuple[str, ...], search_rows: int = 15) -> BoxFinder:
+    """An input box opened by a full rule with the prompt `marker` on the row right below it (Claude Code 2.x):
+
+        ──────────
+        ❯ typed text
+          (more rows of typed text)
+        ──────────
+          ? for shortcuts
+
+    Returns the opening rule's row. A `❯` menu cursor (`❯ 1. Yes`) has no rule right above it, so it does not count.
+    """
+
+    def find(lines: list[str]) -> int:
+        for i in range(len(lines) - 1, max(len(lines) - search_rows, 0), -1):
+            if lines[i].lstrip().startswith(markers) and RULE in lines[i - 1]:
+                return i - 1
+        return -1
+
+    return find
 
 
 def slim_box(lines: list[str]) -> int:
