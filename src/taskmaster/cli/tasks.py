@@ -450,3 +450,75 @@ def export_command(
 def _untagged(task: Any) -> Any:
     extra = {name: value for name, value in task.extra.items() if name != TAG_FIELD}
     return task.model_copy(update={"extra": extra, "subtasks": [_untagged(sub) for sub in task.subtasks]})
+
+
+ProviderOption = Annotated[str, typer.Option(help="offline (default), anthropic, openai or ollama.")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="The provider's model (default: its own).")]
+
+
+def _with_model(provider: str, model_name: str | None, action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Run `action(db, model)` with the chosen LLM provider (None for offline), closing it afterwards."""
+    from taskmaster.cli.prd import PROVIDERS
+
+    if provider not in PROVIDERS:
+        common.fail(f"--provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    settings = common.settings()
+
+    async def go(db: Any) -> T:
+        model = None
+        if provider != "offline":
+            from taskmaster.agents.llm import provider_from_settings
+
+            model = provider_from_settings(settings, provider, model_name)  # type: ignore[arg-type]
+        try:
+            return await action(db, model)
+        finally:
+            if model is not None:
+                await model.aclose()
+
+    return common.run_with_db(settings, go)
+
+
+@command.command("expand")
+def expand_command(
+    task: TaskArgument,
+    project: ProjectOption = None,
+    num: Annotated[int, typer.Option(min=1, max=20, help="At most this many subtasks.")] = 5,
+    provider: ProviderOption = "offline",
+    model_name: ModelOption = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Break a task into subtasks (from its details offline, or by an LLM)."""
+    from taskmaster.tasks.refine import expand_task
+
+    async def go(db: Any, model: Any) -> list[Task]:
+        ref = project if project is not None else await _only_project_in(db)
+        return await expand_task(db, ref, task, model=model, num=num, actor=ACTOR)
+
+    _print_tasks(_with_model(provider, model_name, go), json_output, title=f"subtasks of {task}")
+
+
+@command.command("analyze-complexity")
+def analyze_complexity_command(
+    project: ProjectOption = None,
+    provider: ProviderOption = "offline",
+    model_name: ModelOption = None,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Score every open task's complexity 1-10 and store the score with its reasoning."""
+    from taskmaster.tasks.refine import Score, analyze_complexity
+
+    async def go(db: Any, model: Any) -> list[Score]:
+        ref = project if project is not None else await _only_project_in(db)
+        return await analyze_complexity(db, ref, model=model, actor=ACTOR)
+
+    scores = _with_model(provider, model_name, go)
+    if json_output:
+        common.print_json([vars(s) for s in scores])
+        return
+    common.print_table(["#", "complexity", "reasoning"], [(s.number, s.complexity, s.reasoning) for s in scores])
+
+
+async def _only_project_in(db: Any) -> uuid.UUID:
+    async with db.session() as session:
+        return await _only_project(session)

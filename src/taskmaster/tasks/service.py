@@ -554,9 +554,12 @@ async def import_planned(
     planned: Sequence[PlannedTask],
     *,
     replace: bool = False,
+    parent: Task | None = None,
     actor: str = "system",
 ) -> ImportResult:
     """Insert a plan (tasks, subtasks at any depth, dependencies by key) in bulk; call `lock_project` first.
+
+    With `parent`, the plan's top-level tasks become subtasks of that task.
 
     Dependencies are resolved by key within the plan; "#12" names existing task number 12 of the project
     (so an appended plan can hang off existing work). What resolves to nothing is kept as written in the
@@ -620,7 +623,7 @@ async def import_planned(
                 "priority": task.priority,
                 "complexity": task.complexity,
                 "dependencies": dependencies,
-                "parent_task_id": ids[parent_key] if parent_key else None,
+                "parent_task_id": ids[parent_key] if parent_key else (parent.id if parent is not None else None),
                 "assignee": task.assignee,
                 "source_section": task.source_section,
                 "completed_at": now if task.status == "done" else None,

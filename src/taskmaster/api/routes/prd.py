@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from pydantic import BaseModel
 
 from taskmaster.api.deps import Developer, ServicesDep
+from taskmaster.api.llm import llm_model
 from taskmaster.core.errors import InvalidInput
 from taskmaster.tasks import service
 from taskmaster.tasks.prd import parse_into_project
@@ -46,19 +47,11 @@ async def parse_prd(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
-    llm = None
-    if provider != "offline":
-        from taskmaster.agents.llm import provider_from_settings
-
-        llm = provider_from_settings(services.settings, provider, model)
-    try:
+    async with llm_model(services, provider, model) as llm:
         result = await parse_into_project(
             services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,
             source=file.filename, actor=principal.subject,
         )  # fmt: skip
-    finally:
-        if llm is not None:
-            await llm.aclose()
     first, last = result.imported.numbers
     async with services.db.session() as session:
         tasks, _ = await service.list_tasks(session, result.project_id, limit=result.imported.created, offset=first - 1)

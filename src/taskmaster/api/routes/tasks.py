@@ -7,13 +7,14 @@ Lists return summaries unless `details=true`, so an agent's context is not flood
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
-from taskmaster.api.deps import Developer, SessionDep, Viewer
-from taskmaster.tasks import service
+from taskmaster.api.deps import Developer, ServicesDep, SessionDep, Viewer
+from taskmaster.api.llm import llm_model
+from taskmaster.tasks import refine, service
 from taskmaster.tasks.schemas import TaskCreate, TaskOut, TaskStatus, TaskSummary, TaskType, TaskUpdate
 
 router = APIRouter(prefix="/api/projects/{project_id}/tasks", tags=["tasks"])
@@ -151,6 +152,43 @@ async def fix_dependencies(project_id: str, session: SessionDep, principal: Deve
     report = await service.fix_graph(session, project, actor=principal.subject)
     await session.commit()
     return _report(report)
+
+
+class RefineRequest(BaseModel):
+    provider: Literal["offline", "anthropic", "openai", "ollama"] = "offline"
+    model: str | None = None
+
+
+class ExpandRequest(RefineRequest):
+    num: int = Field(5, ge=1, le=20)
+
+
+class ComplexityOut(BaseModel):
+    number: int
+    complexity: int
+    reasoning: str
+
+
+@router.post("/analyze-complexity")
+async def analyze_complexity(
+    project_id: str, spec: RefineRequest, services: ServicesDep, principal: Developer
+) -> list[ComplexityOut]:
+    """Score every open task 1-10 (offline or by an LLM) and store the scores with their reasoning."""
+    async with llm_model(services, spec.provider, spec.model) as model:
+        scores = await refine.analyze_complexity(services.db, project_id, model=model, actor=principal.subject)
+    return [ComplexityOut(**vars(score)) for score in scores]
+
+
+@router.post("/{task_ref}/expand", status_code=status.HTTP_201_CREATED)
+async def expand_task(
+    project_id: str, task_ref: str, spec: ExpandRequest, services: ServicesDep, principal: Developer
+) -> list[TaskSummary]:
+    """Break a task into at most `num` subtasks (from its details offline, or by an LLM)."""
+    async with llm_model(services, spec.provider, spec.model) as model:
+        created = await refine.expand_task(
+            services.db, project_id, task_ref, model=model, num=spec.num, actor=principal.subject
+        )
+    return [service.to_summary(t) for t in created]
 
 
 @router.get("/{task_ref}")

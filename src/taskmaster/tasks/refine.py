@@ -1,0 +1,124 @@
+"""Refine tasks: expand one into subtasks, and score complexity (1-10, with reasoning) — by an LLM or offline.
+
+Model calls run outside any transaction; results are stored in a short one afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from taskmaster.core.errors import Conflict, InvalidInput
+from taskmaster.db.models import Task
+from taskmaster.db.session import Database
+from taskmaster.tasks import service
+from taskmaster.tasks.planner.llm import StructuredModel, analyze_complexity_with_llm, expand_with_llm
+from taskmaster.tasks.planner.offline import parse_prd
+from taskmaster.tasks.planner.wording import complexity_of
+from taskmaster.tasks.schemas import PlannedTask
+
+REASONING_FIELD = "complexity_reasoning"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class Score:
+    number: int
+    complexity: int
+    reasoning: str
+
+
+async def expand_task(
+    db: Database,
+    project_ref: str | uuid.UUID,
+    task_ref: str,
+    *,
+    model: StructuredModel | None = None,
+    num: int = 5,
+    actor: str = "system",
+) -> list[Task]:
+    """Add up to `num` subtasks to a task from its details (LLM, or the offline parser); returns them."""
+    async with db.session() as session:
+        project = await service.get_project(session, project_ref)
+        task = await service.get_task(session, project.id, task_ref)
+    if task.status in {"done", "cancelled"}:
+        raise Conflict(f"task #{task.number} is {task.status}; reopen it before expanding it")
+    if model is not None:
+        planned = await expand_with_llm(model, task, num, key_prefix="s")
+    else:
+        planned = _offline_subtasks(task, num)
+    if not planned:
+        raise InvalidInput(
+            f"task #{task.number} has a single point in its details: nothing to split offline "
+            "(add details, or use --provider with an LLM)"
+        )
+    async with db.transaction() as session:
+        locked = await service.lock_project(session, project.id)
+        parent = await service.get_task(session, project.id, task.id)
+        result = await service.import_planned(session, locked, planned, parent=parent, actor=actor)
+        first, _ = result.numbers
+        created, _ = await service.list_tasks(session, project.id, limit=result.created, offset=first - 1)
+    return created
+
+
+def _offline_subtasks(task: Task, num: int) -> list[PlannedTask]:
+    """The task's details read as a small PRD; failing that, one subtask per sentence, in order.
+
+    Empty when the text holds a single point: offline there is nothing to split it by.
+    """
+    text = task.details or ""
+    if task.description and task.description.strip() not in text:
+        text = f"{text}\n\n{task.description}"
+    planned = [
+        p.model_copy(update={"subtasks": [], "key": f"s{i}", "dependencies": []})
+        for i, p in enumerate(parse_prd(text), start=1)
+    ]
+    if len(planned) < 2:
+        sentences = list(dict.fromkeys(s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 12))
+        planned = [
+            PlannedTask(key=f"s{i}", title=sentence[:120].rstrip("."), details=sentence, priority=task.priority)
+            for i, sentence in enumerate(sentences, start=1)
+        ]
+    if len(planned) < 2:
+        return []
+    planned = planned[:num]
+    # Offline there is no better knowledge of order than the text's: each step follows the one before.
+    return [p.model_copy(update={"dependencies": [planned[i - 1].key]} if i else {}) for i, p in enumerate(planned)]
+
+
+async def analyze_complexity(
+    db: Database,
+    project_ref: str | uuid.UUID,
+    *,
+    model: StructuredModel | None = None,
+    include_done: bool = False,
+    actor: str = "system",
+) -> list[Score]:
+    """Score every open task 1-10 and store the score (`complexity`) and the reasoning (`extra`)."""
+    async with db.session() as session:
+        project = await service.get_project(session, project_ref)
+        tasks, _ = await service.list_tasks(session, project.id, limit=100_000)
+    tasks = [t for t in tasks if include_done or t.status not in {"done", "cancelled"}]
+    subtasks: dict[uuid.UUID, int] = {}
+    for t in tasks:
+        if t.parent_task_id is not None:
+            subtasks[t.parent_task_id] = subtasks.get(t.parent_task_id, 0) + 1
+    if model is not None:
+        answers = await analyze_complexity_with_llm(model, {str(t.number): t for t in tasks})
+        scores = [Score(int(a.key), a.score, a.reasoning) for a in answers]
+    else:
+        scores = []
+        for t in tasks:
+            text = " ".join(part for part in (t.title, t.description, t.details) if part)
+            count = subtasks.get(t.id, 0)
+            reasoning = f"offline estimate from the wording ({len(text.split())} words) and {count} subtask(s)"
+            scores.append(Score(t.number, complexity_of(text, count), reasoning))
+    async with db.transaction() as session:
+        await service.lock_project(session, project.id)
+        for score in scores:
+            row = await service.get_task(session, project.id, score.number)
+            row.complexity = score.complexity
+            row.extra = {**row.extra, REASONING_FIELD: score.reasoning}
+        await service.refresh_dependents_counts(session, project.id, around=[])
+    return scores

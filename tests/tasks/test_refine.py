@@ -1,0 +1,82 @@
+"""Expand a task into subtasks and score complexity: offline, and through a real SDK against a fake server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskmaster.agents.llm.anthropic import AnthropicProvider
+from taskmaster.core.errors import InvalidInput
+from taskmaster.db.models import Project
+from taskmaster.db.session import Database
+from taskmaster.projects import service as projects
+from taskmaster.projects.schemas import ProjectCreate
+from taskmaster.secrets.box import SecretBox, new_key
+from taskmaster.tasks import refine, service
+from taskmaster.tasks.schemas import TaskCreate
+from tests.agents.llm.fakes import ANTHROPIC_KEY, FakeLlm, user_prompt
+
+STEPS = "Read the ledger for the period. Convert amounts to the reporting currency. Write one CSV per entity."
+
+
+async def _project_with_task(db: Database, details: str) -> Project:
+    async with db.transaction() as session:
+        project = await projects.create_project(
+            session, spec=ProjectCreate(name="p", repository="/r"), box=SecretBox([new_key()])
+        )
+        locked = await service.lock_project(session, project.id)
+        await service.create_task(session, project=locked, spec=TaskCreate(title="Export the ledger", details=details))
+    return project
+
+
+async def test_offline_expand_makes_ordered_subtasks_and_refuses_a_single_point(db: Database) -> None:
+    project = await _project_with_task(db, STEPS)
+    created = await refine.expand_task(db, project.id, "1")
+    assert [t.title for t in created] == [
+        "Read the ledger for the period",
+        "Convert amounts to the reporting currency",
+        "Write one CSV per entity",
+    ]
+    assert all(t.parent_task_id is not None for t in created)
+    assert created[1].dependencies == [str(created[0].id)] and created[0].dependencies == []
+    async with db.transaction() as session:
+        locked = await service.lock_project(session, project.id)
+        await service.create_task(session, project=locked, spec=TaskCreate(title="Tiny", details="Just one thing."))
+    with pytest.raises(InvalidInput, match="single point"):
+        await refine.expand_task(db, project.id, "5")
+
+
+async def test_offline_complexity_is_stored_with_its_reasoning(db: Database) -> None:
+    project = await _project_with_task(db, STEPS)
+    scores = await refine.analyze_complexity(db, project.id)
+    assert [(s.number, 1 <= s.complexity <= 10) for s in scores] == [(1, True)]
+    async with db.session() as session:
+        task = await service.get_task(session, project.id, 1)
+    assert task.complexity == scores[0].complexity
+    assert "offline estimate" in task.extra[refine.REASONING_FIELD]
+
+
+async def test_llm_expand_through_the_anthropic_sdk(db: Database, anthropic_fake: tuple[str, FakeLlm]) -> None:
+    url, fake = anthropic_fake
+    project = await _project_with_task(db, STEPS)
+
+    def brain(body: dict[str, Any]) -> dict[str, Any]:
+        assert "Export the ledger" in user_prompt(body)
+        return {"subtasks": [
+            {"id": "a", "title": "Read ledger", "description": "d", "priority": 2, "type": "feature",
+             "dependencies": []},
+            {"id": "b", "title": "Write CSVs", "description": "d", "priority": 2, "type": "feature",
+             "dependencies": ["a"]},
+        ]}  # fmt: skip
+
+    fake.reset(brain, api_key=ANTHROPIC_KEY)
+    model = AnthropicProvider(api_key=ANTHROPIC_KEY, model="claude-test", base_url=url)
+    try:
+        created = await refine.expand_task(db, project.id, "1", model=model)
+        assert [t.title for t in created] == ["Read ledger", "Write CSVs"]
+        assert created[1].dependencies == [str(created[0].id)]
+        sent = fake.requests[0].body
+        assert sent["tool_choice"]["type"] == "tool"
+    finally:
+        await model.aclose()
