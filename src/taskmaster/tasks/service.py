@@ -34,6 +34,8 @@ from taskmaster.tasks.schemas import (
 )
 
 DEFAULT_LEASE = timedelta(minutes=30)
+UNKNOWN_COMPLEXITY = 11
+"""Where a task without a complexity score sorts: after every scored one. The ready-order index uses it too."""
 _TASKS = cast(Table, Task.__table__)
 _EDGES = cast(Table, TaskDependency.__table__)
 # Made once: an alias copies every column, which would otherwise cost more than the query itself on each call.
@@ -460,7 +462,7 @@ def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Ta
     return query.order_by(
         Task.priority,
         Task.dependents_count.desc(),
-        Task.complexity.asc().nulls_last(),
+        func.coalesce(Task.complexity, UNKNOWN_COMPLEXITY),
         Task.number,
     )
 

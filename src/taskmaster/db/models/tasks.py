@@ -22,7 +22,8 @@ class Task(IdMixin, TimestampMixin, Base):
             "status",
             "priority",
             text("dependents_count DESC"),
-            "complexity",
+            # An expression both databases can walk in order; NULLS LAST would make SQLite sort instead.
+            text("coalesce(complexity, 11)"),
             "number",
         ),
         Index("ix_tasks_parent_task_id", "parent_task_id"),

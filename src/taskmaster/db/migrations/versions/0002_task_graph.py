@@ -49,7 +49,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_tasks_ready_order",
         "tasks",
-        ["project_id", "status", "priority", sa.text("dependents_count DESC"), "complexity", "number"],
+        [
+            "project_id",
+            "status",
+            "priority",
+            sa.text("dependents_count DESC"),
+            sa.text("coalesce(complexity, 11)"),
+            "number",
+        ],
         unique=False,
     )
 
