@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, exists, func, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -462,7 +462,8 @@ def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Ta
     return query.order_by(
         Task.priority,
         Task.dependents_count.desc(),
-        func.coalesce(Task.complexity, UNKNOWN_COMPLEXITY),
+        # A literal, not a bound parameter: only the exact expression of the index lets the planner use it.
+        func.coalesce(Task.complexity, literal_column(str(UNKNOWN_COMPLEXITY))),
         Task.number,
     )
 
