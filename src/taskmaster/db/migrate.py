@@ -105,6 +105,7 @@ async def pending_changes(db: Database) -> list[Any]:
         with warnings.catch_warnings():
             # SQLite cannot reflect the expression index at all; `object_filter` already leaves it out there.
             warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+            warnings.filterwarnings("ignore", message="autogenerate skipping metadata-specified expression-based")
             return list(compare_metadata(context, Base.metadata))
 
     async with db.engine.connect() as conn:
