@@ -58,6 +58,19 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
+
+async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    """An autocommit session per request, for reads: no BEGIN/ROLLBACK round trips.
+
+    Authorization uses it too, and FastAPI hands the same one to a read route, so a read request checks out a
+    single connection.
+    """
+    async with services.db.autocommit_session() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
 _bearer = HTTPBearer(auto_error=False, description="An API token (tm_…) or a JWT")
 
 
@@ -67,18 +80,18 @@ def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def check(
         request: Request,
         services: ServicesDep,
+        session: ReadSessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
         # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
-        async with services.db.autocommit_session() as session:
-            principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
-            if not principal.role.covers(role):
-                raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
-            project = request.path_params.get("project_id")
-            if principal.project_id is not None and not await _is_project(session, principal.project_id, project):
-                raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
+        principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
+        if not principal.role.covers(role):
+            raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
+        project = request.path_params.get("project_id")
+        if principal.project_id is not None and not await _is_project(session, principal.project_id, project):
+            raise PermissionDenied(f"the credential is limited to project {principal.project_id}")
         request.state.principal = principal
         return principal
 

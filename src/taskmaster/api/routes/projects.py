@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from taskmaster.api.deps import Admin, ServicesDep, SessionDep, Viewer
+from taskmaster.api.deps import Admin, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.projects import service
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
 
@@ -21,12 +21,12 @@ async def create_project(
 
 
 @router.get("")
-async def list_projects(session: SessionDep, _: Viewer) -> list[ProjectOut]:
+async def list_projects(session: ReadSessionDep, _: Viewer) -> list[ProjectOut]:
     return [service.to_out(p) for p in await service.list_projects(session)]
 
 
 @router.get("/{project_id}")
-async def get_project(project_id: str, session: SessionDep, _: Viewer) -> ProjectOut:
+async def get_project(project_id: str, session: ReadSessionDep, _: Viewer) -> ProjectOut:
     return service.to_out(await service.get_project(session, project_id))
 
 

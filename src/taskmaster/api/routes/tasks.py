@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
-from taskmaster.api.deps import Developer, ServicesDep, SessionDep, Viewer
+from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.api.llm import llm_model
 from taskmaster.tasks import refine, service
 from taskmaster.tasks.schemas import TaskCreate, TaskOut, TaskStatus, TaskSummary, TaskType, TaskUpdate
@@ -49,7 +49,7 @@ def _render(tasks: list[Any], details: bool) -> list[TaskOut] | list[TaskSummary
 @router.get("")
 async def list_tasks(
     project_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Viewer,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
     type_: Annotated[TaskType | None, Query(alias="type")] = None,
@@ -76,7 +76,7 @@ async def create_task(project_id: str, spec: TaskCreate, session: SessionDep, pr
 @router.get("/ready")
 async def ready_tasks(
     project_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Viewer,
     type_: Annotated[TaskType | None, Query(alias="type")] = None,
     assignee: str | None = None,
@@ -91,7 +91,7 @@ async def ready_tasks(
 @router.get("/next")
 async def next_task(
     project_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     _: Viewer,
     type_: Annotated[TaskType | None, Query(alias="type")] = None,
     assignee: str | None = None,
@@ -140,7 +140,7 @@ def _report(report: service.GraphReport) -> GraphReportOut:
 
 
 @router.get("/validate")
-async def validate_dependencies(project_id: str, session: SessionDep, _: Viewer) -> GraphReportOut:
+async def validate_dependencies(project_id: str, session: ReadSessionDep, _: Viewer) -> GraphReportOut:
     """Self, missing, duplicate and circular dependencies across all levels; `ok` is false when any is found."""
     return _report(await service.validate_graph(session, await service.get_project(session, project_id)))
 
@@ -192,7 +192,7 @@ async def expand_task(
 
 
 @router.get("/{task_ref}")
-async def get_task(project_id: str, task_ref: str, session: SessionDep, _: Viewer) -> TaskOut:
+async def get_task(project_id: str, task_ref: str, session: ReadSessionDep, _: Viewer) -> TaskOut:
     project = await service.get_project(session, project_id)
     return service.to_out(await service.get_task(session, project.id, task_ref))
 
