@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from taskmaster.db.models import Project, Task
+    from taskmaster.db.session import Database
 
 T = TypeVar("T")
 command = typer.Typer(no_args_is_help=True)
@@ -33,26 +34,25 @@ def _in_project(project: str | None, action: Callable[[AsyncSession, Project], A
     """Resolve the project (taking its write lock first when `lock`) and run `action` in one transaction."""
     from taskmaster.tasks import service
 
-    async def go(session: AsyncSession) -> T:
-        ref = project if project is not None else await _only_project(session)
-        found = await (service.lock_project(session, ref) if lock else service.get_project(session, ref))
-        return await action(session, found)
+    async def go(db: Database) -> T:
+        # Resolved before the transaction: with `lock`, the lock must be its first statement.
+        ref = project if project is not None else await _only_project(db)
+        async with db.transaction() as session:
+            found = await (service.lock_project(session, ref) if lock else service.get_project(session, ref))
+            return await action(session, found)
 
-    return common.run_in_transaction(common.settings(), go)
+    return common.run_with_db(common.settings(), go)
 
 
-async def _only_project(session: AsyncSession) -> uuid.UUID:
-    from sqlalchemy import select
+async def _only_project(db: Database) -> uuid.UUID:
+    from taskmaster.core.errors import InvalidInput
+    from taskmaster.projects.service import only_project
 
-    from taskmaster.db.models import Project
-
-    rows = (await session.execute(select(Project.id, Project.name).limit(5))).all()
-    if len(rows) == 1:
-        return rows[0][0]
-    if not rows:
-        common.fail("no project yet: create one with `taskmaster project add NAME --repo URL`", common.EXIT_FAILURE)
-    names = ", ".join(name for _, name in rows)
-    common.fail(f"several projects exist ({names}…): choose one with --project", common.EXIT_ERROR)
+    async with db.session() as session:
+        try:
+            return await only_project(session, how_to_choose="choose one with --project")
+        except InvalidInput as exc:
+            common.fail(exc.detail, common.EXIT_ERROR)
 
 
 def _summary_rows(tasks: list[Task]) -> list[tuple[Any, ...]]:
@@ -273,14 +273,18 @@ def claim_command(
 
     from taskmaster.tasks import service
 
-    async def go(session: AsyncSession) -> Task | None:
-        ref = project if project is not None else await _only_project(session)
-        where = service.TaskFilter(type=type_)
-        return await service.claim_task(
-            session, ref, assignee=assignee, lease=timedelta(minutes=lease_minutes), where=where
-        )
+    async def go(db: Database) -> Task | None:
+        ref = project if project is not None else await _only_project(db)
+        async with db.transaction() as session:  # claim_task takes the lock it needs first
+            return await service.claim_task(
+                session,
+                ref,
+                assignee=assignee,
+                lease=timedelta(minutes=lease_minutes),
+                where=service.TaskFilter(type=type_),
+            )
 
-    claimed = common.run_in_transaction(common.settings(), go)
+    claimed = common.run_with_db(common.settings(), go)
     _print_task(claimed, json_output)
     if claimed is None:
         raise typer.Exit(common.EXIT_FAILURE)
@@ -492,7 +496,7 @@ def expand_command(
     from taskmaster.tasks.refine import expand_task
 
     async def go(db: Any, model: Any) -> list[Task]:
-        ref = project if project is not None else await _only_project_in(db)
+        ref = project if project is not None else await _only_project(db)
         return await expand_task(db, ref, task, model=model, num=num, actor=ACTOR)
 
     _print_tasks(_with_model(provider, model_name, go), json_output, title=f"subtasks of {task}")
@@ -509,7 +513,7 @@ def analyze_complexity_command(
     from taskmaster.tasks.refine import Score, analyze_complexity
 
     async def go(db: Any, model: Any) -> list[Score]:
-        ref = project if project is not None else await _only_project_in(db)
+        ref = project if project is not None else await _only_project(db)
         return await analyze_complexity(db, ref, model=model, actor=ACTOR)
 
     scores = _with_model(provider, model_name, go)
@@ -517,8 +521,3 @@ def analyze_complexity_command(
         common.print_json([vars(s) for s in scores])
         return
     common.print_table(["#", "complexity", "reasoning"], [(s.number, s.complexity, s.reasoning) for s in scores])
-
-
-async def _only_project_in(db: Any) -> uuid.UUID:
-    async with db.session() as session:
-        return await _only_project(session)

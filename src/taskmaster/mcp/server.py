@@ -16,14 +16,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import taskmaster
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
-from taskmaster.core.errors import InvalidInput, NotFound, TaskmasterError
+from taskmaster.core.errors import InvalidInput, TaskmasterError
 from taskmaster.db.models import Project, Task
 from taskmaster.db.session import Database
 from taskmaster.mcp import auth
@@ -405,14 +404,7 @@ class _Door:
 
 
 async def _only_project(session: AsyncSession) -> uuid.UUID:
-    rows = (await session.execute(select(Project.id, Project.name).order_by(Project.name).limit(6))).all()
-    if len(rows) == 1:
-        project_id: uuid.UUID = rows[0][0]
-        return project_id
-    if not rows:
-        raise NotFound("no project yet: create one with `taskmaster project add NAME --repo URL`")
-    names = ", ".join(name for _, name in rows[:5]) + ("…" if len(rows) > 5 else "")
-    raise InvalidInput(f"several projects exist ({names}): pass `project` (a name or an id)")
+    return await projects.only_project(session, how_to_choose="pass `project` (a name or an id)")
 
 
 @asynccontextmanager

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
-from taskmaster.core.errors import Conflict, NotFound
+from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
 from taskmaster.secrets import SecretBox
@@ -83,17 +83,48 @@ async def list_projects(session: AsyncSession) -> list[Project]:
 
 async def get_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
     """Find a project by id or by name."""
-    project: Project | None
-    if isinstance(ref, uuid.UUID):
-        project = await session.get(Project, ref)
-    else:
-        try:
-            project = await session.get(Project, uuid.UUID(ref))
-        except ValueError:
-            project = await session.scalar(select(Project).where(Project.name == ref))
+    project = await session.scalar(select(Project).where(_named(ref)))
     if project is None:
         raise NotFound(f"project {ref} does not exist")
     return project
+
+
+async def lock_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
+    """Take the project's write lock as the transaction's first statement, then return the project.
+
+    On SQLite a transaction that reads before it writes fails when another writer committed in between, so use
+    cases that change a project's tasks start here; on PostgreSQL the row lock queues writers of one project.
+    """
+    condition = _named(ref)
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(update(Project).where(condition).values(updated_at=Project.updated_at))
+        project = await session.scalar(select(Project).where(condition))
+    else:
+        project = await session.scalar(select(Project).where(condition).with_for_update())
+    if project is None:
+        raise NotFound(f"project {ref} does not exist")
+    return project
+
+
+async def only_project(session: AsyncSession, *, how_to_choose: str) -> uuid.UUID:
+    """The id of the one project, for doors where naming it is optional; `how_to_choose` ends the error."""
+    rows = (await session.execute(select(Project.id, Project.name).order_by(Project.name).limit(6))).all()
+    if len(rows) == 1:
+        project_id: uuid.UUID = rows[0][0]
+        return project_id
+    if not rows:
+        raise NotFound("no project yet: create one with `taskmaster project add NAME --repo URL`")
+    names = ", ".join(name for _, name in rows[:5]) + ("…" if len(rows) > 5 else "")
+    raise InvalidInput(f"several projects exist ({names}): {how_to_choose}")
+
+
+def _named(ref: str | uuid.UUID) -> ColumnElement[bool]:
+    if isinstance(ref, uuid.UUID):
+        return Project.id == ref
+    try:
+        return or_(Project.id == uuid.UUID(ref), Project.name == ref)
+    except ValueError:
+        return Project.name == ref
 
 
 async def delete_project(session: AsyncSession, ref: str | uuid.UUID, *, actor: str = "system") -> Project:

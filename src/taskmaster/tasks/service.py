@@ -1,8 +1,7 @@
 """Task use cases: create, update, status rules, dependency edges, ready/next, atomic claim with a lease.
 
-The caller owns the transaction. Use cases that write start with `lock_project`, so that on SQLite the
-transaction takes the write lock before it reads anything (a read-then-write transaction would fail with a
-stale snapshot when another writer got in between) and on PostgreSQL writers of one project's graph queue up.
+The caller owns the transaction. Use cases that write start with `lock_project` (projects/service.py
+says why it must be the transaction's first statement).
 """
 
 from __future__ import annotations
@@ -23,6 +22,10 @@ from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.core.ids import new_id
 from taskmaster.db.models import Project, Task, TaskDependency
+
+# Task use cases work per project; the project lookups are re-exported for their callers.
+from taskmaster.projects.service import get_project as get_project
+from taskmaster.projects.service import lock_project as lock_project
 from taskmaster.tasks.schemas import (
     OPEN_STATUSES,
     PlannedTask,
@@ -61,35 +64,6 @@ class TaskFilter:
 
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
-
-
-async def lock_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
-    """Take the project's write lock as the transaction's first statement, then return the project."""
-    condition = _project_condition(ref)
-    if _dialect(session) == "sqlite":
-        await session.execute(update(Project).where(condition).values(updated_at=Project.updated_at))
-        project = await session.scalar(select(Project).where(condition))
-    else:
-        project = await session.scalar(select(Project).where(condition).with_for_update())
-    if project is None:
-        raise NotFound(f"project {ref} does not exist")
-    return project
-
-
-async def get_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
-    project = await session.scalar(select(Project).where(_project_condition(ref)))
-    if project is None:
-        raise NotFound(f"project {ref} does not exist")
-    return project
-
-
-def _project_condition(ref: str | uuid.UUID):  # type: ignore[no-untyped-def]
-    if isinstance(ref, uuid.UUID):
-        return Project.id == ref
-    try:
-        return or_(Project.id == uuid.UUID(ref), Project.name == ref)
-    except ValueError:
-        return Project.name == ref
 
 
 async def get_task(session: AsyncSession, project_id: uuid.UUID, ref: str | int | uuid.UUID) -> Task:
