@@ -104,3 +104,11 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     Console().print(table)
+
+
+def require_planner(provider: str) -> None:
+    """A usage error (exit 2) for an unknown `--provider`, before anything is opened."""
+    from taskmaster.agents.llm import PLANNERS
+
+    if provider not in PLANNERS:
+        fail(f"--provider must be one of {', '.join(PLANNERS)} (got {provider!r})")

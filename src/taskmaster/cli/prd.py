@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from taskmaster.tasks.prd import PrdResult
 
 command = typer.Typer(no_args_is_help=True)
-PROVIDERS = ("offline", "anthropic", "openai", "ollama")
 
 
 @command.command("parse")
@@ -33,8 +32,7 @@ def parse_command(
     from taskmaster.tasks import service
     from taskmaster.tasks.prd import parse_into_project
 
-    if provider not in PROVIDERS:
-        common.fail(f"--provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    common.require_planner(provider)
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -42,18 +40,14 @@ def parse_command(
     settings = common.settings()
 
     async def go(db: Database) -> tuple[PrdResult, list[Any]]:
-        model = None
-        if provider != "offline":
-            from taskmaster.agents.llm import provider_from_settings
+        from taskmaster.agents.llm import planning_model
 
-            model = provider_from_settings(settings, provider, model_name)  # type: ignore[arg-type]
-        with _progress(enabled=model is not None and not json_output) as report:
-            result = await parse_into_project(
-                db, project, text, model=model, num_tasks=num_tasks, replace=replace, source=file.name,
-                actor="cli", progress=report,
-            )  # fmt: skip
-        if model is not None:
-            await model.aclose()
+        async with planning_model(settings, provider, model_name) as model:
+            with _progress(enabled=model is not None and not json_output) as report:
+                result = await parse_into_project(
+                    db, project, text, model=model, num_tasks=num_tasks, replace=replace, source=file.name,
+                    actor="cli", progress=report,
+                )  # fmt: skip
         first, _ = result.imported.numbers
         async with db.session() as session:
             tasks, _ = await service.list_tasks(

@@ -460,25 +460,16 @@ ProviderOption = Annotated[str, typer.Option(help="offline (default), anthropic,
 ModelOption = Annotated[str | None, typer.Option("--model", help="The provider's model (default: its own).")]
 
 
-def _with_model(provider: str, model_name: str | None, action: Callable[[Any, Any], Awaitable[T]]) -> T:
-    """Run `action(db, model)` with the chosen LLM provider (None for offline), closing it afterwards."""
-    from taskmaster.cli.prd import PROVIDERS
+def _with_model(planner: str, model_name: str | None, action: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Run `action(db, model)` with the chosen planner's model (None for offline), closing it afterwards."""
+    from taskmaster.agents.llm import planning_model
 
-    if provider not in PROVIDERS:
-        common.fail(f"--provider must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    common.require_planner(planner)
     settings = common.settings()
 
     async def go(db: Any) -> T:
-        model = None
-        if provider != "offline":
-            from taskmaster.agents.llm import provider_from_settings
-
-            model = provider_from_settings(settings, provider, model_name)  # type: ignore[arg-type]
-        try:
+        async with planning_model(settings, planner, model_name) as model:
             return await action(db, model)
-        finally:
-            if model is not None:
-                await model.aclose()
 
     return common.run_with_db(settings, go)
 

@@ -314,3 +314,18 @@ def test_importing_the_package_or_building_a_provider_loads_no_sdk_and_opens_no_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["anthropic", "claude-sonnet-4-6"]
+
+
+async def test_planning_model_is_none_offline_and_refuses_unknown_planners(tmp_path: Path) -> None:
+    from taskmaster.agents.llm import planning_model
+    from taskmaster.core.errors import InvalidInput
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, ANTHROPIC_API_KEY=ANTHROPIC_KEY)
+    async with planning_model(settings, "offline") as none:
+        assert none is None
+    async with planning_model(settings, "anthropic", "claude-test") as model:
+        assert model is not None and (model.name, model.model) == ("anthropic", "claude-test")
+    with pytest.raises(InvalidInput, match="must be one of offline, anthropic, openai, ollama"):
+        async with planning_model(settings, "gpt"):
+            pass

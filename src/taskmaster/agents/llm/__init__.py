@@ -11,14 +11,22 @@ from taskmaster.agents.llm.base import (
     ProviderNotConfigured,
     ProviderOutputError,
 )
-from taskmaster.agents.llm.factory import DEFAULT_MODELS, ProviderName, provider_from_settings
+from taskmaster.agents.llm.factory import (
+    DEFAULT_MODELS,
+    PLANNERS,
+    ProviderName,
+    planning_model,
+    provider_from_settings,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
+    "PLANNERS",
     "LlmProvider",
     "ProviderError",
     "ProviderName",
     "ProviderNotConfigured",
     "ProviderOutputError",
+    "planning_model",
     "provider_from_settings",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal, get_args
 
 from taskmaster.agents.llm.base import LlmProvider, ProviderNotConfigured
 from taskmaster.config.settings import Settings
+from taskmaster.core.errors import InvalidInput
 
 ProviderName = Literal["anthropic", "openai", "ollama"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = get_args(ProviderName)
@@ -72,3 +75,24 @@ def provider_from_settings(
             limit_field="max_completion_tokens" if name == "openai" else "max_tokens",
         )
     raise ProviderNotConfigured(f"unknown LLM provider {name!r}; choose one of {', '.join(PROVIDER_NAMES)}")
+
+
+PLANNERS: tuple[str, ...] = ("offline", *PROVIDER_NAMES)
+"""What a user may choose for planning: the offline parser, or a provider."""
+
+
+@asynccontextmanager
+async def planning_model(
+    settings: Settings, planner: str, model: str | None = None
+) -> AsyncIterator[LlmProvider | None]:
+    """The provider for `planner`, closed on exit; None for "offline". Unknown names raise `InvalidInput`."""
+    if planner not in PLANNERS:
+        raise InvalidInput(f"the planner must be one of {', '.join(PLANNERS)} (got {planner!r})")
+    if planner == "offline":
+        yield None
+        return
+    provider = provider_from_settings(settings, planner, model)  # type: ignore[arg-type]
+    try:
+        yield provider
+    finally:
+        await provider.aclose()

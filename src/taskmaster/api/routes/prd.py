@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, UploadFile, status
 from pydantic import BaseModel
 
+from taskmaster.agents.llm import planning_model
 from taskmaster.api.deps import Developer, ServicesDep
-from taskmaster.api.llm import llm_model
 from taskmaster.core.errors import InvalidInput
 from taskmaster.tasks import service
 from taskmaster.tasks.prd import parse_into_project
@@ -47,7 +47,7 @@ async def parse_prd(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
-    async with llm_model(services, provider, model) as llm:
+    async with planning_model(services.settings, provider, model) as llm:
         result = await parse_into_project(
             services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,
             source=file.filename, actor=principal.subject,

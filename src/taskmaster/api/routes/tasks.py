@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from taskmaster.agents.llm import planning_model
 from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
-from taskmaster.api.llm import llm_model
 from taskmaster.tasks import refine, service
 from taskmaster.tasks.schemas import TaskCreate, TaskOut, TaskStatus, TaskSummary, TaskType, TaskUpdate
 
@@ -174,7 +174,7 @@ async def analyze_complexity(
     project_id: str, spec: RefineRequest, services: ServicesDep, principal: Developer
 ) -> list[ComplexityOut]:
     """Score every open task 1-10 (offline or by an LLM) and store the scores with their reasoning."""
-    async with llm_model(services, spec.provider, spec.model) as model:
+    async with planning_model(services.settings, spec.provider, spec.model) as model:
         scores = await refine.analyze_complexity(services.db, project_id, model=model, actor=principal.subject)
     return [ComplexityOut(**vars(score)) for score in scores]
 
@@ -184,7 +184,7 @@ async def expand_task(
     project_id: str, task_ref: str, spec: ExpandRequest, services: ServicesDep, principal: Developer
 ) -> list[TaskSummary]:
     """Break a task into at most `num` subtasks (from its details offline, or by an LLM)."""
-    async with llm_model(services, spec.provider, spec.model) as model:
+    async with planning_model(services.settings, spec.provider, spec.model) as model:
         created = await refine.expand_task(
             services.db, project_id, task_ref, model=model, num=spec.num, actor=principal.subject
         )
