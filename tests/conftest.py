@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +84,10 @@ def make_settings(state_dir: Path, database_url: str | None = None, **env: str) 
     return load_settings(environ, config_file=None)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def settings(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIterator[Settings]:
-    """Settings on a fresh, empty database of each kind."""
-    if request.param == "sqlite":
+@asynccontextmanager
+async def settings_on(kind: str, state_dir: Path) -> AsyncIterator[Settings]:
+    """Settings on a fresh, empty database: "sqlite" (embedded) or "postgresql" (created, then dropped)."""
+    if kind == "sqlite":
         yield make_settings(state_dir)
         return
     require_postgres()
@@ -96,6 +97,13 @@ async def settings(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIter
         yield make_settings(state_dir, pg.url)
     finally:
         await asyncio.to_thread(pg.drop)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def settings(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIterator[Settings]:
+    """Settings on a fresh, empty database of each kind."""
+    async with settings_on(request.param, state_dir) as made:
+        yield made
 
 
 @pytest.fixture

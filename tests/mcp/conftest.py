@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets import SecretBox
 from taskmaster.tasks import service
 from taskmaster.tasks.schemas import TaskCreate
-from tests.conftest import PostgresDatabase, make_settings, require_postgres
+from tests.conftest import settings_on
 
 # (title, fields, dependencies by number, parent by number). Ready, best first: 1 (priority 1), then 4 and 7
 # (priority 2, by number), then 3. Task 2 waits on 1 and task 5 on 2; 6 is under way, so only its subtask 7 can start.
@@ -83,16 +82,8 @@ def error_text(result: CallToolResult) -> str:
 async def settings(request: pytest.FixtureRequest, state_dir: Path) -> AsyncIterator[Settings]:
     """SQLite unless a test asks for PostgreSQL with `indirect` parametrization: the tools add no SQL of their
     own, so only the claim race needs both (the services' own tests cover the rest on both)."""
-    if getattr(request, "param", "sqlite") == "sqlite":
-        yield make_settings(state_dir)
-        return
-    require_postgres()
-    pg = PostgresDatabase()
-    await asyncio.to_thread(pg.create)
-    try:
-        yield make_settings(state_dir, pg.url)
-    finally:
-        await asyncio.to_thread(pg.drop)
+    async with settings_on(getattr(request, "param", "sqlite"), state_dir) as made:
+        yield made
 
 
 @pytest.fixture
