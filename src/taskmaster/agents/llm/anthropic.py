@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import anthropic
@@ -11,20 +10,18 @@ from pydantic import ValidationError
 
 from taskmaster.agents.llm.base import (
     DEFAULT_MAX_TOKENS,
-    ProviderError,
     ProviderOutputError,
+    SdkProvider,
     T,
-    redact,
     schema_description,
     schema_name,
-    status_detail,
     validation_feedback,
 )
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
     """An `LlmProvider` on `AsyncAnthropic`: the answer is the input of a tool the model is made to call."""
 
     def __init__(
@@ -37,32 +34,20 @@ class AnthropicProvider:
         timeout: float = 600.0,
         output_retries: int = 2,
     ) -> None:
-        self._api_key = api_key
-        self._model = model
-        # Passed explicitly, so the SDK does not fall back to its own reading of the environment.
-        self._base_url = base_url or DEFAULT_BASE_URL
-        self._max_retries = max_retries
-        self._timeout = timeout
-        self._output_retries = output_retries
-        self._client: anthropic.AsyncAnthropic | None = None
+        super().__init__(
+            name="anthropic",
+            api_key=api_key,
+            model=model,
+            base_url=base_url or DEFAULT_BASE_URL,
+            max_retries=max_retries,
+            timeout=timeout,
+            output_retries=output_retries,
+        )
 
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self._model!r}, base_url={self._base_url!r})"
-
-    @property
-    def name(self) -> str:
-        return "anthropic"
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    def _sdk(self) -> anthropic.AsyncAnthropic:
-        if self._client is None:
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key, base_url=self._base_url, max_retries=self._max_retries, timeout=self._timeout
-            )
-        return self._client
+    def _new_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            api_key=self._api_key, base_url=self._base_url, max_retries=self._max_retries, timeout=self._timeout
+        )
 
     async def structured(
         self,
@@ -117,38 +102,18 @@ class AnthropicProvider:
                     ],
                 }
             )
-        raise ProviderOutputError(
-            f"anthropic model {self._model} gave no valid {schema.__name__} in {self._output_retries + 1} attempts;"
-            f" last problem: {problem}",
-            provider=self.name,
-        )
+        raise self._gave_up(schema, problem)
 
     async def _create(self, **params: Any) -> anthropic.types.Message:
         """One Messages API call (the SDK retries transport errors, 429 and 5xx); its errors become ours."""
         try:
             response: anthropic.types.Message = await self._sdk().messages.create(**params)
         except anthropic.APIStatusError as exc:
-            detail = redact(status_detail(self.name, exc.status_code, exc.body, exc.message), [self._api_key])
             # `from None`: the SDK's exception holds the request, whose headers carry the API key.
-            raise ProviderError(detail, provider=self.name, status=exc.status_code, request_id=exc.request_id) from None
+            raise self._status_error(exc.status_code, exc.body, exc.message, exc.request_id) from None
         except anthropic.APIConnectionError as exc:
-            detail = redact(f"anthropic at {self._base_url} could not be reached: {exc.message}", [self._api_key])
-            raise ProviderError(detail, provider=self.name) from None
+            raise self._unreachable(exc.message) from None
         return response
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections (a later call would open new ones)."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def __aenter__(self) -> AnthropicProvider:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _retry_text(tool: str, problem: str, truncated: bool) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Protocol, TypeVar
+from types import TracebackType
+from typing import Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -117,3 +118,86 @@ def status_detail(provider: str, status: int, body: object, fallback: str) -> st
         elif isinstance(error, str):
             message = error
     return f"{provider} answered HTTP {status}: {message}"
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Closable)
+
+
+class SdkProvider(Generic[ClientT]):
+    """What the SDK-backed providers share: identity, a client built on first use, closing, and their errors.
+
+    Subclasses build the client (`_new_client`) and speak their wire format in `structured`.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        api_key: str,
+        model: str,
+        base_url: str,
+        max_retries: int,
+        timeout: float,
+        output_retries: int,
+    ) -> None:
+        self._name = name
+        self._api_key = api_key
+        self._model = model
+        # Passed explicitly, so the SDK does not fall back to its own reading of the environment.
+        self._base_url = base_url
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._output_retries = output_retries
+        self._client: ClientT | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self._model!r}, base_url={self._base_url!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def _new_client(self) -> ClientT:
+        raise NotImplementedError
+
+    def _sdk(self) -> ClientT:
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _status_error(self, status: int, body: object, message: str, request_id: str | None) -> ProviderError:
+        detail = redact(status_detail(self._name, status, body, message), [self._api_key])
+        return ProviderError(detail, provider=self._name, status=status, request_id=request_id)
+
+    def _unreachable(self, message: str) -> ProviderError:
+        detail = redact(f"{self._name} at {self._base_url} could not be reached: {message}", [self._api_key])
+        return ProviderError(detail, provider=self._name)
+
+    def _gave_up(self, schema: type[BaseModel], problem: str) -> ProviderOutputError:
+        return ProviderOutputError(
+            f"{self._name} model {self._model} gave no valid {schema.__name__} in {self._output_retries + 1} attempts;"
+            f" last problem: {problem}",
+            provider=self._name,
+        )
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections (a later call would open new ones)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

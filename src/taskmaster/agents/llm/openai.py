@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, Literal
 
 import openai
@@ -12,13 +11,11 @@ from pydantic import ValidationError
 
 from taskmaster.agents.llm.base import (
     DEFAULT_MAX_TOKENS,
-    ProviderError,
     ProviderOutputError,
+    SdkProvider,
     T,
-    redact,
     schema_description,
     schema_name,
-    status_detail,
     validation_feedback,
 )
 
@@ -26,7 +23,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LimitField = Literal["max_completion_tokens", "max_tokens"]
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
     """An `LlmProvider` on `AsyncOpenAI`: the answer is the message content, constrained by `response_format`.
 
     `strict` asks the service to enforce the schema while generating; the schema is then rewritten the way the
@@ -48,35 +45,22 @@ class OpenAIProvider:
         strict: bool = True,
         limit_field: LimitField = "max_completion_tokens",
     ) -> None:
-        self._api_key = api_key
-        self._model = model
-        # Passed explicitly, so the SDK does not fall back to its own reading of the environment.
-        self._base_url = base_url or DEFAULT_BASE_URL
-        self._name = name
-        self._max_retries = max_retries
-        self._timeout = timeout
-        self._output_retries = output_retries
+        super().__init__(
+            name=name,
+            api_key=api_key,
+            model=model,
+            base_url=base_url or DEFAULT_BASE_URL,
+            max_retries=max_retries,
+            timeout=timeout,
+            output_retries=output_retries,
+        )
         self._strict = strict
         self._limit_field = limit_field
-        self._client: openai.AsyncOpenAI | None = None
 
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(name={self._name!r}, model={self._model!r}, base_url={self._base_url!r})"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    def _sdk(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            self._client = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=self._base_url, max_retries=self._max_retries, timeout=self._timeout
-            )
-        return self._client
+    def _new_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key, base_url=self._base_url, max_retries=self._max_retries, timeout=self._timeout
+        )
 
     async def structured(
         self,
@@ -129,37 +113,15 @@ class OpenAIProvider:
                     "Answer again with only the corrected JSON object.",
                 }
             )
-        raise ProviderOutputError(
-            f"{self._name} model {self._model} gave no valid {schema.__name__} in {self._output_retries + 1} attempts;"
-            f" last problem: {problem}",
-            provider=self._name,
-        )
+        raise self._gave_up(schema, problem)
 
     async def _create(self, **params: Any) -> ChatCompletion:
         """One Chat Completions call (the SDK retries transport errors, 429 and 5xx); its errors become ours."""
         try:
             response: ChatCompletion = await self._sdk().chat.completions.create(**params)
         except openai.APIStatusError as exc:
-            detail = redact(status_detail(self._name, exc.status_code, exc.body, exc.message), [self._api_key])
             # `from None`: the SDK's exception holds the request, whose headers carry the API key.
-            raise ProviderError(
-                detail, provider=self._name, status=exc.status_code, request_id=exc.request_id
-            ) from None
+            raise self._status_error(exc.status_code, exc.body, exc.message, exc.request_id) from None
         except openai.APIConnectionError as exc:
-            detail = redact(f"{self._name} at {self._base_url} could not be reached: {exc.message}", [self._api_key])
-            raise ProviderError(detail, provider=self._name) from None
+            raise self._unreachable(exc.message) from None
         return response
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections (a later call would open new ones)."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def __aenter__(self) -> OpenAIProvider:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
