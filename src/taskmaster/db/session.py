@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -108,13 +107,6 @@ class Database:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
-
-    async def ping(self) -> float:
-        """Round trip of `SELECT 1` in milliseconds; raises the driver's error when unreachable."""
-        started = time.perf_counter()
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return (time.perf_counter() - started) * 1000
 
     def pool_status(self) -> PoolStatus:
         pool: Any = self.engine.pool
