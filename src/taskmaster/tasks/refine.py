@@ -120,5 +120,4 @@ async def analyze_complexity(
             row = await service.get_task(session, project.id, score.number)
             row.complexity = score.complexity
             row.extra = {**row.extra, REASONING_FIELD: score.reasoning}
-        await service.refresh_dependents_counts(session, project.id, around=[])
     return scores
