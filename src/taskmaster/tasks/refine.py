@@ -116,8 +116,10 @@ async def analyze_complexity(
             scores.append(Score(t.number, complexity_of(text, count), reasoning))
     async with db.transaction() as session:
         await service.lock_project(session, project.id)
+        rows, _ = await service.list_tasks(session, project.id, limit=100_000)
+        by_number = {row.number: row for row in rows}
         for score in scores:
-            row = await service.get_task(session, project.id, score.number)
+            row = by_number[score.number]
             row.complexity = score.complexity
             row.extra = {**row.extra, REASONING_FIELD: score.reasoning}
     return scores
