@@ -1,0 +1,1 @@
+"""Pipelines: definitions (.taskmaster.yml or the default), the DAG plan, state rules and transitions, the engine."""

@@ -1,0 +1,1 @@
+"""Webhook deliveries: persisted before they are acknowledged, then turned into pipeline requests by the worker."""
