@@ -91,8 +91,8 @@ async def raw_ready_query_ms(settings: Settings, runs: int) -> float:
     try:
         async with db.session() as session:
             project = await service.get_project(session, "bench")
-            query = service._ready_query(project).limit(1)
-            compiled = query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+            query, params = service._ready_query(project, limit=1)
+            compiled = query.params(params).compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
         sql = str(compiled)
     finally:
         await db.dispose()

@@ -6,13 +6,28 @@ says why it must be the transaction's first statement).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, delete, exists, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -400,10 +415,15 @@ async def _component(
 # -------------------------------------------------------------------------------- ready, next, claim
 
 
-def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Task]:
+@functools.cache
+def _ready_statement(cancelled_satisfies: bool, by_type: bool, by_assignee: bool, lock: bool) -> Select[Task]:
     """The one definition of "ready": pending, its dependencies and its parent's satisfied, parent not blocked,
-    no open subtask."""
-    satisfied = ["done", "cancelled"] if project.settings.get(CANCELLED_SATISFIES) else ["done"]
+    no open subtask; best first.
+
+    Built once per shape, with bound parameters for the values (`project_id`, `type`, `assignee`, `limit`):
+    composing this statement costs more than PostgreSQL takes to run it, so `next` must not rebuild it per call.
+    """
+    satisfied = ["done", "cancelled"] if cancelled_satisfies else ["done"]
     dependency, parent, child = _DEPENDENCY, _PARENT, _CHILD
     blocked_by_dependency = exists().where(
         TaskDependency.task_id == Task.id,
@@ -419,34 +439,51 @@ def _ready_query(project: Project, where: TaskFilter | None = None) -> Select[Ta
     )
     open_child = exists().where(child.parent_task_id == Task.id, child.status.in_(OPEN_STATUSES))
     query = select(Task).where(
-        Task.project_id == project.id,
+        Task.project_id == bindparam("project_id"),
         Task.status == "pending",
         ~blocked_by_dependency,
         ~parent_blocked,
         ~parent_waiting,
         ~open_child,
     )
-    where = where or TaskFilter()
-    if where.type:
-        query = query.where(Task.type == where.type)
-    if where.assignee:
-        query = query.where(or_(Task.assignee.is_(None), Task.assignee == where.assignee))
+    if by_type:
+        query = query.where(Task.type == bindparam("type"))
+    if by_assignee:
+        query = query.where(or_(Task.assignee.is_(None), Task.assignee == bindparam("assignee")))
     # The same order as the index `ix_tasks_ready_order`, so PostgreSQL walks it and stops at the first ready
     # row instead of sorting every pending task. `number` grows with creation time: it stands for age.
-    return query.order_by(
+    query = query.order_by(
         Task.priority,
         Task.dependents_count.desc(),
         # A literal, not a bound parameter: only the exact expression of the index lets the planner use it.
         func.coalesce(Task.complexity, literal_column(str(UNKNOWN_COMPLEXITY))),
         Task.number,
+    ).limit(bindparam("limit", type_=Integer(), literal_execute=True))
+    return query.with_for_update(skip_locked=True, of=Task) if lock else query
+
+
+def _ready_query(
+    project: Project, where: TaskFilter | None = None, *, limit: int, lock: bool = False
+) -> tuple[Select[Task], dict[str, Any]]:
+    """The cached ready statement for this project and filter, with the values to execute it with."""
+    where = where or TaskFilter()
+    statement = _ready_statement(
+        bool(project.settings.get(CANCELLED_SATISFIES)), bool(where.type), bool(where.assignee), lock
     )
+    params: dict[str, Any] = {"project_id": project.id, "limit": limit}
+    if where.type:
+        params["type"] = where.type
+    if where.assignee:
+        params["assignee"] = where.assignee
+    return statement, params
 
 
 async def ready_tasks(
     session: AsyncSession, project: Project, *, where: TaskFilter | None = None, limit: int = 100
 ) -> list[Task]:
     """Every ready task, best first (priority, then work unblocked, then complexity, then age)."""
-    return list((await session.scalars(_ready_query(project, where).limit(limit))).all())
+    statement, params = _ready_query(project, where, limit=limit)
+    return list((await session.scalars(statement, params)).all())
 
 
 async def next_task(session: AsyncSession, project: Project, *, where: TaskFilter | None = None) -> Task | None:
@@ -487,12 +524,10 @@ async def claim_task(
     postgres = _dialect(session) == "postgresql"
     project = await (get_project(session, project_ref) if postgres else lock_project(session, project_ref))
     await release_expired_leases(session, project.id)
-    query = _ready_query(project, where).limit(1)
-    if postgres:
-        query = query.with_for_update(skip_locked=True, of=Task)
+    query, params = _ready_query(project, where, limit=1, lock=postgres)
     tried: set[uuid.UUID] = set()
     while True:
-        candidate = await session.scalar(query.where(Task.id.not_in(tried)) if tried else query)
+        candidate = await session.scalar(query.where(Task.id.not_in(tried)) if tried else query, params)
         if candidate is None:
             return None
         now = utcnow()
