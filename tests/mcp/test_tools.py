@@ -259,3 +259,51 @@ async def test_an_unreachable_database_is_a_one_line_tool_error(state_dir: Path)
     finally:
         await db.dispose()
     assert failed.startswith("Error executing tool list_tasks: cannot reach the database: ")
+
+
+PRD = """# Notes app
+
+## Requirements
+1. The system MUST store notes in a database.
+2. Users MUST be able to search notes; this depends on storing notes.
+3. The app COULD export notes as Markdown.
+"""
+
+
+async def test_a_prd_becomes_tasks_which_expand_and_get_complexity_scores(
+    server: MCPServer[Any], seeded: dict[int, str]
+) -> None:
+    async with Client(server) as client:
+        parsed = payload(await client.call_tool("parse_prd", {"text": PRD, "source": "notes.md"}))
+        assert parsed["created"] == len(parsed["items"]) >= 3 and parsed["first_number"] == 8
+        titles = {t["title"]: t for t in parsed["items"]}
+        store = next(t for title, t in titles.items() if "store notes" in title.lower())
+        search = next(t for title, t in titles.items() if "search" in title.lower())
+        export = next(t for title, t in titles.items() if "export" in title.lower())
+        assert store["id"] in search["dependencies"]
+        assert store["priority"] < export["priority"]
+        assert set(parsed["items"][0]) == set(TaskSummary.model_fields)
+
+        shown = payload(await client.call_tool("get_task", {"task": search["number"], "details": True}))
+        assert shown["source_section"] and "Requirements" in shown["source_section"]
+
+        single = await client.call_tool("expand_task", {"task": 1})
+        assert single.is_error and "nothing to split offline" in error_text(single)
+        steps = "- Create the notes table\n- Add the search index\n- Write the migration\n- Backfill old notes"
+        await client.call_tool("update_task", {"task": 1, "details": steps})
+        subtasks = payload(await client.call_tool("expand_task", {"task": 1, "num": 3}))["items"]
+        assert [t["title"] for t in subtasks][:1] == ["Create the notes table"] and len(subtasks) == 3
+        parent_id = payload(await client.call_tool("get_task", {"task": 1}))["id"]
+        assert all(t["parent_task_id"] == parent_id for t in subtasks)
+
+        scores = payload(await client.call_tool("analyze_complexity", {}))["items"]
+        open_tasks = payload(await client.call_tool("list_tasks", {"limit": 1000}))["items"]
+        assert {s["number"] for s in scores} == {
+            t["number"] for t in open_tasks if t["status"] not in {"done", "cancelled"}
+        }
+        assert all(1 <= s["complexity"] <= 10 and s["reasoning"] for s in scores)
+        stored = payload(await client.call_tool("get_task", {"task": scores[0]["number"], "details": True}))
+        assert stored["complexity"] == scores[0]["complexity"]
+
+        empty = await client.call_tool("parse_prd", {"text": "   "})
+        assert (empty.is_error and "PRD" in error_text(empty)) or "task" in error_text(empty)

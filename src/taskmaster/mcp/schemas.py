@@ -92,3 +92,24 @@ class GraphReport(BaseModel):
     tasks: int
     dependencies: int
     findings: list[Finding]
+
+
+class PrdParsed(BaseModel):
+    """The tasks a PRD produced (summaries), numbered `first_number`..`last_number` in the project."""
+
+    created: int
+    first_number: int
+    last_number: int
+    replaced: int = Field(description="Tasks deleted first (replace=true).")
+    notes: list[str] = Field(description="What the planner could not resolve, e.g. a dependency it dropped.")
+    items: list[TaskView]
+
+
+class ComplexityScore(BaseModel):
+    number: int
+    complexity: int = Field(ge=1, le=10)
+    reasoning: str
+
+
+class ComplexityReport(BaseModel):
+    items: list[ComplexityScore]

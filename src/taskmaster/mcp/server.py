@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import taskmaster
+from taskmaster.agents.llm import planning_model
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import InvalidInput, TaskmasterError
@@ -28,7 +29,9 @@ from taskmaster.db.session import Database
 from taskmaster.mcp import auth
 from taskmaster.mcp.schemas import (
     PROJECT_SUMMARY_FIELDS,
+    ComplexityReport,
     GraphReport,
+    PrdParsed,
     ProjectList,
     TaskList,
     TaskPage,
@@ -36,7 +39,8 @@ from taskmaster.mcp.schemas import (
     TaskView,
 )
 from taskmaster.projects import service as projects
-from taskmaster.tasks import service
+from taskmaster.tasks import refine, service
+from taskmaster.tasks.prd import parse_into_project
 from taskmaster.tasks.schemas import TaskCreate, TaskStatus, TaskType, TaskUpdate
 
 T = TypeVar("T")
@@ -67,6 +71,11 @@ TypeFilter = Annotated[TaskType | None, Field(description="Only tasks of this ty
 ReadyAssignee = Annotated[str | None, Field(description="Only unassigned tasks and tasks assigned to this name.")]
 Limit = Annotated[int, Field(ge=1, le=1000, description="At most this many tasks.")]
 Text = Annotated[str | None, Field(description="Pass an empty string to clear it.")]
+Provider = Annotated[
+    Literal["offline", "anthropic", "openai", "ollama"],
+    Field(description="Who plans: the deterministic offline parser, or an LLM provider configured on the server."),
+]
+Model = Annotated[str | None, Field(description="The provider's model; its configured default when left out.")]
 
 
 def build_server(db: Database, settings: Settings, *, http_url: str | None = None) -> MCPServer[Any]:
@@ -333,6 +342,74 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
             return removed
 
         return _result(await door.in_project(project, Role.developer, go, lock=True))
+
+    @server.tool(annotations=ADD)
+    async def parse_prd(
+        text: Annotated[str, Field(min_length=1, description="The PRD itself: Markdown or plain text.")],
+        project: ProjectRef = None,
+        provider: Provider = "offline",
+        model: Model = None,
+        num_tasks: Annotated[int | None, Field(ge=1, le=500, description="Aim for about this many tasks.")] = None,
+        replace: Annotated[bool, Field(description="Delete the project's tasks first instead of appending.")] = False,
+        source: Annotated[str | None, Field(description="The document's name, recorded with each task.")] = None,
+    ) -> Annotated[CallToolResult, PrdParsed]:
+        """Turn a product requirements document into tasks with dependencies and priorities, stored in the
+        project (offline parser by default, or an LLM provider); returns the new tasks as summaries."""
+        async with _tool_errors():
+            caller = auth.require(Role.developer)
+            ref = await door.project_ref(project, caller)
+            async with planning_model(settings, provider, model) as llm:
+                result = await parse_into_project(
+                    db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, source=source,
+                    actor=caller.subject if caller else LOCAL_ACTOR,
+                )  # fmt: skip
+            first, last = result.imported.numbers
+            async with db.autocommit_session() as session:
+                tasks, _ = await service.list_tasks(
+                    session, result.project_id, limit=result.imported.created, offset=first - 1
+                )
+        return _result(
+            {
+                "created": result.imported.created,
+                "first_number": first,
+                "last_number": last,
+                "replaced": result.imported.replaced,
+                "notes": [issue.message for issue in result.issues],
+                "items": _tasks(tasks, False),
+            }
+        )
+
+    @server.tool(annotations=ADD)
+    async def expand_task(
+        task: TaskRef,
+        project: ProjectRef = None,
+        num: Annotated[int, Field(ge=1, le=20, description="At most this many subtasks.")] = 5,
+        provider: Provider = "offline",
+        model: Model = None,
+    ) -> Annotated[CallToolResult, TaskList]:
+        """Break a task into subtasks (from its details offline, or by an LLM); returns the new subtasks."""
+        async with _tool_errors():
+            caller = auth.require(Role.developer)
+            ref = await door.project_ref(project, caller)
+            async with planning_model(settings, provider, model) as llm:
+                created = await refine.expand_task(
+                    db, ref, str(_ref(task)), model=llm, num=num, actor=caller.subject if caller else LOCAL_ACTOR
+                )
+        return _result({"items": _tasks(created, False)})
+
+    @server.tool(annotations=EDIT)
+    async def analyze_complexity(
+        project: ProjectRef = None, provider: Provider = "offline", model: Model = None
+    ) -> Annotated[CallToolResult, ComplexityReport]:
+        """Score every open task's complexity 1-10 and store each score with its reasoning."""
+        async with _tool_errors():
+            caller = auth.require(Role.developer)
+            ref = await door.project_ref(project, caller)
+            async with planning_model(settings, provider, model) as llm:
+                scores = await refine.analyze_complexity(
+                    db, ref, model=llm, actor=caller.subject if caller else LOCAL_ACTOR
+                )
+        return _result({"items": [vars(score) for score in scores]})
 
     return server
 
