@@ -1,1 +1,1 @@
-"""Forges: GitHub and GitLab webhooks in (verify, parse into ForgeEvent), statuses, check runs, comments, PRs and issues out."""
+"""Forges: GitHub and GitLab webhooks in (verify, parse into ForgeEvent); statuses, checks, comments, PRs out."""
