@@ -1,0 +1,109 @@
+"""Pipeline use cases that need no engine: request a pipeline for a commit, supersede and cancel live ones."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.db.models import Pipeline
+from taskmaster.pipelines import transitions
+from taskmaster.pipelines.states import PipelineStatus, PipelineType
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    """What to validate: a commit, why, and for which pull request or branch."""
+
+    project_id: uuid.UUID
+    commit_sha: str
+    pipeline_type: str = PipelineType.VALIDATION.value
+    trigger_event: str | None = None
+    branch_name: str | None = None
+    pull_request_id: uuid.UUID | None = None
+    pull_request_number: int | None = None
+    request_id: str | None = None
+
+    @property
+    def trigger_key(self) -> str:
+        subject = f"pr{self.pull_request_number}" if self.pull_request_number is not None else self.branch_name
+        return f"{self.pipeline_type}:{subject}:{self.commit_sha}"
+
+
+@dataclass(frozen=True)
+class Requested:
+    pipeline: Pipeline
+    created: bool
+    """False when a live pipeline for the same trigger already existed (a burst of identical events)."""
+
+
+def _live(project_id: uuid.UUID) -> list[object]:
+    return [Pipeline.project_id == project_id, Pipeline.status.in_([s.value for s in transitions.LIVE])]
+
+
+async def request_pipeline(session: AsyncSession, request: PipelineRequest) -> Requested:
+    """A `pending` pipeline for the request, or the live one that already covers the same trigger."""
+    key = request.trigger_key
+    query = select(Pipeline).where(*_live(request.project_id), Pipeline.trigger_key == key)  # type: ignore[arg-type]
+    existing = await session.scalar(query)
+    if existing is not None:
+        return Requested(existing, created=False)
+    pipeline = Pipeline(
+        project_id=request.project_id,
+        pull_request_id=request.pull_request_id,
+        pipeline_type=request.pipeline_type,
+        status=PipelineStatus.PENDING.value,
+        trigger_event=request.trigger_event,
+        branch_name=request.branch_name,
+        commit_sha=request.commit_sha,
+        trigger_key=key,
+        request_id=request.request_id,
+    )
+    try:
+        # A savepoint: a concurrent request for the same trigger loses on the unique index, not the transaction.
+        async with session.begin_nested():
+            session.add(pipeline)
+    except IntegrityError:
+        existing = await session.scalar(query)
+        if existing is None:
+            raise
+        return Requested(existing, created=False)
+    return Requested(pipeline, created=True)
+
+
+async def supersede_older(session: AsyncSession, newer: Pipeline) -> list[Pipeline]:
+    """Live pipelines of the same pull request (and type) for another commit are superseded by `newer`."""
+    if newer.pull_request_id is None:
+        return []
+    older = (
+        await session.scalars(
+            select(Pipeline).where(
+                *_live(newer.project_id),  # type: ignore[arg-type]
+                Pipeline.pull_request_id == newer.pull_request_id,
+                Pipeline.pipeline_type == newer.pipeline_type,
+                Pipeline.id != newer.id,
+            )
+        )
+    ).all()
+    for pipeline in older:
+        transitions.apply(pipeline, transitions.SUPERSEDE, reason=f"superseded by {newer.commit_sha}")
+        pipeline.superseded_by = newer.id
+    return list(older)
+
+
+async def cancel_for_pull_request(session: AsyncSession, pull_request_id: uuid.UUID, *, reason: str) -> list[Pipeline]:
+    """Cancel every live pipeline of a pull request (it was closed or merged)."""
+    live = (
+        await session.scalars(
+            select(Pipeline).where(
+                Pipeline.pull_request_id == pull_request_id,
+                Pipeline.status.in_([s.value for s in transitions.LIVE]),
+            )
+        )
+    ).all()
+    for pipeline in live:
+        transitions.apply(pipeline, transitions.CANCEL, reason=reason)
+    return list(live)
