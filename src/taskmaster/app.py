@@ -10,10 +10,10 @@ import structlog
 from fastapi import FastAPI
 
 import taskmaster
-from taskmaster.api.deps import Services
+from taskmaster.api.deps import Services, WebhookLimits
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware
-from taskmaster.api.routes import health, jobs, prd, projects, tasks, tokens
+from taskmaster.api.routes import health, jobs, prd, projects, tasks, tokens, webhooks
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
 from taskmaster.db import migrate
@@ -37,7 +37,12 @@ async def prepare_database(settings: Settings, db: Database) -> None:
 def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = True) -> FastAPI:
     """Build the ASGI app. Nothing connects until the lifespan starts."""
     db = Database.from_settings(settings)
-    services = Services(settings=settings, db=db, box=SecretBox.from_settings(settings))
+    services = Services(
+        settings=settings,
+        db=db,
+        box=SecretBox.from_settings(settings),
+        webhook_limits=WebhookLimits.from_settings(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +55,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
                 settings, db, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
             )
             await worker.start()
+            services.wake_worker = worker.webhooks.wake
         # Everything made during start-up (modules, DBOS, SQLAlchemy metadata) lives for the whole process.
         # Freezing it keeps it out of the cyclic collector's full passes, which otherwise cost requests tens
         # of milliseconds at the tail (bench/startup.py: /health p99 roughly 25 ms -> 5 ms on SQLite).
@@ -72,6 +78,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     app.state.services = services
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    for router in (health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router):
+    routers = (health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router, webhooks.router)
+    for router in (*routers, webhooks.receivers):
         app.include_router(router)
     return app

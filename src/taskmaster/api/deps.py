@@ -22,6 +22,7 @@ from taskmaster.core.errors import PermissionDenied, Unauthenticated
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.secrets import SecretBox
+from taskmaster.webhooks.ratelimit import TokenBuckets
 
 
 class JobQueue(Protocol):
@@ -40,6 +41,24 @@ class Services:
     db: Database
     box: SecretBox
     jobs: JobQueue | None = None
+    webhook_limits: WebhookLimits | None = None
+    wake_worker: Callable[[], None] | None = None
+    """Set when the worker runs in this process: a new delivery wakes it instead of waiting for its next poll."""
+
+
+@dataclass
+class WebhookLimits:
+    """Token buckets for inbound webhooks in this process: per source address and per project."""
+
+    by_source: TokenBuckets
+    by_project: TokenBuckets
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebhookLimits:
+        hooks = settings.webhooks
+        return cls(
+            TokenBuckets(hooks.source_rate, hooks.source_burst), TokenBuckets(hooks.project_rate, hooks.project_burst)
+        )
 
 
 def get_services(request: Request) -> Services:

@@ -17,6 +17,7 @@ from taskmaster.core.logging import current_request_id
 PROBLEM_JSON = "application/problem+json"
 
 STATUS_BY_ERROR: dict[type[errors.TaskmasterError], int] = {
+    errors.MalformedRequest: 400,
     errors.InvalidInput: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,

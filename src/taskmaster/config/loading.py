@@ -55,6 +55,12 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_JWT_AUDIENCE": "auth.jwt_audience",
     "TASKMASTER_JWT_ISSUER": "auth.jwt_issuer",
     "TASKMASTER_SECRET_KEYS": "auth.secret_keys",
+    "TASKMASTER_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhooks.secret_overlap_seconds",
+    "TASKMASTER_WEBHOOK_PROJECT_RATE": "webhooks.project_rate",
+    "TASKMASTER_WEBHOOK_PROJECT_BURST": "webhooks.project_burst",
+    "TASKMASTER_WEBHOOK_SOURCE_RATE": "webhooks.source_rate",
+    "TASKMASTER_WEBHOOK_SOURCE_BURST": "webhooks.source_burst",
+    "TASKMASTER_WEBHOOK_MAX_ATTEMPTS": "webhooks.max_attempts",
 }
 _PATH_TO_ENV = {path: name for name, path in ENV_VARS.items()}
 _URL_PASSWORD = re.compile(r"://([^:/@\s]*):[^@/\s]+@")  # the password in scheme://user:password@host

@@ -98,6 +98,24 @@ class WorkspaceSettings(_Section):
     """WSL2_INSTANCE_PATH: where checkouts are made. Unset: `<state dir>/workspaces`."""
 
 
+class WebhookSettings(_Section):
+    """Inbound webhooks: secret rotation, rate limits (token buckets), and how failed processing is retried."""
+
+    secret_overlap_seconds: float = Field(24 * 3600, ge=0)
+    """After a rotation, the previous secret is still accepted for this long."""
+    project_rate: float = Field(20.0, gt=0)
+    """Deliveries per second a project's bucket refills with; `project_burst` is its size."""
+    project_burst: int = Field(200, ge=1)
+    source_rate: float = Field(50.0, gt=0)
+    """Deliveries per second from one source address; `source_burst` is its bucket's size."""
+    source_burst: int = Field(500, ge=1)
+    max_attempts: int = Field(5, ge=1, le=50)
+    retry_base_seconds: float = Field(2.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+    """How often a worker looks for deliveries to process when nothing woke it."""
+
+
 class Settings(_Section):
     """Everything Taskmaster reads from its environment, `taskmaster.toml` and defaults."""
 
@@ -112,6 +130,7 @@ class Settings(_Section):
     codegen: CodegenSettings = CodegenSettings()
     agentapi: AgentApiSettings = AgentApiSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def embedded(self) -> bool:

@@ -22,6 +22,13 @@ class InvalidInput(TaskmasterError):
     title = "Invalid input"
 
 
+class MalformedRequest(InvalidInput):
+    """The request itself is unreadable (a missing header, a body that is not JSON), before any meaning."""
+
+    code = "malformed_request"
+    title = "Malformed request"
+
+
 class NotFound(TaskmasterError):
     code = "not_found"
     title = "Not found"

@@ -11,7 +11,7 @@ from taskmaster.db.models import Project
 from taskmaster.secrets.box import SecretBox
 
 # Every column that holds a Fernet token. A new secret column is added here, and nowhere else.
-ENCRYPTED_COLUMNS = ((Project, ("webhook_secret", "forge_token")),)
+ENCRYPTED_COLUMNS = ((Project, ("webhook_secret", "webhook_secret_previous", "forge_token")),)
 
 
 @dataclass(frozen=True)

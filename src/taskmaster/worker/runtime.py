@@ -15,7 +15,9 @@ from taskmaster.core.errors import Conflict, TaskmasterError, Unavailable
 from taskmaster.db.session import Database
 from taskmaster.durable import engine, names
 from taskmaster.durable.engine import WorkerMode
+from taskmaster.secrets import SecretBox
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
+from taskmaster.worker.webhooks import WebhookLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
 
@@ -48,6 +50,7 @@ class WorkerRuntime:
         self.executor_id = engine.executor_id(settings, mode)
         self._heartbeat: Heartbeat | None = None
         self._running = False
+        self.webhooks = WebhookLoop(settings, db, SecretBox.from_settings(settings))
 
     @property
     def running(self) -> bool:
@@ -70,6 +73,7 @@ class WorkerRuntime:
         )
         self._heartbeat = Heartbeat(self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds)
         await self._heartbeat.start()
+        self.webhooks.start()
         log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
 
     async def stop(self) -> None:
@@ -77,6 +81,7 @@ class WorkerRuntime:
             return
         self._running = False
         heartbeat, self._heartbeat = self._heartbeat, None
+        await self.webhooks.stop()
         try:
             await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
         except Exception as exc:  # stopping must not fail the caller's shutdown

@@ -19,6 +19,15 @@ class Pipeline(IdMixin, TimestampMixin, Base):
         Index("ix_ci_cd_pipelines_status_started_at", "status", "started_at"),
         Index("ix_ci_cd_pipelines_project_id_created_at", "project_id", "created_at"),
         Index("ix_ci_cd_pipelines_pull_request_id_status", "pull_request_id", "status"),
+        # One live pipeline per trigger: a burst of events for one head sha requests one pipeline.
+        Index(
+            "uq_ci_cd_pipelines_live_trigger",
+            "project_id",
+            "trigger_key",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'queued', 'running')"),
+            postgresql_where=text("status IN ('pending', 'queued', 'running')"),
+        ),
     )
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -37,6 +46,8 @@ class Pipeline(IdMixin, TimestampMixin, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
     request_id: Mapped[str | None] = mapped_column(String(100))
+    trigger_key: Mapped[str | None] = mapped_column(String(700))
+    """`<type>:<pull request number or branch>:<sha>`: what makes two requests the same pipeline."""
 
 
 class PipelineStep(IdMixin, TimestampMixin, Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Text
@@ -22,6 +23,9 @@ class Project(IdMixin, TimestampMixin, Base):
     default_branch: Mapped[str] = mapped_column(String(200), default="main")
     # Encrypted at rest (Fernet tokens); see taskmaster.secrets.
     webhook_secret: Mapped[str | None] = mapped_column(Text)
+    # The secret replaced by the last rotation, still accepted for an overlap after `webhook_secret_rotated_at`.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_rotated_at: Mapped[datetime | None]
     forge_token: Mapped[str | None] = mapped_column(Text)
     agentapi_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     claude_code_config: Mapped[dict[str, Any]] = mapped_column(default=dict)

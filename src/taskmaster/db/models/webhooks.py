@@ -18,6 +18,8 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
         # hook_id is '' when the forge sends none, so the pair stays unique on PostgreSQL too.
         UniqueConstraint("provider", "hook_id", "delivery_id"),
         Index("ix_webhook_deliveries_status_created_at", "status", "created_at"),
+        # The worker's queue: deliveries due for (another) processing attempt.
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     provider: Mapped[str] = mapped_column(String(20))
@@ -31,4 +33,7 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="received")
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """What processing did: the event kind, pipelines requested, superseded or cancelled."""

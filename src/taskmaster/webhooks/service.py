@@ -1,0 +1,445 @@
+"""Webhook deliveries: find the project, keep what was verified, and later turn it into pipeline requests.
+
+Receiving (the API) stores a verified delivery in one statement and answers; the same delivery again finds the
+first row (the unique key is provider + hook id + delivery id). Processing (the worker) takes due deliveries one
+at a time, each in one transaction with its effects, so a worker that dies mid-way leaves the delivery to be
+taken again and nothing half done. A failure is retried with exponential backoff, then ends as `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.config import Settings
+from taskmaster.config.settings import WebhookSettings
+from taskmaster.core.clock import utcnow
+from taskmaster.core.errors import Conflict, NotFound
+from taskmaster.core.ids import new_id
+from taskmaster.db.models import Project, PullRequest, WebhookDelivery
+from taskmaster.db.session import Database
+from taskmaster.forges.events import DeliveryIdentity, EventKind, ForgeEvent, Provider, WebhookPayloadError
+from taskmaster.forges.github import webhooks as github
+from taskmaster.forges.gitlab import webhooks as gitlab
+from taskmaster.pipelines import service as pipelines
+from taskmaster.pipelines.service import PipelineRequest
+from taskmaster.pipelines.states import PipelineType
+from taskmaster.secrets import SecretBox
+
+log = structlog.stdlib.get_logger("taskmaster.webhooks")
+
+RECEIVED, RETRY, PROCESSED, FAILED = "received", "retry", "processed", "failed"
+DUE_STATUSES = (RECEIVED, RETRY)
+PUSH_PIPELINES = "push_pipelines"
+"""Project setting: run a push pipeline for pushes to branches that have no open pull request."""
+ALLOW_SHA1 = "allow_sha1_signatures"
+"""Project setting: accept GitHub's legacy SHA-1 `X-Hub-Signature` when no SHA-256 signature is sent."""
+_UNSTORED_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
+_COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
+
+PermissionCheck = Callable[[Project, str], Awaitable[bool]]
+"""Whether a forge user may make Taskmaster act (write access), asked of the forge and cached by the caller."""
+
+
+# -------------------------------------------------------------------------------- receiving
+
+
+def decode_payload(body: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON body (GitHub may send it form-encoded as `payload=`); `WebhookPayloadError` when unreadable."""
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            values = parse_qs(body.decode("utf-8"), strict_parsing=True).get("payload")
+            if not values:
+                raise WebhookPayloadError("form-encoded body without a `payload` field")
+            body = values[0].encode()
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WebhookPayloadError("body is JSON but not an object")
+    return payload
+
+
+def raw_action(provider: Provider, payload: Mapping[str, Any]) -> str | None:
+    value = payload.get("action")
+    if provider is Provider.GITLAB:
+        attributes = payload.get("object_attributes")
+        value = attributes.get("action") if isinstance(attributes, Mapping) else None
+    return str(value)[:100] if value is not None else None
+
+
+async def find_project(session: AsyncSession, provider: Provider, full_name: str | None) -> Project | None:
+    """The project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any case."""
+    if not full_name:
+        return None
+    path = func.lower(Project.owner + "/" + Project.repo_name)
+    found = await session.scalars(
+        select(Project).where(Project.forge == provider.value, path == full_name.lower()).limit(2)
+    )
+    rows = found.all()
+    return rows[0] if len(rows) == 1 else None
+
+
+def accepted_secrets(project: Project, box: SecretBox, settings: WebhookSettings) -> list[str]:
+    """The project's webhook secret, and the previous one while the rotation overlap lasts."""
+    secrets = [s for s in [box.decrypt(project.webhook_secret)] if s]
+    rotated = project.webhook_secret_rotated_at
+    overlap = timedelta(seconds=settings.secret_overlap_seconds)
+    if project.webhook_secret_previous and rotated is not None and utcnow() - rotated <= overlap:
+        previous = box.decrypt(project.webhook_secret_previous)
+        if previous:
+            secrets.append(previous)
+    return secrets
+
+
+def verify(provider: Provider, project: Project, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
+    """Check the delivery's signature or token against the project's secrets (raises `Unauthenticated`).
+
+    On GitLab a secret written `whsec_…` is a signing token (HMAC over id, timestamp and body); any other is
+    the plain `X-Gitlab-Token`.
+    """
+    if provider is Provider.GITHUB:
+        github.verify(headers, body, secrets, allow_sha1=bool(project.settings.get(ALLOW_SHA1)))
+        return
+    signing = [s for s in secrets if s.startswith("whsec_")]
+    tokens = [s for s in secrets if not s.startswith("whsec_")]
+    gitlab.verify(headers, body, tokens, signing_keys=signing)
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: uuid.UUID
+    duplicate: bool
+    """True when this delivery was already stored: nothing new happens."""
+
+
+async def store_delivery(
+    session: AsyncSession,
+    *,
+    identity: DeliveryIdentity,
+    project_id: uuid.UUID,
+    headers: Mapping[str, str],
+    body: bytes,
+    action: str | None,
+) -> Stored:
+    """Insert the delivery unless its (provider, hook id, delivery id) is already stored; one round trip."""
+    values = {
+        "id": new_id(),
+        "provider": identity.provider.value,
+        "hook_id": identity.hook_id or "",
+        "delivery_id": identity.delivery_id,
+        "event": identity.event[:100],
+        "action": action,
+        "project_id": project_id,
+        "headers": {k.lower(): v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS},
+        "body": body,
+        "status": RECEIVED,
+        "attempts": 0,
+        "result": {},
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(WebhookDelivery)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id"])
+        .returning(WebhookDelivery.id)
+    )
+    inserted = await session.scalar(statement)
+    if inserted is not None:
+        return Stored(inserted, duplicate=False)
+    first = await session.scalar(
+        select(WebhookDelivery.id).where(
+            WebhookDelivery.provider == values["provider"],
+            WebhookDelivery.hook_id == values["hook_id"],
+            WebhookDelivery.delivery_id == values["delivery_id"],
+        )
+    )
+    if first is None:  # the conflicting row was deleted in between: vanishingly rare, and safe to refuse
+        raise Conflict("the delivery could not be stored; send it again")
+    return Stored(first, duplicate=True)
+
+
+# -------------------------------------------------------------------------------- reading and redelivering
+
+
+async def list_deliveries(
+    session: AsyncSession, *, status: str | None = None, project_id: uuid.UUID | None = None, limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[WebhookDelivery], int]:  # fmt: skip
+    """Newest first, without bodies loaded into the answer by the caller unless asked."""
+    conditions = []
+    if status:
+        conditions.append(WebhookDelivery.status == status)
+    if project_id:
+        conditions.append(WebhookDelivery.project_id == project_id)
+    total = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(*conditions)) or 0
+    rows = await session.scalars(
+        select(WebhookDelivery)
+        .where(*conditions)
+        .order_by(WebhookDelivery.created_at.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), int(total)
+
+
+async def get_delivery(session: AsyncSession, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+    try:
+        key = delivery_id if isinstance(delivery_id, uuid.UUID) else uuid.UUID(str(delivery_id))
+    except ValueError:
+        raise NotFound(f"webhook delivery {delivery_id} does not exist") from None
+    row = await session.get(WebhookDelivery, key)
+    if row is None:
+        raise NotFound(f"webhook delivery {delivery_id} does not exist")
+    return row
+
+
+async def redeliver(session: AsyncSession, delivery_id: uuid.UUID | str) -> WebhookDelivery:
+    """Process a stored delivery again (a failed one, or one whose effects should be redone)."""
+    row = await get_delivery(session, delivery_id)
+    if row.status in DUE_STATUSES:
+        raise Conflict(f"webhook delivery {row.id} is already waiting to be processed")
+    row.status, row.attempts, row.error, row.next_attempt_at = RECEIVED, 0, None, None
+    return row
+
+
+# -------------------------------------------------------------------------------- processing
+
+
+def backoff(attempt: int, settings: WebhookSettings) -> timedelta:
+    """Exponential, with full jitter, capped: attempt 1 waits up to `retry_base_seconds`."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+async def process_next(db: Database, settings: Settings, *, permission: PermissionCheck | None = None) -> bool:
+    """Process one due delivery; False when none is due. Safe with several workers on PostgreSQL."""
+    delivery_id: uuid.UUID | None = None
+    try:
+        async with db.transaction() as session:
+            query = (
+                select(WebhookDelivery)
+                .where(
+                    WebhookDelivery.status.in_(DUE_STATUSES),
+                    or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= utcnow()),
+                )
+                .order_by(WebhookDelivery.created_at)
+                .limit(1)
+            )
+            if db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            delivery = await session.scalar(query)
+            if delivery is None:
+                return False
+            delivery_id = delivery.id
+            delivery.result = await _route(session, delivery, permission)
+            delivery.status, delivery.error, delivery.next_attempt_at = PROCESSED, None, None
+            delivery.attempts += 1
+            delivery.processed_at = utcnow()
+        return True
+    except Exception as exc:
+        if delivery_id is None:
+            raise
+        await _record_failure(db, delivery_id, exc, settings.webhooks)
+        return True
+
+
+async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, settings: WebhookSettings) -> None:
+    async with db.transaction() as session:
+        delivery = await session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        delivery.error = f"{type(exc).__name__}: {exc}"[:4000]
+        if delivery.attempts >= settings.max_attempts:
+            delivery.status, delivery.next_attempt_at = FAILED, None
+        else:
+            delivery.status, delivery.next_attempt_at = RETRY, utcnow() + backoff(delivery.attempts, settings)
+    log.warning(
+        "webhook delivery processing failed", delivery=str(delivery_id), attempts=delivery.attempts,
+        status=delivery.status, error=delivery.error,
+    )  # fmt: skip
+
+
+def parse_delivery(delivery: WebhookDelivery) -> ForgeEvent:
+    headers = delivery.headers
+    if delivery.provider == Provider.GITHUB.value:
+        payload = decode_payload(delivery.body, headers.get("content-type", "application/json"))
+        return github.parse(delivery.event, payload)
+    return gitlab.parse(delivery.event, delivery.body)
+
+
+async def _route(
+    session: AsyncSession, delivery: WebhookDelivery, permission: PermissionCheck | None
+) -> dict[str, Any]:
+    """What the event asks for, done in the caller's transaction; returns what was done."""
+    event = parse_delivery(delivery)
+    result: dict[str, Any] = {"kind": event.kind.value}
+    project = await session.get(Project, delivery.project_id) if delivery.project_id else None
+    if project is None:
+        result["ignored"] = "the project was removed"
+        return result
+    if event.sender_is_bot and event.kind is EventKind.COMMENT:
+        result["ignored"] = "comment by a bot"
+        return result
+    pull = await _record_pull_request(session, project, event) if event.pull_request else None
+    kind = event.kind
+    if kind in {EventKind.PR_OPENED, EventKind.PR_REOPENED, EventKind.PR_SYNCHRONIZED, EventKind.PR_READY_FOR_REVIEW}:
+        assert pull is not None
+        if pull.draft:
+            result["ignored"] = "draft pull request: waiting for ready for review"
+        else:
+            await _request(session, result, project, delivery, pull=pull, sha=pull.head_sha, kind=kind.value)
+    elif kind in {EventKind.PR_CLOSED, EventKind.PR_MERGED}:
+        assert pull is not None
+        reason = "pull request merged" if pull.merged else "pull request closed"
+        canceled = await pipelines.cancel_for_pull_request(session, pull.id, reason=reason)
+        result["canceled"] = [str(p.id) for p in canceled]
+    elif kind is EventKind.PUSH_BRANCH and event.push and event.push.head_sha:
+        await _route_push(session, result, project, delivery, event)
+    elif kind is EventKind.CHECK_RERUN_REQUESTED and event.check:
+        pull = await _pull_for_sha(session, project, event.check.head_sha)
+        await _request(
+            session, result, project, delivery, pull=pull, sha=event.check.head_sha, kind="rerequested",
+            branch=event.check.head_branch,
+        )  # fmt: skip
+    elif kind is EventKind.COMMENT and event.comment and event.comment.on_pull_request is not None:
+        await _route_command(session, result, project, delivery, event, permission)
+    else:
+        result.setdefault("ignored", f"nothing to do for {kind.value}")
+    return result
+
+
+async def _record_pull_request(session: AsyncSession, project: Project, event: ForgeEvent) -> PullRequest:
+    info = event.pull_request
+    assert info is not None
+    row = await session.scalar(
+        select(PullRequest).where(PullRequest.project_id == project.id, PullRequest.number == info.number)
+    )
+    if row is None:
+        row = PullRequest(project_id=project.id, number=info.number, head_ref=info.head_ref, head_sha=info.head_sha,
+                          base_ref=info.base_ref)  # fmt: skip
+        session.add(row)
+    if event.kind is not EventKind.COMMENT:  # a comment's copy of the pull request may be older than ours
+        row.title, row.head_ref, row.head_sha, row.base_ref = info.title, info.head_ref, info.head_sha, info.base_ref
+        row.base_sha = info.base_sha or row.base_sha
+        row.author = info.author or row.author
+        row.state, row.draft, row.merged = info.state, info.draft, info.merged
+        row.url = info.url or row.url
+    await session.flush()
+    return row
+
+
+async def _pull_for_sha(session: AsyncSession, project: Project, sha: str) -> PullRequest | None:
+    return await session.scalar(
+        select(PullRequest)
+        .where(PullRequest.project_id == project.id, PullRequest.head_sha == sha, PullRequest.state == "open")
+        .limit(1)
+    )
+
+
+async def _request(
+    session: AsyncSession,
+    result: dict[str, Any],
+    project: Project,
+    delivery: WebhookDelivery,
+    *,
+    pull: PullRequest | None,
+    sha: str,
+    kind: str,
+    branch: str | None = None,
+    pipeline_type: str = PipelineType.VALIDATION.value,
+) -> None:
+    requested = await pipelines.request_pipeline(
+        session,
+        PipelineRequest(
+            project_id=project.id,
+            commit_sha=sha,
+            pipeline_type=pipeline_type,
+            trigger_event=f"{delivery.provider}:{delivery.event}:{kind}"[:100],
+            branch_name=pull.head_ref if pull else branch,
+            pull_request_id=pull.id if pull else None,
+            pull_request_number=pull.number if pull else None,
+            request_id=delivery.delivery_id[:100],
+        ),
+    )
+    result["pipeline"] = str(requested.pipeline.id)
+    result["pipeline_created"] = requested.created
+    if requested.created:
+        superseded = await pipelines.supersede_older(session, requested.pipeline)
+        if superseded:
+            result["superseded"] = [str(p.id) for p in superseded]
+
+
+async def _route_push(
+    session: AsyncSession, result: dict[str, Any], project: Project, delivery: WebhookDelivery, event: ForgeEvent
+) -> None:
+    push = event.push
+    assert push is not None and push.head_sha is not None
+    branch = push.name
+    open_pull = await session.scalar(
+        select(PullRequest.id).where(
+            PullRequest.project_id == project.id, PullRequest.head_ref == branch, PullRequest.state == "open"
+        )
+    )
+    if open_pull is not None:
+        result["ignored"] = "the branch has an open pull request, which its own events validate"
+    elif not project.settings.get(PUSH_PIPELINES):
+        result["ignored"] = f"push pipelines are off for this project (setting {PUSH_PIPELINES})"
+    else:
+        await _request(session, result, project, delivery, pull=None, sha=push.head_sha, kind="push", branch=branch,
+                       pipeline_type=PipelineType.PUSH.value)  # fmt: skip
+
+
+async def _route_command(
+    session: AsyncSession,
+    result: dict[str, Any],
+    project: Project,
+    delivery: WebhookDelivery,
+    event: ForgeEvent,
+    permission: PermissionCheck | None,
+) -> None:
+    comment = event.comment
+    assert comment is not None and comment.on_pull_request is not None
+    match = _COMMAND.search(comment.body)
+    if match is None:
+        result["ignored"] = "comment without a /taskmaster command"
+        return
+    command = match.group(1).lower()
+    result["command"] = command
+    author = comment.author or ""
+    if comment.author_is_bot:
+        result["refused"] = "bots' comments are not commands"
+        return
+    if permission is None:
+        result["refused"] = "no forge credentials to check the author's permission"
+        return
+    if not await permission(project, author):
+        result["refused"] = f"{author} has no write access to {project.owner}/{project.repo_name}"
+        return
+    pull = await session.scalar(
+        select(PullRequest).where(PullRequest.project_id == project.id, PullRequest.number == comment.on_pull_request)
+    )
+    if pull is None and event.pull_request is not None:
+        pull = await _record_pull_request(session, project, event)
+    if pull is None:
+        result["refused"] = f"pull request #{comment.on_pull_request} is not known yet"
+        return
+    pipeline_type = {"retry": PipelineType.VALIDATION.value, "review": "review", "fix": PipelineType.CODEGEN.value}
+    await _request(session, result, project, delivery, pull=pull, sha=pull.head_sha, kind=f"command:{command}",
+                   pipeline_type=pipeline_type[command])  # fmt: skip

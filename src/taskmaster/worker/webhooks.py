@@ -1,0 +1,94 @@
+"""The worker's webhook loop: take due deliveries one at a time and process them (see `webhooks.service`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from taskmaster.config import Settings
+from taskmaster.db.models import Project
+from taskmaster.db.session import Database
+from taskmaster.forges.base import Forge
+from taskmaster.forges.github.client import GitHubForge
+from taskmaster.forges.gitlab.client import GitLabForge
+from taskmaster.secrets import SecretBox
+from taskmaster.webhooks import service
+
+log = structlog.stdlib.get_logger("taskmaster.worker.webhooks")
+
+PERMISSION_TTL_SECONDS = 300.0
+
+
+class ForgePermissions:
+    """Asks the project's forge whether a user has write access, and remembers the answer for five minutes."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self.box = box
+        self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    async def __call__(self, project: Project, login: str) -> bool:
+        key = (str(project.id), login.lower())
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < PERMISSION_TTL_SECONDS:
+            return cached[1]
+        forge = self._forge(project)
+        if forge is None:
+            return False
+        try:
+            allowed = (await forge.user_permission(f"{project.owner}/{project.repo_name}", login)).can_write
+        finally:
+            await forge.aclose()
+        self._cache[key] = (time.monotonic(), allowed)
+        return allowed
+
+    def _forge(self, project: Project) -> Forge | None:
+        token = self.box.decrypt(project.forge_token)
+        if not token:
+            return None
+        base_url = project.settings.get("forge_api_url")
+        if project.forge == "github":
+            return GitHubForge(token=token, **({"base_url": base_url} if base_url else {}))
+        if project.forge == "gitlab":
+            return GitLabForge(token=token, **({"base_url": base_url} if base_url else {}))
+        return None
+
+
+class WebhookLoop:
+    """Processes deliveries until stopped; `wake()` (from the API in the same process) skips the poll wait."""
+
+    def __init__(self, settings: Settings, db: Database, box: SecretBox) -> None:
+        self.settings = settings
+        self.db = db
+        self.permissions = ForgePermissions(box)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-deliveries")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        poll = self.settings.webhooks.poll_seconds
+        while True:
+            try:
+                while await service.process_next(self.db, self.settings, permission=self.permissions):
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: keep the loop, try again after the poll wait
+                log.warning("webhook loop could not read deliveries", error=str(exc))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)

@@ -1,0 +1,255 @@
+"""POST /webhooks/{github,gitlab} over real HTTP, real payloads and real HMACs: accepted, or refused leaving nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from taskmaster.app import create_app
+from taskmaster.auth.schemas import Role
+from taskmaster.config import Settings
+from taskmaster.config.settings import WebhookSettings
+from taskmaster.core.clock import utcnow
+from taskmaster.db.models import Pipeline, Project, WebhookDelivery
+from taskmaster.db.session import Database
+from taskmaster.forges.github import webhooks as github
+from taskmaster.forges.gitlab import webhooks as gitlab
+from taskmaster.projects import service as projects
+from taskmaster.projects.schemas import ProjectCreate
+from taskmaster.secrets import SecretBox
+from taskmaster.webhooks import service
+from tests.api.conftest import Api
+from tests.forges.fixtures import names, payload, payload_bytes
+from tests.support import live_server
+
+SECRET = "It's a Secret to Everybody"
+
+
+def github_headers(body: bytes, event: str, *, secret: str = SECRET, delivery: str | None = None) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "123456789",
+        "X-Hub-Signature-256": f"sha256={digest}",
+        "User-Agent": "GitHub-Hookshot/1a2b3c4",
+    }
+
+
+def gitlab_headers(event_header: str, *, token: str = SECRET, key: str | None = None) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Gitlab-Event": event_header,
+        "X-Gitlab-Token": token,
+        "Idempotency-Key": key or str(uuid.uuid4()),
+    }
+
+
+GITLAB_EVENTS = {
+    "merge_request": "Merge Request Hook", "push": "Push Hook", "tag_push": "Tag Push Hook", "note": "Note Hook",
+    "pipeline": "Pipeline Hook", "job": "Job Hook",
+}  # fmt: skip
+
+
+async def add_project(settings: Settings, forge: str, repository: str, secret: str = SECRET, **extra: Any) -> Project:
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            spec = ProjectCreate(name=repository.replace("/", "-"), repository=repository, forge=forge,
+                                 webhook_secret=secret)  # type: ignore[arg-type]  # fmt: skip
+            project = await projects.create_project(session, spec=spec, box=SecretBox.from_settings(settings))
+            for key, value in extra.items():
+                setattr(project, key, value)
+            return project
+    finally:
+        await db.dispose()
+
+
+async def rows(settings: Settings) -> list[WebhookDelivery]:
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            return list((await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at))).all())
+    finally:
+        await db.dispose()
+
+
+def _repositories(provider: str) -> set[str]:
+    found = set()
+    for name in names(provider):
+        key = (github if provider == "github" else gitlab).repository_key(payload_bytes(name))
+        if key is not None and key.full_name:
+            found.add(key.full_name)
+    return found
+
+
+async def test_every_github_payload_is_verified_stored_and_parsed_into_its_event(api: Api) -> None:
+    for repository in _repositories("github"):
+        await add_project(api.settings, "github", repository)
+    expected: dict[str, str] = {}
+    with api.client() as http:
+        for name in names("github"):
+            body, event = payload_bytes(name), name.split("/")[1]
+            answer = http.post("/webhooks/github", content=body, headers=github_headers(body, event))
+            if event == "ping":
+                assert (answer.status_code, answer.json()["status"]) == (200, "pong"), name
+            elif event == "installation":
+                assert (answer.status_code, answer.json()["status"]) == (200, "ignored"), name
+            else:
+                assert answer.status_code == 202, (name, answer.text)
+                expected[answer.json()["id"]] = github.parse(event, body).kind.value
+    stored = await rows(api.settings)
+    assert {str(r.id) for r in stored} == set(expected)
+    for row in stored:
+        assert service.parse_delivery(row).kind.value == expected[str(row.id)]
+        assert row.status == "received" and row.headers["x-github-event"] == row.event
+
+
+async def test_every_gitlab_payload_is_verified_stored_and_parsed_without_keeping_the_token(api: Api) -> None:
+    for repository in _repositories("gitlab"):
+        await add_project(api.settings, "gitlab", repository)
+    expected: dict[str, str] = {}
+    with api.client() as http:
+        for name in names("gitlab"):
+            body, header = payload_bytes(name), GITLAB_EVENTS[name.split("/")[1]]
+            answer = http.post("/webhooks/gitlab", content=body, headers=gitlab_headers(header))
+            key = gitlab.repository_key(body)
+            if key is None or not key.full_name:
+                assert (answer.status_code, answer.json()["status"]) == (200, "ignored"), name
+                continue
+            assert answer.status_code == 202, (name, answer.text)
+            expected[answer.json()["id"]] = gitlab.parse(header, body).kind.value
+    stored = await rows(api.settings)
+    assert {str(r.id) for r in stored} == set(expected)
+    for row in stored:
+        assert service.parse_delivery(row).kind.value == expected[str(row.id)]
+        assert "x-gitlab-token" not in row.headers and SECRET.encode() not in json.dumps(row.headers).encode()
+
+
+async def test_bad_deliveries_get_the_documented_refusal_and_leave_no_row(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    body = payload_bytes("github/pull_request/opened")
+    good = github_headers(body, "pull_request")
+    flipped = body[:100] + bytes([body[100] ^ 1]) + body[101:]
+    no_event = {k: v for k, v in good.items() if k != "X-GitHub-Event"}
+    huge = b" " * (26 * 1024 * 1024)
+    unknown = json.dumps({"action": "opened", "repository": {"full_name": "nobody/nothing", "id": 1}}).encode()
+    cases = [
+        ("one byte changed", flipped, good, 401),
+        ("wrong secret", body, github_headers(body, "pull_request", secret="not it"), 401),
+        ("no signature", body, {k: v for k, v in good.items() if k != "X-Hub-Signature-256"}, 401),
+        ("no event header", body, no_event, 400),
+        ("26 MB body", huge, github_headers(huge, "pull_request"), 413),
+        ("malformed JSON", b"{not json", github_headers(b"{not json", "pull_request"), 400),
+        ("wrong content type", body, {**good, "Content-Type": "text/plain"}, 415),
+        ("unknown project", unknown, github_headers(unknown, "pull_request"), 404),
+    ]
+    with api.client() as http:
+        for label, content, headers, code in cases:
+            answer = http.post("/webhooks/github", content=content, headers=headers)
+            assert answer.status_code == code, (label, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json", label
+            assert answer.json()["detail"], label
+    assert await rows(api.settings) == []
+
+
+async def test_twenty_concurrent_copies_of_one_delivery_store_one_row_and_request_one_pipeline(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    body = payload_bytes("github/pull_request/opened")
+    headers = github_headers(body, "pull_request", delivery="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        answers = await asyncio.gather(
+            *(http.post("/webhooks/github", content=body, headers=headers) for _ in range(20))
+        )
+    assert sorted(a.status_code for a in answers) == [200] * 19 + [202]
+    assert len({a.json()["id"] for a in answers}) == 1
+    db = Database.from_settings(api.settings)
+    try:
+        while await service.process_next(db, api.settings):
+            pass
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+            pipelines = (await session.scalars(select(Pipeline))).all()
+    finally:
+        await db.dispose()
+    assert [(p.status, p.commit_sha, p.pipeline_type) for p in pipelines] == [
+        ("pending", payload("github/pull_request/opened")["pull_request"]["head"]["sha"], "validation")
+    ]
+
+
+async def test_the_previous_secret_is_accepted_only_during_the_rotation_overlap(api: Api) -> None:
+    box = SecretBox.from_settings(api.settings)
+    previous = {"webhook_secret_previous": box.encrypt(SECRET), "webhook_secret_rotated_at": utcnow()}
+    recent = await add_project(api.settings, "github", "Codertocat/Hello-World", secret="new-secret", **previous)
+    assert recent.webhook_secret_previous is not None
+    body = payload_bytes("github/pull_request/opened")
+    with api.client() as http:
+        assert (
+            http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request")).status_code == 202
+        )
+        new = github_headers(body, "pull_request", secret="new-secret")
+        assert http.post("/webhooks/github", content=body, headers=new).status_code == 202
+    db = Database.from_settings(api.settings)
+    try:
+        async with db.transaction() as session:
+            project = await projects.get_project(session, recent.id)
+            project.webhook_secret_rotated_at = utcnow() - timedelta(days=2)
+    finally:
+        await db.dispose()
+    with api.client() as http:
+        late = http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request"))
+        assert late.status_code == 401
+
+
+@pytest.fixture
+def strict_api(settings: Settings, migrated: dict[Role, str]) -> Iterator[Api]:
+    """A server whose per-project bucket holds two deliveries and refills slowly."""
+    limited = settings.model_copy(update={"webhooks": WebhookSettings(project_rate=0.1, project_burst=2)})
+    with live_server(create_app(limited, run_worker=False)) as url:
+        yield Api(url=url, settings=limited, tokens=migrated)
+
+
+async def test_over_the_project_rate_a_delivery_gets_429_with_retry_after_and_is_not_stored(strict_api: Api) -> None:
+    await add_project(strict_api.settings, "github", "Codertocat/Hello-World")
+    body = payload_bytes("github/pull_request/synchronize")
+    with strict_api.client() as http:
+        codes = [
+            http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request")) for _ in range(3)
+        ]
+    assert [a.status_code for a in codes] == [202, 202, 429]
+    assert 1 <= int(codes[2].headers["Retry-After"]) <= 10
+    assert len(await rows(strict_api.settings)) == 2
+
+
+async def test_deliveries_are_listed_shown_and_redelivered_through_the_api(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    body = payload_bytes("github/pull_request/opened")
+    with api.client() as http:
+        delivered = http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request")).json()
+    db = Database.from_settings(api.settings)
+    try:
+        assert await service.process_next(db, api.settings)
+    finally:
+        await db.dispose()
+    with api.client(Role.viewer) as http:
+        page = http.get("/api/webhooks/deliveries").json()
+        assert page["total"] == 1 and page["items"][0]["status"] == "processed"
+        assert page["items"][0]["result"]["kind"] == "pr_opened" and page["items"][0]["result"]["pipeline_created"]
+        shown = http.get(f"/api/webhooks/deliveries/{delivered['id']}").json()
+        assert json.loads(shown["body"]) == json.loads(body)
+        assert http.post(f"/api/webhooks/deliveries/{delivered['id']}/redeliver").status_code == 403
+    with api.client(Role.admin) as http:
+        again = http.post(f"/api/webhooks/deliveries/{delivered['id']}/redeliver").json()
+        assert (again["status"], again["attempts"]) == ("received", 0)
+        assert http.get("/api/webhooks/deliveries/not-an-id").status_code == 404
