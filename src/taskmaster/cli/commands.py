@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("project", "projects", "Register and inspect projects (repositories)."),
     ("prd", "prd", "Turn a product requirements document into tasks."),
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status, import, export."),
+    ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
     ("mcp", "mcp", "MCP server for coding agents: the task graph as tools (stdio, or --http)."),

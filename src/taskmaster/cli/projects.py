@@ -33,6 +33,12 @@ def add_command(
     webhook_secret: Annotated[
         str | None, typer.Option(help="Secret the forge signs webhooks with (stored encrypted).")
     ] = None,
+    forge_token: Annotated[
+        str | None, typer.Option(help="Token for the forge's API: statuses, comments, permissions (stored encrypted).")
+    ] = None,
+    forge_api_url: Annotated[
+        str | None, typer.Option(help="The forge's API URL, for GitHub Enterprise or a self-managed GitLab.")
+    ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Register a project."""
@@ -51,6 +57,8 @@ def add_command(
                 "forge": forge,
                 "default_branch": default_branch,
                 "webhook_secret": webhook_secret,
+                "forge_token": forge_token,
+                "settings": {"forge_api_url": forge_api_url} if forge_api_url else {},
             }
         )
     except ValidationError as exc:
@@ -103,3 +111,31 @@ def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) 
         return (await service.delete_project(session, project, actor="cli")).name
 
     print(f"project {common.run_in_transaction(common.settings(), go)} removed")
+
+
+@command.command("rotate-webhook-secret")
+def rotate_webhook_secret_command(
+    project: Annotated[str, typer.Argument(help="Name or id.")],
+    secret: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="The new secret (asked for when not given).")
+    ],
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Replace the webhook secret; the previous one is still accepted for the configured overlap."""
+    from taskmaster.projects import service
+    from taskmaster.secrets import SecretBox
+
+    settings = common.settings()
+    box = SecretBox.from_settings(settings)
+
+    async def go(session: AsyncSession) -> ProjectOut:
+        return service.to_out(
+            await service.rotate_webhook_secret(session, project, secret=secret, box=box, actor="cli")
+        )
+
+    rotated = common.run_in_transaction(settings, go)
+    if json_output:
+        common.print_json(rotated.model_dump(mode="json"))
+        return
+    overlap = settings.webhooks.secret_overlap_seconds / 3600
+    print(f"webhook secret of {rotated.name} replaced; the previous one is accepted for {overlap:g} more hours")

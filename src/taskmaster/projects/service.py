@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
+from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
@@ -125,6 +126,24 @@ def _named(ref: str | uuid.UUID) -> ColumnElement[bool]:
         return or_(Project.id == uuid.UUID(ref), Project.name == ref)
     except ValueError:
         return Project.name == ref
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession, ref: str | uuid.UUID, *, secret: str, box: SecretBox, actor: str = "system"
+) -> Project:
+    """Make `secret` the project's webhook secret; the one it replaces stays accepted for the configured overlap
+    (`webhooks.secret_overlap_seconds`), so deliveries signed before the forge was updated still pass."""
+    if len(secret) < 8:
+        raise InvalidInput("a webhook secret needs at least 8 characters")
+    project = await get_project(session, ref)
+    project.webhook_secret_previous = project.webhook_secret
+    project.webhook_secret_rotated_at = utcnow() if project.webhook_secret else None
+    project.webhook_secret = box.encrypt(secret)
+    await audit.record(
+        session, actor=actor, action="project.webhook_secret.rotate", target_type="project", target_id=project.id,
+        project_id=project.id, data={"had_previous": project.webhook_secret_previous is not None},
+    )  # fmt: skip
+    return project
 
 
 async def delete_project(session: AsyncSession, ref: str | uuid.UUID, *, actor: str = "system") -> Project:

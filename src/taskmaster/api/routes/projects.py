@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
+from pydantic import BaseModel, Field, SecretStr
 
 from taskmaster.api.deps import Admin, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.projects import service
@@ -28,6 +29,24 @@ async def list_projects(session: ReadSessionDep, _: Viewer) -> list[ProjectOut]:
 @router.get("/{project_id}")
 async def get_project(project_id: str, session: ReadSessionDep, _: Viewer) -> ProjectOut:
     return service.to_out(await service.get_project(session, project_id))
+
+
+class WebhookSecret(BaseModel):
+    secret: SecretStr = Field(
+        min_length=8, description="The new secret (GitLab: a token, or a `whsec_…` signing token)."
+    )
+
+
+@router.put("/{project_id}/webhook-secret")
+async def rotate_webhook_secret(
+    project_id: str, spec: WebhookSecret, session: SessionDep, services: ServicesDep, principal: Admin
+) -> ProjectOut:
+    """Replace the webhook secret; the previous one is still accepted for `webhooks.secret_overlap_seconds`."""
+    project = await service.rotate_webhook_secret(
+        session, project_id, secret=spec.secret.get_secret_value(), box=services.box, actor=principal.subject
+    )
+    await session.commit()
+    return service.to_out(project)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
