@@ -253,3 +253,19 @@ async def test_deliveries_are_listed_shown_and_redelivered_through_the_api(api: 
         again = http.post(f"/api/webhooks/deliveries/{delivered['id']}/redeliver").json()
         assert (again["status"], again["attempts"]) == ("received", 0)
         assert http.get("/api/webhooks/deliveries/not-an-id").status_code == 404
+
+
+async def test_the_in_process_worker_processes_a_delivery_soon_after_it_is_acknowledged(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    await add_project(settings, "github", "Codertocat/Hello-World")
+    body = payload_bytes("github/pull_request/opened")
+    slow_poll = settings.model_copy(update={"webhooks": WebhookSettings(poll_seconds=60)})
+    with live_server(create_app(slow_poll, run_worker=True)) as url, httpx.Client(base_url=url) as http:
+        answer = http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request"))
+        assert answer.status_code == 202
+        deadline = asyncio.get_running_loop().time() + 20
+        while (stored := await rows(settings))[0].status != "processed":  # woken, not the 60 s poll
+            assert asyncio.get_running_loop().time() < deadline, stored[0].status
+            await asyncio.sleep(0.05)
+    assert stored[0].result["pipeline_created"] is True
