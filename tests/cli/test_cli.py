@@ -130,3 +130,12 @@ def test_database_password_never_reaches_the_output(taskmaster_cli: Runner) -> N
     result = taskmaster_cli("db", "status", env={"DATABASE_URL": url})
     assert result.returncode == 1
     assert "pw-distinct-77" not in result.stdout + result.stderr
+
+
+def test_a_schema_behind_the_code_says_to_migrate(taskmaster_cli: Runner) -> None:
+    assert taskmaster_cli("db", "migrate", "0002").returncode == 0
+    behind = taskmaster_cli("project", "list")
+    assert behind.returncode == 1
+    assert "schema is behind" in behind.stderr and "taskmaster db migrate" in behind.stderr
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert taskmaster_cli("project", "list", "--json").stdout.strip() == "[]"

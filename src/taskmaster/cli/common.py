@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -53,14 +54,27 @@ def run(awaitable: Awaitable[T]) -> T:
     async def wrapper() -> T:
         return await awaitable
 
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     try:
         return asyncio.run(wrapper())
     except TaskmasterError as exc:
         fail(exc.detail, EXIT_FAILURE)
+    except (ProgrammingError, OperationalError) as exc:
+        line = _first_line(exc)
+        if _MISSING_SCHEMA.search(line):
+            fail(f"the database schema is behind this version: {line} (run `taskmaster db migrate`)", EXIT_FAILURE)
+        fail(f"database error: {line}" if isinstance(exc, ProgrammingError) else _unreachable(line), EXIT_FAILURE)
     except (DBAPIError, OSError) as exc:
-        fail(f"cannot reach the database: {_first_line(exc)}", EXIT_FAILURE)
+        fail(_unreachable(_first_line(exc)), EXIT_FAILURE)
+
+
+# PostgreSQL's and SQLite's words for a table or column the code expects but the schema lacks.
+_MISSING_SCHEMA = re.compile(r"(column|relation|table) .* does not exist|no such (column|table)", re.IGNORECASE)
+
+
+def _unreachable(line: str) -> str:
+    return f"cannot reach the database: {line}"
 
 
 def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
