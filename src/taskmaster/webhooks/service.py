@@ -8,6 +8,7 @@ taken again and nothing half done. A failure is retried with exponential backoff
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -19,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -152,14 +153,8 @@ async def store_delivery(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(WebhookDelivery)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id"])
-        .returning(WebhookDelivery.id)
-    )
-    inserted = await session.scalar(statement)
+    statement = _insert_unless_stored(session.get_bind().dialect.name)
+    inserted = await session.scalar(statement, values)
     if inserted is not None:
         return Stored(inserted, duplicate=False)
     first = await session.scalar(
@@ -172,6 +167,19 @@ async def store_delivery(
     if first is None:  # the conflicting row was deleted in between: vanishingly rare, and safe to refuse
         raise Conflict("the delivery could not be stored; send it again")
     return Stored(first, duplicate=True)
+
+
+@functools.cache
+def _insert_unless_stored(dialect: str) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`, built once per dialect (building it per request cost more
+    than running it); the values are bound at execution."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id"])
+        .returning(table.c.id)
+    )
 
 
 # -------------------------------------------------------------------------------- reading and redelivering
