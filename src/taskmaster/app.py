@@ -14,6 +14,7 @@ from taskmaster.api.deps import Services, WebhookLimits
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware
 from taskmaster.api.routes import health, jobs, prd, projects, tasks, tokens, webhooks
+from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
 from taskmaster.db import migrate
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         db=db,
         box=SecretBox.from_settings(settings),
         webhook_limits=WebhookLimits.from_settings(settings),
+        principals=PrincipalCache(settings.auth.token_cache_seconds),
     )
 
     @asynccontextmanager

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from pathlib import Path
 
-from taskmaster.auth.schemas import Role
+import httpx
+
+from taskmaster.app import create_app
+from taskmaster.auth import service as auth_service
+from taskmaster.auth.schemas import Role, TokenSpec
 from taskmaster.config import Settings
+from taskmaster.db.session import Database
 from tests.api.conftest import Api
+from tests.support import live_server
 
 
 def test_every_api_operation_declares_bearer_auth_and_refuses_anonymous_calls(api: Api) -> None:
@@ -112,3 +119,39 @@ def test_revoked_token_stops_working(api: Api) -> None:
         response = http.get("/api/projects")
     assert response.status_code == 401
     assert "revoked" in response.json()["detail"]
+
+
+def test_a_token_revoked_through_this_server_stops_working_at_once_though_it_was_remembered(api: Api) -> None:
+    with api.client(Role.admin) as http:
+        created = http.post("/api/tokens", json={"name": "cached", "role": "viewer"}).json()
+    with api.client(Authorization=f"Bearer {created['token']}") as http:
+        assert http.get("/api/projects").status_code == 200  # now remembered by the server
+        assert http.get("/api/projects").status_code == 200
+    with api.client(Role.admin) as http:
+        assert http.delete(f"/api/tokens/{created['id']}").status_code == 200
+    with api.client(Authorization=f"Bearer {created['token']}") as http:
+        refused = http.get("/api/projects")
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+
+
+async def test_a_token_revoked_elsewhere_stops_working_within_the_cache_time(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    quick = settings.model_copy(update={"auth": settings.auth.model_copy(update={"token_cache_seconds": 0.5})})
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            created = await auth_service.create_token(session, spec=TokenSpec(name="elsewhere", role=Role.viewer))
+        bearer = {"Authorization": f"Bearer {created.token}"}
+        with (
+            live_server(create_app(quick, run_worker=False)) as url,
+            httpx.Client(base_url=url, headers=bearer) as http,
+        ):
+            assert http.get("/api/projects").status_code == 200
+            async with db.transaction() as session:  # as the CLI would, from another process
+                await auth_service.revoke_token(session, token_id=created.id)
+            assert http.get("/api/projects").status_code == 200  # still remembered, for at most 0.5 s
+            await asyncio.sleep(0.6)
+            assert http.get("/api/projects").status_code == 401
+    finally:
+        await db.dispose()

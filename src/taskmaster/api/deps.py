@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.auth import service as auth_service
+from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import PermissionDenied, Unauthenticated
@@ -42,6 +43,7 @@ class Services:
     box: SecretBox
     jobs: JobQueue | None = None
     webhook_limits: WebhookLimits | None = None
+    principals: PrincipalCache | None = None
     wake_worker: Callable[[], None] | None = None
     """Set when the worker runs in this process: a new delivery wakes it instead of waiting for its next poll."""
 
@@ -105,7 +107,9 @@ def authorize(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
         # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
-        principal = await auth_service.authenticate(session, services.settings, credentials.credentials)
+        principal = await auth_service.authenticate(
+            session, services.settings, credentials.credentials, cache=services.principals
+        )
         if not principal.role.covers(role):
             raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
         project = request.path_params.get("project_id")

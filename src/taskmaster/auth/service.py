@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
+from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.schemas import Principal, Role, TokenCreated, TokenInfo, TokenSpec
 from taskmaster.config import Settings
 from taskmaster.core.clock import as_utc, utcnow
@@ -86,17 +87,31 @@ async def revoke_token(session: AsyncSession, *, token_id: uuid.UUID, actor: str
     return TokenInfo.model_validate(row)
 
 
-async def authenticate(session: AsyncSession, settings: Settings, credential: str) -> Principal:
-    """Resolve a bearer credential (API token or JWT) to a principal, or raise `Unauthenticated`."""
+async def authenticate(
+    session: AsyncSession, settings: Settings, credential: str, *, cache: PrincipalCache | None = None
+) -> Principal:
+    """Resolve a bearer credential (API token or JWT) to a principal, or raise `Unauthenticated`.
+
+    With `cache`, an API token authenticated in the last few seconds is not looked up again (see `auth.cache`).
+    """
     if credential.startswith(TOKEN_PREFIX):
-        return await _authenticate_token(session, credential)
+        if cache is None:
+            return await _authenticate_token(session, credential)
+        token_hash = hash_token(credential)
+        principal = cache.get(token_hash)
+        if principal is None:
+            principal = await _authenticate_token(session, credential, remember=cache)
+        return principal
     if credential.count(".") == 2:
         return _authenticate_jwt(settings, credential)
     raise Unauthenticated("bearer credential is neither a Taskmaster API token nor a JWT")
 
 
-async def _authenticate_token(session: AsyncSession, credential: str) -> Principal:
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(credential)))
+async def _authenticate_token(
+    session: AsyncSession, credential: str, *, remember: PrincipalCache | None = None
+) -> Principal:
+    token_hash = hash_token(credential)
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
     if row is None:
         raise Unauthenticated("unknown API token")
     now = utcnow()
@@ -107,7 +122,10 @@ async def _authenticate_token(session: AsyncSession, credential: str) -> Princip
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
         await session.flush()
-    return Principal(subject=f"token:{row.name}", role=Role(row.role), project_id=row.project_id, token_id=row.id)
+    principal = Principal(subject=f"token:{row.name}", role=Role(row.role), project_id=row.project_id, token_id=row.id)
+    if remember is not None:
+        remember.put(token_hash, principal, row.expires_at)
+    return principal
 
 
 def _authenticate_jwt(settings: Settings, credential: str) -> Principal:

@@ -74,6 +74,8 @@ class AuthSettings(_Section):
     jwt_issuer: str | None = None
     secret_keys: SecretStr | None = None
     """Fernet keys, comma separated, newest first. Unset: a key file is made under the state directory."""
+    token_cache_seconds: float = Field(10.0, ge=0, le=3600)
+    """How long a server remembers an authenticated API token; a revocation made elsewhere takes this long."""
 
 
 class LlmSettings(_Section):

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from taskmaster.api.deps import Admin, SessionDep
+from taskmaster.api.deps import Admin, ServicesDep, SessionDep
 from taskmaster.auth import service
 from taskmaster.auth.schemas import TokenCreated, TokenInfo, TokenSpec
 
@@ -26,7 +26,9 @@ async def list_tokens(session: SessionDep, _: Admin, include_revoked: bool = Fal
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_200_OK)
-async def revoke_token(token_id: uuid.UUID, session: SessionDep, principal: Admin) -> TokenInfo:
+async def revoke_token(token_id: uuid.UUID, session: SessionDep, services: ServicesDep, principal: Admin) -> TokenInfo:
     revoked = await service.revoke_token(session, token_id=token_id, actor=principal.subject)
+    if services.principals is not None:
+        services.principals.forget(token_id)
     await session.commit()
     return revoked
