@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
-from sqlalchemy import Table, func, or_, select
+from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,12 +86,14 @@ async def find_project(session: AsyncSession, provider: Provider, full_name: str
     """The project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any case."""
     if not full_name:
         return None
-    path = func.lower(Project.owner + "/" + Project.repo_name)
-    found = await session.scalars(
-        select(Project).where(Project.forge == provider.value, path == full_name.lower()).limit(2)
-    )
-    rows = found.all()
+    rows = (await session.scalars(_project_by_repository(), {"forge": provider.value, "path": full_name.lower()})).all()
     return rows[0] if len(rows) == 1 else None
+
+
+@functools.cache
+def _project_by_repository() -> Select[Project]:
+    path = func.lower(Project.owner + "/" + Project.repo_name)
+    return select(Project).where(Project.forge == bindparam("forge"), path == bindparam("path")).limit(2)
 
 
 def accepted_secrets(project: Project, box: SecretBox, settings: WebhookSettings) -> list[str]:
