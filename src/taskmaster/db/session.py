@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -108,6 +109,7 @@ class Database:
         self.engine = engine
         self.autocommit_engine = autocommit_engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -147,6 +149,19 @@ class Database:
             return
         async with AsyncSession(bind=self.autocommit_engine, expire_on_commit=False) as session:
             yield session
+
+    @asynccontextmanager
+    async def single_writer(self) -> AsyncIterator[None]:
+        """On SQLite, one writer at a time among this process's hot paths (a no-op on PostgreSQL).
+
+        SQLite has one writer per file; concurrent writers wait in its busy handler, which sleeps in growing steps
+        and so turns a burst into long tails. Queueing here instead hands the lock on as soon as it is free.
+        """
+        if self.dialect != "sqlite":
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     def pool_status(self) -> PoolStatus:
         pool: Any = self.engine.pool

@@ -84,10 +84,11 @@ async def _receive(provider: Provider, request: Request, services: ServicesDep) 
             project, services.box, services.settings.webhooks))  # fmt: skip
         if identity.event == "ping":
             return JSONResponse({"status": "pong", "project": project.name})
-        stored = await service.store_delivery(
-            session, identity=identity, project_id=project.id, headers=request.headers, body=body,
-            action=service.raw_action(provider, payload),
-        )  # fmt: skip
+        async with services.db.single_writer():
+            stored = await service.store_delivery(
+                session, identity=identity, project_id=project.id, headers=request.headers, body=body,
+                action=service.raw_action(provider, payload),
+            )  # fmt: skip
     if stored.duplicate:
         return JSONResponse(Acknowledged(id=stored.id, status="duplicate", duplicate=True).model_dump(mode="json"))
     if services.wake_worker is not None:
