@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("project", "projects", "Register and inspect projects (repositories)."),
     ("prd", "prd", "Turn a product requirements document into tasks."),
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status, import, export."),
+    ("pipeline", "pipelines", "Pipelines: run one here (live), list, show, logs, cancel."),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),

@@ -1,0 +1,304 @@
+"""`taskmaster pipeline run | list | show | logs | cancel`: run a repository's pipeline here and inspect runs.
+
+`run` follows the pipeline live and exits 0 on success, 1 on failure (failed, timed out, canceled), 2 on error.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from taskmaster.cli import common
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from taskmaster.config import Settings
+    from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
+    from taskmaster.db.session import Database
+    from taskmaster.workspaces.git_cache import MirrorCache
+
+command = typer.Typer(no_args_is_help=True)
+
+MIRROR_CACHE_BYTES = 10 * 1024**3
+
+
+def _mirror(settings: Settings) -> MirrorCache:
+    from taskmaster.workspaces.git_cache import MirrorCache
+
+    return MirrorCache(settings.state_dir.absolute() / "mirrors", max_bytes=MIRROR_CACHE_BYTES)
+
+
+def _pipeline_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        common.fail(f"not a pipeline id: {text!r}")
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _summary(row: Pipeline) -> dict[str, Any]:
+    return {
+        "id": str(row.id), "project_id": str(row.project_id), "pipeline_type": row.pipeline_type,
+        "status": row.status, "trigger_event": row.trigger_event, "branch_name": row.branch_name,
+        "commit_sha": row.commit_sha, "failure_reason": row.failure_reason, "error_message": row.error_message,
+        "created_at": _time(row.created_at), "started_at": _time(row.started_at),
+        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
+    }  # fmt: skip
+
+
+def _attempt(row: StepAttempt) -> dict[str, Any]:
+    return {
+        "attempt": row.attempt, "status": row.status, "exit_code": row.exit_code,
+        "failure_reason": row.failure_reason, "error_message": row.error_message, "worker_id": row.worker_id,
+        "started_at": _time(row.started_at), "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
+    }  # fmt: skip
+
+
+def _step(row: PipelineStep, attempts: list[StepAttempt]) -> dict[str, Any]:
+    return {
+        "name": row.step_name, "type": row.step_type, "position": row.position, "needs": row.needs,
+        "status": row.status, "retry_count": row.retry_count, "max_retries": row.max_retries,
+        "exit_code": row.exit_code, "failure_reason": row.failure_reason, "error_message": row.error_message,
+        "next_attempt_at": _time(row.next_attempt_at), "started_at": _time(row.started_at),
+        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
+        "attempts": [_attempt(a) for a in attempts],
+    }  # fmt: skip
+
+
+async def _detail(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from taskmaster.core.errors import NotFound
+    from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
+
+    pipeline = await session.get(Pipeline, pipeline_id, populate_existing=True)
+    if pipeline is None:
+        raise NotFound(f"pipeline {pipeline_id} does not exist")
+    steps = list(
+        await session.scalars(
+            select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id).order_by(PipelineStep.position)
+        )
+    )
+    attempts: dict[uuid.UUID, list[StepAttempt]] = {step.id: [] for step in steps}
+    rows = await session.scalars(
+        select(StepAttempt).where(StepAttempt.step_id.in_(list(attempts))).order_by(StepAttempt.attempt)
+    )
+    for attempt in rows:
+        attempts[attempt.step_id].append(attempt)
+    return {**_summary(pipeline), "steps": [_step(step, attempts[step.id]) for step in steps]}
+
+
+def _seconds(ms: int | None) -> str:
+    return "" if ms is None else f"{ms / 1000:.1f}s"
+
+
+def _exit_code(status: str) -> int:
+    if status == "success":
+        return 0
+    return common.EXIT_ERROR if status == "error" else common.EXIT_FAILURE
+
+
+def _print_detail(detail: dict[str, Any]) -> None:
+    print(
+        f"pipeline {detail['id']}: {detail['status']}"
+        + (f" ({detail['failure_reason']})" if detail["failure_reason"] else "")
+        + f" in {_seconds(detail['duration_ms']) or '-'} at {(detail['commit_sha'] or '')[:12]}"
+        + (f" ({detail['branch_name']})" if detail["branch_name"] else "")
+    )
+    if detail["steps"]:
+        common.print_table(
+            ["step", "status", "tries", "exit", "reason", "time", "note"],
+            [
+                (
+                    s["name"],
+                    s["status"],
+                    len(s["attempts"]),
+                    s["exit_code"],
+                    s["failure_reason"],
+                    _seconds(s["duration_ms"]),
+                    (s["error_message"] or "").splitlines()[0][:60] if s["error_message"] else "",
+                )
+                for s in detail["steps"]
+            ],
+        )
+    if detail["error_message"]:
+        print(detail["error_message"].rstrip())
+
+
+@command.command("run")
+def run_command(
+    project: Annotated[str, typer.Option("--project", "-p", help="The project (name or id).")],
+    ref: Annotated[str, typer.Option("--ref", "-r", help="Branch, tag or commit to run.")],
+    pipeline_type: Annotated[str, typer.Option("--type", help="validation, push or codegen.")] = "validation",
+    detach: Annotated[bool, typer.Option("--detach", help="Only create the run (pending) and print its id.")] = False,
+    keep_workspace: Annotated[bool, typer.Option("--keep-workspace", help="Leave the checkouts on disk.")] = False,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Run the project's pipeline for a ref in this process, following it live; exit 0 success, 1 failure, 2 error."""
+    from taskmaster.pipelines.states import PipelineType
+
+    if pipeline_type not in {t.value for t in PipelineType}:
+        common.fail(f"--type must be one of {', '.join(t.value for t in PipelineType)} (got {pipeline_type!r})")
+    settings = common.settings()
+
+    async def go(db: Database) -> dict[str, Any]:
+        from taskmaster.pipelines.engine import PipelineEngine
+        from taskmaster.pipelines.runs import create_run
+        from taskmaster.projects.service import get_project
+        from taskmaster.secrets import SecretBox
+
+        mirror = _mirror(settings)
+        async with db.transaction() as session:
+            row = await get_project(session, project)
+            token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None
+            pipeline = await create_run(session, row, ref=ref, mirror=mirror, pipeline_type=pipeline_type, token=token)
+            pipeline_id = pipeline.id
+        if detach or pipeline.status != "pending":
+            async with db.session() as session:
+                return await _detail(session, pipeline_id)
+        if not json_output:
+            print(f"pipeline {pipeline_id} for {ref} at {(pipeline.commit_sha or '')[:12]}", flush=True)
+        seen: dict[str, tuple[str, int]] = {}
+
+        async def progress(changed: uuid.UUID) -> None:
+            if json_output:
+                return
+            async with db.session() as session:
+                detail = await _detail(session, changed)
+            for step in detail["steps"]:
+                state = (step["status"], len(step["attempts"]))
+                if seen.get(step["name"], ("pending", 0)) == state or step["status"] in {"pending", "waiting"}:
+                    seen[step["name"]] = state
+                    continue
+                seen[step["name"]] = state
+                extra = f" (attempt {state[1]})" if step["status"] == "running" else ""
+                if step["status"] not in {"running", "success"} and step["error_message"]:
+                    extra = f": {step['error_message'].splitlines()[0][:100]}"
+                elif step["duration_ms"] is not None and step["status"] == "success":
+                    extra = f" in {_seconds(step['duration_ms'])}"
+                print(f"  {step['name']:<20} {step['status']}{extra}", flush=True)
+
+        engine = PipelineEngine(db, settings, mirror, on_change=progress, keep_workspace=keep_workspace)
+        await engine.run(pipeline_id)
+        async with db.session() as session:
+            return await _detail(session, pipeline_id)
+
+    detail = common.run_with_db(settings, go)
+    if detach:
+        if json_output:
+            common.print_json(detail)
+        else:
+            print(detail["id"])
+        return
+    if json_output:
+        common.print_json(detail)
+    else:
+        _print_detail(detail)
+    code = _exit_code(detail["status"])
+    if code:
+        raise typer.Exit(code)
+
+
+@command.command("list")
+def list_command(
+    project: Annotated[str | None, typer.Option("--project", "-p", help="Only this project (name or id).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Pipelines, newest first."""
+
+    async def go(session: AsyncSession) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from taskmaster.db.models import Pipeline
+        from taskmaster.projects.service import get_project
+
+        query = select(Pipeline).order_by(Pipeline.created_at.desc()).limit(limit)
+        if project:
+            query = query.where(Pipeline.project_id == (await get_project(session, project)).id)
+        return [_summary(row) for row in await session.scalars(query)]
+
+    rows = common.run_in_transaction(common.settings(), go)
+    if json_output:
+        common.print_json({"items": rows})
+        return
+    common.print_table(
+        ["id", "created", "type", "ref", "commit", "status", "time"],
+        [
+            (
+                r["id"],
+                (r["created_at"] or "")[:19].replace("T", " "),
+                r["pipeline_type"],
+                r["branch_name"],
+                (r["commit_sha"] or "")[:12],
+                r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
+                _seconds(r["duration_ms"]),
+            )
+            for r in rows
+        ],
+        title=f"{len(rows)} pipelines",
+    )
+
+
+@command.command("show")
+def show_command(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    json_output: bool = common.JsonOption,
+) -> None:
+    """One pipeline: its steps with every attempt, statuses, timings and failure reasons."""
+    pipeline_id = _pipeline_id(pipeline)
+
+    async def go(session: AsyncSession) -> dict[str, Any]:
+        return await _detail(session, pipeline_id)
+
+    detail = common.run_in_transaction(common.settings(), go)
+    if json_output:
+        common.print_json(detail)
+    else:
+        _print_detail(detail)
+
+
+@command.command("logs")
+def logs_command(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    step: Annotated[str | None, typer.Option("--step", "-s", help="Only this step.")] = None,
+) -> None:
+    """The stored output of a pipeline's steps (every attempt, in order)."""
+    pipeline_id = _pipeline_id(pipeline)
+
+    async def go(session: AsyncSession) -> list[tuple[str, int, str]]:
+        from taskmaster.pipelines.logs import read_logs
+
+        await _detail(session, pipeline_id)  # NotFound for an unknown pipeline
+        return [(c.step, c.attempt, c.content) for c in await read_logs(session, pipeline_id, step=step)]
+
+    current: tuple[str, int] | None = None
+    for name, attempt, content in common.run_in_transaction(common.settings(), go):
+        if step is None and (name, attempt) != current:
+            print(f"--- {name} (attempt {attempt}) ---", flush=True)
+        current = (name, attempt)
+        sys.stdout.write(content)
+    sys.stdout.flush()
+
+
+@command.command("cancel")
+def cancel_command(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    reason: Annotated[str, typer.Option(help="Recorded as the pipeline's error message.")] = "canceled by request",
+) -> None:
+    """Cancel a live pipeline; the engine running it stops its steps (TERM, grace, KILL) within a second."""
+    pipeline_id = _pipeline_id(pipeline)
+
+    async def go(session: AsyncSession) -> str:
+        from taskmaster.pipelines.engine import cancel_pipeline
+
+        return (await cancel_pipeline(session, pipeline_id, reason=reason)).status
+
+    print(f"pipeline {pipeline_id} {common.run_in_transaction(common.settings(), go)}")

@@ -1,0 +1,690 @@
+"""The pipeline engine: drives one pipeline's steps to the end in this process, from and into the database.
+
+Every decision is made from database state (step statuses, attempts, `next_attempt_at`, the pipeline row), so an
+engine that dies loses nothing: `run()` on the same pipeline resumes it. `run_attempt` runs one attempt of one
+step and records its outcome; it is the unit a durable workflow can wrap later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import stat
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.config import Settings
+from taskmaster.core.clock import as_utc, utcnow
+from taskmaster.core.errors import InvalidInput, NotFound
+from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
+from taskmaster.db.session import Database
+from taskmaster.pipelines import transitions
+from taskmaster.pipelines.definition import StepKind, WorkspaceMode
+from taskmaster.pipelines.logs import LogWriter, log_end, log_tail
+from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finished, ready_steps, steps_to_skip
+from taskmaster.pipelines.runs import plan_pipeline
+from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
+from taskmaster.secrets import SecretBox
+from taskmaster.workspaces import sandbox
+from taskmaster.workspaces.cleanup import remove_tree
+from taskmaster.workspaces.errors import WorkspaceError
+from taskmaster.workspaces.git_cache import MirrorCache
+
+log = structlog.stdlib.get_logger("taskmaster.pipelines.engine")
+
+OnChange = Callable[[uuid.UUID], Awaitable[None]]
+Recovery = Callable[[uuid.UUID, str, str], Awaitable[str | None]]
+"""Given (pipeline id, step name, log tail) of a step that failed for its code: "rerun" to run it again, or None."""
+
+AGENT_LOST = "agent lost"
+AI_REVIEW_NOT_CONFIGURED = "AI review is not configured"
+SHARED_WORKSPACE = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry n (1, 2, ...): `base * factor**(n-1)`, at most `cap`, of which the `jitter` fraction is
+    drawn at random (so retries of many steps failing together spread out)."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 60.0
+    jitter: float = 0.5
+
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        raw = min(self.cap, self.base * self.factor ** max(retry - 1, 0))
+        draw = (rng or random).random()
+        return raw * (1 - self.jitter) + raw * self.jitter * draw
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How one attempt ended, before it is recorded."""
+
+    status: Literal["success", "failed", "timed_out", "canceled", "skipped", "error"]
+    failure_reason: FailureReason | None = None
+    exit_code: int | None = None
+    message: str | None = None
+
+
+@dataclass
+class _Context:
+    """What the attempts of one pipeline share, read from the database."""
+
+    pipeline_id: uuid.UUID
+    repository: str
+    sha: str
+    token: str | None
+    secrets: list[str]
+    directory: Path
+    checkout_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class PipelineEngine:
+    """Runs pipelines in this process: ready steps in parallel as asyncio tasks, up to the plan's concurrency.
+
+    `on_change(pipeline_id)` is awaited after every committed status change (errors in it are logged, never
+    raised). `recovery` is asked about a step that failed for its code with no retry allowed; the default asks
+    nothing and the pipeline fails with the step's log tail. `backoff`, `poll_seconds` and `grace` exist so that
+    tests stay fast. Many pipelines may run on one engine at once; `cancel` works from any process.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        mirror: MirrorCache,
+        *,
+        on_change: OnChange | None = None,
+        recovery: Recovery | None = None,
+        backoff: Backoff = Backoff(),
+        concurrency: int | None = None,
+        keep_workspace: bool = False,
+        poll_seconds: float = 0.5,
+        grace: float = 5.0,
+        isolation: Literal["auto", "bwrap", "none"] = "auto",
+        limits: sandbox.Limits = sandbox.Limits(max_output_bytes=None),
+        log_max_bytes: int = 4 * 1024 * 1024,
+        secrets: Iterable[str] = (),
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.mirror = mirror
+        self.on_change = on_change
+        self.recovery = recovery
+        self.backoff = backoff
+        self.concurrency = concurrency
+        self.keep_workspace = keep_workspace
+        self.poll_seconds = poll_seconds
+        self.grace = grace
+        self.isolation = isolation
+        self.limits = limits
+        self.log_max_bytes = log_max_bytes
+        self.secrets = list(secrets)
+        self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
+        self._contexts: dict[uuid.UUID, _Context] = {}
+        self._box: SecretBox | None = None
+
+    # --- the pipeline ---
+
+    async def run(self, pipeline_id: uuid.UUID) -> PipelineStatus:
+        """Drive the pipeline to a final status and return it (at once if it has one already).
+
+        Plans a webhook-requested pipeline first; resumes one left `running` by an engine that died (its running
+        attempts fail as `infra`, "agent lost", and are retried by the usual rules).
+        """
+        prepared = await self._prepare(pipeline_id)
+        if isinstance(prepared, PipelineStatus):
+            await self._changed(pipeline_id)
+            return prepared
+        plan, context = prepared
+        self._contexts[pipeline_id] = context
+        try:
+            return await self._drive(plan, context)
+        finally:
+            self._contexts.pop(pipeline_id, None)
+            if not self.keep_workspace:
+                await self._remove_workspaces(context.directory)
+
+    async def cancel(self, pipeline_id: uuid.UUID, *, reason: str = "canceled by request") -> PipelineStatus:
+        """Cancel a live pipeline; an engine running it (in any process) stops its steps within a poll."""
+        async with self.db.transaction() as session:
+            pipeline = await cancel_pipeline(session, pipeline_id, reason=reason)
+            status = PipelineStatus(pipeline.status)
+        await self._changed(pipeline_id)
+        return status
+
+    async def _prepare(self, pipeline_id: uuid.UUID) -> PipelineStatus | tuple[Plan, _Context]:
+        async with self.db.transaction() as session:
+            pipeline = await _get_pipeline(session, pipeline_id)
+            if PipelineStatus(pipeline.status).is_terminal:
+                return PipelineStatus(pipeline.status)
+            project = await session.get(Project, pipeline.project_id)
+            if project is None:
+                raise NotFound(f"project {pipeline.project_id} does not exist")
+            token, secrets = self._project_secrets(project)
+            if pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition:
+                await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
+                if PipelineStatus(pipeline.status).is_terminal:
+                    return PipelineStatus(pipeline.status)
+            try:
+                plan = Plan.from_json(pipeline.definition)
+            except InvalidInput as exc:
+                transitions.apply(pipeline, transitions.ERROR, reason=exc.detail)
+                return PipelineStatus.ERROR
+            if pipeline.status == PipelineStatus.PENDING.value:
+                transitions.apply(pipeline, transitions.QUEUE)
+            if pipeline.status == PipelineStatus.QUEUED.value:
+                transitions.apply(pipeline, transitions.START)
+            else:
+                await self._recover_lost_attempts(session, pipeline, plan)
+            context = _Context(
+                pipeline_id=pipeline.id,
+                repository=project.repository,
+                sha=pipeline.commit_sha or "",
+                token=token,
+                secrets=secrets,
+                directory=self.settings.workspace_root.absolute() / str(pipeline.id),
+            )
+        await self._changed(pipeline_id)
+        return plan, context
+
+    async def _recover_lost_attempts(self, session: AsyncSession, pipeline: Pipeline, plan: Plan) -> None:
+        lost = (
+            await session.execute(
+                select(StepAttempt, PipelineStep)
+                .join(PipelineStep, PipelineStep.id == StepAttempt.step_id)
+                .where(PipelineStep.pipeline_id == pipeline.id, StepAttempt.status == StepStatus.RUNNING.value)
+            )
+        ).all()
+        for attempt, step in lost:
+            log.warning("attempt lost", pipeline_id=str(pipeline.id), step=step.step_name, attempt=attempt.attempt)
+            lost_reason = FailureReason.INFRA
+            transitions.apply_step(attempt, transitions.AGENT_LOST, reason=AGENT_LOST, failure_reason=lost_reason)
+            if step.status == StepStatus.RUNNING.value:
+                self._after_failure(step, plan[step.step_name], FailureReason.INFRA, None, AGENT_LOST, rerun=False)
+
+    async def _drive(self, plan: Plan, context: _Context) -> PipelineStatus:
+        pipeline_id = context.pipeline_id
+        concurrency = self.concurrency or plan.concurrency or self.settings.worker.concurrency
+        running: dict[str, asyncio.Task[StepStatus]] = {}
+        stop = asyncio.Event()
+        failure: BaseException | None = None
+        final: PipelineStatus | None = None
+        while True:
+            launch: list[tuple[str, int]] = []
+            wake_at: float | None = None
+            async with self.db.transaction() as session:
+                pipeline = await _get_pipeline(session, pipeline_id)
+                # Names and statuses only: loading every step's row (and its JSON) each round was the engine's
+                # main cost per step on long pipelines; full rows are loaded for the steps that change.
+                views = await _step_views(session, pipeline_id)
+                status = PipelineStatus(pipeline.status)
+                changed = False
+                now = utcnow()
+                deadline = as_utc(pipeline.started_at or now) + timedelta(seconds=plan.timeout)
+                if status is PipelineStatus.RUNNING and now >= deadline and failure is None:
+                    transitions.apply(
+                        pipeline,
+                        transitions.TIME_OUT,
+                        reason=f"the pipeline ran past its timeout of {plan.timeout} s",
+                        failure_reason=FailureReason.TIMEOUT,
+                        now=now,
+                    )
+                    status, changed = PipelineStatus.TIMED_OUT, True
+                if status.is_terminal or failure is not None:
+                    stop.set()
+                    if not running:
+                        unfinished = [n for n, v in views.items() if not StepStatus(v.status).is_terminal]
+                        changed |= _cancel_unfinished((await _steps(session, pipeline_id, unfinished)).values(), status)
+                        final = status
+                else:
+                    statuses = {name: view.status for name, view in views.items()}
+                    skip = steps_to_skip(plan, statuses)
+                    skipped_rows = await _steps(session, pipeline_id, skip) if skip else {}
+                    for name in skip:
+                        need = next((n for n in plan[name].needs if _blocks(statuses[n])), None)
+                        why = f"'{need}' did not succeed" if need else "no step failed"
+                        transitions.apply_step(skipped_rows[name], transitions.STEP_SKIP, reason=why, now=now)
+                        statuses[name] = StepStatus.SKIPPED.value
+                        changed = True
+                    if not running and is_finished(plan, statuses):
+                        await self._finish(session, pipeline, plan, await _steps(session, pipeline_id))
+                        final, changed = PipelineStatus(pipeline.status), True
+                    else:
+                        due = [
+                            name
+                            for name, step in views.items()
+                            if step.status == StepStatus.RETRY_SCHEDULED.value
+                            and (step.next_attempt_at is None or as_utc(step.next_attempt_at) <= now)
+                        ]
+                        candidates = sorted(set(ready_steps(plan, statuses)) | set(due), key=lambda n: plan[n].position)
+                        chosen = candidates[: max(0, concurrency - len(running))]
+                        starting = await _steps(session, pipeline_id, chosen) if chosen else {}
+                        for name in chosen:
+                            launch.append((name, await self._start_attempt(session, starting[name])))
+                            changed = True
+                        waiting = [
+                            as_utc(step.next_attempt_at)
+                            for step in views.values()
+                            if step.status == StepStatus.RETRY_SCHEDULED.value and step.next_attempt_at is not None
+                        ]
+                        soonest = min([*waiting, deadline])
+                        wake_at = time.monotonic() + max(0.0, (soonest - now).total_seconds())
+            if changed:
+                await self._changed(pipeline_id)
+            if final is not None:
+                if failure is not None:
+                    raise failure
+                return final
+            for name, number in launch:
+                running[name] = asyncio.create_task(
+                    self.run_attempt(pipeline_id, name, number, stop=stop), name=f"pipeline {pipeline_id} {name}"
+                )
+            timeout = self.poll_seconds
+            if wake_at is not None:
+                timeout = min(timeout, max(0.0, wake_at - time.monotonic()))
+            if running:
+                done, _ = await asyncio.wait(running.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for name, task in list(running.items()):
+                    if task in done:
+                        del running[name]
+                        if task.exception() is not None and failure is None:
+                            failure = task.exception()
+                            log.error("attempt crashed", pipeline_id=str(pipeline_id), step=name, exc_info=failure)
+                if failure is not None:
+                    stop.set()
+                    await asyncio.gather(*running.values(), return_exceptions=True)
+                    running.clear()
+                    # The pipeline stays `running`: a later `run()` resumes it.
+                    raise failure
+            elif timeout > 0:
+                await asyncio.sleep(timeout)
+
+    async def _start_attempt(self, session: AsyncSession, step: PipelineStep) -> int:
+        last = await session.scalar(select(func.max(StepAttempt.attempt)).where(StepAttempt.step_id == step.id))
+        number = (last or 0) + 1
+        transitions.apply_step(step, transitions.STEP_START)
+        step.worker_id = self.worker_id
+        session.add(
+            StepAttempt(
+                step_id=step.id,
+                attempt=number,
+                status=StepStatus.RUNNING.value,
+                worker_id=self.worker_id,
+                started_at=utcnow(),
+            )
+        )
+        return number
+
+    async def _finish(
+        self, session: AsyncSession, pipeline: Pipeline, plan: Plan, steps: dict[str, PipelineStep]
+    ) -> None:
+        statuses = {name: step.status for name, step in steps.items()}
+        broken = [s for s in plan.steps if steps[s.name].status == StepStatus.ERROR.value and not s.allow_failure]
+        if broken:
+            step = steps[broken[0].name]
+            reason = f"step '{step.step_name}' cannot run: {step.error_message}"
+            transitions.apply(pipeline, transitions.ERROR, reason=reason)
+            return
+        if not has_failure(plan, statuses):
+            transitions.apply(pipeline, transitions.SUCCEED)
+            return
+        failed = next(
+            steps[s.name] for s in plan.steps if StepStatus(steps[s.name].status).is_failure and not s.allow_failure
+        )
+        tail = await log_tail(session, failed.id, chars=2000)
+        message = f"step '{failed.step_name}' {failed.status.replace('_', ' ')}: {failed.error_message or ''}".rstrip()
+        if tail.strip():
+            message += "\n" + tail
+        reason = FailureReason(failed.failure_reason) if failed.failure_reason else FailureReason.CODE
+        transitions.apply(pipeline, transitions.FAIL, reason=message, failure_reason=reason)
+
+    # --- one attempt of one step ---
+
+    async def run_attempt(
+        self, pipeline_id: uuid.UUID, step_name: str, attempt: int, *, stop: asyncio.Event | None = None
+    ) -> StepStatus:
+        """Run attempt `attempt` (its row already `running`) of step `step_name`, record how it ended (and whether
+        it is retried) and return the step's new status. `stop` set: stop the step (cancel or pipeline timeout)."""
+        async with self.db.session() as session:
+            step = await _get_step(session, pipeline_id, step_name)
+            start_offset = await log_end(session, step.id)
+        planned = PlannedStep.from_json(step.config)
+        context = self._contexts.get(pipeline_id) or await self._load_context(pipeline_id)
+        async with LogWriter(
+            self.db,
+            step.id,
+            attempt,
+            start_offset=start_offset,
+            secrets=[*context.secrets, *self.secrets],
+            max_bytes=self.log_max_bytes,
+        ) as writer:
+            try:
+                outcome = await self._execute(context, planned, attempt, writer, stop)
+            except WorkspaceError as exc:
+                await writer.write(f"{exc.detail}\n".encode())
+                outcome = AttemptOutcome("failed", FailureReason.INFRA, None, exc.detail)
+            tail = writer.tail
+        rerun = False
+        if (
+            outcome.status == "failed"
+            and outcome.failure_reason is FailureReason.CODE
+            and self.recovery is not None
+            and not planned.retry_on.allows(FailureReason.CODE, outcome.exit_code)
+            and step.retry_count < step.max_retries
+        ):
+            rerun = await self.recovery(pipeline_id, step_name, tail) == "rerun"
+        status = await self._record(step.id, planned, attempt, outcome, rerun=rerun)
+        await self._changed(pipeline_id)
+        return status
+
+    async def _execute(
+        self,
+        context: _Context,
+        planned: PlannedStep,
+        attempt: int,
+        writer: LogWriter,
+        stop: asyncio.Event | None,
+    ) -> AttemptOutcome:
+        if planned.kind is StepKind.USES:
+            if planned.uses == "checkout":
+                done = await _until_stopped(self._checkout_step(context, writer), stop)
+                return done or AttemptOutcome("success", exit_code=0)
+            if planned.uses == "ai_review":
+                await writer.write(f"{AI_REVIEW_NOT_CONFIGURED}: skipped\n".encode())
+                return AttemptOutcome("skipped", message=AI_REVIEW_NOT_CONFIGURED)
+            return AttemptOutcome("error", message=f"unknown built-in step {planned.uses!r}")
+        assert planned.command is not None
+        if planned.workspace is WorkspaceMode.FRESH:
+            workspace = context.directory / f"{planned.name}-{attempt}"
+            checkout = _until_stopped(self._make_checkout(context, workspace), stop)
+        else:
+            workspace = context.directory / SHARED_WORKSPACE
+            checkout = _until_stopped(self._shared_workspace(context), stop)
+        prepared = await checkout
+        if prepared is not None:
+            return prepared
+        spec = sandbox.SandboxSpec(
+            command=planned.command,
+            workspace=workspace,
+            env={
+                **planned.env,
+                "CI": "true",
+                "TASKMASTER": "1",
+                "TASKMASTER_PIPELINE_ID": str(context.pipeline_id),
+                "TASKMASTER_STEP": planned.name,
+                "TASKMASTER_ATTEMPT": str(attempt),
+                "TASKMASTER_COMMIT_SHA": context.sha,
+            },
+            network=planned.network,
+            timeout=float(planned.timeout),
+            grace=self.grace,
+            limits=self.limits,
+            hidden=self._hidden(),
+            isolation=self.isolation,
+        )
+        result = await sandbox.run(spec, on_output=writer.write, cancel=stop)
+        if result.canceled:
+            return AttemptOutcome("canceled", exit_code=result.exit_code, message="stopped")
+        if result.timed_out:
+            return AttemptOutcome(
+                "timed_out", FailureReason.TIMEOUT, result.exit_code, f"timed out after {planned.timeout} s"
+            )
+        if result.ok:
+            return AttemptOutcome("success", exit_code=result.exit_code)
+        if result.failure_reason == "infra":
+            return AttemptOutcome("failed", FailureReason.INFRA, result.exit_code, result.reason)
+        message = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
+        return AttemptOutcome("failed", FailureReason.CODE, result.exit_code, message)
+
+    async def _checkout_step(self, context: _Context, writer: LogWriter) -> AttemptOutcome:
+        async with context.checkout_lock:
+            started = time.monotonic()
+            shared = context.directory / SHARED_WORKSPACE
+            await self._make_checkout(context, shared)
+        await writer.write(f"checked out {context.sha} in {time.monotonic() - started:.2f} s\n".encode())
+        return AttemptOutcome("success", exit_code=0)
+
+    async def _shared_workspace(self, context: _Context) -> AttemptOutcome | None:
+        """Check out the shared workspace if no `checkout` step did (a plan without one, or a resumed engine)."""
+        async with context.checkout_lock:
+            shared = context.directory / SHARED_WORKSPACE
+            if not (shared / ".git").is_dir():
+                await self._make_checkout(context, shared)
+        return None
+
+    async def _make_checkout(self, context: _Context, dest: Path) -> None:
+        await asyncio.to_thread(_make_reachable_dir, context.directory)
+        if await asyncio.to_thread(dest.exists):
+            await self.mirror.remove(dest)
+        await self.mirror.checkout(context.repository, context.sha, dest, token=context.token)
+
+    async def _record(
+        self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: AttemptOutcome, *, rerun: bool
+    ) -> StepStatus:
+        async with self.db.transaction() as session:
+            step = await session.get(PipelineStep, step_id, populate_existing=True)
+            attempt = await session.scalar(
+                select(StepAttempt).where(StepAttempt.step_id == step_id, StepAttempt.attempt == number)
+            )
+            assert step is not None and attempt is not None
+            if attempt.status != StepStatus.RUNNING.value:  # recorded meanwhile (e.g. as lost by another engine)
+                return StepStatus(step.status)
+            now = utcnow()
+            message, code = outcome.message, outcome.exit_code
+            if outcome.status == "success":
+                transitions.apply_step(attempt, transitions.ATTEMPT_SUCCEED, exit_code=code, now=now)
+                transitions.apply_step(step, transitions.STEP_SUCCEED, exit_code=code, now=now)
+            elif outcome.status == "skipped":
+                transitions.apply_step(attempt, transitions.ATTEMPT_SKIP, reason=message, now=now)
+                transitions.apply_step(step, transitions.STEP_NOT_CONFIGURED, reason=message, now=now)
+            elif outcome.status == "canceled":
+                pipeline = await session.get(Pipeline, step.pipeline_id)
+                timed_out = pipeline is not None and pipeline.status == PipelineStatus.TIMED_OUT.value
+                why = "stopped: the pipeline timed out" if timed_out else "canceled"
+                transitions.apply_step(attempt, transitions.ATTEMPT_CANCEL, reason=why, exit_code=code, now=now)
+                transitions.apply_step(step, transitions.STEP_CANCEL, reason=why, exit_code=code, now=now)
+            elif outcome.status == "error":
+                transitions.apply_step(attempt, transitions.ATTEMPT_FAIL, reason=message, now=now)
+                transitions.apply_step(step, transitions.STEP_ERROR, reason=message, now=now)
+            else:
+                reason = outcome.failure_reason or FailureReason.CODE
+                rule = transitions.ATTEMPT_TIME_OUT if outcome.status == "timed_out" else transitions.ATTEMPT_FAIL
+                transitions.apply_step(attempt, rule, reason=message, failure_reason=reason, exit_code=code, now=now)
+                self._after_failure(step, planned, reason, code, message, rerun=rerun)
+            return StepStatus(step.status)
+
+    def _after_failure(
+        self,
+        step: PipelineStep,
+        planned: PlannedStep,
+        reason: FailureReason,
+        exit_code: int | None,
+        message: str | None,
+        *,
+        rerun: bool,
+    ) -> None:
+        """A running step whose attempt failed: schedule a retry if its rules allow one, else fail it."""
+        now = utcnow()
+        retriable = planned.retry_on.allows(reason, exit_code) or rerun
+        if retriable and step.retry_count < step.max_retries:
+            step.retry_count += 1
+            delay = 0.0 if rerun else self.backoff.delay(step.retry_count)
+            transitions.apply_step(
+                step, transitions.STEP_RETRY, reason=message, failure_reason=reason, exit_code=exit_code, now=now
+            )
+            step.next_attempt_at = now + timedelta(seconds=delay)
+            return
+        rule = transitions.STEP_TIME_OUT if reason is FailureReason.TIMEOUT else transitions.STEP_FAIL
+        transitions.apply_step(step, rule, reason=message, failure_reason=reason, exit_code=exit_code, now=now)
+
+    # --- helpers ---
+
+    async def _load_context(self, pipeline_id: uuid.UUID) -> _Context:
+        async with self.db.session() as session:
+            pipeline = await _get_pipeline(session, pipeline_id)
+            project = await session.get(Project, pipeline.project_id)
+            if project is None:
+                raise NotFound(f"project {pipeline.project_id} does not exist")
+            token, secrets = self._project_secrets(project)
+            return _Context(
+                pipeline_id=pipeline.id,
+                repository=project.repository,
+                sha=pipeline.commit_sha or "",
+                token=token,
+                secrets=secrets,
+                directory=self.settings.workspace_root.absolute() / str(pipeline.id),
+            )
+
+    def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:
+        """The project's forge token (for fetching) and every secret value to mask in logs."""
+        encrypted = [project.forge_token, project.webhook_secret, project.webhook_secret_previous]
+        if not any(encrypted):
+            return None, []
+        if self._box is None:
+            self._box = SecretBox.from_settings(self.settings)
+        plain = [self._box.decrypt(value) for value in encrypted]
+        return plain[0], [value for value in plain if value]
+
+    def _hidden(self) -> tuple[Path, ...]:
+        """Other pipelines' workspaces, the mirrors and the state directory, covered inside the sandbox.
+
+        Only paths the sandbox user could reach are listed: bubblewrap runs as that user and cannot mount over a
+        path it cannot reach (nor could the step read it).
+        """
+        candidates = [self.settings.workspace_root, self.mirror.root, self.settings.state_dir]
+        return tuple(path.absolute() for path in candidates if _reachable(path.absolute()))
+
+    async def _remove_workspaces(self, directory: Path) -> None:
+        if not await asyncio.to_thread(directory.is_dir):
+            return
+        try:
+            for child in await asyncio.to_thread(lambda: list(directory.iterdir())):
+                await self.mirror.remove(child)
+            await remove_tree(directory)
+        except (OSError, WorkspaceError):
+            log.warning("workspace clean-up failed", path=str(directory), exc_info=True)
+
+    async def _changed(self, pipeline_id: uuid.UUID) -> None:
+        if self.on_change is None:
+            return
+        try:
+            await self.on_change(pipeline_id)
+        except Exception:
+            log.warning("on_change hook failed", pipeline_id=str(pipeline_id), exc_info=True)
+
+
+async def cancel_pipeline(
+    session: AsyncSession, pipeline_id: uuid.UUID, *, reason: str = "canceled by request"
+) -> Pipeline:
+    """Apply CANCEL to a live pipeline (any process may: the engine running it polls the row and stops its steps).
+
+    Raises `NotFound`, or `Conflict` when the pipeline has finished already. The caller owns the transaction.
+    """
+    pipeline = await _get_pipeline(session, pipeline_id)
+    transitions.apply(pipeline, transitions.CANCEL, reason=reason)
+    return pipeline
+
+
+async def _get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
+    pipeline = await session.get(Pipeline, pipeline_id, populate_existing=True)
+    if pipeline is None:
+        raise NotFound(f"pipeline {pipeline_id} does not exist")
+    return pipeline
+
+
+async def _get_step(session: AsyncSession, pipeline_id: uuid.UUID, name: str) -> PipelineStep:
+    step = await session.scalar(
+        select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id, PipelineStep.step_name == name)
+    )
+    if step is None:
+        raise NotFound(f"pipeline {pipeline_id} has no step {name!r}")
+    return step
+
+
+async def _steps(
+    session: AsyncSession, pipeline_id: uuid.UUID, names: Iterable[str] | None = None
+) -> dict[str, PipelineStep]:
+    query = select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id).order_by(PipelineStep.position)
+    if names is not None:
+        query = query.where(PipelineStep.step_name.in_(list(names)))
+    return {row.step_name: row for row in await session.scalars(query)}
+
+
+@dataclass(frozen=True, slots=True)
+class _StepView:
+    status: str
+    next_attempt_at: datetime | None
+
+
+async def _step_views(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, _StepView]:
+    rows = await session.execute(
+        select(PipelineStep.step_name, PipelineStep.status, PipelineStep.next_attempt_at).where(
+            PipelineStep.pipeline_id == pipeline_id
+        )
+    )
+    return {name: _StepView(status, next_at) for name, status, next_at in rows.all()}
+
+
+def _blocks(status: str) -> bool:
+    return StepStatus(status).is_terminal and status != StepStatus.SUCCESS.value
+
+
+def _cancel_unfinished(steps: Iterable[PipelineStep], status: PipelineStatus) -> bool:
+    why = "the pipeline timed out" if status is PipelineStatus.TIMED_OUT else f"the pipeline is {status.value}"
+    changed = False
+    for step in steps:
+        if not StepStatus(step.status).is_terminal:
+            transitions.apply_step(step, transitions.STEP_CANCEL, reason=why)
+            changed = True
+    return changed
+
+
+async def _until_stopped(work: Awaitable[AttemptOutcome | None], stop: asyncio.Event | None) -> AttemptOutcome | None:
+    """Await `work`, abandoning it (cancelled, so it cleans up) when `stop` is set first."""
+    task = asyncio.ensure_future(work)
+    if stop is None:
+        return await task
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return AttemptOutcome("canceled", message="stopped")
+
+
+def _make_reachable_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)  # the sandbox user must pass through it to its workspace
+
+
+def _reachable(path: Path) -> bool:
+    """Whether the sandbox user could reach `path` (always, when we are not root: then bwrap runs as us)."""
+    if not path.exists():
+        return False
+    if os.geteuid() != 0:
+        return True
+    for part in [*reversed(path.parents), path]:
+        mode = part.stat().st_mode
+        if part != path and not mode & stat.S_IXOTH:
+            return False
+    return True

@@ -1,0 +1,253 @@
+"""Step output in the database: each attempt's output as ordered, batched `step_logs` chunks, with secrets masked.
+
+Offsets count bytes (UTF-8) of the stored, masked text of a step, across all its attempts in order, so a reader
+can follow a step with one number (`after_offset`). Each attempt has its own size cap, then one truncation marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.db.models import PipelineStep, StepLog
+from taskmaster.db.session import Database
+
+log = structlog.stdlib.get_logger("taskmaster.pipelines.logs")
+
+MASK = "***"
+FLUSH_BYTES = 64 * 1024
+FLUSH_SECONDS = 0.25
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+TAIL_CHARS = 4000
+# Shorter values would mask ordinary words in the output; real tokens and secrets are longer.
+MIN_SECRET_LENGTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """One stored chunk: `offset` is its first byte in its step's whole log."""
+
+    step: str
+    attempt: int
+    seq: int
+    offset: int
+    content: str
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.content.encode())
+
+
+def truncation_marker(max_bytes: int) -> str:
+    return f"\n[taskmaster: output truncated after {max_bytes} bytes]\n"
+
+
+class LogWriter:
+    """Collects one attempt's output and writes it as chunks: when 64 KiB are waiting, every 250 ms, and at close.
+
+    Use as `async with LogWriter(...) as writer: await writer.write(data)`. Each flush is its own short
+    transaction, so a reader sees output while the step runs. Secrets are replaced by `***` before anything is
+    stored, also when a secret is split between two pieces of output (the last few characters are held back until
+    more output or the end shows they are not the start of a secret). `tail` keeps the last characters written,
+    for error messages. Not safe for use by several tasks at once except through `write` and `close`.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        step_id: uuid.UUID,
+        attempt: int,
+        *,
+        start_offset: int = 0,
+        secrets: Iterable[str | None] = (),
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        flush_bytes: int = FLUSH_BYTES,
+        flush_seconds: float = FLUSH_SECONDS,
+    ) -> None:
+        self.db = db
+        self.step_id = step_id
+        self.attempt = attempt
+        self.offset = start_offset
+        self.max_bytes = max_bytes
+        self.flush_bytes = flush_bytes
+        self.flush_seconds = flush_seconds
+        self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._hold = max((len(s) for s in self.secrets), default=1) - 1
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""  # decoded, not yet masked (may end with the start of a secret)
+        self._ready: list[str] = []  # masked, waiting for a flush
+        self._ready_bytes = 0
+        self._accepted = 0  # bytes of output taken within the cap
+        self.truncated = False
+        self.tail = ""
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_flush = time.monotonic()
+
+    async def __aenter__(self) -> LogWriter:
+        self._seq = await self._next_seq()
+        self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def write(self, data: bytes) -> None:
+        """Take a piece of output (any split: UTF-8 sequences and secrets may straddle pieces)."""
+        if self.truncated:
+            return
+        room = self.max_bytes - self._accepted
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+        self._accepted += len(data)
+        self._pending += self._decoder.decode(data, final=self.truncated)
+        self._mask(final=self.truncated)
+        if self.truncated:
+            self._add(truncation_marker(self.max_bytes))
+        if self._ready_bytes >= self.flush_bytes:
+            await self.flush()
+
+    async def close(self) -> None:
+        """Write everything still held; stops the timer. Safe to call twice."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if not self.truncated:
+            self._pending += self._decoder.decode(b"", final=True)
+            self._mask(final=True)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            self._last_flush = time.monotonic()
+            if not self._ready:
+                return
+            content = "".join(self._ready)
+            self._ready, self._ready_bytes = [], 0
+            size = len(content.encode())
+            row = StepLog(
+                step_id=self.step_id, attempt=self.attempt, seq=self._seq, offset=self.offset, content=content
+            )
+            async with self.db.transaction() as session:
+                session.add(row)
+            self._seq += 1
+            self.offset += size
+
+    def _mask(self, *, final: bool) -> None:
+        text = self._pending
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        if final or not self.secrets:
+            self._pending = ""
+            self._add(text)
+            return
+        # Hold back a suffix that could be the beginning of a secret completed by the next piece.
+        keep = 0
+        for length in range(min(self._hold, len(text)), 0, -1):
+            suffix = text[-length:]
+            if any(secret.startswith(suffix) for secret in self.secrets):
+                keep = length
+                break
+        self._pending = text[len(text) - keep :]
+        self._add(text[: len(text) - keep])
+
+    def _add(self, text: str) -> None:
+        if not text:
+            return
+        self._ready.append(text)
+        self._ready_bytes += len(text.encode())
+        self.tail = (self.tail + text)[-TAIL_CHARS:]
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            if self._ready and time.monotonic() - self._last_flush >= self.flush_seconds:
+                try:
+                    await self.flush()
+                except Exception:  # the final flush at close tries again and reports
+                    log.warning("log flush failed", step_id=str(self.step_id), exc_info=True)
+
+    async def _next_seq(self) -> int:
+        async with self.db.session() as session:
+            last = await session.scalar(
+                select(func.max(StepLog.seq)).where(StepLog.step_id == self.step_id, StepLog.attempt == self.attempt)
+            )
+        return 0 if last is None else last + 1
+
+
+async def log_end(session: AsyncSession, step_id: uuid.UUID) -> int:
+    """The byte offset just past a step's stored log (where its next attempt's output starts)."""
+    last = (
+        await session.execute(
+            select(StepLog.offset, StepLog.content)
+            .where(StepLog.step_id == step_id)
+            .order_by(StepLog.offset.desc(), StepLog.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return 0 if last is None else last.offset + len(last.content.encode())
+
+
+async def read_logs(
+    session: AsyncSession,
+    pipeline_id: uuid.UUID,
+    *,
+    step: str | None = None,
+    after_offset: int = 0,
+    attempt: int | None = None,
+) -> list[LogChunk]:
+    """A pipeline's stored output, by step (plan order), then offset; only chunks ending after `after_offset`.
+
+    A chunk that straddles `after_offset` is cut so that the first returned byte is the one at `after_offset`.
+    """
+    query = (
+        select(PipelineStep.step_name, StepLog.attempt, StepLog.seq, StepLog.offset, StepLog.content)
+        .join(PipelineStep, PipelineStep.id == StepLog.step_id)
+        .where(PipelineStep.pipeline_id == pipeline_id)
+        .order_by(PipelineStep.position, StepLog.offset, StepLog.attempt, StepLog.seq)
+    )
+    if step is not None:
+        query = query.where(PipelineStep.step_name == step)
+    if attempt is not None:
+        query = query.where(StepLog.attempt == attempt)
+    chunks: list[LogChunk] = []
+    for name, number, seq, offset, content in (await session.execute(query)).all():
+        chunk = LogChunk(name, number, seq, offset, content)
+        if chunk.end <= after_offset:
+            continue
+        if chunk.offset < after_offset:
+            cut = content.encode()[after_offset - offset :].decode(errors="replace")
+            chunk = LogChunk(name, number, seq, after_offset, cut)
+        chunks.append(chunk)
+    return chunks
+
+
+async def log_tail(session: AsyncSession, step_id: uuid.UUID, *, chars: int = TAIL_CHARS) -> str:
+    """The last `chars` characters of a step's stored log (across attempts)."""
+    rows: Sequence[str] = (
+        await session.scalars(
+            select(StepLog.content).where(StepLog.step_id == step_id).order_by(StepLog.offset.desc()).limit(64)
+        )
+    ).all()
+    text = ""
+    for content in rows:
+        text = content + text
+        if len(text) >= chars:
+            break
+    return text[-chars:]

@@ -1,0 +1,84 @@
+"""`taskmaster pipeline run|list|show|logs|cancel`, run as the real command on a local repository."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskmaster.workspaces.cleanup import remove_tree_sync
+from tests.cli.conftest import Runner
+from tests.workspaces.conftest import commit, git
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A state directory the sandbox user can reach (its workspaces live under it)."""
+    path = Path(tempfile.mkdtemp(prefix="taskmaster-cli-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        remove_tree_sync(path)
+
+
+GOOD = "steps:\n  checkout: {uses: checkout}\n  hello: {run: 'echo hello from $TASKMASTER_STEP', needs: [checkout]}\n"
+BAD = "steps:\n  hello: {run: 'echo hello'}\n  broken: {run: 'echo it broke; exit 4', needs: [hello]}\n"
+
+
+@pytest.mark.slow
+def test_pipeline_run_exits_by_outcome_and_runs_can_be_listed_shown_logged_and_canceled(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    env = {"TASKMASTER_HOME": str(home / "state"), "COLUMNS": "200"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, ".taskmaster.yml", GOOD)
+    git(repo, "checkout", "-q", "-b", "bad")
+    commit(repo, ".taskmaster.yml", BAD)
+    assert taskmaster_cli("db", "migrate", env=env).returncode == 0
+    added = taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env)
+    assert added.returncode == 0, added.stderr
+
+    good = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "hello                running (attempt 1)" in good.stdout and ": success" in good.stdout
+
+    bad = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "bad", env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert ": failed (code)" in bad.stdout and "step 'broken' failed: exit code 4" in bad.stdout
+    assert "it broke" in bad.stdout
+
+    detached = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", "--detach", env=env)
+    assert detached.returncode == 0, detached.stderr
+    pending_id = detached.stdout.strip()
+
+    listed = json.loads(taskmaster_cli("pipeline", "list", "-p", "app", "--json", env=env).stdout)["items"]
+    assert [item["status"] for item in listed] == ["pending", "failed", "success"]
+    assert listed[0]["id"] == pending_id
+
+    shown = json.loads(taskmaster_cli("pipeline", "show", listed[1]["id"], "--json", env=env).stdout)
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert (steps["broken"]["status"], steps["broken"]["exit_code"], steps["broken"]["failure_reason"]) == (
+        "failed",
+        4,
+        "code",
+    )
+    assert [a["status"] for a in steps["hello"]["attempts"]] == ["success"]
+    assert shown["duration_ms"] is not None and shown["failure_reason"] == "code"
+
+    logs = taskmaster_cli("pipeline", "logs", listed[2]["id"], env=env)
+    assert logs.returncode == 0 and "hello from hello" in logs.stdout and "--- checkout (attempt 1) ---" in logs.stdout
+    only = taskmaster_cli("pipeline", "logs", listed[1]["id"], "--step", "broken", env=env)
+    assert only.stdout == "it broke\n"
+
+    canceled = taskmaster_cli("pipeline", "cancel", pending_id, env=env)
+    assert canceled.returncode == 0 and "canceled" in canceled.stdout
+    again = taskmaster_cli("pipeline", "cancel", pending_id, env=env)
+    assert again.returncode == 1 and "does not apply" in again.stderr
+    missing = taskmaster_cli("pipeline", "show", "not-an-id", env=env)
+    assert missing.returncode == 2

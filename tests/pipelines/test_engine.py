@@ -1,0 +1,267 @@
+"""The engine end to end: real repositories, the real sandbox, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from taskmaster.core.clock import as_utc
+from taskmaster.core.errors import Conflict
+from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
+from taskmaster.db.session import Database
+from taskmaster.pipelines import transitions
+from taskmaster.pipelines.logs import read_logs
+from taskmaster.pipelines.states import PipelineStatus
+from tests.pipelines.conftest import Harness
+
+ACCEPTANCE = """\
+concurrency: 4
+steps:
+  checkout: {uses: checkout}
+  left:     {run: "sleep 0.7; echo left", needs: [checkout]}
+  right:    {run: "sleep 0.7; echo right", needs: [checkout]}
+  join:     {run: "cat README.md", needs: [left, right]}
+  flaky:
+    run: 'echo try $TASKMASTER_ATTEMPT; test "$TASKMASTER_ATTEMPT" -ge 3 || exit 75'
+    needs: [checkout]
+    retry_on: [75]
+  broken:   {run: "echo boom; exit 3", needs: [checkout]}
+  deploy:   {run: "echo never", needs: [join, broken]}
+  notify:   {run: "echo something failed", when: on_failure}
+"""
+
+
+async def load(
+    db: Database, pipeline_id: uuid.UUID
+) -> tuple[Pipeline, dict[str, PipelineStep], dict[str, list[StepAttempt]]]:
+    async with db.session() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        assert pipeline is not None
+        steps = {
+            s.step_name: s
+            for s in await session.scalars(select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id))
+        }
+        attempts: dict[str, list[StepAttempt]] = {name: [] for name in steps}
+        rows = await session.execute(
+            select(PipelineStep.step_name, StepAttempt)
+            .join(StepAttempt, StepAttempt.step_id == PipelineStep.id)
+            .where(PipelineStep.pipeline_id == pipeline_id)
+            .order_by(StepAttempt.attempt)
+        )
+        for name, attempt in rows.all():
+            attempts[name].append(attempt)
+        return pipeline, steps, attempts
+
+
+async def test_acceptance_pipeline_ends_with_expected_statuses_retries_skips_and_overlap(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(ACCEPTANCE)
+    created = await harness.create()
+    assert created.status == "pending" and created.commit_sha and created.branch_name == "main"
+    engine = harness.engine()
+
+    assert await engine.run(created.id) is PipelineStatus.FAILED
+
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert {name: step.status for name, step in steps.items()} == {
+        "checkout": "success", "left": "success", "right": "success", "join": "success", "flaky": "success",
+        "broken": "failed", "deploy": "skipped", "notify": "success",
+    }  # fmt: skip
+    assert {name: len(rows) for name, rows in attempts.items()} == {
+        "checkout": 1, "left": 1, "right": 1, "join": 1, "flaky": 3, "broken": 1, "deploy": 0, "notify": 1,
+    }  # fmt: skip
+    assert [(a.status, a.exit_code, a.failure_reason) for a in attempts["flaky"]] == [
+        ("failed", 75, "code"), ("failed", 75, "code"), ("success", 0, None),
+    ]  # fmt: skip
+    assert steps["flaky"].retry_count == 2
+    assert (steps["broken"].exit_code, steps["broken"].failure_reason) == (3, "code")
+    assert steps["deploy"].error_message == "'broken' did not succeed"
+    left, right = attempts["left"][0], attempts["right"][0]
+    assert left.started_at and left.finished_at and right.started_at and right.finished_at
+    assert max(left.started_at, right.started_at) < min(left.finished_at, right.finished_at), "branches overlap"
+    assert all(a.worker_id == engine.worker_id for rows in attempts.values() for a in rows)
+
+    assert pipeline.status == "failed" and pipeline.failure_reason == "code"
+    assert pipeline.error_message is not None and "step 'broken' failed: exit code 3" in pipeline.error_message
+    assert "boom" in pipeline.error_message
+    assert pipeline.started_at and pipeline.finished_at and pipeline.duration_ms is not None
+    assert pipeline.duration_ms == int(
+        (as_utc(pipeline.finished_at) - as_utc(pipeline.started_at)).total_seconds() * 1000
+    )
+    async with harness.db.transaction() as session:
+        row = await session.get(Pipeline, created.id)
+        assert row is not None
+        with pytest.raises(Conflict):
+            transitions.apply(row, transitions.SUCCEED)
+    assert await engine.run(created.id) is PipelineStatus.FAILED  # finished: nothing runs again
+
+    async with harness.db.session() as session:
+        flaky = await read_logs(session, created.id, step="flaky")
+    assert "".join(c.content for c in flaky) == "try 1\ntry 2\ntry 3\n"
+    assert [c.attempt for c in flaky] == [1, 2, 3]
+    assert not (harness.settings.workspace_root / str(created.id)).exists(), "workspaces removed"
+
+
+async def test_invalid_definition_makes_an_error_pipeline_with_line_precise_message_and_runs_nothing(
+    harness_factory: Any,
+) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n  lint: {run: ruff check .}\n  test: {run: pytest, needs: [lnit]}\n"
+    )
+    created = await harness.create()
+    assert created.status == "error" and created.failure_reason == "code"
+    assert created.error_message is not None and ".taskmaster.yml:3:" in created.error_message
+    assert "lnit" in created.error_message
+    assert await harness.engine().run(created.id) is PipelineStatus.ERROR
+    pipeline, steps, _ = await load(harness.db, created.id)
+    assert steps == {} and pipeline.definition == {}
+
+
+async def test_a_step_past_its_timeout_is_timed_out_and_fails_the_pipeline(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n  slow: {run: 'echo start; sleep 30', timeout: 1, retries: 1}\n  after: {run: 'true', needs: [slow]}\n"
+    )
+    created = await harness.create()
+    assert await harness.engine().run(created.id) is PipelineStatus.FAILED
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert (steps["slow"].status, steps["slow"].failure_reason) == ("timed_out", "timeout")
+    assert [(a.status, a.failure_reason) for a in attempts["slow"]] == [("timed_out", "timeout")] * 2
+    assert steps["after"].status == "skipped"
+    assert pipeline.failure_reason == "timeout" and "timed out after 1 s" in (pipeline.error_message or "")
+
+
+async def test_the_pipeline_timeout_stops_running_steps_and_times_the_pipeline_out(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "timeout: 1\nsteps:\n  slow: {run: 'sleep 30'}\n  never: {run: 'true', needs: [slow]}\n"
+    )
+    created = await harness.create()
+    started = asyncio.get_running_loop().time()
+    assert await harness.engine().run(created.id) is PipelineStatus.TIMED_OUT
+    assert asyncio.get_running_loop().time() - started < 5
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert pipeline.failure_reason == "timeout" and "timeout of 1 s" in (pipeline.error_message or "")
+    assert (steps["slow"].status, steps["slow"].error_message) == ("canceled", "stopped: the pipeline timed out")
+    assert attempts["slow"][0].status == "canceled"
+    assert steps["never"].status == "canceled"
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await predicate():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_period(harness_factory: Any) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    harness: Harness = await harness_factory(f"steps:\n  wait: {{run: 'sleep 30; echo {marker}'}}\n")
+    created = await harness.create()
+    engine = harness.engine(grace=1.0)
+    running = asyncio.create_task(engine.run(created.id))
+
+    async def started() -> bool:
+        return bool(_processes_with(marker))
+
+    await _wait_for(started)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    other = harness.engine()  # as from another process: only the database row changes
+    assert await other.cancel(created.id, reason="stop it") is PipelineStatus.CANCELED
+    assert await asyncio.wait_for(running, 10) is PipelineStatus.CANCELED
+    assert loop.time() - asked < 0.5 + 1.0 + 1.0  # poll + grace + margin
+    assert _processes_with(marker) == []
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert (pipeline.status, pipeline.error_message) == ("canceled", "stop it")
+    assert steps["wait"].status == "canceled" and attempts["wait"][0].status == "canceled"
+    with pytest.raises(Conflict):
+        await other.cancel(created.id)
+
+
+async def test_resume_after_a_dead_engine_marks_the_lost_attempt_infra_and_redoes_the_step(
+    harness_factory: Any,
+) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    harness: Harness = await harness_factory(
+        f"steps:\n  work: {{run: 'test $TASKMASTER_ATTEMPT = 2 || sleep 30; echo {marker} done'}}\n"
+    )
+    created = await harness.create()
+    dying = asyncio.create_task(harness.engine().run(created.id))
+
+    async def started() -> bool:
+        return bool(_processes_with(marker))
+
+    await _wait_for(started)
+    dying.cancel()  # the engine dies mid-step: its attempt stays `running` in the database
+    with pytest.raises(asyncio.CancelledError):
+        await dying
+    _, steps, attempts = await load(harness.db, created.id)
+    assert steps["work"].status == "running" and [a.status for a in attempts["work"]] == ["running"]
+
+    assert await harness.engine().run(created.id) is PipelineStatus.SUCCESS
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert [(a.status, a.failure_reason, a.error_message) for a in attempts["work"]] == [
+        ("failed", "infra", "agent lost"),
+        ("success", None, None),
+    ]
+    assert steps["work"].status == "success" and steps["work"].retry_count == 1
+    assert pipeline.status == "success"
+    async with harness.db.session() as session:
+        assert f"{marker} done" in "".join(c.content for c in await read_logs(session, created.id, step="work"))
+
+
+async def test_project_secrets_are_masked_in_logs_and_ai_review_is_skipped(harness_factory: Any) -> None:
+    from taskmaster.secrets import SecretBox
+
+    token = "ghp_" + uuid.uuid4().hex
+    harness: Harness = await harness_factory(
+        f"steps:\n  leak: {{run: 'echo token={token}'}}\n  review: {{uses: ai_review, needs: [leak]}}\n"
+    )
+    async with harness.db.transaction() as session:
+        from taskmaster.db.models import Project
+
+        project = await session.get(Project, harness.project.id)
+        assert project is not None
+        project.forge_token = SecretBox.from_settings(harness.settings).encrypt(token)
+    created = await harness.create()
+    assert await harness.engine().run(created.id) is PipelineStatus.SUCCESS
+    _, steps, _ = await load(harness.db, created.id)
+    assert (steps["review"].status, steps["review"].error_message) == ("skipped", "AI review is not configured")
+    async with harness.db.session() as session:
+        text = "".join(c.content for c in await read_logs(session, created.id, step="leak"))
+    assert text == "token=***\n"
+
+
+async def test_on_change_is_called_and_fresh_workspace_steps_get_their_own_checkout(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n  dirty: {run: 'echo x > scratch.txt'}\n"
+        "  clean: {run: 'test ! -e scratch.txt && test -e README.md', workspace: fresh, needs: [dirty]}\n"
+        "  shared: {run: 'test -e scratch.txt', needs: [dirty]}\n"
+    )
+    created = await harness.create()
+    calls: list[uuid.UUID] = []
+
+    async def changed(pipeline_id: uuid.UUID) -> None:
+        calls.append(pipeline_id)
+
+    assert await harness.engine(on_change=changed, keep_workspace=True).run(created.id) is PipelineStatus.SUCCESS
+    assert calls and set(calls) == {created.id}
+    kept = harness.settings.workspace_root / str(created.id)
+    assert sorted(p.name for p in kept.iterdir()) == ["clean-1", "shared"]
