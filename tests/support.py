@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -114,3 +116,32 @@ class TcpProxy:
             for sock in (source, sink):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids (other than this one) whose command line contains `marker`; zombies have none, so they do not count."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+class OutputCollector:
+    """An `on_output` callback (sandbox, executors) that keeps each chunk with the time it arrived."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[float, bytes]] = []
+
+    async def __call__(self, chunk: bytes) -> None:
+        self.chunks.append((time.monotonic(), chunk))
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(chunk for _, chunk in self.chunks)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from taskmaster.executors.ssh import SshInstance
-from tests.support import free_port
+from tests.support import free_port, processes_with
 
 SSHD = "/usr/sbin/sshd"
 # sshd refuses to start without its privilege separation directory; it is made at boot on a normal system.
@@ -159,21 +159,6 @@ def _sshd_descendants(root: int) -> list[int]:
             if comm == "sshd":
                 found.append(child)
                 todo.append(child)
-    return found
-
-
-def processes_with(marker: str) -> list[int]:
-    """Pids whose command line contains `marker` (zombies have none, so they do not count)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(entry.name))
     return found
 
 

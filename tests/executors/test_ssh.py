@@ -15,8 +15,8 @@ import pytest
 from taskmaster.core.errors import InvalidInput
 from taskmaster.executors.base import StepSpec
 from taskmaster.executors.ssh import DEFAULT_PATH, SshExecutor, WorkdirOutsideRoot
-from tests.executors.conftest import Sshd, kill_marked, processes_with, unique_sleep, wait_for_processes
-from tests.support import free_port
+from tests.executors.conftest import Sshd, kill_marked, unique_sleep, wait_for_processes
+from tests.support import OutputCollector, free_port, processes_with
 
 # What the remote shells add on their own: not the sshd's environment, so not a leak.
 SHELL_MADE = {"PWD", "OLDPWD", "SHLVL", "_"}
@@ -24,20 +24,6 @@ SHELL_MADE = {"PWD", "OLDPWD", "SHLVL", "_"}
 
 def spec(workdir: Path | str, command: str, timeout: float = 30.0, **fields: Any) -> StepSpec:
     return StepSpec(command=command, workdir=str(workdir), timeout=timeout, **fields)
-
-
-class Collector:
-    """An `on_output` callback that keeps each chunk with the time it arrived."""
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[float, bytes]] = []
-
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append((time.monotonic(), chunk))
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(chunk for _, chunk in self.chunks)
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ def workdir(sshd: Sshd, tmp_path: Path) -> Path:
 async def test_a_step_reports_its_exit_code_and_streams_merged_output_in_order(
     executor: SshExecutor, workdir: Path
 ) -> None:
-    out = Collector()
+    out = OutputCollector()
     started = time.monotonic()
     outcome = await executor.run(
         spec(workdir, "echo one; echo two >&2; sleep 1; echo three; echo four >&2; exit 3"), on_output=out
@@ -77,7 +63,7 @@ async def test_a_step_reports_its_exit_code_and_streams_merged_output_in_order(
 
 
 async def test_a_successful_step_runs_in_its_workdir(executor: SshExecutor, workdir: Path) -> None:
-    out = Collector()
+    out = OutputCollector()
     outcome = await executor.run(spec(workdir, "pwd; echo made > file.txt"), on_output=out)
     assert outcome.ok
     assert outcome.failure_reason is None and outcome.reason is None and outcome.exit_code == 0
@@ -94,7 +80,7 @@ async def test_a_step_killed_by_a_signal_reports_it(executor: SshExecutor, workd
 
 async def test_the_step_environment_is_exactly_the_spec_env_and_defaults(executor: SshExecutor, workdir: Path) -> None:
     env = {"PLAIN": "value", "TRICKY": 'it\'s "quoted" $HOME `x` \\ \n new line', "EMPTY": ""}
-    out = Collector()
+    out = OutputCollector()
     outcome = await executor.run(
         spec(workdir, "env -0", env=env),
         on_output=out,
@@ -114,7 +100,7 @@ async def test_the_step_environment_is_exactly_the_spec_env_and_defaults(executo
 
 
 async def test_the_spec_env_overrides_the_defaults(executor: SshExecutor, workdir: Path) -> None:
-    out = Collector()
+    out = OutputCollector()
     outcome = await executor.run(
         spec(workdir, 'printf "%s|%s" "$PATH" "$HOME"', env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)}),
         on_output=out,
@@ -147,7 +133,7 @@ async def test_a_missing_workdir_is_an_infra_failure_naming_the_host(executor: S
 
 
 async def test_output_beyond_the_cap_is_dropped_after_a_marker_line(executor: SshExecutor, workdir: Path) -> None:
-    out = Collector()
+    out = OutputCollector()
     outcome = await executor.run(
         spec(workdir, "head -c 300000 /dev/zero | tr '\\0' a; echo; echo done", max_output_bytes=1000),
         on_output=out,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from taskmaster.pipelines import transitions
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.states import PipelineStatus
 from tests.pipelines.conftest import Harness
+from tests.support import processes_with
 
 ACCEPTANCE = """\
 concurrency: 4
@@ -150,18 +149,6 @@ async def test_the_pipeline_timeout_stops_running_steps_and_times_the_pipeline_o
     assert steps["never"].status == "canceled"
 
 
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -178,7 +165,7 @@ async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_
     running = asyncio.create_task(engine.run(created.id))
 
     async def started() -> bool:
-        return bool(_processes_with(marker))
+        return bool(processes_with(marker))
 
     await _wait_for(started)
     loop = asyncio.get_running_loop()
@@ -187,7 +174,7 @@ async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_
     assert await other.cancel(created.id, reason="stop it") is PipelineStatus.CANCELED
     assert await asyncio.wait_for(running, 10) is PipelineStatus.CANCELED
     assert loop.time() - asked < 0.5 + 1.0 + 1.0  # poll + grace + margin
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     pipeline, steps, attempts = await load(harness.db, created.id)
     assert (pipeline.status, pipeline.error_message) == ("canceled", "stop it")
     assert steps["wait"].status == "canceled" and attempts["wait"][0].status == "canceled"
@@ -206,7 +193,7 @@ async def test_resume_after_a_dead_engine_marks_the_lost_attempt_infra_and_redoe
     dying = asyncio.create_task(harness.engine().run(created.id))
 
     async def started() -> bool:
-        return bool(_processes_with(marker))
+        return bool(processes_with(marker))
 
     await _wait_for(started)
     dying.cancel()  # the engine dies mid-step: its attempt stays `running` in the database

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import socket
 import threading
@@ -17,21 +16,7 @@ import pytest
 from taskmaster.core.logging import configure_logging
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.sandbox import SANDBOX_UID, Limits, SandboxResult, SandboxSpec, run
-from tests.support import LogCapture
-
-
-class Collected:
-    """An `on_output` callback that keeps every chunk with the time it arrived."""
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[float, bytes]] = []
-
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append((time.monotonic(), chunk))
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(chunk for _, chunk in self.chunks)
+from tests.support import LogCapture, OutputCollector, processes_with
 
 
 def marker() -> str:
@@ -39,21 +24,8 @@ def marker() -> str:
     return f"1000.{secrets.randbelow(10**9):09d}"
 
 
-def processes_with(argument: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if argument.encode() in cmdline.split(b"\0"):
-                found.append(int(name))
-    return found
-
-
-async def run_collecting(spec: SandboxSpec, **kwargs: object) -> tuple[SandboxResult, Collected]:
-    collected = Collected()
+async def run_collecting(spec: SandboxSpec, **kwargs: object) -> tuple[SandboxResult, OutputCollector]:
+    collected = OutputCollector()
     result = await run(spec, on_output=collected, **kwargs)  # type: ignore[arg-type]
     return result, collected
 
@@ -272,7 +244,7 @@ async def test_cancel_kills_a_step_that_ignores_sigterm_after_the_grace_period_l
         isolation=isolation,  # type: ignore[arg-type]
     )
     cancel = asyncio.Event()
-    collected = Collected()
+    collected = OutputCollector()
     task = asyncio.ensure_future(run(spec, on_output=collected, cancel=cancel))
     for _ in range(100):
         if b"started" in collected.data and all(processes_with(s) for s in sleepers):
