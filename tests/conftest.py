@@ -133,3 +133,19 @@ def pg_database() -> Iterator[PostgresDatabase]:
 def pytest_report_header(config: Any) -> str:
     state = "reachable" if postgres_available() else "NOT reachable (PostgreSQL tests skip)"
     return f"PostgreSQL at {PG_ADMIN_DSN}: {state}"
+
+
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A directory under /tmp that the sandbox's unprivileged user can reach (pytest's tmp_path is private to
+    root): for workspaces and mirrors in tests that run steps."""
+    import tempfile
+
+    from taskmaster.workspaces.cleanup import remove_tree_sync
+
+    path = Path(tempfile.mkdtemp(prefix="taskmaster-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        remove_tree_sync(path)

@@ -3,8 +3,7 @@ workspaces and mirrors live where the sandbox user can reach them (pytest's tmp_
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,10 @@ from taskmaster.db.models import Pipeline, Project
 from taskmaster.db.session import Database
 from taskmaster.pipelines.engine import Backoff, PipelineEngine
 from taskmaster.pipelines.runs import create_run
-from taskmaster.workspaces.cleanup import remove_tree_sync
 from taskmaster.workspaces.git_cache import MirrorCache
 from tests.workspaces.conftest import commit, git
 
 FAST = Backoff(base=0.05, factor=2.0, cap=0.2)
-
-
-@pytest.fixture
-def reachable_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="taskmaster-engine-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        remove_tree_sync(path)
 
 
 def make_pipeline_repo(path: Path, definition: str | None) -> str:

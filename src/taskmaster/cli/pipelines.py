@@ -23,13 +23,11 @@ if TYPE_CHECKING:
 
 command = typer.Typer(no_args_is_help=True)
 
-MIRROR_CACHE_BYTES = 10 * 1024**3
-
 
 def _mirror(settings: Settings) -> MirrorCache:
     from taskmaster.workspaces.git_cache import MirrorCache
 
-    return MirrorCache(settings.state_dir.absolute() / "mirrors", max_bytes=MIRROR_CACHE_BYTES)
+    return MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
 
 
 def _pipeline_id(text: str) -> uuid.UUID:

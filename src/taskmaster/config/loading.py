@@ -38,6 +38,8 @@ ENV_VARS: dict[str, str] = {
     "CODEGEN_ORG_ID": "codegen.org_id",
     "AGENTAPI_URL": "agentapi.url",
     "WSL2_INSTANCE_PATH": "workspace.root",
+    "TASKMASTER_MIRROR_ROOT": "workspace.mirror_root",
+    "TASKMASTER_MIRROR_MAX_BYTES": "workspace.mirror_max_bytes",
     "TASKMASTER_HOME": "state_dir",
     "TASKMASTER_ENV": "environment",
     "TASKMASTER_HOST": "server.host",

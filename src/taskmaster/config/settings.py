@@ -98,6 +98,10 @@ class AgentApiSettings(_Section):
 class WorkspaceSettings(_Section):
     root: Path | None = None
     """WSL2_INSTANCE_PATH: where checkouts are made. Unset: `<state dir>/workspaces`."""
+    mirror_root: Path | None = None
+    """Where the git mirrors of repositories are kept. Unset: `<state dir>/mirrors`."""
+    mirror_max_bytes: int = Field(10 * 1024**3, ge=1024**2)
+    """Least recently used mirrors are evicted above this total size."""
 
 
 class WebhookSettings(_Section):
@@ -149,3 +153,7 @@ class Settings(_Section):
     @property
     def workspace_root(self) -> Path:
         return self.workspace.root or self.state_dir / "workspaces"
+
+    @property
+    def mirror_root(self) -> Path:
+        return self.workspace.mirror_root or self.state_dir / "mirrors"

@@ -17,6 +17,7 @@ from taskmaster.durable import engine, names
 from taskmaster.durable.engine import WorkerMode
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
+from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
@@ -50,7 +51,9 @@ class WorkerRuntime:
         self.executor_id = engine.executor_id(settings, mode)
         self._heartbeat: Heartbeat | None = None
         self._running = False
-        self.webhooks = WebhookLoop(settings, db, SecretBox.from_settings(settings))
+        box = SecretBox.from_settings(settings)
+        self.pipelines = PipelineLoop(settings, db, box, worker_id=self.executor_id)
+        self.webhooks = WebhookLoop(settings, db, box, on_processed=self.pipelines.wake)
 
     @property
     def running(self) -> bool:
@@ -74,6 +77,7 @@ class WorkerRuntime:
         self._heartbeat = Heartbeat(self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds)
         await self._heartbeat.start()
         self.webhooks.start()
+        self.pipelines.start()
         log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
 
     async def stop(self) -> None:
@@ -82,6 +86,7 @@ class WorkerRuntime:
         self._running = False
         heartbeat, self._heartbeat = self._heartbeat, None
         await self.webhooks.stop()
+        await self.pipelines.stop()
         try:
             await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
         except Exception as exc:  # stopping must not fail the caller's shutdown

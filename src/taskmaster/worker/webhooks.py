@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -59,9 +60,12 @@ class ForgePermissions:
 class WebhookLoop:
     """Processes deliveries until stopped; `wake()` (from the API in the same process) skips the poll wait."""
 
-    def __init__(self, settings: Settings, db: Database, box: SecretBox) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, box: SecretBox, *, on_processed: Callable[[], None] | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.on_processed = on_processed
         self.permissions = ForgePermissions(box)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -84,7 +88,8 @@ class WebhookLoop:
         while True:
             try:
                 while await service.process_next(self.db, self.settings, permission=self.permissions):
-                    pass
+                    if self.on_processed is not None:
+                        self.on_processed()  # it may have requested a pipeline
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database went away: keep the loop, try again after the poll wait

@@ -238,12 +238,19 @@ class _Step:
         # read by every user in `ps`, an environment only by its owner and root.
         kwargs["env"] = {**base, "HOME": _PRIVATE_TMP, **spec.env}
         kwargs["cwd"] = "/"
+        # As root, bubblewrap itself runs as the sandbox user. Dropped by `setpriv` rather than by the `user=`
+        # argument of asyncio's subprocess functions, which uvloop (the server's event loop) does not accept.
+        drop: list[str] = []
         if os.geteuid() == 0:
-            kwargs.update(user=SANDBOX_UID, group=SANDBOX_GID, extra_groups=[])
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                raise _SetupError("setpriv (util-linux) is needed to run steps as an unprivileged user")
+            drop = [setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups"]
         info_read, info_write = os.pipe()
         kwargs["pass_fds"] = (info_write,)
         tmp_size = ["--size", str(limits.memory_bytes)] if limits.memory_bytes else []
         argv = [
+            *drop,
             self.bwrap,
             "--unshare-user",
             "--unshare-pid",
