@@ -26,6 +26,7 @@ from taskmaster.pipelines.engine import PipelineEngine
 from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
+from taskmaster.worker.forges import ForgeUpdates
 from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
@@ -39,7 +40,7 @@ class PipelineLoop:
         self.db = db
         self.box = box
         self.mirror = MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
-        self.engine = PipelineEngine(db, settings, self.mirror, worker_id=worker_id)
+        self.engine = PipelineEngine(db, settings, self.mirror, worker_id=worker_id, on_change=ForgeUpdates(db, box))
         self._slots = asyncio.Semaphore(settings.worker.concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

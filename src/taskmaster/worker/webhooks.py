@@ -12,11 +12,9 @@ import structlog
 from taskmaster.config import Settings
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
-from taskmaster.forges.base import Forge
-from taskmaster.forges.github.client import GitHubForge
-from taskmaster.forges.gitlab.client import GitLabForge
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
+from taskmaster.worker.forges import forge_for
 
 log = structlog.stdlib.get_logger("taskmaster.worker.webhooks")
 
@@ -35,7 +33,7 @@ class ForgePermissions:
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < PERMISSION_TTL_SECONDS:
             return cached[1]
-        forge = self._forge(project)
+        forge = forge_for(project, self.box)
         if forge is None:
             return False
         try:
@@ -44,17 +42,6 @@ class ForgePermissions:
             await forge.aclose()
         self._cache[key] = (time.monotonic(), allowed)
         return allowed
-
-    def _forge(self, project: Project) -> Forge | None:
-        token = self.box.decrypt(project.forge_token)
-        if not token:
-            return None
-        base_url = project.settings.get("forge_api_url")
-        if project.forge == "github":
-            return GitHubForge(token=token, **({"base_url": base_url} if base_url else {}))
-        if project.forge == "gitlab":
-            return GitLabForge(token=token, **({"base_url": base_url} if base_url else {}))
-        return None
 
 
 class WebhookLoop:
