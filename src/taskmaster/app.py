@@ -13,7 +13,7 @@ import taskmaster
 from taskmaster.api.deps import Services, WebhookLimits
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware
-from taskmaster.api.routes import health, jobs, prd, projects, tasks, tokens, webhooks
+from taskmaster.api.routes import health, jobs, metrics, pipelines, prd, projects, tasks, tokens, webhooks
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
@@ -80,7 +80,10 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     app.state.services = services
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    routers = (health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router, webhooks.router)
+    routers = (
+        health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router, webhooks.router,
+        pipelines.router, metrics.router,
+    )  # fmt: skip
     for router in (*routers, webhooks.receivers):
         app.include_router(router)
     return app
