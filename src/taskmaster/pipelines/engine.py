@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 import stat
 import time
@@ -26,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.config import Settings
+from taskmaster.core.backoff import Backoff as Backoff
 from taskmaster.core.clock import as_utc, utcnow
 from taskmaster.core.errors import InvalidInput, NotFound
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
@@ -51,22 +51,6 @@ Recovery = Callable[[uuid.UUID, str, str], Awaitable[str | None]]
 AGENT_LOST = "agent lost"
 AI_REVIEW_NOT_CONFIGURED = "AI review is not configured"
 SHARED_WORKSPACE = "shared"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before retry n (1, 2, ...): `base * factor**(n-1)`, at most `cap`, of which the `jitter` fraction is
-    drawn at random (so retries of many steps failing together spread out)."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    jitter: float = 0.5
-
-    def delay(self, retry: int, rng: random.Random | None = None) -> float:
-        raw = min(self.cap, self.base * self.factor ** max(retry - 1, 0))
-        draw = (rng or random).random()
-        return raw * (1 - self.jitter) + raw * self.jitter * draw
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.config import Settings
 from taskmaster.config.settings import WebhookSettings
+from taskmaster.core.backoff import Backoff
 from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.core.ids import new_id
@@ -232,9 +232,9 @@ async def redeliver(session: AsyncSession, delivery_id: uuid.UUID | str) -> Webh
 
 
 def backoff(attempt: int, settings: WebhookSettings) -> timedelta:
-    """Exponential, with full jitter, capped: attempt 1 waits up to `retry_base_seconds`."""
-    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    """Exponential with jitter, capped: attempt 1 waits between half and all of `retry_base_seconds`."""
+    policy = Backoff(base=settings.retry_base_seconds, factor=2.0, cap=settings.retry_max_seconds, jitter=0.5)
+    return timedelta(seconds=policy.delay(attempt))
 
 
 async def process_next(db: Database, settings: Settings, *, permission: PermissionCheck | None = None) -> bool:
