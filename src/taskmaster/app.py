@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
                 settings, db, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
             )
             await worker.start()
-            services.wake_worker = worker.webhooks.wake
+            services.wake_worker = worker.wake
         # Everything made during start-up (modules, DBOS, SQLAlchemy metadata) lives for the whole process.
         # Freezing it keeps it out of the cyclic collector's full passes, which otherwise cost requests tens
         # of milliseconds at the tail (bench/startup.py: /health p99 roughly 25 ms -> 5 ms on SQLite).

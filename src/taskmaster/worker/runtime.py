@@ -59,6 +59,11 @@ class WorkerRuntime:
     def running(self) -> bool:
         return self._running
 
+    def wake(self) -> None:
+        """New work was stored by this process (a webhook delivery, a pipeline): look now, not at the next poll."""
+        self.webhooks.wake()
+        self.pipelines.wake()
+
     async def start(self) -> None:
         if self._running:
             raise Conflict(f"worker {self.executor_id} is already started")
