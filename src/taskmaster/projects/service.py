@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,7 +85,8 @@ async def list_projects(session: AsyncSession) -> list[Project]:
 
 async def get_project(session: AsyncSession, ref: str | uuid.UUID) -> Project:
     """Find a project by id or by name."""
-    project = await session.scalar(select(Project).where(_named(ref)))
+    statement, params = _lookup(ref)
+    project = await session.scalar(statement, params)
     if project is None:
         raise NotFound(f"project {ref} does not exist")
     return project
@@ -117,6 +119,24 @@ async def only_project(session: AsyncSession, *, how_to_choose: str) -> uuid.UUI
         raise NotFound("no project yet: create one with `taskmaster project add NAME --repo URL`")
     names = ", ".join(name for _, name in rows[:5]) + ("…" if len(rows) > 5 else "")
     raise InvalidInput(f"several projects exist ({names}): {how_to_choose}")
+
+
+@functools.cache
+def _lookup_statement(by_id: bool, by_name: bool) -> Select[Project]:
+    """`get_project`'s query, built once per shape: on hot paths (every task request) building it per call cost
+    about as much as running it."""
+    conditions = [Project.id == bindparam("id")] if by_id else []
+    conditions += [Project.name == bindparam("name")] if by_name else []
+    return select(Project).where(or_(*conditions))
+
+
+def _lookup(ref: str | uuid.UUID) -> tuple[Select[Project], dict[str, object]]:
+    if isinstance(ref, uuid.UUID):
+        return _lookup_statement(True, False), {"id": ref}
+    try:
+        return _lookup_statement(True, True), {"id": uuid.UUID(ref), "name": ref}
+    except ValueError:
+        return _lookup_statement(False, True), {"name": ref}
 
 
 def _named(ref: str | uuid.UUID) -> ColumnElement[bool]:
