@@ -18,6 +18,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status, import, export."),
     ("pipeline", "pipelines", "Pipelines: run one here (live), list, show, logs, cancel."),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
+    ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
     ("mcp", "mcp", "MCP server for coding agents: the task graph as tools (stdio, or --http)."),
