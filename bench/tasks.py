@@ -2,6 +2,7 @@
 
   API  GET .../tasks/next and POST .../tasks/claim, p50   vs  the same ready query sent raw through the driver
   CLI  taskmaster task next / task list, wall time       vs  a bare `python -c pass`
+       (task next twice: on the database, and as a client of the running server with TASKMASTER_URL)
   validate (whole project, in process)                   vs  reading the same rows raw through the driver
 
 Goals (issue 3): API next p50 < 5 ms at 100k on PostgreSQL; CLI `task next` < 0.5 s at 10k; validate < 2 s at 100k.
@@ -194,6 +195,10 @@ async def measure(database: str, size: int, work: Path) -> None:
                 claim_ms = await p50_ms(
                     lambda: http.post("/api/projects/bench/tasks/claim", json={"assignee": f"a{next(claims)}"}), 100
                 )
+            client_env = {**env, "TASKMASTER_URL": base, "TASKMASTER_TOKEN": token}
+            cli_client_next = median_run_seconds(
+                [str(BIN / "taskmaster"), "task", "next", "-p", "bench"], 5, env=client_env
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -209,6 +214,10 @@ async def measure(database: str, size: int, work: Path) -> None:
         print(f"{label}  API claim p50 {claim_ms:7.2f} ms  = {claim_ms / raw_ms:5.1f}x raw query")
         print(
             f"{label}  CLI task next {cli_next:7.2f} s   = {cli_next / bare:5.1f}x bare python ({bare * 1000:.0f} ms)"
+        )
+        print(
+            f"{label}  CLI task next {cli_client_next:7.2f} s   = {cli_client_next / bare:5.1f}x bare python"
+            "  (client of the running server: TASKMASTER_URL)"
         )
         print(f"{label}  CLI task list {cli_list:7.2f} s   = {cli_list / bare:5.1f}x bare python")
         print(f"{label}  validate      {validate_s:7.2f} s   = {validate_s / rows_s:5.1f}x reading the rows raw")

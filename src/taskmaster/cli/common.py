@@ -32,14 +32,20 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings() -> Settings:
-    """Read the configuration, or stop with one line per problem (never a stack trace)."""
+def settings(*, logs: bool = True) -> Settings:
+    """Read the configuration, or stop with one line per problem (never a stack trace).
+
+    `logs=False` leaves logging alone (and structlog unimported): for the client path of the task commands, which
+    logs nothing and must start fast.
+    """
     try:
         loaded = load_settings()
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"taskmaster: configuration error: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_ERROR) from None
+    if not logs:
+        return loaded
     from taskmaster.core.logging import configure_logging
 
     # Commands print their results on stdout (often JSON): log lines go to stderr, and only the ones that matter.

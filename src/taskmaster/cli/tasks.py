@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from taskmaster.db.models import Project, Task
     from taskmaster.db.session import Database
+    from taskmaster.tasks.schemas import TaskOut
 
 T = TypeVar("T")
 command = typer.Typer(no_args_is_help=True)
@@ -76,8 +77,8 @@ def _print_tasks(tasks: list[Task], json_output: bool, details: bool = False, ti
     common.print_table(["#", "status", "pri", "type", "title", "depends on", "assignee"], _summary_rows(tasks), title)
 
 
-def _print_task(task: Task | None, json_output: bool) -> None:
-    from taskmaster.tasks import service
+def _print_task(task: Task | TaskOut | None, json_output: bool) -> None:
+    from taskmaster.tasks.schemas import TaskOut
 
     if task is None:
         if json_output:
@@ -85,7 +86,12 @@ def _print_task(task: Task | None, json_output: bool) -> None:
         else:
             print("no task is ready")
         return
-    out = service.to_out(task)
+    if isinstance(task, TaskOut):
+        out = task
+    else:
+        from taskmaster.tasks import service
+
+        out = service.to_out(task)
     if json_output:
         common.print_json(out.model_dump(mode="json"))
         return
@@ -234,6 +240,12 @@ def next_command(
     json_output: bool = common.JsonOption,
 ) -> None:
     """Show the task to work on next (priority, then how much it unblocks, then complexity, then age)."""
+    settings = common.settings(logs=False)
+    if settings.client.url:
+        from taskmaster.cli.remote import RemoteTasks
+
+        _print_task(RemoteTasks(settings).next(project, type_=type_, assignee=assignee), json_output)
+        return
     from taskmaster.tasks import service
 
     async def go(session: AsyncSession, found: Project) -> Task | None:
@@ -269,6 +281,17 @@ def claim_command(
     json_output: bool = common.JsonOption,
 ) -> None:
     """Atomically take the next ready task: in_progress, assigned, with a lease. Exit 1 when none is ready."""
+    settings = common.settings(logs=False)
+    if settings.client.url:
+        from taskmaster.cli.remote import RemoteTasks
+
+        remote = RemoteTasks(settings).claim(
+            project, assignee=assignee, lease_seconds=round(lease_minutes * 60), type_=type_
+        )
+        _print_task(remote, json_output)
+        if remote is None:
+            raise typer.Exit(common.EXIT_FAILURE)
+        return
     from datetime import timedelta
 
     from taskmaster.tasks import service

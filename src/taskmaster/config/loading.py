@@ -58,6 +58,8 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_JWT_ISSUER": "auth.jwt_issuer",
     "TASKMASTER_SECRET_KEYS": "auth.secret_keys",
     "TASKMASTER_TOKEN_CACHE_SECONDS": "auth.token_cache_seconds",
+    "TASKMASTER_URL": "client.url",
+    "TASKMASTER_TOKEN": "client.token",
     "TASKMASTER_WEBHOOK_SECRET_OVERLAP_SECONDS": "webhooks.secret_overlap_seconds",
     "TASKMASTER_WEBHOOK_PROJECT_RATE": "webhooks.project_rate",
     "TASKMASTER_WEBHOOK_PROJECT_BURST": "webhooks.project_burst",

@@ -91,6 +91,25 @@ class CodegenSettings(_Section):
     org_id: str | None = None
 
 
+class ClientSettings(_Section):
+    """The command line as a client of a running Taskmaster: with `url`, the agent-facing task commands (`task next`,
+    `task claim`) ask its REST API instead of opening the database (faster to start, and no database credentials
+    needed on the agent's machine)."""
+
+    url: str | None = None
+    token: SecretStr | None = None
+    """An API token; unset: the local admin token file in the state directory, when there is one."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class AgentApiSettings(_Section):
     url: str = "http://localhost:3284"
 
@@ -137,6 +156,7 @@ class Settings(_Section):
     agentapi: AgentApiSettings = AgentApiSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    client: ClientSettings = ClientSettings()
 
     @property
     def embedded(self) -> bool:
