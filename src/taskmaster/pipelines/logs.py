@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.db.models import PipelineStep, StepLog
@@ -204,6 +204,17 @@ async def log_end(session: AsyncSession, step_id: uuid.UUID) -> int:
     return 0 if last is None else last.offset + len(last.content.encode())
 
 
+def chunks_query(pipeline_id: uuid.UUID, *, step: str | None = None) -> Select[str, int, int, int, str]:
+    """(step name, attempt, seq, offset, content) of a pipeline's stored chunks, by step (plan order), then offset."""
+    query = (
+        select(PipelineStep.step_name, StepLog.attempt, StepLog.seq, StepLog.offset, StepLog.content)
+        .join(PipelineStep, PipelineStep.id == StepLog.step_id)
+        .where(PipelineStep.pipeline_id == pipeline_id)
+        .order_by(PipelineStep.position, StepLog.offset, StepLog.attempt, StepLog.seq)
+    )
+    return query if step is None else query.where(PipelineStep.step_name == step)
+
+
 async def read_logs(
     session: AsyncSession,
     pipeline_id: uuid.UUID,
@@ -216,14 +227,7 @@ async def read_logs(
 
     A chunk that straddles `after_offset` is cut so that the first returned byte is the one at `after_offset`.
     """
-    query = (
-        select(PipelineStep.step_name, StepLog.attempt, StepLog.seq, StepLog.offset, StepLog.content)
-        .join(PipelineStep, PipelineStep.id == StepLog.step_id)
-        .where(PipelineStep.pipeline_id == pipeline_id)
-        .order_by(PipelineStep.position, StepLog.offset, StepLog.attempt, StepLog.seq)
-    )
-    if step is not None:
-        query = query.where(PipelineStep.step_name == step)
+    query = chunks_query(pipeline_id, step=step)
     if attempt is not None:
         query = query.where(StepLog.attempt == attempt)
     chunks: list[LogChunk] = []

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt, StepLog
-from taskmaster.pipelines.logs import LogChunk
+from taskmaster.pipelines.logs import LogChunk, chunks_query
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.workspaces.git_cache import MirrorCache
@@ -135,14 +135,7 @@ async def chunks_after(
     The offsets are applied in the query, so following a long log reads only what is new.
     """
     size = _byte_length(session)
-    query = (
-        select(PipelineStep.step_name, StepLog.attempt, StepLog.seq, StepLog.offset, StepLog.content)
-        .join(PipelineStep, PipelineStep.id == StepLog.step_id)
-        .where(PipelineStep.pipeline_id == pipeline_id)
-        .order_by(PipelineStep.position, StepLog.offset, StepLog.attempt, StepLog.seq)
-    )
-    if step is not None:
-        query = query.where(PipelineStep.step_name == step)
+    query = chunks_query(pipeline_id, step=step)
     started = {name: after for name, after in cursor.items() if after > 0}
     if started:
         query = query.where(

@@ -27,56 +27,44 @@ from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import ForgeUpdates
+from taskmaster.worker.loop import PollingLoop
 from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
 
 
-class PipelineLoop:
+class PipelineLoop(PollingLoop):
     """Runs pending pipelines until stopped; `wake()` skips the poll wait (a webhook just requested one)."""
 
+    name = "pipelines"
+
     def __init__(self, settings: Settings, db: Database, box: SecretBox, *, worker_id: str | None = None) -> None:
+        super().__init__(settings.webhooks.poll_seconds)
         self.settings = settings
         self.db = db
         self.box = box
         self.mirror = MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
         self.engine = PipelineEngine(db, settings, self.mirror, worker_id=worker_id, on_change=ForgeUpdates(db, box))
         self._slots = asyncio.Semaphore(settings.worker.concurrency)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[PipelineStatus | None]] = set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pipelines")
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def stop(self) -> None:
         """Stop taking pipelines and stop the running ones; they stay `running` and are resumed on the next start."""
-        task, self._task = self._task, None
-        for running in [*([task] if task else []), *self._running]:
+        await super().stop()
+        for running in list(self._running):
             running.cancel()
-        for running in [*([task] if task else []), *self._running]:
+        for running in list(self._running):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
 
-    async def _run(self) -> None:
+    async def prepare(self) -> None:
         if self.settings.embedded:
             for orphan in await self._orphans():
                 await self._launch(orphan)
-        poll = self.settings.webhooks.poll_seconds
-        while True:
-            try:
-                while (taken := await self._take()) is not None:
-                    await self._launch(taken)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: keep the loop, try again after the poll wait
-                log.warning("pipeline loop could not take a pipeline", error=str(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+
+    async def drain(self) -> None:
+        while (taken := await self._take()) is not None:
+            await self._launch(taken)
 
     async def _launch(self, pipeline_id: uuid.UUID) -> None:
         await self._slots.acquire()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -15,6 +13,7 @@ from taskmaster.db.session import Database
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
 from taskmaster.worker.forges import forge_for
+from taskmaster.worker.loop import PollingLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker.webhooks")
 
@@ -44,43 +43,21 @@ class ForgePermissions:
         return allowed
 
 
-class WebhookLoop:
+class WebhookLoop(PollingLoop):
     """Processes deliveries until stopped; `wake()` (from the API in the same process) skips the poll wait."""
+
+    name = "webhook-deliveries"
 
     def __init__(
         self, settings: Settings, db: Database, box: SecretBox, *, on_processed: Callable[[], None] | None = None
     ) -> None:
+        super().__init__(settings.webhooks.poll_seconds)
         self.settings = settings
         self.db = db
         self.on_processed = on_processed
         self.permissions = ForgePermissions(box)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-deliveries")
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        poll = self.settings.webhooks.poll_seconds
-        while True:
-            try:
-                while await service.process_next(self.db, self.settings, permission=self.permissions):
-                    if self.on_processed is not None:
-                        self.on_processed()  # it may have requested a pipeline
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: keep the loop, try again after the poll wait
-                log.warning("webhook loop could not read deliveries", error=str(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+    async def drain(self) -> None:
+        while await service.process_next(self.db, self.settings, permission=self.permissions):
+            if self.on_processed is not None:
+                self.on_processed()  # it may have requested a pipeline
