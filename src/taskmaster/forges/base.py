@@ -5,7 +5,7 @@ its value types, and the errors every forge client raises.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -160,14 +160,6 @@ def marked_body(marker: str, body: str) -> str:
 def is_marked(text: str | None, marker: str) -> bool:
     """Whether a comment is the one `marked_body` wrote (it starts with the marker, so a quote of it does not count)."""
     return text is not None and text.startswith(comment_marker(marker))
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret replaced, for messages that may quote a request or a server's echo of it."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 class ForgeError(TaskmasterError):

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from taskmaster.core.redact import redact
 from taskmaster.workspaces.cleanup import remove_tree, remove_tree_sync
 from taskmaster.workspaces.errors import WorkspaceError
 
@@ -394,9 +395,7 @@ def _origin(repo: str) -> str | None:
 def _mask(text: str, token: str | None) -> str:
     if not token:
         return text
-    for secret in (_basic(token), _basic(token).removeprefix("Basic "), token):
-        text = text.replace(secret, _MASK)
-    return text
+    return redact(text, (_basic(token), _basic(token).removeprefix("Basic "), token), mask=_MASK)
 
 
 def _failure(

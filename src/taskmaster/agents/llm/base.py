@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from taskmaster.core.errors import InvalidInput, Unavailable
+from taskmaster.core.redact import redact
 
 T = TypeVar("T", bound=BaseModel)
 
 DEFAULT_MAX_TOKENS = 8192
 # Validation messages go back to the model; past this size they cost tokens without helping it.
 _FEEDBACK_LIMIT = 4000
-_REDACTED = "[redacted]"
 
 
 class LlmProvider(Protocol):
@@ -76,14 +75,6 @@ class ProviderNotConfigured(InvalidInput):
 
     code = "llm_not_configured"
     title = "Language model not configured"
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret replaced, for messages that may quote a request or a server's echo of it."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:  # a one-letter "key" would blank out half the message
-            text = text.replace(secret, _REDACTED)
-    return text
 
 
 def validation_feedback(error: ValidationError) -> str:

@@ -31,6 +31,7 @@ from githubkit.typing import RetryOption
 from githubkit_schemas.latest.models import IssueComment
 
 from taskmaster.core.errors import InvalidInput
+from taskmaster.core.redact import redact
 from taskmaster.forges.base import (
     Annotation,
     CheckRunSpec,
@@ -47,7 +48,6 @@ from taskmaster.forges.base import (
     error_for_status,
     is_marked,
     marked_body,
-    redact,
 )
 from taskmaster.forges.throttle import (
     IDEMPOTENT_METHODS,

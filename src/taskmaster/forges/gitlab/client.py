@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from taskmaster.core.errors import InvalidInput
+from taskmaster.core.redact import redact
 from taskmaster.forges.base import (
     CheckConclusion,
     CheckRunSpec,
@@ -32,7 +33,6 @@ from taskmaster.forges.base import (
     error_for_status,
     is_marked,
     marked_body,
-    redact,
 )
 from taskmaster.forges.throttle import (
     IDEMPOTENT_METHODS,
