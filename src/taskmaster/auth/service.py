@@ -22,7 +22,6 @@ from taskmaster.core.errors import InvalidInput, NotFound, Unauthenticated
 from taskmaster.db.models import ApiToken, Project
 
 TOKEN_PREFIX = "tm_"
-LOCAL_ADMIN_TOKEN_FILE = "admin-token"
 LOCAL_ADMIN_NAME = "local-admin"
 # Writing last_used_at on every request would turn each read into a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -155,13 +154,9 @@ def _authenticate_jwt(settings: Settings, credential: str) -> Principal:
     return Principal(subject=f"jwt:{claims['sub']}", role=role, project_id=project_id, kind="jwt")
 
 
-def local_admin_token_path(settings: Settings) -> Path:
-    return settings.state_dir / LOCAL_ADMIN_TOKEN_FILE
-
-
 async def ensure_local_admin_token(session: AsyncSession, settings: Settings) -> Path:
     """On the embedded default: make sure `<state dir>/admin-token` (mode 0600) holds a live admin token."""
-    path = local_admin_token_path(settings)
+    path = settings.admin_token_file
     if path.exists():
         existing = path.read_text().strip()
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(existing)))

@@ -16,18 +16,10 @@ from taskmaster.cli import common
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from taskmaster.config import Settings
     from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
     from taskmaster.db.session import Database
-    from taskmaster.workspaces.git_cache import MirrorCache
 
 command = typer.Typer(no_args_is_help=True)
-
-
-def _mirror(settings: Settings) -> MirrorCache:
-    from taskmaster.workspaces.git_cache import MirrorCache
-
-    return MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
 
 
 def _pipeline_id(text: str) -> uuid.UUID:
@@ -151,8 +143,9 @@ def run_command(
         from taskmaster.pipelines.runs import create_run
         from taskmaster.projects.service import get_project
         from taskmaster.secrets import SecretBox
+        from taskmaster.workspaces.git_cache import MirrorCache
 
-        mirror = _mirror(settings)
+        mirror = MirrorCache.from_settings(settings)
         async with db.transaction() as session:
             row = await get_project(session, project)
             token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None

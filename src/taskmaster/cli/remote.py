@@ -63,5 +63,5 @@ def _task(data: Any) -> TaskOut | None:
 
 
 def _local_admin_token(settings: Settings) -> str | None:
-    path = settings.state_dir / "admin-token"
+    path = settings.admin_token_file
     return path.read_text().strip() if path.is_file() else None

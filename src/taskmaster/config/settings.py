@@ -175,5 +175,10 @@ class Settings(_Section):
         return self.workspace.root or self.state_dir / "workspaces"
 
     @property
+    def admin_token_file(self) -> Path:
+        """Where the embedded default keeps its local admin token (mode 0600)."""
+        return self.state_dir / "admin-token"
+
+    @property
     def mirror_root(self) -> Path:
         return self.workspace.mirror_root or self.state_dir / "mirrors"

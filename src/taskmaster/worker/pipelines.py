@@ -43,7 +43,7 @@ class PipelineLoop(PollingLoop):
         self.settings = settings
         self.db = db
         self.box = box
-        self.mirror = MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
+        self.mirror = MirrorCache.from_settings(settings)
         self.engine = PipelineEngine(db, settings, self.mirror, worker_id=worker_id, on_change=ForgeUpdates(db, box))
         self._slots = asyncio.Semaphore(settings.worker.concurrency)
         self._running: set[asyncio.Task[PipelineStatus | None]] = set()

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from taskmaster.config import Settings
 from taskmaster.core.redact import redact
 from taskmaster.workspaces.cleanup import remove_tree, remove_tree_sync
 from taskmaster.workspaces.errors import WorkspaceError
@@ -76,6 +77,11 @@ class MirrorCache:
     never on its command line, in a repository's config, or in error messages: the mirror's and the checkout's
     `remote.origin.url` is the plain URL. URLs that carry credentials themselves are refused.
     """
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MirrorCache:
+        """The cache at `settings.mirror_root`, capped at `workspace.mirror_max_bytes`."""
+        return cls(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
 
     def __init__(self, root: Path, *, max_bytes: int, git: str = "git") -> None:
         self.root = root.absolute()

@@ -22,7 +22,6 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.audit import service as audit
-from taskmaster.config import Settings
 from taskmaster.core.errors import InvalidInput, NotFound, Unavailable
 from taskmaster.db.models import Pipeline, StepAttempt
 from taskmaster.db.session import Database
@@ -32,7 +31,6 @@ from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
 from taskmaster.projects.service import get_project
-from taskmaster.secrets import SecretBox
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -154,14 +152,6 @@ def _detail(detail: queries.PipelineDetail) -> PipelineOut:
     return PipelineOut(**_summary(detail.pipeline).model_dump(), steps=steps)
 
 
-def _mirror(settings: Settings) -> MirrorCache:
-    return MirrorCache(settings.mirror_root.absolute(), max_bytes=settings.workspace.mirror_max_bytes)
-
-
-def _forge_token(box: SecretBox, encrypted: str | None) -> str | None:
-    return box.decrypt(encrypted) if encrypted else None
-
-
 @router.get("")
 async def list_pipelines(
     session: ReadSessionDep,
@@ -202,10 +192,10 @@ async def create_pipeline(
             session,
             project,
             ref=spec.ref,
-            mirror=_mirror(services.settings),
+            mirror=MirrorCache.from_settings(services.settings),
             pipeline_type=spec.type.value,
             trigger_event="api",
-            token=_forge_token(services.box, project.forge_token),
+            token=services.box.decrypt(project.forge_token),
         )
     except WorkspaceError as exc:
         raise Unavailable(exc.detail) from exc
@@ -265,8 +255,8 @@ async def retry(
             session,
             source,
             project,
-            mirror=_mirror(services.settings),
-            token=_forge_token(services.box, project.forge_token),
+            mirror=MirrorCache.from_settings(services.settings),
+            token=services.box.decrypt(project.forge_token),
         )
     except WorkspaceError as exc:
         raise Unavailable(exc.detail) from exc
