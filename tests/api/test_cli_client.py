@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import httpx
-
 from taskmaster.auth.schemas import Role
 from tests.api.conftest import Api
 from tests.cli.conftest import TASKMASTER, clean_env
@@ -49,5 +47,3 @@ def test_next_and_claim_through_the_api_match_the_database_path(api: Api) -> Non
     assert viewer.returncode == 1 and "403" in viewer.stderr
     unknown = _cli(api, "task", "next", "-p", "nope")
     assert unknown.returncode == 1 and "404" in unknown.stderr and "nope" in unknown.stderr
-    with httpx.Client() as http:
-        assert http.get(f"{api.url}/health").status_code == 200

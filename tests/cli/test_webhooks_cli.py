@@ -7,7 +7,6 @@ import json
 import uuid
 from pathlib import Path
 
-from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.forges.github import webhooks as github
 from taskmaster.secrets import SecretBox
@@ -74,4 +73,3 @@ def test_deliveries_are_listed_shown_and_redelivered_and_secrets_rotate(taskmast
     assert twice.returncode == 1 and "already waiting" in twice.stderr
     missing = taskmaster_cli("webhooks", "show", str(uuid.uuid4()))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
-    assert Project.__tablename__ == "projects"

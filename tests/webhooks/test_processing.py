@@ -13,7 +13,6 @@ from taskmaster.config import Settings
 from taskmaster.config.settings import WebhookSettings
 from taskmaster.db.models import Pipeline, Project, PullRequest, WebhookDelivery
 from taskmaster.db.session import Database
-from taskmaster.forges.events import Provider
 from taskmaster.forges.github import webhooks as github
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
@@ -180,4 +179,3 @@ async def test_a_delivery_that_cannot_be_processed_is_retried_with_backoff_then_
         row = await session.get(WebhookDelivery, delivery_id)
         assert row is not None and (row.status, row.attempts) == ("failed", 2) and row.error
     assert await _pipelines(db) == []
-    assert Provider.GITHUB.value == row.provider
