@@ -6,10 +6,11 @@ and the pipeline router read only this model, never the raw payload.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskmaster.core.errors import MalformedRequest
 
@@ -203,3 +204,30 @@ def short_ref(ref: str) -> str:
 def is_zero_sha(sha: str | None) -> bool:
     """The all-zero object id both forges use for "no commit" (ref created or deleted)."""
     return not sha or sha.strip("0") == ""
+
+
+class PayloadModel(BaseModel):
+    """Base of the forge modules' payload models: only the fields Taskmaster reads, frozen, extras ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+PM = TypeVar("PM", bound=BaseModel)
+
+
+def validate_payload(model: type[PM], data: bytes | str | Mapping[str, Any]) -> PM:
+    """`data` (JSON text or a mapping) as `model`, or `WebhookPayloadError` naming the fields that did not fit."""
+    try:
+        if isinstance(data, bytes | str):
+            return model.model_validate_json(data)
+        return model.model_validate(data if isinstance(data, dict) else dict(data))
+    except ValidationError as exc:
+        raise WebhookPayloadError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0]["type"] in {"json_invalid", "json_type"}:
+        return "the body is not a JSON object"
+    fields = ", ".join(".".join(str(part) for part in error["loc"]) or "(body)" for error in errors[:5])
+    return f"the payload lacks fields Taskmaster needs or has them in an unexpected type: {fields}"

@@ -13,9 +13,8 @@ import hmac
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import from_json
 
 from taskmaster.forges.events import (
@@ -24,6 +23,7 @@ from taskmaster.forges.events import (
     DeliveryIdentity,
     EventKind,
     ForgeEvent,
+    PayloadModel,
     Provider,
     PullRequestInfo,
     PullRequestState,
@@ -32,6 +32,7 @@ from taskmaster.forges.events import (
     WebhookHeaderMissing,
     WebhookPayloadError,
     is_zero_sha,
+    validate_payload,
 )
 from taskmaster.forges.signatures import WebhookSignatureError, header_value, matches_any, usable_secrets
 
@@ -48,7 +49,6 @@ SIGNING_KEY_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
 
 Payload = bytes | Mapping[str, Any]
-M = TypeVar("M", bound=BaseModel)
 
 
 # --- verification ------------------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def identify(headers: Mapping[str, str]) -> DeliveryIdentity:
 
 def repository_key(payload: Payload) -> RepositoryKey | None:
     """The project a delivery is about (`path_with_namespace`, id), or None when the body names none."""
-    parsed = _validate(_ProjectOnly, _load(payload))
+    parsed = validate_payload(_ProjectOnly, _load(payload))
     project = parsed.project
     full_name = project.path_with_namespace if project else None
     project_id = project.id if project and project.id is not None else parsed.project_id
@@ -205,21 +205,17 @@ def repository_key(payload: Payload) -> RepositoryKey | None:
 # --- payload models: only the fields Taskmaster reads; optional wherever a GitLab version omits them ---------------
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class _User(_Model):
+class _User(PayloadModel):
     id: int | None = None
     username: str | None = None
 
 
-class _Project(_Model):
+class _Project(PayloadModel):
     id: int | None = None
     path_with_namespace: str | None = None
 
 
-class _ProjectOnly(_Model):
+class _ProjectOnly(PayloadModel):
     project: _Project | None = None
     project_id: int | None = None  # job events carry only this
 
@@ -229,11 +225,11 @@ class _Envelope(_ProjectOnly):
     user: _User | None = None
 
 
-class _Commit(_Model):
+class _Commit(PayloadModel):
     id: str
 
 
-class _MergeRequest(_Model):
+class _MergeRequest(PayloadModel):
     iid: int
     title: str = ""
     url: str | None = None
@@ -266,7 +262,7 @@ class _PushEvent(_Envelope):
     commits: list[Any] | None = None
 
 
-class _Note(_Model):
+class _Note(PayloadModel):
     id: int
     note: str = ""
     noteable_type: str | None = None
@@ -346,19 +342,6 @@ def _load(payload: Payload) -> dict[str, Any]:
     return data
 
 
-def _validate(model: type[M], data: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise WebhookPayloadError(_describe(exc)) from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    fields = ", ".join(".".join(str(part) for part in error["loc"]) or "(body)" for error in errors[:5])
-    return f"the payload lacks fields Taskmaster needs or has them in an unexpected type: {fields}"
-
-
 def _base(
     event_header: str, envelope: _Envelope, action: str | None, delivery: DeliveryIdentity | None
 ) -> dict[str, Any]:
@@ -435,7 +418,7 @@ def _pull_request_info(
 
 
 def _merge_request(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | None) -> ForgeEvent:
-    parsed = _validate(_MergeRequestEvent, data)
+    parsed = validate_payload(_MergeRequestEvent, data)
     mr = parsed.object_attributes
     changes = parsed.changes or {}
     kind = _merge_request_kind(mr, changes)
@@ -444,7 +427,7 @@ def _merge_request(event_header: str, data: dict[str, Any], delivery: DeliveryId
 
 
 def _push(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | None) -> ForgeEvent:
-    parsed = _validate(_PushEvent, data)
+    parsed = validate_payload(_PushEvent, data)
     created = is_zero_sha(parsed.before)
     deleted = is_zero_sha(parsed.after)
     tag = parsed.ref.startswith(TAG_PREFIX)
@@ -469,7 +452,7 @@ def _push(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | 
 
 
 def _note(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | None) -> ForgeEvent:
-    parsed = _validate(_NoteEvent, data)
+    parsed = validate_payload(_NoteEvent, data)
     note = parsed.object_attributes
     mr = parsed.merge_request if note.noteable_type == "MergeRequest" else None
     author = parsed.user.username if parsed.user else None
@@ -497,7 +480,7 @@ def _note(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | 
 
 def _ignored(event_header: str, data: dict[str, Any], delivery: DeliveryIdentity | None) -> ForgeEvent:
     try:
-        envelope = _validate(_Envelope, data)
+        envelope = validate_payload(_Envelope, data)
     except WebhookPayloadError:
         # An event Taskmaster does not act on may carry an odd user or project; that is no reason to fail it.
         envelope = _Envelope()
