@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -269,3 +270,14 @@ async def test_the_in_process_worker_processes_a_delivery_soon_after_it_is_ackno
             assert asyncio.get_running_loop().time() < deadline, stored[0].status
             await asyncio.sleep(0.05)
     assert stored[0].result["pipeline_created"] is True
+
+
+async def test_a_form_encoded_github_delivery_is_verified_over_the_form_and_parsed(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    body = urlencode({"payload": payload_bytes("github/pull_request/opened").decode()}).encode()
+    headers = {**github_headers(body, "pull_request"), "Content-Type": "application/x-www-form-urlencoded"}
+    with api.client() as http:
+        answer = http.post("/webhooks/github", content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    (row,) = await rows(api.settings)
+    assert (row.action, service.parse_delivery(row).kind.value) == ("opened", "pr_opened")

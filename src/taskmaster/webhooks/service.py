@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 import structlog
 from sqlalchemy import Select, Table, bindparam, func, or_, select
@@ -58,15 +57,12 @@ PermissionCheck = Callable[[Project, str], Awaitable[bool]]
 # -------------------------------------------------------------------------------- receiving
 
 
-def decode_payload(body: bytes, content_type: str) -> dict[str, Any]:
-    """The JSON body (GitHub may send it form-encoded as `payload=`); `WebhookPayloadError` when unreadable."""
+def decode_payload(provider: Provider, body: bytes) -> dict[str, Any]:
+    """The JSON body as a dict (GitHub may send it form-encoded as `payload=`); `WebhookPayloadError` when
+    unreadable. Used once per delivery on receipt, to find the project and the action."""
+    text = github.json_body(body) if provider is Provider.GITHUB else body
     try:
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            values = parse_qs(body.decode("utf-8"), strict_parsing=True).get("payload")
-            if not values:
-                raise WebhookPayloadError("form-encoded body without a `payload` field")
-            body = values[0].encode()
-        payload = json.loads(body)
+        payload = json.loads(text) if isinstance(text, bytes | str) else dict(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
@@ -287,10 +283,8 @@ async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, 
 
 
 def parse_delivery(delivery: WebhookDelivery) -> ForgeEvent:
-    headers = delivery.headers
     if delivery.provider == Provider.GITHUB.value:
-        payload = decode_payload(delivery.body, headers.get("content-type", "application/json"))
-        return github.parse(delivery.event, payload)
+        return github.parse(delivery.event, delivery.body)
     return gitlab.parse(delivery.event, delivery.body)
 
 

@@ -69,7 +69,7 @@ async def _receive(provider: Provider, request: Request, services: ServicesDep) 
     source = request.client.host if request.client else "unknown"
     if limits is not None and (wait := limits.by_source.take(source)):
         return _too_many(wait, f"too many deliveries from {source}")
-    payload = service.decode_payload(body, content_type)
+    payload = service.decode_payload(provider, body)
     key = forge.repository_key(payload)
     if key is None or not key.full_name:
         # Nothing to verify it against, so nothing is stored; 200 so that the forge does not retry it.
