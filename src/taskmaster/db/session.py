@@ -105,7 +105,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """Owns the engine for the life of a process. `session()` is a unit of work the caller commits."""
 
-    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, autocommit_engine: AsyncEngine) -> None:
         self.engine = engine
         self.autocommit_engine = autocommit_engine
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
@@ -141,12 +141,6 @@ class Database:
         switching a pooled connection in and out of it cost more than the statements (on SQLite each switch is a
         hop to the driver's thread).
         """
-        if self.autocommit_engine is None:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-                    yield session
-            return
         async with AsyncSession(bind=self.autocommit_engine, expire_on_commit=False) as session:
             yield session
 
@@ -172,5 +166,4 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.autocommit_engine is not None:
-            await self.autocommit_engine.dispose()
+        await self.autocommit_engine.dispose()
