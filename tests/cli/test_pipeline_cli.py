@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from taskmaster.workspaces.cleanup import remove_tree_sync
-from tests.cli.conftest import Runner
+from tests.cli.conftest import TASKMASTER, Runner, clean_env
+from tests.support import processes_with
 from tests.workspaces.conftest import commit, git
 
 
@@ -82,3 +87,52 @@ def test_pipeline_run_exits_by_outcome_and_runs_can_be_listed_shown_logged_and_c
     assert again.returncode == 1 and "does not apply" in again.stderr
     missing = taskmaster_cli("pipeline", "show", "not-an-id", env=env)
     assert missing.returncode == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_pipeline_run_cancels_the_pipeline_and_stops_its_step(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    env = {"TASKMASTER_HOME": str(home / "state")}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(
+        repo,
+        ".taskmaster.yml",
+        f"steps:\n  wait: {{run: 'echo waiting; sleep 60; echo {marker}'}}\n  after: {{run: 'true', needs: [wait]}}\n",
+    )
+    assert taskmaster_cli("db", "migrate", env=env).returncode == 0
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env).returncode == 0
+
+    run = subprocess.Popen(
+        [TASKMASTER, "pipeline", "run", "-p", "app", "--ref", "main"],
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not processes_with(marker):
+            assert run.poll() is None and time.monotonic() < deadline, "the step did not start"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+    assert run.returncode == 130, stdout + stderr
+    assert "interrupted: pipeline" in stderr and "canceled" in stderr
+    assert processes_with(marker) == []
+    listed = json.loads(taskmaster_cli("pipeline", "list", "-p", "app", "--json", env=env).stdout)["items"]
+    shown = json.loads(taskmaster_cli("pipeline", "show", listed[0]["id"], "--json", env=env).stdout)
+    assert (shown["status"], shown["error_message"]) == (
+        "canceled",
+        "interrupted: Ctrl-C in `taskmaster pipeline run`",
+    )
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert [a["status"] for a in steps["wait"]["attempts"]] == ["canceled"]
+    assert (steps["wait"]["status"], steps["after"]["status"]) == ("canceled", "canceled")

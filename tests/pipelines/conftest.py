@@ -3,16 +3,19 @@ workspaces and mirrors live where the sandbox user can reach them (pytest's tmp_
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from taskmaster.config import Settings
 from taskmaster.config.settings import WorkspaceSettings
-from taskmaster.db.models import Pipeline, Project
+from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
 from taskmaster.db.session import Database
 from taskmaster.pipelines.engine import Backoff, PipelineEngine
 from taskmaster.pipelines.runs import create_run
@@ -72,3 +75,35 @@ def harness_factory(db: Database, settings: Settings, reachable_dir: Path, tmp_p
         return Harness(db, on_disk, MirrorCache(reachable_dir / "mirrors", max_bytes=1 << 30), row, repo)
 
     return make
+
+
+async def load(
+    db: Database, pipeline_id: uuid.UUID
+) -> tuple[Pipeline, dict[str, PipelineStep], dict[str, list[StepAttempt]]]:
+    """The pipeline, its steps by name, and each step's attempts in order."""
+    async with db.session() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        assert pipeline is not None
+        steps = {
+            s.step_name: s
+            for s in await session.scalars(select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id))
+        }
+        attempts: dict[str, list[StepAttempt]] = {name: [] for name in steps}
+        rows = await session.execute(
+            select(PipelineStep.step_name, StepAttempt)
+            .join(StepAttempt, StepAttempt.step_id == PipelineStep.id)
+            .where(PipelineStep.pipeline_id == pipeline_id)
+            .order_by(StepAttempt.attempt)
+        )
+        for name, attempt in rows.all():
+            attempts[name].append(attempt)
+        return pipeline, steps, attempts
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll `predicate` (an async callable) until it is true; fail the test after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await predicate():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.05)

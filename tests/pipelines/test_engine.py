@@ -7,16 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from taskmaster.core.clock import as_utc
 from taskmaster.core.errors import Conflict
-from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
-from taskmaster.db.session import Database
+from taskmaster.db.models import Pipeline
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.states import PipelineStatus
-from tests.pipelines.conftest import Harness
+from tests.pipelines.conftest import Harness, load, wait_for
 from tests.support import processes_with
 
 ACCEPTANCE = """\
@@ -34,28 +32,6 @@ steps:
   deploy:   {run: "echo never", needs: [join, broken]}
   notify:   {run: "echo something failed", when: on_failure}
 """
-
-
-async def load(
-    db: Database, pipeline_id: uuid.UUID
-) -> tuple[Pipeline, dict[str, PipelineStep], dict[str, list[StepAttempt]]]:
-    async with db.session() as session:
-        pipeline = await session.get(Pipeline, pipeline_id)
-        assert pipeline is not None
-        steps = {
-            s.step_name: s
-            for s in await session.scalars(select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id))
-        }
-        attempts: dict[str, list[StepAttempt]] = {name: [] for name in steps}
-        rows = await session.execute(
-            select(PipelineStep.step_name, StepAttempt)
-            .join(StepAttempt, StepAttempt.step_id == PipelineStep.id)
-            .where(PipelineStep.pipeline_id == pipeline_id)
-            .order_by(StepAttempt.attempt)
-        )
-        for name, attempt in rows.all():
-            attempts[name].append(attempt)
-        return pipeline, steps, attempts
 
 
 async def test_acceptance_pipeline_ends_with_expected_statuses_retries_skips_and_overlap(harness_factory: Any) -> None:
@@ -149,14 +125,6 @@ async def test_the_pipeline_timeout_stops_running_steps_and_times_the_pipeline_o
     assert steps["never"].status == "canceled"
 
 
-async def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_period(harness_factory: Any) -> None:
     marker = f"marker-{uuid.uuid4().hex}"
     harness: Harness = await harness_factory(f"steps:\n  wait: {{run: 'sleep 30; echo {marker}'}}\n")
@@ -167,7 +135,7 @@ async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_
     async def started() -> bool:
         return bool(processes_with(marker))
 
-    await _wait_for(started)
+    await wait_for(started)
     loop = asyncio.get_running_loop()
     asked = loop.time()
     other = harness.engine()  # as from another process: only the database row changes
@@ -195,7 +163,7 @@ async def test_resume_after_a_dead_engine_marks_the_lost_attempt_infra_and_redoe
     async def started() -> bool:
         return bool(processes_with(marker))
 
-    await _wait_for(started)
+    await wait_for(started)
     dying.cancel()  # the engine dies mid-step: its attempt stays `running` in the database
     with pytest.raises(asyncio.CancelledError):
         await dying

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import sys
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 
     from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
     from taskmaster.db.session import Database
+    from taskmaster.pipelines.engine import PipelineEngine
+    from taskmaster.workspaces.git_cache import MirrorCache
 
 command = typer.Typer(no_args_is_help=True)
 
@@ -131,26 +136,57 @@ def run_command(
     keep_workspace: Annotated[bool, typer.Option("--keep-workspace", help="Leave the checkouts on disk.")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Run the project's pipeline for a ref in this process, following it live; exit 0 success, 1 failure, 2 error."""
+    """Run the project's pipeline for a ref in this process, following it live; exit 0 success, 1 failure, 2 error.
+
+    Ctrl-C cancels the pipeline (its steps are stopped: TERM, grace, KILL) and exits 130.
+    """
     from taskmaster.pipelines.states import PipelineType
 
     if pipeline_type not in {t.value for t in PipelineType}:
         common.fail(f"--type must be one of {', '.join(t.value for t in PipelineType)} (got {pipeline_type!r})")
     settings = common.settings()
 
+    interrupted: list[uuid.UUID] = []
+
     async def go(db: Database) -> dict[str, Any]:
         from taskmaster.pipelines.engine import PipelineEngine
-        from taskmaster.pipelines.runs import create_run
-        from taskmaster.projects.service import get_project
-        from taskmaster.secrets import SecretBox
+        from taskmaster.pipelines.leases import Lease
+        from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
         from taskmaster.workspaces.git_cache import MirrorCache
 
         mirror = MirrorCache.from_settings(settings)
+        lease = Lease(settings.worker.stale_after_seconds / 2)
+        # Its own name, never the configured worker id: that one belongs to the worker process.
+        name = f"cli:{socket.gethostname()}:{os.getpid()}"
+        engine = PipelineEngine(db, settings, mirror, keep_workspace=keep_workspace, lease=lease, worker_id=name)
+        # Beating before the pipeline exists under our name: a worker's reaper takes over pipelines whose owner has
+        # no fresh heartbeat, and this one must not look abandoned for a moment.
+        heartbeat = Heartbeat(
+            db,
+            WorkerIdentity(name=name, mode="cli"),
+            interval_seconds=settings.worker.heartbeat_seconds,
+            on_beat=lease.renewed,
+            remove_on_stop=True,  # one row per run would pile up in `workers`
+        )
+        if not detach:
+            await heartbeat.start()
+        try:
+            return await follow(db, engine, mirror)
+        finally:
+            await heartbeat.stop()
+
+    async def follow(db: Database, engine: PipelineEngine, mirror: MirrorCache) -> dict[str, Any]:
+        from taskmaster.pipelines.runs import create_run
+        from taskmaster.projects.service import get_project
+        from taskmaster.secrets import SecretBox
+
         async with db.transaction() as session:
             row = await get_project(session, project)
             token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None
             pipeline = await create_run(session, row, ref=ref, mirror=mirror, pipeline_type=pipeline_type, token=token)
             pipeline_id = pipeline.id
+            if not detach:  # this process runs it: no worker may claim it, and one takes it over if we die
+                pipeline.worker_id = engine.worker_id
         if detach or pipeline.status != "pending":
             async with db.session() as session:
                 return await _detail(session, pipeline_id)
@@ -176,12 +212,21 @@ def run_command(
                     extra = f" in {_seconds(step['duration_ms'])}"
                 print(f"  {step['name']:<20} {step['status']}{extra}", flush=True)
 
-        engine = PipelineEngine(db, settings, mirror, on_change=progress, keep_workspace=keep_workspace)
-        await engine.run(pipeline_id)
+        engine.on_change = progress
+        try:
+            await engine.run(pipeline_id)
+        except asyncio.CancelledError:  # Ctrl-C: the engine has stopped the steps; end what it leaves unfinished
+            interrupted.append(pipeline_id)
+            await engine.abandon(pipeline_id, reason="interrupted: Ctrl-C in `taskmaster pipeline run`")
+            raise
         async with db.session() as session:
             return await _detail(session, pipeline_id)
 
-    detail = common.run_with_db(settings, go)
+    try:
+        detail = common.run_with_db(settings, go)
+    except KeyboardInterrupt:
+        which = f"pipeline {interrupted[0]}" if interrupted else "the run"
+        common.fail(f"interrupted: {which} canceled", 130)
     if detach:
         if json_output:
             common.print_json(detail)

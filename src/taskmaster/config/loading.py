@@ -52,6 +52,8 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_WORKER_STALE_AFTER_SECONDS": "worker.stale_after_seconds",
     "TASKMASTER_WORKER_CONCURRENCY": "worker.concurrency",
     "TASKMASTER_WORKER_SHUTDOWN_GRACE_SECONDS": "worker.shutdown_grace_seconds",
+    "TASKMASTER_PROJECT_CONCURRENCY": "worker.project_concurrency",
+    "TASKMASTER_PIPELINE_MAX_SECONDS": "worker.pipeline_max_seconds",
     "TASKMASTER_JWT_SECRET": "auth.jwt_secret",
     "TASKMASTER_JWT_PUBLIC_KEY": "auth.jwt_public_key",
     "TASKMASTER_JWT_AUDIENCE": "auth.jwt_audience",
@@ -66,6 +68,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_WEBHOOK_SOURCE_RATE": "webhooks.source_rate",
     "TASKMASTER_WEBHOOK_SOURCE_BURST": "webhooks.source_burst",
     "TASKMASTER_WEBHOOK_MAX_ATTEMPTS": "webhooks.max_attempts",
+    "TASKMASTER_WEBHOOK_PROJECT_CACHE_SECONDS": "webhooks.project_cache_seconds",
 }
 _PATH_TO_ENV = {path: name for name, path in ENV_VARS.items()}
 _URL_PASSWORD = re.compile(r"://([^:/@\s]*):[^@/\s]+@")  # the password in scheme://user:password@host

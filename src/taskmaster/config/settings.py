@@ -64,6 +64,10 @@ class WorkerSettings(_Section):
     stale_after_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=3600)
+    project_concurrency: int = Field(8, ge=1, le=1024)
+    """Pipelines of one project running at once, across every worker sharing the database."""
+    pipeline_max_seconds: float = Field(3600.0, gt=0)
+    """A pipeline `running` longer than this is stuck: the reaper ends it as `timed_out`, whatever its plan says."""
 
 
 class AuthSettings(_Section):
@@ -139,6 +143,8 @@ class WebhookSettings(_Section):
     retry_max_seconds: float = Field(300.0, gt=0)
     poll_seconds: float = Field(1.0, gt=0, le=60)
     """How often a worker looks for deliveries to process when nothing woke it."""
+    project_cache_seconds: float = Field(5.0, ge=0, le=300)
+    """How long the receiving process remembers a repository's project and secrets (0: look up every delivery)."""
 
 
 class Settings(_Section):

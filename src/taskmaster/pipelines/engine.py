@@ -1,8 +1,8 @@
 """The pipeline engine: drives one pipeline's steps to the end in this process, from and into the database.
 
 Every decision is made from database state (step statuses, attempts, `next_attempt_at`, the pipeline row), so an
-engine that dies loses nothing: `run()` on the same pipeline resumes it. `run_attempt` runs one attempt of one
-step and records its outcome; it is the unit a durable workflow can wrap later.
+engine that dies loses nothing: `run()` on the same pipeline, here or in another worker that took it over (see
+`pipelines.leases`), resumes it. `run_attempt` runs one attempt of one step and records its outcome.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskmaster.config import Settings
 from taskmaster.core.backoff import Backoff as Backoff
 from taskmaster.core.clock import as_utc, utcnow
-from taskmaster.core.errors import InvalidInput, NotFound
+from taskmaster.core.errors import Conflict, InvalidInput, NotFound, TaskmasterError
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
 from taskmaster.db.session import Database
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.definition import StepKind, WorkspaceMode
+from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.logs import LogWriter, log_end, log_tail
 from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finished, ready_steps, steps_to_skip
 from taskmaster.pipelines.runs import plan_pipeline
@@ -51,6 +52,11 @@ Recovery = Callable[[uuid.UUID, str, str], Awaitable[str | None]]
 AGENT_LOST = "agent lost"
 AI_REVIEW_NOT_CONFIGURED = "AI review is not configured"
 SHARED_WORKSPACE = "shared"
+
+
+class LeaseLost(Conflict):
+    """This engine may no longer run the pipeline: another worker took it over, or this worker's heartbeat has not
+    reached the database for too long (it must presume it was taken over). Its steps were stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,9 @@ class PipelineEngine:
     raised). `recovery` is asked about a step that failed for its code with no retry allowed; the default asks
     nothing and the pipeline fails with the step's log tail. `backoff`, `poll_seconds` and `grace` exist so that
     tests stay fast. Many pipelines may run on one engine at once; `cancel` works from any process.
+
+    The engine owns the pipelines it runs (`worker_id`, see `pipelines.leases`): it stops their steps and raises
+    `LeaseLost` when another worker takes one over or when `lease` (this worker's heartbeat) lapses.
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class PipelineEngine:
         log_max_bytes: int = 4 * 1024 * 1024,
         secrets: Iterable[str] = (),
         worker_id: str | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -119,7 +129,10 @@ class PipelineEngine:
         self.log_max_bytes = log_max_bytes
         self.secrets = list(secrets)
         self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = lease
         self._contexts: dict[uuid.UUID, _Context] = {}
+        self._fenced: set[uuid.UUID] = set()
+        """Pipelines whose steps this engine stopped because it lost them: their outcomes are not recorded."""
         self._box: SecretBox | None = None
 
     # --- the pipeline ---
@@ -151,17 +164,35 @@ class PipelineEngine:
         await self._changed(pipeline_id)
         return status
 
+    async def abandon(self, pipeline_id: uuid.UUID, *, reason: str) -> None:
+        """Cancel a pipeline whose `run()` on this engine was interrupted (Ctrl-C): the pipeline, and every step and
+        attempt it left unfinished, since no engine will finish them. Does nothing to a pipeline that has ended."""
+        async with self.db.transaction() as session:
+            pipeline = await _get_pipeline(session, pipeline_id)
+            if PipelineStatus(pipeline.status).is_terminal:
+                return
+            await transitions.end_with_steps(session, pipeline, transitions.CANCEL, reason=reason, step_reason=reason)
+        await self._changed(pipeline_id)
+
     async def _prepare(self, pipeline_id: uuid.UUID) -> PipelineStatus | tuple[Plan, _Context]:
         async with self.db.transaction() as session:
             pipeline = await _get_pipeline(session, pipeline_id)
             if PipelineStatus(pipeline.status).is_terminal:
                 return PipelineStatus(pipeline.status)
+            if pipeline.worker_id is None:
+                pipeline.worker_id = self.worker_id
+            elif pipeline.worker_id != self.worker_id:
+                raise LeaseLost(f"pipeline {pipeline_id} is run by worker {pipeline.worker_id}")
             project = await session.get(Project, pipeline.project_id)
             if project is None:
                 raise NotFound(f"project {pipeline.project_id} does not exist")
             token, secrets = self._project_secrets(project)
             if pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition:
-                await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
+                try:
+                    await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
+                except (TaskmasterError, OSError) as exc:  # e.g. the repository cannot be fetched
+                    detail = exc.detail if isinstance(exc, TaskmasterError) else str(exc)
+                    transitions.apply(pipeline, transitions.ERROR, reason=f"could not plan the pipeline: {detail}")
                 if PipelineStatus(pipeline.status).is_terminal:
                     return PipelineStatus(pipeline.status)
             try:
@@ -202,17 +233,50 @@ class PipelineEngine:
                 self._after_failure(step, plan[step.step_name], FailureReason.INFRA, None, AGENT_LOST, rerun=False)
 
     async def _drive(self, plan: Plan, context: _Context) -> PipelineStatus:
+        """Run rounds until the pipeline ends; whatever else ends the rounds (a crash, a cancel, a lost lease), no
+        step outlives it."""
         pipeline_id = context.pipeline_id
-        concurrency = self.concurrency or plan.concurrency or self.settings.worker.concurrency
         running: dict[str, asyncio.Task[StepStatus]] = {}
         stop = asyncio.Event()
+        watch = asyncio.create_task(self._watch_lease(pipeline_id, stop)) if self.lease is not None else None
+        try:
+            return await self._rounds(plan, context, running, stop)
+        finally:
+            if watch is not None:
+                watch.cancel()
+            if running:  # the engine is going away (cancelled, crashed, lost its lease) with steps still running:
+                # stop them, but leave their attempts `running`: whoever resumes the pipeline records them as lost
+                # ("agent lost", infra) and redoes them
+                self._fenced.add(pipeline_id)
+                stop.set()
+                await asyncio.gather(*running.values(), return_exceptions=True)
+            self._fenced.discard(pipeline_id)
+
+    async def _watch_lease(self, pipeline_id: uuid.UUID, stop: asyncio.Event) -> None:
+        """Stop the pipeline's steps (without recording them) the moment this worker's lease lapses."""
+        assert self.lease is not None
+        await self.lease.lapsed()
+        log.warning("lease lapsed: stopping the pipeline's steps", pipeline_id=str(pipeline_id))
+        self._fenced.add(pipeline_id)
+        stop.set()
+
+    async def _rounds(
+        self, plan: Plan, context: _Context, running: dict[str, asyncio.Task[StepStatus]], stop: asyncio.Event
+    ) -> PipelineStatus:
+        pipeline_id = context.pipeline_id
+        concurrency = self.concurrency or plan.concurrency or self.settings.worker.concurrency
         failure: BaseException | None = None
         final: PipelineStatus | None = None
         while True:
             launch: list[tuple[str, int]] = []
             wake_at: float | None = None
+            if pipeline_id in self._fenced:
+                raise LeaseLost(f"this worker's heartbeat lapsed; pipeline {pipeline_id} is left to the reaper")
             async with self.db.transaction() as session:
                 pipeline = await _get_pipeline(session, pipeline_id)
+                if pipeline.worker_id != self.worker_id:
+                    self._fenced.add(pipeline_id)
+                    raise LeaseLost(f"pipeline {pipeline_id} was taken over by worker {pipeline.worker_id}")
                 # Names and statuses only: loading every step's row (and its JSON) each round was the engine's
                 # main cost per step on long pipelines; full rows are loaded for the steps that change.
                 views = await _step_views(session, pipeline_id)
@@ -363,6 +427,8 @@ class PipelineEngine:
                 await writer.write(f"{exc.detail}\n".encode())
                 outcome = AttemptOutcome("failed", FailureReason.INFRA, None, exc.detail)
             tail = writer.tail
+        if pipeline_id in self._fenced:  # the new owner records this attempt (as lost) and redoes it
+            return StepStatus.RUNNING
         rerun = False
         if (
             outcome.status == "failed"
@@ -630,12 +696,7 @@ def _blocks(status: str) -> bool:
 
 def _cancel_unfinished(steps: Iterable[PipelineStep], status: PipelineStatus) -> bool:
     why = "the pipeline timed out" if status is PipelineStatus.TIMED_OUT else f"the pipeline is {status.value}"
-    changed = False
-    for step in steps:
-        if not StepStatus(step.status).is_terminal:
-            transitions.apply_step(step, transitions.STEP_CANCEL, reason=why)
-            changed = True
-    return changed
+    return transitions.cancel_unfinished(steps, reason=why)
 
 
 async def _until_stopped(work: Awaitable[AttemptOutcome | None], stop: asyncio.Event | None) -> AttemptOutcome | None:

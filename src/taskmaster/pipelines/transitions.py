@@ -7,8 +7,12 @@ their attempts) refuse anything else and stamp the timings; a pipeline's final s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.clock import as_utc, utcnow
 from taskmaster.core.errors import Conflict
@@ -53,6 +57,9 @@ ERROR = Rule("error", LIVE, PipelineStatus.ERROR)
 """It cannot run: an invalid `.taskmaster.yml`, an unknown built-in step, a plan that cannot be read."""
 TIME_OUT = Rule("time out", frozenset({PipelineStatus.RUNNING}), PipelineStatus.TIMED_OUT)
 """It ran past the plan's overall timeout; its running steps are stopped."""
+REAP = Rule("reaper", frozenset({PipelineStatus.RUNNING}), PipelineStatus.TIMED_OUT)
+"""It has been `running` past the worker's hard limit (`worker.pipeline_max_seconds`): stuck, whatever its engine
+is doing; its unfinished steps and attempts are canceled with it."""
 
 # --- steps (and attempts) ---
 
@@ -156,6 +163,42 @@ def apply_step(
     if rule.to_status.is_terminal:
         row.finished_at = now
         row.duration_ms = _ms(row.started_at, now) if row.started_at is not None else None
+
+
+def cancel_unfinished(rows: Iterable[PipelineStep | StepAttempt], *, reason: str, now: datetime | None = None) -> bool:
+    """Cancel every step or attempt in `rows` that has not finished (the pipeline ended under it); True if any."""
+    changed = False
+    for row in rows:
+        if not StepStatus(row.status).is_terminal:
+            rule = STEP_CANCEL if isinstance(row, PipelineStep) else ATTEMPT_CANCEL
+            apply_step(row, rule, reason=reason, now=now)
+            changed = True
+    return changed
+
+
+async def end_with_steps(
+    session: AsyncSession,
+    pipeline: Pipeline,
+    rule: Rule,
+    *,
+    reason: str,
+    step_reason: str,
+    failure_reason: FailureReason | None = None,
+    now: datetime | None = None,
+) -> None:
+    """End a pipeline no engine will finish (stuck, or its run interrupted) by `rule`, with every step and attempt
+    it left unfinished canceled for `step_reason`. An engine still running it sees the end and stops its steps;
+    their late outcomes are then ignored (their attempts are no longer `running`)."""
+    now = now or utcnow()
+    apply(pipeline, rule, reason=reason, failure_reason=failure_reason, now=now)
+    steps = (await session.scalars(select(PipelineStep).where(PipelineStep.pipeline_id == pipeline.id))).all()
+    attempts = await session.scalars(
+        select(StepAttempt).where(
+            StepAttempt.step_id.in_([step.id for step in steps]), StepAttempt.status == StepStatus.RUNNING.value
+        )
+    )
+    cancel_unfinished(attempts.all(), reason=step_reason, now=now)
+    cancel_unfinished(steps, reason=step_reason, now=now)
 
 
 def _ms(start: datetime, end: datetime) -> int:

@@ -9,12 +9,13 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -44,12 +45,24 @@ class Heartbeat:
 
     Must be started and stopped on one event loop. A failed beat is logged and retried on the next tick,
     so a database blip never stops the worker. Works on SQLite and PostgreSQL (INSERT … ON CONFLICT).
+    `on_beat` is called after every beat that reached the database (it renews the worker's pipeline lease).
+    `remove_on_stop`: delete the row instead of marking it stopped (short-lived beaters such as `pipeline run`).
     """
 
-    def __init__(self, db: Database, identity: WorkerIdentity, *, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        identity: WorkerIdentity,
+        *,
+        interval_seconds: float,
+        on_beat: Callable[[], None] | None = None,
+        remove_on_stop: bool = False,
+    ) -> None:
         self.db = db
         self.identity = identity
         self.interval_seconds = interval_seconds
+        self.on_beat = on_beat
+        self.remove_on_stop = remove_on_stop
         self.started_at: datetime = utcnow()
         self._task: asyncio.Task[None] | None = None
 
@@ -81,6 +94,8 @@ class Heartbeat:
         )
         async with self.db.transaction() as session:
             await session.execute(stmt)
+        if self.on_beat is not None:
+            self.on_beat()
 
     async def stop(self) -> None:
         """End the loop, then mark the row `stopped` (a database error is logged, not raised). Idempotent."""
@@ -98,6 +113,9 @@ class Heartbeat:
     async def mark_stopped(self) -> None:
         now = utcnow()
         async with self.db.transaction() as session:
+            if self.remove_on_stop:
+                await session.execute(delete(Worker).where(Worker.name == self.identity.name))
+                return
             await session.execute(
                 update(Worker)
                 .where(Worker.name == self.identity.name)

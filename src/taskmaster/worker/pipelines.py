@@ -1,29 +1,27 @@
-"""The worker's pipeline loop: take pending pipelines (from webhooks), plan them and run them with the engine.
+"""The worker's pipeline loop: claim pending pipelines, take over those of dead workers, run them with the engine.
 
-A pipeline is taken in one transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers sharing a database
-never take the same one): planned from `.taskmaster.yml` at its commit, then moved to `queued`. The engine then
-runs it; at most `worker.concurrency` pipelines at a time in this process.
-
-On the embedded default there is one worker, in the server's process, so at start-up any pipeline left `queued` or
-`running` was orphaned by a previous run of this process: it is resumed (lost attempts are retried). With several
-workers on PostgreSQL that needs a heartbeat per pipeline, which the reaper (not built yet) will own.
+Ownership rules are in `pipelines.leases`. Each round (a poll, or a wake-up after a webhook stored work):
+- every `heartbeat_seconds`, the reaper part: end pipelines stuck past `pipeline_max_seconds`; resume this worker's
+  own live pipelines that no engine here runs (a restart under the same name, or after its lease lapsed and came
+  back); take over live pipelines whose worker's heartbeat went stale;
+- claim pending pipelines while this worker has free slots (`worker.concurrency` pipelines at a time).
+The engine plans a claimed pipeline (fetching the repository) outside any claim transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import structlog
-from sqlalchemy import select
 
 from taskmaster.config import Settings
-from taskmaster.db.models import Pipeline, Project
 from taskmaster.db.session import Database
-from taskmaster.pipelines import transitions
-from taskmaster.pipelines.engine import PipelineEngine
-from taskmaster.pipelines.runs import plan_pipeline
+from taskmaster.pipelines import leases
+from taskmaster.pipelines.engine import LeaseLost, PipelineEngine
+from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import ForgeUpdates
@@ -34,43 +32,86 @@ log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
 
 
 class PipelineLoop(PollingLoop):
-    """Runs pending pipelines until stopped; `wake()` skips the poll wait (a webhook just requested one)."""
+    """Runs pipelines until stopped; `wake()` skips the poll wait (a webhook just requested one)."""
 
     name = "pipelines"
 
-    def __init__(self, settings: Settings, db: Database, box: SecretBox, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, box: SecretBox, *, worker_id: str, lease: Lease | None = None
+    ) -> None:
         super().__init__(settings.webhooks.poll_seconds)
         self.settings = settings
         self.db = db
-        self.box = box
+        self.worker_id = worker_id
+        self.lease = lease
         self.mirror = MirrorCache.from_settings(settings)
-        self.engine = PipelineEngine(db, settings, self.mirror, worker_id=worker_id, on_change=ForgeUpdates(db, box))
-        self._slots = asyncio.Semaphore(settings.worker.concurrency)
-        self._running: set[asyncio.Task[PipelineStatus | None]] = set()
+        self.updates = ForgeUpdates(db, box)
+        self.engine = PipelineEngine(
+            db, settings, self.mirror, worker_id=worker_id, lease=lease, on_change=self.updates
+        )
+        self._running: dict[uuid.UUID, asyncio.Task[PipelineStatus | None]] = {}
+        self._next_reap = 0.0
 
     async def stop(self) -> None:
-        """Stop taking pipelines and stop the running ones; they stay `running` and are resumed on the next start."""
+        """Stop taking pipelines and stop the running ones; they stay owned by this worker, which resumes them when
+        it starts again under the same name, or another worker takes them over once this one is marked stopped."""
         await super().stop()
-        for running in list(self._running):
+        for running in list(self._running.values()):
             running.cancel()
-        for running in list(self._running):
+        for running in list(self._running.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
 
-    async def prepare(self) -> None:
-        if self.settings.embedded:
-            for orphan in await self._orphans():
-                await self._launch(orphan)
-
     async def drain(self) -> None:
-        while (taken := await self._take()) is not None:
-            await self._launch(taken)
+        if self.lease is not None and not self.lease.valid:
+            return  # without a fresh heartbeat this worker must not start anything: another may take it over
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + self.settings.worker.heartbeat_seconds
+            await self.reap()
+        while self._free() and (claimed := await self._claim()) is not None:
+            self._launch(claimed)
 
-    async def _launch(self, pipeline_id: uuid.UUID) -> None:
-        await self._slots.acquire()
+    async def reap(self) -> None:
+        """End stuck pipelines, resume this worker's own orphans, take over dead workers' pipelines."""
+        worker = self.settings.worker
+        async with self.db.transaction() as session:
+            ended = await leases.end_stuck(session, max_seconds=worker.pipeline_max_seconds, dialect=self.db.dialect)
+        for pipeline_id in ended:
+            log.warning("stuck pipeline ended", pipeline_id=str(pipeline_id), limit=worker.pipeline_max_seconds)
+            await self._report(pipeline_id)
+        async with self.db.session() as session:
+            mine = await leases.owned_by(session, self.worker_id)
+            lost = await leases.find_lost(
+                session, worker_id=self.worker_id, stale_after_seconds=worker.stale_after_seconds
+            )
+        for pipeline_id in mine:
+            if pipeline_id not in self._running and self._free():
+                log.info("resuming pipeline", pipeline_id=str(pipeline_id))
+                self._launch(pipeline_id)
+        for item in lost:
+            if not self._free():
+                break
+            async with self.db.transaction() as session:
+                won = await leases.take_over(session, item, worker_id=self.worker_id)
+            if won:
+                log.warning(
+                    "taking over pipeline of a lost worker",
+                    pipeline_id=str(item.pipeline_id),
+                    previous_worker=item.previous_owner,
+                )
+                self._launch(item.pipeline_id)
+
+    def _free(self) -> bool:
+        return len(self._running) < self.settings.worker.concurrency
+
+    async def _claim(self) -> uuid.UUID | None:
+        return await leases.claim_next(
+            self.db, self.worker_id, project_concurrency=self.settings.worker.project_concurrency
+        )
+
+    def _launch(self, pipeline_id: uuid.UUID) -> None:
         task = asyncio.create_task(self._drive(pipeline_id), name=f"pipeline-{pipeline_id}")
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        self._running[pipeline_id] = task
 
     async def _drive(self, pipeline_id: uuid.UUID) -> PipelineStatus | None:
         try:
@@ -79,42 +120,18 @@ class PipelineLoop(PollingLoop):
             return status
         except asyncio.CancelledError:
             raise
+        except LeaseLost as exc:
+            log.warning("pipeline left to another worker", pipeline_id=str(pipeline_id), reason=exc.detail)
+            return None
         except Exception:
             log.exception("pipeline engine failed", pipeline_id=str(pipeline_id))
             return None
         finally:
-            self._slots.release()
+            self._running.pop(pipeline_id, None)
+            self.wake()  # a slot is free: claim the next pending pipeline now
 
-    async def _take(self) -> uuid.UUID | None:
-        """Plan the oldest pending pipeline and mark it `queued`, in one transaction; None when none is pending."""
-        async with self.db.transaction() as session:
-            query = (
-                select(Pipeline)
-                .where(Pipeline.status == PipelineStatus.PENDING.value)
-                .order_by(Pipeline.created_at)
-                .limit(1)
-            )
-            if self.db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            pipeline = await session.scalar(query)
-            if pipeline is None:
-                return None
-            project = await session.get(Project, pipeline.project_id)
-            token = self.box.decrypt(project.forge_token) if project is not None else None
-            try:
-                await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
-            except Exception as exc:  # the repository cannot be fetched: an error the user can see, not a crash
-                transitions.apply(pipeline, transitions.ERROR, reason=f"could not plan the pipeline: {exc}")
-                return pipeline.id
-            if pipeline.status == PipelineStatus.PENDING.value:
-                transitions.apply(pipeline, transitions.QUEUE)
-            return pipeline.id
-
-    async def _orphans(self) -> list[uuid.UUID]:
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(Pipeline.id).where(
-                    Pipeline.status.in_([PipelineStatus.QUEUED.value, PipelineStatus.RUNNING.value])
-                )
-            )
-            return list(rows.all())
+    async def _report(self, pipeline_id: uuid.UUID) -> None:
+        try:
+            await self.updates(pipeline_id)
+        except Exception:
+            log.warning("forge update failed", pipeline_id=str(pipeline_id), exc_info=True)

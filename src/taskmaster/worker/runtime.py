@@ -15,6 +15,7 @@ from taskmaster.core.errors import Conflict, TaskmasterError, Unavailable
 from taskmaster.db.session import Database
 from taskmaster.durable import engine, names
 from taskmaster.durable.engine import WorkerMode
+from taskmaster.pipelines.leases import Lease
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 from taskmaster.worker.pipelines import PipelineLoop
@@ -52,7 +53,10 @@ class WorkerRuntime:
         self._heartbeat: Heartbeat | None = None
         self._running = False
         box = SecretBox.from_settings(settings)
-        self.pipelines = PipelineLoop(settings, db, box, worker_id=self.executor_id)
+        # The pipelines' lease lapses when heartbeats stop reaching the database for half the time after which
+        # other workers presume this one dead: its steps stop before anyone can take them over.
+        self.lease = Lease(settings.worker.stale_after_seconds / 2)
+        self.pipelines = PipelineLoop(settings, db, box, worker_id=self.executor_id, lease=self.lease)
         self.webhooks = WebhookLoop(settings, db, box, on_processed=self.pipelines.wake)
 
     @property
@@ -79,7 +83,9 @@ class WorkerRuntime:
             mode=self.mode,
             capabilities={"queues": [names.QUEUE], "concurrency": self.settings.worker.concurrency},
         )
-        self._heartbeat = Heartbeat(self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds)
+        self._heartbeat = Heartbeat(
+            self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds, on_beat=self.lease.renewed
+        )
         await self._heartbeat.start()
         self.webhooks.start()
         self.pipelines.start()

@@ -48,6 +48,9 @@ class Pipeline(IdMixin, TimestampMixin, Base):
     request_id: Mapped[str | None] = mapped_column(String(100))
     trigger_key: Mapped[str | None] = mapped_column(String(700))
     """`<type>:<pull request number or branch>:<sha>`: what makes two requests the same pipeline."""
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    """The engine that owns (is running) it: a `workers.name`. Another worker takes it over only when that one's
+    heartbeat is stale (see `pipelines.leases`)."""
 
 
 class PipelineStep(IdMixin, TimestampMixin, Base):
