@@ -10,6 +10,7 @@ from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Worker
 from taskmaster.db.session import Database
 from taskmaster.durable.workers import read_workers
+from taskmaster.pipelines.leases import Lease
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 
 
@@ -60,3 +61,23 @@ async def test_read_workers_reports_stale_and_stopped_workers_as_not_alive(db: D
     assert workers["silent"].heartbeat_age_seconds >= 300
     assert workers["silent"].status == "running"
     assert not workers["stopped"].alive
+
+
+async def test_a_beat_that_reaches_the_database_renews_the_lease_and_a_short_lived_beater_leaves_no_row(
+    db: Database,
+) -> None:
+    lease = Lease(60.0)
+    beat = Heartbeat(
+        db, WorkerIdentity(name="cli:h:1", mode="cli"), interval_seconds=60, on_beat=lease.renewed, remove_on_stop=True
+    )
+    assert not lease.valid
+
+    await beat.start()
+    renewed = lease.valid
+    async with db.session() as session:
+        during = await session.scalar(select(Worker.mode).where(Worker.name == "cli:h:1"))
+    await beat.stop()
+
+    assert renewed and during == "cli"
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Worker)) == 0
