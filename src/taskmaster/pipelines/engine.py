@@ -69,6 +69,19 @@ class AttemptOutcome:
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """What an attempt needs from its step, taken from the round that started it (no second read)."""
+
+    step_id: uuid.UUID
+    planned: PlannedStep
+    attempt: int
+    retry_count: int
+    max_retries: int
+    log_offset: int
+    """Where the attempt's output starts in the step's log (past earlier attempts' output)."""
+
+
 @dataclass
 class _Context:
     """What the attempts of one pipeline share, read from the database."""
@@ -80,6 +93,7 @@ class _Context:
     secrets: list[str]
     directory: Path
     checkout_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    shared_ready: bool = False
 
 
 class PipelineEngine:
@@ -268,7 +282,7 @@ class PipelineEngine:
         failure: BaseException | None = None
         final: PipelineStatus | None = None
         while True:
-            launch: list[tuple[str, int]] = []
+            launch: list[_Launch] = []
             wake_at: float | None = None
             if pipeline_id in self._fenced:
                 raise LeaseLost(f"this worker's heartbeat lapsed; pipeline {pipeline_id} is left to the reaper")
@@ -323,7 +337,7 @@ class PipelineEngine:
                         chosen = candidates[: max(0, concurrency - len(running))]
                         starting = await _steps(session, pipeline_id, chosen) if chosen else {}
                         for name in chosen:
-                            launch.append((name, await self._start_attempt(session, starting[name])))
+                            launch.append(await self._start_attempt(session, starting[name], plan[name]))
                             changed = True
                         waiting = [
                             as_utc(step.next_attempt_at)
@@ -338,9 +352,10 @@ class PipelineEngine:
                 if failure is not None:
                     raise failure
                 return final
-            for name, number in launch:
+            for started in launch:
+                name = started.planned.name
                 running[name] = asyncio.create_task(
-                    self.run_attempt(pipeline_id, name, number, stop=stop), name=f"pipeline {pipeline_id} {name}"
+                    self._run_launched(pipeline_id, started, stop), name=f"pipeline {pipeline_id} {name}"
                 )
             timeout = self.poll_seconds
             if wake_at is not None:
@@ -362,9 +377,11 @@ class PipelineEngine:
             elif timeout > 0:
                 await asyncio.sleep(timeout)
 
-    async def _start_attempt(self, session: AsyncSession, step: PipelineStep) -> int:
+    async def _start_attempt(self, session: AsyncSession, step: PipelineStep, planned: PlannedStep) -> _Launch:
         last = await session.scalar(select(func.max(StepAttempt.attempt)).where(StepAttempt.step_id == step.id))
         number = (last or 0) + 1
+        # A first attempt starts the step's log; only a later one has earlier output to start after.
+        offset = await log_end(session, step.id) if last else 0
         transitions.apply_step(step, transitions.STEP_START)
         step.worker_id = self.worker_id
         session.add(
@@ -376,7 +393,7 @@ class PipelineEngine:
                 started_at=utcnow(),
             )
         )
-        return number
+        return _Launch(step.id, planned, number, step.retry_count, step.max_retries, offset)
 
     async def _finish(
         self, session: AsyncSession, pipeline: Pipeline, plan: Plan, steps: dict[str, PipelineStep]
@@ -410,14 +427,20 @@ class PipelineEngine:
         it is retried) and return the step's new status. `stop` set: stop the step (cancel or pipeline timeout)."""
         async with self.db.session() as session:
             step = await _get_step(session, pipeline_id, step_name)
-            start_offset = await log_end(session, step.id)
+            offset = await log_end(session, step.id)
         planned = PlannedStep.from_json(step.config)
+        launch = _Launch(step.id, planned, attempt, step.retry_count, step.max_retries, offset)
+        return await self._run_launched(pipeline_id, launch, stop)
+
+    async def _run_launched(self, pipeline_id: uuid.UUID, launch: _Launch, stop: asyncio.Event | None) -> StepStatus:
+        planned, attempt = launch.planned, launch.attempt
         context = self._contexts.get(pipeline_id) or await self._load_context(pipeline_id)
         async with LogWriter(
             self.db,
-            step.id,
+            launch.step_id,
             attempt,
-            start_offset=start_offset,
+            start_offset=launch.log_offset,
+            start_seq=0,  # a new attempt: no chunk of it is stored yet
             secrets=[*context.secrets, *self.secrets],
             max_bytes=self.log_max_bytes,
         ) as writer:
@@ -435,10 +458,10 @@ class PipelineEngine:
             and outcome.failure_reason is FailureReason.CODE
             and self.recovery is not None
             and not planned.retry_on.allows(FailureReason.CODE, outcome.exit_code)
-            and step.retry_count < step.max_retries
+            and launch.retry_count < launch.max_retries
         ):
-            rerun = await self.recovery(pipeline_id, step_name, tail) == "rerun"
-        status = await self._record(step.id, planned, attempt, outcome, rerun=rerun)
+            rerun = await self.recovery(pipeline_id, planned.name, tail) == "rerun"
+        status = await self._record(launch.step_id, planned, attempt, outcome, rerun=rerun)
         await self._changed(pipeline_id)
         return status
 
@@ -511,10 +534,13 @@ class PipelineEngine:
 
     async def _shared_workspace(self, context: _Context) -> AttemptOutcome | None:
         """Check out the shared workspace if no `checkout` step did (a plan without one, or a resumed engine)."""
+        if context.shared_ready:
+            return None
         async with context.checkout_lock:
             shared = context.directory / SHARED_WORKSPACE
             if not (shared / ".git").is_dir():
                 await self._make_checkout(context, shared)
+            context.shared_ready = True
         return None
 
     async def _make_checkout(self, context: _Context, dest: Path) -> None:
@@ -527,11 +553,14 @@ class PipelineEngine:
         self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: AttemptOutcome, *, rerun: bool
     ) -> StepStatus:
         async with self.db.transaction() as session:
-            step = await session.get(PipelineStep, step_id, populate_existing=True)
-            attempt = await session.scalar(
-                select(StepAttempt).where(StepAttempt.step_id == step_id, StepAttempt.attempt == number)
-            )
-            assert step is not None and attempt is not None
+            step, attempt = (
+                await session.execute(
+                    select(PipelineStep, StepAttempt)
+                    .join(StepAttempt, StepAttempt.step_id == PipelineStep.id)
+                    .where(PipelineStep.id == step_id, StepAttempt.attempt == number)
+                    .execution_options(populate_existing=True)
+                )
+            ).one()
             if attempt.status != StepStatus.RUNNING.value:  # recorded meanwhile (e.g. as lost by another engine)
                 return StepStatus(step.status)
             now = utcnow()

@@ -60,6 +60,8 @@ class LogWriter:
     stored, also when a secret is split between two pieces of output (the last few characters are held back until
     more output or the end shows they are not the start of a secret). `tail` keeps the last characters written,
     for error messages. Not safe for use by several tasks at once except through `write` and `close`.
+    `start_seq`: the attempt's next chunk number when the caller knows it (0 for a new attempt); otherwise it is
+    read from the database on entry.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class LogWriter:
         attempt: int,
         *,
         start_offset: int = 0,
+        start_seq: int | None = None,
         secrets: Iterable[str | None] = (),
         max_bytes: int = DEFAULT_MAX_BYTES,
         flush_bytes: int = FLUSH_BYTES,
@@ -90,13 +93,15 @@ class LogWriter:
         self._accepted = 0  # bytes of output taken within the cap
         self.truncated = False
         self.tail = ""
-        self._seq = 0
+        self._seq = start_seq or 0
+        self._known_seq = start_seq is not None
         self._lock = asyncio.Lock()
         self._ticker: asyncio.Task[None] | None = None
         self._last_flush = time.monotonic()
 
     async def __aenter__(self) -> LogWriter:
-        self._seq = await self._next_seq()
+        if not self._known_seq:
+            self._seq = await self._next_seq()
         self._ticker = asyncio.create_task(self._tick())
         return self
 
