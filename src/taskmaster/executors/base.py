@@ -24,7 +24,8 @@ class StepSpec:
     step's whole environment on top of the executor's documented defaults; nothing else is inherited. `timeout`
     counts from the moment the step starts (not while it waits for a free slot); on expiry, and on cancel, the
     step's processes get SIGTERM, then SIGKILL after `grace` seconds. Output (stdout and stderr merged) beyond
-    `max_output_bytes` is dropped after one marker line.
+    `max_output_bytes` is dropped after one marker line. `network`: whether the step may reach the network; an
+    executor that can isolate steps (the local sandbox) cuts it off otherwise, one that cannot (SSH) ignores it.
     """
 
     command: str
@@ -33,6 +34,7 @@ class StepSpec:
     timeout: float
     grace: float = 5.0
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    network: bool = False
 
     def __post_init__(self) -> None:
         for name, value in self.env.items():

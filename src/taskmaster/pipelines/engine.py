@@ -30,6 +30,8 @@ from taskmaster.core.clock import as_utc, utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound, TaskmasterError
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
 from taskmaster.db.session import Database
+from taskmaster.executors.base import Executor, StepSpec
+from taskmaster.executors.local import LocalExecutor
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.definition import StepKind, WorkspaceMode
 from taskmaster.pipelines.leases import Lease
@@ -38,7 +40,6 @@ from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finishe
 from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
 from taskmaster.secrets import SecretBox
-from taskmaster.workspaces import sandbox
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
@@ -106,6 +107,8 @@ class PipelineEngine:
 
     The engine owns the pipelines it runs (`worker_id`, see `pipelines.leases`): it stops their steps and raises
     `LeaseLost` when another worker takes one over or when `lease` (this worker's heartbeat) lapses.
+    Steps run through `executor` (the `Executor` protocol); the default is this machine's sandbox, with other
+    pipelines' workspaces, the mirrors and the state directory hidden from the step.
     """
 
     def __init__(
@@ -121,8 +124,7 @@ class PipelineEngine:
         keep_workspace: bool = False,
         poll_seconds: float = 0.5,
         grace: float = 5.0,
-        isolation: Literal["auto", "bwrap", "none"] = "auto",
-        limits: sandbox.Limits = sandbox.Limits(max_output_bytes=None),
+        executor: Executor | None = None,
         log_max_bytes: int = 4 * 1024 * 1024,
         secrets: Iterable[str] = (),
         worker_id: str | None = None,
@@ -138,8 +140,7 @@ class PipelineEngine:
         self.keep_workspace = keep_workspace
         self.poll_seconds = poll_seconds
         self.grace = grace
-        self.isolation = isolation
-        self.limits = limits
+        self.executor: Executor = executor or LocalExecutor(hidden=self._hidden)
         self.log_max_bytes = log_max_bytes
         self.secrets = list(secrets)
         self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
@@ -491,9 +492,9 @@ class PipelineEngine:
         prepared = await checkout
         if prepared is not None:
             return prepared
-        spec = sandbox.SandboxSpec(
+        spec = StepSpec(
             command=planned.command,
-            workspace=workspace,
+            workdir=str(workspace),
             env={
                 **planned.env,
                 "CI": "true",
@@ -506,11 +507,9 @@ class PipelineEngine:
             network=planned.network,
             timeout=float(planned.timeout),
             grace=self.grace,
-            limits=self.limits,
-            hidden=self._hidden(),
-            isolation=self.isolation,
+            max_output_bytes=self.log_max_bytes,  # the log keeps no more: the executor need not pass more on
         )
-        result = await sandbox.run(spec, on_output=writer.write, cancel=stop)
+        result = await self.executor.run(spec, on_output=writer.write, cancel=stop)
         if result.canceled:
             return AttemptOutcome("canceled", exit_code=result.exit_code, message="stopped")
         if result.timed_out:
@@ -521,7 +520,9 @@ class PipelineEngine:
             return AttemptOutcome("success", exit_code=result.exit_code)
         if result.failure_reason == "infra":
             return AttemptOutcome("failed", FailureReason.INFRA, result.exit_code, result.reason)
-        message = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
+        message = f"exit code {result.exit_code}"
+        if result.reason and result.reason != message:  # e.g. "limit: processes"; an SSH instance says the same
+            message += f" ({result.reason})"
         return AttemptOutcome("failed", FailureReason.CODE, result.exit_code, message)
 
     async def _checkout_step(self, context: _Context, writer: LogWriter) -> AttemptOutcome:
