@@ -336,9 +336,10 @@ class PipelineEngine:
                         ]
                         candidates = sorted(set(ready_steps(plan, statuses)) | set(due), key=lambda n: plan[n].position)
                         chosen = candidates[: max(0, concurrency - len(running))]
-                        starting = await _steps(session, pipeline_id, chosen) if chosen else {}
+                        starting = await _steps_to_start(session, pipeline_id, chosen) if chosen else {}
                         for name in chosen:
-                            launch.append(await self._start_attempt(session, starting[name], plan[name]))
+                            step, last = starting[name]
+                            launch.append(await self._start_attempt(session, step, last, plan[name]))
                             changed = True
                         waiting = [
                             as_utc(step.next_attempt_at)
@@ -378,9 +379,11 @@ class PipelineEngine:
             elif timeout > 0:
                 await asyncio.sleep(timeout)
 
-    async def _start_attempt(self, session: AsyncSession, step: PipelineStep, planned: PlannedStep) -> _Launch:
-        last = await session.scalar(select(func.max(StepAttempt.attempt)).where(StepAttempt.step_id == step.id))
-        number = (last or 0) + 1
+    async def _start_attempt(
+        self, session: AsyncSession, step: PipelineStep, last: int, planned: PlannedStep
+    ) -> _Launch:
+        """Start attempt `last + 1` of `step` (its row and a new attempt row `running`, owned by this engine)."""
+        number = last + 1
         # A first attempt starts the step's log; only a later one has earlier output to start after.
         offset = await log_end(session, step.id) if last else 0
         transitions.apply_step(step, transitions.STEP_START)
@@ -703,6 +706,23 @@ async def _steps(
     if names is not None:
         query = query.where(PipelineStep.step_name.in_(list(names)))
     return {row.step_name: row for row in await session.scalars(query)}
+
+
+async def _steps_to_start(
+    session: AsyncSession, pipeline_id: uuid.UUID, names: Iterable[str]
+) -> dict[str, tuple[PipelineStep, int]]:
+    """The steps' rows with the number of their last attempt (0 before the first), in one query."""
+    last = (
+        select(func.coalesce(func.max(StepAttempt.attempt), 0))
+        .where(StepAttempt.step_id == PipelineStep.id)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(PipelineStep, last).where(
+            PipelineStep.pipeline_id == pipeline_id, PipelineStep.step_name.in_(list(names))
+        )
+    )
+    return {step.step_name: (step, number) for step, number in rows.all()}
 
 
 @dataclass(frozen=True, slots=True)
