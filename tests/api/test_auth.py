@@ -106,7 +106,11 @@ def test_project_scoped_token_only_reaches_its_project(api: Api, settings: Setti
         assert http.get(f"/api/projects/{a['id']}").status_code == 200
         denied = http.get(f"/api/projects/{b['id']}")
         assert denied.status_code == 403
-        assert "limited to project" in denied.json()["detail"]
+        assert denied.json()["detail"] == f"the credential is limited to project {a['id']}"
+        # A route with no project in its path and no confinement of its own refuses it (tests/api/test_project_scope.py
+        # covers the routes that confine it).
+        unconfined = http.get("/api/projects")
+        assert unconfined.status_code == 403 and unconfined.json()["detail"] == denied.json()["detail"]
 
 
 def test_revoked_token_stops_working(api: Api) -> None:

@@ -85,12 +85,22 @@ async def test_a_credential_limited_to_a_project_sees_only_that_project(api: Api
     with api.client(Authorization=f"Bearer {created.token}") as http:
         own = http.get("/api/projects/beta/metrics/pipelines", params={"window": "7d"})
         other = http.get("/api/projects/alpha/metrics/pipelines")
-        everything = http.get("/api/metrics/pipelines", params={"project": "beta"})
+        named = http.get("/api/metrics/pipelines", params={"project": "beta", "window": "7d"})
+        unnamed = http.get("/api/metrics/pipelines", params={"window": "7d"})
+        elsewhere = http.get("/api/metrics/pipelines", params={"project": "alpha"})
     assert own.status_code == 200, own.text
     assert own.json()["project_id"] == str(seeded.beta)
     assert own.json()["overall"]["by_status"] == {"success": 1, "running": 1}
     assert [p["id"] for p in own.json()["stuck"]] == [str(seeded.ids["b2"])]
-    assert other.status_code == 403 and everything.status_code == 403
+    assert other.status_code == 403
+    # Without a project in the path, the figures are its project's whether it names it or not.
+    assert named.status_code == unnamed.status_code == 200, unnamed.text
+    for body in (named.json(), unnamed.json()):
+        assert body["project_id"] == str(seeded.beta)
+        assert body["by_type"] == own.json()["by_type"] and body["overall"] == own.json()["overall"]
+        assert [p["id"] for p in body["stuck"]] == [str(seeded.ids["b2"])]
+    assert elsewhere.status_code == 403 and elsewhere.headers["content-type"] == "application/problem+json"
+    assert elsewhere.json()["detail"] == f"the credential is limited to project {seeded.beta}"
 
 
 def test_prometheus_metrics_are_read_from_the_database_without_credentials(api: Api, seeded: Seeded) -> None:

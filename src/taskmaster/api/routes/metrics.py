@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.api.deps import ReadSessionDep, Viewer
+from taskmaster.api.deps import ReadSessionDep, ScopedViewer, Viewer, project_filter
 from taskmaster.core.clock import utcnow
 from taskmaster.pipelines import metrics
 from taskmaster.projects.service import get_project
@@ -33,15 +33,16 @@ TopQuery = Annotated[int, Query(ge=0, le=50, description="How many failing steps
 @router.get("/api/metrics/pipelines")
 async def pipeline_metrics(
     session: ReadSessionDep,
-    _: Viewer,
+    principal: ScopedViewer,
     window: WindowQuery = "24h",
     project: Annotated[str | None, Query(description="Only this project (name or id).")] = None,
     top: TopQuery = metrics.TOP_FAILING_STEPS,
 ) -> metrics.Metrics:
     """Success rate by pipeline type, counts by status, average and median durations, the most common failing
-    steps with their latest errors, and the pipelines stuck now."""
+    steps with their latest errors, and the pipelines stuck now. A credential limited to a project gets that
+    project's figures (403 for `project` naming another)."""
     span = metrics.parse_window(window)
-    project_id = (await get_project(session, project)).id if project else None
+    project_id = await project_filter(session, principal, project)
     return await _figures(session, span, project_id, top)
 
 
@@ -53,7 +54,7 @@ async def project_pipeline_metrics(
     window: WindowQuery = "24h",
     top: TopQuery = metrics.TOP_FAILING_STEPS,
 ) -> metrics.Metrics:
-    """The same figures for one project (its id or name): the route a credential limited to it can use."""
+    """The same figures for one project (its id or name)."""
     span = metrics.parse_window(window)
     return await _figures(session, span, (await get_project(session, project_id)).id, top)
 

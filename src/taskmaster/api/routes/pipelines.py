@@ -3,6 +3,9 @@
 Field names are those of `taskmaster pipeline list|show --json`. Creating and retrying only store a `pending`,
 planned pipeline: the worker runs it. Logs stream as Server-Sent Events; each event's `id` is a resume token
 (see `logs`), so a client that reconnects with `Last-Event-ID` gets nothing twice.
+
+A credential limited to a project lists and creates only its project's pipelines (403 naming its project for
+another), and a pipeline of another project answers 404 exactly as one that does not exist.
 """
 
 from __future__ import annotations
@@ -17,11 +20,22 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
+from taskmaster.api.deps import (
+    ReadSessionDep,
+    ScopedDeveloper,
+    ScopedViewer,
+    ServicesDep,
+    SessionDep,
+    hide_outside,
+    project_filter,
+    require_own_project,
+)
 from taskmaster.audit import service as audit
+from taskmaster.auth.schemas import Principal
 from taskmaster.core.errors import InvalidInput, NotFound, Unavailable
 from taskmaster.db.models import Pipeline, StepAttempt
 from taskmaster.db.session import Database
@@ -155,15 +169,15 @@ def _detail(detail: queries.PipelineDetail) -> PipelineOut:
 @router.get("")
 async def list_pipelines(
     session: ReadSessionDep,
-    _: Viewer,
+    principal: ScopedViewer,
     project: Annotated[str | None, Query(description="Only this project (id or name).")] = None,
     status_: Annotated[PipelineStatus | None, Query(alias="status")] = None,
     type_: Annotated[PipelineType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> PipelinePage:
-    """Pipelines, newest first."""
-    project_id = (await get_project(session, project)).id if project else None
+    """Pipelines, newest first (of its own project only, for a credential limited to one)."""
+    project_id = await project_filter(session, principal, project)
     rows, total = await queries.list_pipelines(
         session,
         project_id=project_id,
@@ -181,10 +195,11 @@ async def create_pipeline(
     read: ReadSessionDep,
     session: SessionDep,
     services: ServicesDep,
-    principal: Developer,
+    principal: ScopedDeveloper,
 ) -> PipelineOut:
     """A run of the project's pipeline for a ref, planned and `pending` (like `pipeline run --detach`); the worker
     runs it. An unknown ref is a 404 naming it; an invalid `.taskmaster.yml` gives an `error` pipeline."""
+    await require_own_project(read, principal, spec.project)
     project = await get_project(read, spec.project)
     try:
         # The project came from the read session: the write transaction's first statement is the insert.
@@ -209,14 +224,18 @@ async def create_pipeline(
 
 
 @router.get("/{pipeline_id}")
-async def get_pipeline(pipeline_id: uuid.UUID, session: ReadSessionDep, _: Viewer) -> PipelineOut:
+async def get_pipeline(pipeline_id: uuid.UUID, session: ReadSessionDep, principal: ScopedViewer) -> PipelineOut:
     """The pipeline with its steps (plan order) and every attempt of each."""
+    await _visible(session, pipeline_id, principal)
     return _detail(await queries.get_detail(session, pipeline_id))
 
 
 @router.get("/{pipeline_id}/status")
-async def pipeline_status(pipeline_id: uuid.UUID, session: ReadSessionDep, _: Viewer) -> PipelineStatusOut:
+async def pipeline_status(
+    pipeline_id: uuid.UUID, session: ReadSessionDep, principal: ScopedViewer
+) -> PipelineStatusOut:
     """The pipeline's status and each step's: small, for clients that poll."""
+    await _visible(session, pipeline_id, principal)
     state = await queries.get_state(session, pipeline_id)
     return PipelineStatusOut(
         id=state.id,
@@ -229,9 +248,15 @@ async def pipeline_status(pipeline_id: uuid.UUID, session: ReadSessionDep, _: Vi
 
 @router.post("/{pipeline_id}/cancel")
 async def cancel(
-    pipeline_id: uuid.UUID, session: SessionDep, principal: Developer, spec: CancelRequest | None = None
+    pipeline_id: uuid.UUID,
+    read: ReadSessionDep,
+    session: SessionDep,
+    principal: ScopedDeveloper,
+    spec: CancelRequest | None = None,
 ) -> PipelineOut:
     """Cancel a live pipeline (409 when it has finished); an engine running it stops its steps within its poll."""
+    # On the read session: the write transaction still starts with the lock.
+    await _visible(read, pipeline_id, principal)
     await queries.lock_pipeline(session, pipeline_id)
     reason = (spec.reason if spec else None) or f"canceled by {principal.subject}"
     pipeline = await cancel_pipeline(session, pipeline_id, reason=reason)
@@ -245,10 +270,15 @@ async def cancel(
 
 @router.post("/{pipeline_id}/retry", status_code=status.HTTP_201_CREATED)
 async def retry(
-    pipeline_id: uuid.UUID, read: ReadSessionDep, session: SessionDep, services: ServicesDep, principal: Developer
+    pipeline_id: uuid.UUID,
+    read: ReadSessionDep,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: ScopedDeveloper,
 ) -> PipelineOut:
     """A new `pending` pipeline for the same project, commit and type, planned afresh from that commit (409 while
     the pipeline is still live). The worker runs it."""
+    await _visible(read, pipeline_id, principal)  # before the 409, which would tell that it exists
     source, project = await queries.source_of_retry(read, pipeline_id)
     try:
         pipeline = await queries.retry_run(
@@ -279,7 +309,7 @@ async def logs(
     request: Request,
     session: ReadSessionDep,
     services: ServicesDep,
-    _: Viewer,
+    principal: ScopedViewer,
     step: Annotated[str | None, Query(description="Only this step.")] = None,
     offset: Annotated[
         str | None,
@@ -298,6 +328,7 @@ async def logs(
     until the pipeline ends, and a last `event: end` carries `{status, failure_reason}`. With `Accept: text/plain`
     (and no `text/event-stream`) the stored log comes back as text, with a header line per step and attempt.
     """
+    await _visible(session, pipeline_id, principal)
     await queries.get_pipeline(session, pipeline_id)
     if step is not None and step not in await queries.step_names(session, pipeline_id):
         raise NotFound(f"pipeline {pipeline_id} has no step {step!r}")
@@ -306,6 +337,16 @@ async def logs(
         return PlainTextResponse(await _plain_text(session, pipeline_id, step))
     token = _parse_cursor(last_event_id or offset, step)
     return EventSourceResponse(_stream(services.db, pipeline_id, step, token, follow=follow))
+
+
+async def _visible(session: AsyncSession, pipeline_id: uuid.UUID, principal: Principal) -> None:
+    """404, worded as for a missing pipeline, when the pipeline lies outside a limited credential's project.
+
+    Only a limited credential costs the query.
+    """
+    if principal.project_id is not None:
+        owner = await session.scalar(select(Pipeline.project_id).where(Pipeline.id == pipeline_id))
+        hide_outside(principal, owner, f"pipeline {pipeline_id} does not exist")
 
 
 def _parse_cursor(token: str | None, step: str | None) -> tuple[dict[str, int], int]:
