@@ -6,15 +6,18 @@ import asyncio
 import hashlib
 import hmac
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from fastapi import FastAPI
+from sqlalchemy import event, func, select
 
 from taskmaster.app import create_app
 from taskmaster.auth.schemas import Role
@@ -30,6 +33,7 @@ from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
 from tests.api.conftest import Api
+from tests.cli.conftest import TASKMASTER, clean_env
 from tests.forges.fixtures import names, payload, payload_bytes
 from tests.support import live_server
 
@@ -281,3 +285,99 @@ async def test_a_form_encoded_github_delivery_is_verified_over_the_form_and_pars
     assert answer.status_code == 202, answer.text
     (row,) = await rows(api.settings)
     assert (row.action, service.parse_delivery(row).kind.value) == ("opened", "pr_opened")
+
+
+# -------------------------------------------------------------------------------- the remembered project
+
+
+def other_process(settings: Settings, *args: str) -> None:
+    """Run the real `taskmaster` command in its own process on the same database: what another server or an
+    operator does, unseen by the server under test except through the database."""
+    env = clean_env(TASKMASTER_HOME=str(settings.state_dir), TASKMASTER_ENV="test")
+    if not settings.embedded:
+        env["DATABASE_URL"] = settings.database_url
+    done = subprocess.run([TASKMASTER, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def remembering_server(settings: Settings, overlap: float = 24 * 3600) -> Iterator[tuple[FastAPI, httpx.Client]]:
+    """A live server that remembers a project far longer than any test runs, and a client of it."""
+    hooks = WebhookSettings(project_cache_seconds=300, secret_overlap_seconds=overlap)
+    app = create_app(settings.model_copy(update={"webhooks": hooks}), run_worker=False)
+    with live_server(app) as url, httpx.Client(base_url=url) as http:
+        yield app, http
+
+
+def post_signed(http: httpx.Client, secret: str, name: str = "github/pull_request/opened") -> httpx.Response:
+    body = payload_bytes(name)
+    return http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret=secret))
+
+
+async def test_a_delivery_for_a_remembered_project_is_stored_whole_in_one_statement(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    project = await add_project(settings, "github", "Codertocat/Hello-World")
+    statements: list[str] = []
+    body = payload_bytes("github/pull_request/synchronize")
+    headers = github_headers(body, "pull_request")
+    with remembering_server(settings) as (app, http):
+        assert post_signed(http, SECRET).status_code == 202  # looks the project up, and remembers it
+        engine = app.state.services.db.autocommit_engine.sync_engine
+        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        answer = http.post("/webhooks/github", content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert len(statements) == 1 and statements[0].lstrip().upper().startswith("INSERT"), statements
+    row = {str(r.id): r for r in await rows(settings)}[answer.json()["id"]]
+    assert (row.project_id, row.body, row.event, row.action, row.status) == (
+        project.id, body, "pull_request", "synchronize", "received"
+    )  # fmt: skip
+    assert row.headers["x-github-delivery"] == headers["X-GitHub-Delivery"]
+    assert service.parse_delivery(row).kind.value == github.parse("pull_request", body).kind.value
+
+
+@pytest.mark.parametrize("overlap", [24 * 3600, 0], ids=["overlap", "no-overlap"])
+async def test_a_rotation_by_another_process_accepts_the_new_secret_at_once_and_the_old_one_per_overlap(
+    settings: Settings, migrated: dict[Role, str], overlap: float
+) -> None:
+    await add_project(settings, "github", "Codertocat/Hello-World")
+    with remembering_server(settings, overlap) as (_, http):
+        assert post_signed(http, SECRET).status_code == 202  # remembered with the first secret
+        other_process(
+            settings, "project", "rotate-webhook-secret", "Codertocat-Hello-World", "--secret", "second-secret"
+        )
+        new = post_signed(http, "second-secret")
+        old = post_signed(http, SECRET)
+    assert new.status_code == 202, new.text
+    assert old.status_code == (202 if overlap else 401), old.text
+    assert len(await rows(settings)) == (3 if overlap else 2)
+
+
+async def test_a_project_removed_by_another_process_gets_404_and_no_row(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    await add_project(settings, "github", "Codertocat/Hello-World")
+    with remembering_server(settings) as (_, http):
+        first = post_signed(http, SECRET)
+        assert first.status_code == 202  # remembered, and its secret still matches below
+        other_process(settings, "project", "remove", "Codertocat-Hello-World")
+        gone = post_signed(http, SECRET)
+        again = post_signed(http, SECRET)  # now known to be gone: looked up, not remembered
+    assert (gone.status_code, again.status_code) == (404, 404), gone.text
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert [str(r.id) for r in await rows(settings)] in ([first.json()["id"]], [])
+
+
+async def test_a_rotation_through_this_server_forgets_the_remembered_secret_at_once(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    project = await add_project(settings, "github", "Codertocat/Hello-World")
+    admin = {"Authorization": f"Bearer {migrated[Role.admin]}"}
+    with remembering_server(settings, overlap=0) as (_, http):
+        assert post_signed(http, SECRET).status_code == 202
+        rotated = http.put(f"/api/projects/{project.id}/webhook-secret", json={"secret": "second-secret"},
+                           headers=admin)  # fmt: skip
+        assert rotated.status_code == 200, rotated.text
+        old = post_signed(http, SECRET)  # refused at once, not after the 300 s the project is remembered
+        new = post_signed(http, "second-secret")
+    assert (old.status_code, new.status_code) == (401, 202), old.text

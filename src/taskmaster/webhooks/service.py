@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Select, Table, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from taskmaster.config import Settings
 from taskmaster.config.settings import WebhookSettings
@@ -38,6 +38,7 @@ from taskmaster.pipelines import service as pipelines
 from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
 from taskmaster.secrets import SecretBox
+from taskmaster.webhooks.receivers import Receiver
 
 log = structlog.stdlib.get_logger("taskmaster.webhooks")
 
@@ -45,8 +46,6 @@ RECEIVED, RETRY, PROCESSED, FAILED = "received", "retry", "processed", "failed"
 DUE_STATUSES = (RECEIVED, RETRY)
 PUSH_PIPELINES = "push_pipelines"
 """Project setting: run a push pipeline for pushes to branches that have no open pull request."""
-ALLOW_SHA1 = "allow_sha1_signatures"
-"""Project setting: accept GitHub's legacy SHA-1 `X-Hub-Signature` when no SHA-256 signature is sent."""
 _UNSTORED_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
 _COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
 
@@ -94,24 +93,18 @@ def _project_by_repository() -> Select[Project]:
 
 def accepted_secrets(project: Project, box: SecretBox, settings: WebhookSettings) -> list[str]:
     """The project's webhook secret, and the previous one while the rotation overlap lasts."""
-    secrets = [s for s in [box.decrypt(project.webhook_secret)] if s]
-    rotated = project.webhook_secret_rotated_at
-    overlap = timedelta(seconds=settings.secret_overlap_seconds)
-    if project.webhook_secret_previous and rotated is not None and utcnow() - rotated <= overlap:
-        previous = box.decrypt(project.webhook_secret_previous)
-        if previous:
-            secrets.append(previous)
-    return secrets
+    return Receiver.of(project, box, settings).secrets()
 
 
-def verify(provider: Provider, project: Project, headers: Mapping[str, str], body: bytes, secrets: list[str]) -> None:
+def verify(provider: Provider, receiver: Receiver, headers: Mapping[str, str], body: bytes) -> None:
     """Check the delivery's signature or token against the project's secrets (raises `Unauthenticated`).
 
     On GitLab a secret written `whsec_…` is a signing token (HMAC over id, timestamp and body); any other is
     the plain `X-Gitlab-Token`.
     """
+    secrets = receiver.secrets()
     if provider is Provider.GITHUB:
-        github.verify(headers, body, secrets, allow_sha1=bool(project.settings.get(ALLOW_SHA1)))
+        github.verify(headers, body, secrets, allow_sha1=receiver.allow_sha1)
         return
     signing = [s for s in secrets if s.startswith("whsec_")]
     tokens = [s for s in secrets if not s.startswith("whsec_")]
@@ -126,7 +119,7 @@ class Stored:
 
 
 async def store_delivery(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     identity: DeliveryIdentity,
     project_id: uuid.UUID,
@@ -134,7 +127,11 @@ async def store_delivery(
     body: bytes,
     action: str | None,
 ) -> Stored:
-    """Insert the delivery unless its (provider, hook id, delivery id) is already stored; one round trip."""
+    """Insert the delivery unless its (provider, hook id, delivery id) is already stored; one round trip.
+
+    On a bare connection (the receiving route) the insert skips the ORM session's bookkeeping. An insert whose
+    project has been removed meanwhile raises `IntegrityError` (the foreign key).
+    """
     values = {
         "id": new_id(),
         "provider": identity.provider.value,
@@ -151,7 +148,8 @@ async def store_delivery(
         "created_at": utcnow(),
         "updated_at": utcnow(),
     }
-    statement = _insert_unless_stored(session.get_bind().dialect.name)
+    dialect = session.dialect if isinstance(session, AsyncConnection) else session.get_bind().dialect
+    statement = _insert_unless_stored(dialect.name)
     inserted = await session.scalar(statement, values)
     if inserted is not None:
         return Stored(inserted, duplicate=False)

@@ -1,0 +1,172 @@
+"""Which project a repository's deliveries belong to, with what checking them needs, remembered for a few seconds.
+
+Receiving a delivery needs its project's id, its decrypted secrets and one setting. Looking them up for every
+delivery was about a third of the receiver's own time, so the receiving process keeps them for
+`webhooks.project_cache_seconds` (default 5 s).
+The memory is only an optimisation, never the authority: a delivery that fails verification against a remembered
+project, or whose insert finds the project gone, is decided again on a fresh load (the route does this). A change
+to a project made in this process (rotation, settings, removal) forgets it at once; one made by another process
+is seen on that reload, or within the cache time for the only case a reload cannot catch: a secret that stopped
+being accepted still passes until the entry expires.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Select, bindparam, event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from taskmaster.config.settings import WebhookSettings
+from taskmaster.core.clock import utcnow
+from taskmaster.db.models import Project
+from taskmaster.forges.events import Provider
+from taskmaster.secrets import SecretBox
+
+ALLOW_SHA1 = "allow_sha1_signatures"
+"""Project setting: accept GitHub's legacy SHA-1 `X-Hub-Signature` when no SHA-256 signature is sent."""
+
+
+class ProjectSecrets(Protocol):
+    """The columns a `Receiver` is made of: a `Project`, or a row of `load_receiver`'s query."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def webhook_secret(self) -> str | None: ...
+    @property
+    def webhook_secret_previous(self) -> str | None: ...
+    @property
+    def webhook_secret_rotated_at(self) -> datetime | None: ...
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """What receiving a delivery needs of its project: the secrets are decrypted once, when loaded."""
+
+    project_id: uuid.UUID
+    name: str
+    secret: str | None
+    previous_secret: str | None
+    previous_until: datetime | None
+    """The end of the rotation overlap: the previous secret is accepted until then (checked on every use)."""
+    allow_sha1: bool
+
+    @classmethod
+    def of(cls, project: ProjectSecrets, box: SecretBox, settings: WebhookSettings) -> Receiver:
+        rotated = project.webhook_secret_rotated_at
+        previous, until = None, None
+        if rotated is not None and project.webhook_secret_previous:
+            previous = box.decrypt(project.webhook_secret_previous)
+            until = rotated + timedelta(seconds=settings.secret_overlap_seconds)
+        return cls(
+            project_id=project.id,
+            name=project.name,
+            secret=box.decrypt(project.webhook_secret),
+            previous_secret=previous,
+            previous_until=until,
+            allow_sha1=bool(project.settings.get(ALLOW_SHA1)),
+        )
+
+    def secrets(self) -> list[str]:
+        """The current secret, and the previous one while the rotation overlap lasts."""
+        accepted = [self.secret] if self.secret else []
+        if self.previous_secret and self.previous_until is not None and utcnow() <= self.previous_until:
+            accepted.append(self.previous_secret)
+        return accepted
+
+
+async def load_receiver(
+    connection: AsyncConnection, provider: Provider, full_name: str, box: SecretBox, settings: WebhookSettings
+) -> Receiver | None:
+    """The receiver of the project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any
+    case; None when no project, or more than one, has it. Only the columns needed: no ORM object per delivery."""
+    found = (await connection.execute(_by_repository(), {"forge": provider.value, "path": full_name.lower()})).all()
+    return Receiver.of(found[0], box, settings) if len(found) == 1 else None
+
+
+@functools.cache
+def _by_repository() -> Select[Any]:
+    path = func.lower(Project.owner + "/" + Project.repo_name)
+    columns = (Project.id, Project.name, Project.webhook_secret, Project.webhook_secret_previous,
+               Project.webhook_secret_rotated_at, Project.settings)  # fmt: skip
+    return select(*columns).where(Project.forge == bindparam("forge"), path == bindparam("path")).limit(2)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    receiver: Receiver
+    cached_at: float
+
+
+class ReceiverCache:
+    """(provider, repository path in lower case) -> `Receiver` for `ttl` seconds (0 disables it); at most
+    `max_entries`, least recently used out. Unknown repositories are not remembered, so a project added by another
+    process receives at once. One event loop: not thread-safe."""
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        _live_caches.add(self)
+
+    def get(self, provider: Provider, full_name: str) -> Receiver | None:
+        key = (provider.value, full_name.lower())
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._clock() - entry.cached_at >= self.ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry.receiver
+
+    def put(self, provider: Provider, full_name: str, receiver: Receiver) -> None:
+        if self.ttl <= 0:
+            return
+        key = (provider.value, full_name.lower())
+        self._entries[key] = _Entry(receiver, self._clock())
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def drop(self, provider: Provider, full_name: str) -> None:
+        """Forget a repository (no project has it any more)."""
+        self._entries.pop((provider.value, full_name.lower()), None)
+
+    def forget(self, project_id: uuid.UUID) -> None:
+        """Drop every entry of a project (it changed or was removed)."""
+        for key in [k for k, e in self._entries.items() if e.receiver.project_id == project_id]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# Every cache in this process hears of project changes flushed by any session of this process: the routes and
+# services that rotate secrets, change settings or remove projects need not know the cache exists. (A bulk UPDATE
+# bypasses this; the only one, `lock_project`, changes nothing a receiver holds.) Another process's changes reach
+# it through the reload on a failed check instead.
+_live_caches: weakref.WeakSet[ReceiverCache] = weakref.WeakSet()
+
+
+def _forget_everywhere(_mapper: Any, _connection: Any, project: Project) -> None:
+    for cache in list(_live_caches):
+        cache.forget(project.id)
+
+
+event.listen(Project, "after_update", _forget_everywhere)
+event.listen(Project, "after_delete", _forget_everywhere)

@@ -1,0 +1,95 @@
+"""The receiving process's memory of repositories' projects: loading, expiry, the rotation overlap, forgetting."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from taskmaster.config import Settings
+from taskmaster.config.settings import WebhookSettings
+from taskmaster.core.clock import utcnow
+from taskmaster.db.models import Project
+from taskmaster.db.session import Database
+from taskmaster.forges.events import Provider
+from taskmaster.projects import service as projects
+from taskmaster.projects.schemas import ProjectCreate
+from taskmaster.secrets import SecretBox
+from taskmaster.webhooks.receivers import Receiver, ReceiverCache, load_receiver
+
+GITHUB = Provider.GITHUB
+
+
+async def _project(db: Database, box: SecretBox, repository: str, secret: str = "first-secret") -> Project:
+    async with db.transaction() as session:
+        spec = ProjectCreate(name=repository.replace("/", "-"), repository=repository, forge="github",
+                             webhook_secret=secret)  # type: ignore[arg-type]  # fmt: skip
+        return await projects.create_project(session, spec=spec, box=box)
+
+
+async def _load(db: Database, box: SecretBox, full_name: str, overlap: float = 3600) -> Receiver | None:
+    async with db.autocommit_engine.connect() as connection:
+        return await load_receiver(connection, GITHUB, full_name, box, WebhookSettings(secret_overlap_seconds=overlap))
+
+
+async def test_a_repository_is_loaded_in_any_case_with_its_secret_decrypted(db: Database, settings: Settings) -> None:
+    box = SecretBox.from_settings(settings)
+    project = await _project(db, box, "Codertocat/Hello-World")
+    receiver = await _load(db, box, "codertocat/HELLO-world")
+    assert receiver is not None
+    assert (receiver.project_id, receiver.name, receiver.secrets()) == (project.id, project.name, ["first-secret"])
+    assert receiver.allow_sha1 is False
+    assert await _load(db, box, "Codertocat/Other") is None
+
+
+async def test_the_previous_secret_is_accepted_until_the_overlap_after_the_rotation_ends(
+    db: Database, settings: Settings
+) -> None:
+    box = SecretBox.from_settings(settings)
+    project = await _project(db, box, "Codertocat/Hello-World")
+    async with db.transaction() as session:
+        rotated = await projects.rotate_webhook_secret(session, project.id, secret="second-secret", box=box)
+        rotated.webhook_secret_rotated_at = utcnow() - timedelta(seconds=60)
+    within = await _load(db, box, "Codertocat/Hello-World", overlap=3600)
+    after = await _load(db, box, "Codertocat/Hello-World", overlap=30)
+    assert within is not None and within.secrets() == ["second-secret", "first-secret"]
+    assert after is not None and after.secrets() == ["second-secret"]
+
+
+def _receiver(name: str, project: Project | None = None) -> Receiver:
+    return Receiver(project_id=project.id if project else uuid.uuid4(), name=name, secret="s", previous_secret=None,
+                    previous_until=None, allow_sha1=False)  # fmt: skip
+
+
+def test_an_entry_expires_after_the_cache_time_and_the_least_recently_used_goes_first() -> None:
+    now = [0.0]
+    cache = ReceiverCache(5, max_entries=2, clock=lambda: now[0])
+    a, b, c = _receiver("a"), _receiver("b"), _receiver("c")
+    cache.put(GITHUB, "Owner/A", a)
+    cache.put(GITHUB, "owner/b", b)
+    assert cache.get(GITHUB, "owner/a") is a  # any case; and now a was used after b
+    assert cache.get(Provider.GITLAB, "owner/a") is None  # another forge's repository of the same name
+    cache.put(GITHUB, "owner/c", c)
+    assert (cache.get(GITHUB, "owner/b"), cache.get(GITHUB, "owner/a")) == (None, a)
+    now[0] = 5.0
+    assert cache.get(GITHUB, "owner/a") is None and len(cache) == 1
+    off = ReceiverCache(0)
+    off.put(GITHUB, "owner/a", a)
+    assert off.get(GITHUB, "owner/a") is None
+
+
+async def test_a_change_or_removal_flushed_in_this_process_forgets_that_project_at_once(
+    db: Database, settings: Settings
+) -> None:
+    box = SecretBox.from_settings(settings)
+    changed, removed, kept = [await _project(db, box, f"owner/{n}") for n in ("changed", "removed", "kept")]
+    cache = ReceiverCache(300)
+    for project in (changed, removed, kept):
+        cache.put(GITHUB, f"owner/{project.repo_name}", _receiver(project.name, project))
+    async with db.transaction() as session:
+        await projects.rotate_webhook_secret(session, changed.id, secret="second-secret", box=box)
+    assert cache.get(GITHUB, "owner/changed") is None
+    async with db.transaction() as session:
+        await projects.delete_project(session, removed.id)
+    assert cache.get(GITHUB, "owner/removed") is None
+    kept_receiver = cache.get(GITHUB, "owner/kept")
+    assert kept_receiver is not None and kept_receiver.project_id == kept.id
