@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 import taskmaster
-from taskmaster.api.deps import Services, WebhookLimits
+from taskmaster.api.deps import Services, WebhookIntake
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware
 from taskmaster.api.routes import health, jobs, metrics, pipelines, prd, projects, tasks, tokens, webhooks
@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         settings=settings,
         db=db,
         box=SecretBox.from_settings(settings),
-        webhook_limits=WebhookLimits.from_settings(settings),
+        webhooks=WebhookIntake.from_settings(settings),
         principals=PrincipalCache(settings.auth.token_cache_seconds),
     )
 

@@ -14,9 +14,7 @@ again on a fresh lookup, so a rotation or removal made by another process never 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -25,7 +23,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from taskmaster.api.deps import ScopedAdmin, ScopedViewer, Services, ServicesDep, SessionDep, get_services, hide_outside
+from taskmaster.api.deps import (
+    ScopedAdmin,
+    ScopedViewer,
+    Services,
+    ServicesDep,
+    SessionDep,
+    WebhookIntake,
+    get_services,
+    hide_outside,
+)
 from taskmaster.api.errors import problem
 from taskmaster.auth.schemas import Principal
 from taskmaster.db.models import WebhookDelivery
@@ -35,7 +42,7 @@ from taskmaster.forges.gitlab import webhooks as gitlab
 from taskmaster.forges.signatures import WebhookSignatureError
 from taskmaster.webhooks import service
 from taskmaster.webhooks.ratelimit import retry_after_header
-from taskmaster.webhooks.receivers import Receiver, ReceiverCache, load_receiver
+from taskmaster.webhooks.receivers import Receiver, load_receiver
 
 receivers = APIRouter(prefix="/webhooks", tags=["webhooks"])
 router = APIRouter(prefix="/api/webhooks/deliveries", tags=["webhooks"])
@@ -77,9 +84,10 @@ async def _receive(provider: Provider, request: Request, services: Services) -> 
         )
     forge = github if provider is Provider.GITHUB else gitlab
     identity = forge.identify(request.headers)  # InvalidInput -> 400 naming the header
-    limits = services.webhook_limits
+    intake = services.webhooks
+    assert intake is not None, "create_app sets up the webhook intake"
     source = request.client.host if request.client else "unknown"
-    if limits is not None and (wait := limits.by_source.take(source)):
+    if wait := intake.by_source.take(source):
         return _too_many(wait, f"too many deliveries from {source}")
     payload = service.decode_payload(provider, body)
     key = forge.repository_key(payload)
@@ -87,11 +95,10 @@ async def _receive(provider: Provider, request: Request, services: Services) -> 
         # Nothing to verify it against, so nothing is stored; 200 so that the forge does not retry it.
         return JSONResponse({"status": "ignored", "detail": f"{identity.event}: no repository to route to"})
     full_name = key.full_name
-    receiving = _receiving(request, services)
-    remembered = receiving.remembered
+    remembered = intake.remembered
 
     async def fresh() -> Receiver | None:
-        async with receiving.connections, services.db.autocommit_engine.connect() as connection:
+        async with intake.connections, services.db.autocommit_engine.connect() as connection:
             found = await load_receiver(connection, provider, full_name, services.box, services.settings.webhooks)
         if found is None:
             remembered.drop(provider, full_name)
@@ -103,11 +110,11 @@ async def _receive(provider: Provider, request: Request, services: Services) -> 
     from_memory = receiver is not None
     if receiver is None and (receiver := await fresh()) is None:
         return _unknown_project(provider, full_name)
-    if limits is not None and (wait := limits.by_project.take(str(receiver.project_id))):
+    if wait := intake.by_project.take(str(receiver.project_id)):
         return _too_many(wait, f"too many deliveries for project {receiver.name}")
     action = service.raw_action(provider, payload)
     try:
-        accepted = await _accept(provider, receiver, identity, request, body, action, services, receiving)
+        accepted = await _accept(provider, receiver, identity, request, body, action, services, intake)
     except WebhookSignatureError:
         if not from_memory:
             raise
@@ -117,7 +124,7 @@ async def _receive(provider: Provider, request: Request, services: Services) -> 
         # (once), so that a change made by another process never refuses a good delivery.
         if (receiver := await fresh()) is None:
             return _unknown_project(provider, full_name)
-        accepted = await _accept(provider, receiver, identity, request, body, action, services, receiving)
+        accepted = await _accept(provider, receiver, identity, request, body, action, services, intake)
         if accepted is None:
             return _unknown_project(provider, full_name)
     if not isinstance(accepted, service.Stored):
@@ -137,7 +144,7 @@ async def _accept(
     body: bytes,
     action: str | None,
     services: Services,
-    receiving: _Receiving,
+    intake: WebhookIntake,
 ) -> service.Stored | JSONResponse | None:
     """Verify (raises `WebhookSignatureError`), then store; the answer to a ping; None when the project is gone."""
     service.verify(provider, receiver, request.headers, body)
@@ -145,7 +152,7 @@ async def _accept(
         return JSONResponse({"status": "pong", "project": receiver.name})
     try:
         async with (
-            receiving.connections,
+            intake.connections,
             services.db.single_writer(),
             services.db.autocommit_engine.connect() as connection,
         ):
@@ -156,31 +163,6 @@ async def _accept(
     except IntegrityError:
         # The only constraint the insert can break is the project's foreign key (the delivery key is ON CONFLICT).
         return None
-
-
-@dataclass
-class _Receiving:
-    """What the receivers of one app share: the remembered projects, and a bound on the pooled connections they use.
-
-    Each statement checks a connection out for itself alone, and at most the pool's size at once: at 50 concurrent
-    deliveries, taking more made the pool open and close a PostgreSQL connection for each one beyond its size
-    (bench/webhooks.py: ~250 sessions per 2,000 deliveries, 0.26x the bare endpoint; bounded: 12 sessions, 0.38x).
-    Waiting here costs nothing; a new backend costs PostgreSQL milliseconds of CPU.
-    """
-
-    remembered: ReceiverCache
-    connections: asyncio.Semaphore
-
-
-def _receiving(request: Request, services: Services) -> _Receiving:
-    """This app's receiving state, made on first use."""
-    state = request.app.state
-    receiving: _Receiving | None = getattr(state, "webhook_receiving", None)
-    if receiving is None:
-        remembered = ReceiverCache(services.settings.webhooks.project_cache_seconds)
-        receiving = _Receiving(remembered, asyncio.Semaphore(services.settings.database.pool_size))
-        state.webhook_receiving = receiving
-    return receiving
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
