@@ -7,6 +7,9 @@
                objects and skip the transfer), then the working tree
   warm         one new commit is pushed to the repository, then `MirrorCache.ensure` (an incremental fetch) and
                `MirrorCache.checkout` of that commit, with the mirror already cloned earlier
+  for reference, not part of the goal: a checkout of a commit already in the mirror (what each step of a
+               pipeline does after the run's first fetch), and a clone of a plain path, which hardlinks the objects
+               and so costs about what writing the working tree does, the floor of any checkout
 Goal (workspaces issue): warm checkout at least 10x faster than a fresh clone. Prints figures, asserts nothing.
 
 Run: ./dev python bench/checkout.py [--commits 3000] [--files 1500] [--runs 3] [--dir /dev/shm]
@@ -138,10 +141,11 @@ def fresh_clone(url: str, dest: Path) -> float:
     return took
 
 
-async def warm_checkout(cache: MirrorCache, url: str, sha: str, dest: Path) -> float:
+async def warm_checkout(cache: MirrorCache, url: str, sha: str, dest: Path, *, fetch: bool = True) -> float:
     settle()
     started = time.perf_counter()
-    await cache.ensure(url)
+    if fetch:
+        await cache.ensure(url)
     made = await cache.checkout(url, sha, dest)
     took = time.perf_counter() - started
     assert made.sha == sha
@@ -174,12 +178,14 @@ def main() -> None:
         started = time.perf_counter()
         asyncio.run(cache.ensure(url))
         cold = time.perf_counter() - started
-        clones, local, warm = [], [], []
+        clones, local, warm, present = [], [], [], []
         for number in range(args.runs):  # interleaved, so that a busy moment on the machine hits both
             sha = add_commit(repo, number).strip()
             clones.append(fresh_clone(url, root / "clone"))
             local.append(fresh_clone(str(repo), root / "local"))
             warm.append(asyncio.run(warm_checkout(cache, url, sha, root / "work" / f"attempt-{number}")))
+            again = root / "work" / f"again-{number}"
+            present.append(asyncio.run(warm_checkout(cache, url, sha, again, fetch=False)))
 
         baseline, measured = statistics.median(clones), statistics.median(warm)
         print(f"  {'':<44} {'median':>8}     {'best':>8}")
@@ -187,6 +193,7 @@ def main() -> None:
             ("fresh git clone (file://, baseline)", clones),
             ("  for reference: clone of a path (hardlinks)", local),
             ("warm: ensure + checkout of a new commit", warm),
+            ("  for reference: checkout, no fetch needed", present),
         ]
         for name, samples in rows:
             print(f"  {name:<44} {statistics.median(samples) * 1000:8.1f} ms  {min(samples) * 1000:8.1f} ms")

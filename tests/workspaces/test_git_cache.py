@@ -6,11 +6,13 @@ import asyncio
 import base64
 import fcntl
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from taskmaster.workspaces import git_cache
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import Checkout, MirrorCache, _locked
 from tests.workspaces.conftest import GitHttpServer, commit, git, make_repo
@@ -99,6 +101,95 @@ async def test_checkout_of_a_commit_missing_from_the_mirror_fetches_then_succeed
 
     assert made.sha == feature
     assert (made.path / "feature.txt").read_text() == "new feature\n"
+
+
+async def test_checkout_of_a_short_sha_or_a_tag_object_records_the_full_commit_sha(
+    tmp_path: Path, source_repo: tuple[Path, list[str]]
+) -> None:
+    repo, shas = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    tag_object = git(repo, "rev-parse", "refs/tags/v0.1")  # annotated: its own object, pointing at shas[0]
+    assert tag_object != shas[0]
+
+    by_short = await cache.checkout(str(repo), shas[1][:10], tmp_path / "short")
+    by_tag = await cache.checkout(str(repo), tag_object, tmp_path / "tag")
+
+    assert by_short.sha == shas[1] and git(by_short.path, "rev-parse", "HEAD") == shas[1]
+    assert by_tag.sha == shas[0] and git(by_tag.path, "rev-parse", "HEAD") == shas[0]
+    assert (by_tag.path / "app.txt").read_text() == "version 0\n"
+    assert git(by_tag.path, "status", "--porcelain") == ""
+
+
+async def test_outside_linux_git_init_makes_the_repository_and_the_checkout_is_the_same(
+    tmp_path: Path, source_repo: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, shas = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    monkeypatch.setattr(git_cache.sys, "platform", "darwin")
+
+    made = await cache.checkout(str(repo), shas[1], tmp_path / "co")
+
+    assert git(made.path, "rev-parse", "HEAD") == shas[1]
+    assert git(made.path, "status", "--porcelain") == ""
+    assert git(made.path, "rev-parse", "origin/main") == shas[-1]
+    assert git(made.path, "remote", "get-url", "origin") == str(repo)
+
+
+async def test_an_object_that_is_not_a_commit_is_refused_as_not_found(
+    tmp_path: Path, source_repo: tuple[Path, list[str]]
+) -> None:
+    repo, shas = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    blob = git(repo, "rev-parse", f"{shas[0]}:app.txt")
+
+    with pytest.raises(WorkspaceError) as caught:
+        await cache.checkout(str(repo), blob, tmp_path / "co")
+
+    assert blob in str(caught.value) and "is not in" in str(caught.value)
+    assert not (tmp_path / "co").exists()
+
+
+async def test_fetching_writes_no_fetch_head(tmp_path: Path, source_repo: tuple[Path, list[str]]) -> None:
+    repo, _ = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    mirror = await cache.ensure(str(repo))
+    new = commit(repo, "app.txt", "fetched\n")
+
+    await cache.ensure(str(repo))
+
+    assert git(mirror, "rev-parse", "refs/heads/main") == new
+    assert not (mirror / "FETCH_HEAD").exists()
+
+
+async def test_a_fetch_into_a_mirror_with_too_many_packs_repacks_it(
+    tmp_path: Path, source_repo: tuple[Path, list[str]]
+) -> None:
+    repo, _ = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    mirror = await cache.ensure(str(repo))
+    git(mirror, "config", "gc.autoDetach", "false")  # so that the repack is over when ensure returns
+    for number in range(51):  # more than gc.autoPackLimit, as many small fetches would leave
+        blob = subprocess.run(
+            ["git", "-C", str(mirror), "hash-object", "-w", "--stdin"],
+            input=f"blob {number}\n".encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(
+            ["git", "-C", str(mirror), "pack-objects", "-q", str(mirror / "objects" / "pack" / "pack")],
+            input=blob,
+            capture_output=True,
+            check=True,
+        )
+    packs = lambda: list((mirror / "objects" / "pack").glob("*.pack"))  # noqa: E731
+    assert len(packs()) > 50
+    new = commit(repo, "app.txt", "after many packs\n")
+
+    await cache.ensure(str(repo))
+
+    assert git(mirror, "rev-parse", "refs/heads/main") == new
+    assert len(packs()) < 10
+    assert git(mirror, "fsck", "--no-progress", "--no-dangling") == ""
 
 
 async def test_checkout_of_an_unknown_commit_fails_as_infra_naming_repo_and_commit(

@@ -15,8 +15,10 @@ import pytest
 
 from taskmaster.core.logging import configure_logging
 from taskmaster.workspaces.cleanup import remove_tree
+from taskmaster.workspaces.git_cache import MirrorCache
 from taskmaster.workspaces.sandbox import SANDBOX_UID, Limits, SandboxResult, SandboxSpec, run
 from tests.support import LogCapture, OutputCollector, processes_with
+from tests.workspaces.conftest import make_repo
 
 
 def marker() -> str:
@@ -166,6 +168,25 @@ async def test_hidden_paths_are_empty_inside(workspace: Path, reachable_dir: Pat
 
     assert collected.data.decode().splitlines()[0].strip() == "0"
     assert b"do not read" not in collected.data and result.exit_code != 0
+
+
+async def test_read_only_paths_show_through_hidden_ones_so_git_works_in_a_checkout(
+    workspace: Path, reachable_dir: Path
+) -> None:
+    shas = make_repo(reachable_dir / "source")
+    cache = MirrorCache(reachable_dir / "mirrors", max_bytes=1 << 30)
+    await cache.checkout(str(reachable_dir / "source"), shas[-1], workspace)
+    objects = cache.mirror_path(str(reachable_dir / "source")) / "objects"
+    command = f"git log --format=%s -1; git status --porcelain; touch {objects}/x && echo wrote"
+
+    without, plain = await run_collecting(SandboxSpec(command, workspace, hidden=(cache.root,)))
+    shown, collected = await run_collecting(SandboxSpec(command, workspace, hidden=(cache.root,), read_only=(objects,)))
+
+    assert b"commit 2" not in plain.data  # the alternates point into a hidden directory: no objects
+    assert without.exit_code == 1  # the failed touch
+    assert collected.data.decode().splitlines()[0] == "commit 2"
+    assert b"wrote" not in collected.data and b"Read-only file system" in collected.data
+    assert shown.exit_code == 1 and not (objects / "x").exists()
 
 
 @pytest.mark.slow

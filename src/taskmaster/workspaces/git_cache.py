@@ -17,11 +17,13 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import structlog
@@ -54,6 +56,9 @@ _INHERITED_GIT_VARS = frozenset(
 _ID_RE = re.compile(r"[0-9a-fA-F]{7,64}")
 _SCP_LIKE_RE = re.compile(r"^[\w.-]+@[\w.-]+:")
 _STDERR_LIMIT = 4000
+_FULL_ID_LENGTHS = (40, 64)  # SHA-1, SHA-256
+_GC_LOOSE_IN_ONE_DIR = 27
+_GC_PACK_LIMIT = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +114,10 @@ class MirrorCache:
                     log.debug("mirror fetched meanwhile", repo=_display(repo))
                 else:
                     started = time.time()
-                    await self._run(["-C", str(mirror), "fetch", "--prune", "--quiet", "origin"], repo, token, "fetch")
+                    await self._run(_fetch_args(mirror), repo, token, "fetch")
                     _stamp(stamp, started)
+                    if await asyncio.to_thread(_may_need_gc, mirror):
+                        await self._maintain(mirror, repo)
             else:
                 started = time.time()
                 await self._clone(repo, mirror, token)
@@ -124,7 +131,7 @@ class MirrorCache:
         A sha missing from the mirror is fetched once, then looked up again; a ref name is always fetched first,
         because the mirror's copy of a branch may be behind. `dest` must not exist or be an empty directory.
 
-        How: `git init` + `objects/info/alternates` pointing at the mirror + `git checkout --detach` (what
+        How: an empty repository + `objects/info/alternates` pointing at the mirror + `git checkout --detach` (what
         `clone --shared` does, minus copying every ref of the mirror, which for a forge mirror includes all pull
         request refs). Measured on a 3000-commit, 2000-file repository it ties with `git worktree add` (both are
         dominated by writing the files, ~0.1 s), and unlike a worktree it keeps the index, HEAD and config inside
@@ -142,19 +149,11 @@ class MirrorCache:
         async with _locked(entry / "use.lock", shared=True):
             if not _is_mirror(mirror) or not immutable:
                 await self.ensure(repo, token=token)
-            sha = await self._resolve(mirror, commit, repo)
-            if sha is None and immutable:
-                await self.ensure(repo, token=token)
-                sha = await self._resolve(mirror, commit, repo)
-            if sha is None:
-                raise WorkspaceError(
-                    f"commit {commit!r} is not in {_display(repo)}, even after fetching it", repo=_display(repo)
-                )
             await asyncio.to_thread(_prepare_dest, dest, repo, commit)
             registration = entry / "checkouts" / _dest_key(dest)
             await asyncio.to_thread(_register, registration, dest)
             try:
-                await self._populate(mirror, dest, sha, repo)
+                sha = await self._populate(mirror, dest, commit, repo, token)
             except BaseException:
                 await remove_tree(dest)
                 registration.unlink(missing_ok=True)
@@ -198,6 +197,13 @@ class MirrorCache:
             raise
         log.info("mirror cloned", repo=_display(repo), path=str(mirror))
 
+    async def _maintain(self, mirror: Path, repo: str) -> None:
+        """`git maintenance run --auto`, as a fetch would run it; a failure is logged, the mirror stays usable."""
+        args = ["-C", str(mirror), "maintenance", "run", "--auto", "--quiet"]
+        code, _, err = await self._exec(args, _git_env(repo, None))
+        if code != 0:
+            log.warning("mirror maintenance failed", detail=_failure("maintenance", repo, None, err, None, code))
+
     async def _resolve(self, mirror: Path, commit: str, repo: str) -> str | None:
         code, out, _ = await self._exec(
             ["-C", str(mirror), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}^{{commit}}"],
@@ -205,20 +211,62 @@ class MirrorCache:
         )
         return out.decode().strip() if code == 0 else None
 
-    async def _populate(self, mirror: Path, dest: Path, sha: str, repo: str) -> None:
-        list_refs = ["-C", str(mirror), "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags"]
-        _, refs = await asyncio.gather(
-            self._run(["init", "--quiet", "--template=", str(dest)], repo, None, "init", sha),
-            self._run(list_refs, repo, None, "for-each-ref", sha),
-        )
-        await asyncio.to_thread(_write_git_files, dest / ".git", mirror, refs.decode(), _repo_key(repo))
-        await self._run(
-            ["-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha],
-            repo,
-            None,
-            "checkout",
-            sha,
-        )
+    async def _populate(self, mirror: Path, dest: Path, commit: str, repo: str, token: str | None) -> str:
+        """Fill `dest` with `commit` and return its sha. An object id missing from the mirror is fetched once.
+
+        An object id goes to `git checkout` as is (`<id>^{commit}`), so that on a warm mirror only two gits run,
+        `checkout` and `for-each-ref` (the repository itself is a few files written here); the sha is then read
+        from the detached HEAD. Only when that checkout fails is the mirror asked whether it has the commit, to
+        fetch it, or to tell a missing commit from another failure. A ref name (fetched by the caller) is
+        resolved in the mirror first, since the checkout names branches differently (`origin/<name>`).
+        """
+        if sys.platform != "linux":
+            # `git init` probes the file system (case folding, Unicode normalisation on macOS); on Linux the
+            # defaults `_write_git_dir` writes are what it would find, and that saves a process per checkout.
+            await self._run(["init", "--quiet", "--template=", str(dest)], repo, None, "init", commit)
+        await asyncio.to_thread(_write_git_dir, dest / ".git", mirror, _repo_key(repo), init=sys.platform == "linux")
+        if _ID_RE.fullmatch(commit) is None:
+            sha, refs = await _all(self._resolve(mirror, commit, repo), self._refs(mirror, repo, commit))
+            if sha is None:
+                raise _not_found(repo, commit)
+            await asyncio.to_thread(_write_packed_refs, dest / ".git", refs)
+            code, err = await self._checkout_tree(dest, sha, repo)
+        else:
+            code, err = await self._checkout_id(mirror, dest, commit, repo)
+            if code != 0 and await self._resolve(mirror, commit, repo) is None:
+                await self.ensure(repo, token=token)
+                code, err = await self._checkout_id(mirror, dest, commit, repo)
+                if code != 0 and await self._resolve(mirror, commit, repo) is None:
+                    raise _not_found(repo, commit)
+        if code != 0:
+            raise WorkspaceError(
+                _failure("checkout", repo, commit, err, None, code), repo=_display(repo), commit=commit
+            )
+        return await asyncio.to_thread(_detached_head, dest, repo, commit)
+
+    async def _checkout_id(self, mirror: Path, dest: Path, commit: str, repo: str) -> tuple[int, bytes]:
+        """Check out the object id `commit` and copy the mirror's refs; git's exit status and stderr.
+
+        A full-length id names its object whatever refs exist, so both run at once. An abbreviated one could be
+        read as a ref name, which git would prefer, so its refs are written first, as they will be seen later.
+        """
+        target = f"{commit}^{{commit}}"
+        if len(commit) not in _FULL_ID_LENGTHS:
+            await asyncio.to_thread(_write_packed_refs, dest / ".git", await self._refs(mirror, repo, commit))
+            return await self._checkout_tree(dest, target, repo)
+        refs, done = await _all(self._refs(mirror, repo, commit), self._checkout_tree(dest, target, repo))
+        await asyncio.to_thread(_write_packed_refs, dest / ".git", refs)
+        return done
+
+    async def _refs(self, mirror: Path, repo: str, commit: str) -> str:
+        """The mirror's branches and tags, as `<sha> <refname>` lines."""
+        args = ["-C", str(mirror), "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags"]
+        return (await self._run(args, repo, None, "for-each-ref", commit)).decode()
+
+    async def _checkout_tree(self, dest: Path, target: str, repo: str) -> tuple[int, bytes]:
+        args = ["-C", str(dest), "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", target]
+        code, _, err = await self._exec(args, _git_env(repo, None))
+        return code, err
 
     async def _run(
         self, args: Sequence[str], repo: str, token: str | None, verb: str, commit: str | None = None
@@ -283,6 +331,26 @@ class MirrorCache:
             removed.append(mirror)
             log.info("mirror evicted", path=str(mirror), bytes=size)
         return removed
+
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+async def _all(first: Coroutine[Any, Any, _A], second: Coroutine[Any, Any, _B]) -> tuple[_A, _B]:
+    """Run both at once and return their results; if one fails, the other is cancelled and awaited first.
+
+    Unlike a bare `gather`, nothing is left running (e.g. a git still writing into a checkout being deleted).
+    """
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    tasks: list[asyncio.Future[Any]] = [one, two]
+    try:
+        return await asyncio.gather(one, two)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 @contextlib.asynccontextmanager
@@ -363,6 +431,45 @@ def _try_locks(*paths: Path) -> Iterator[bool]:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _fetch_args(mirror: Path) -> list[str]:
+    # No FETCH_HEAD (nothing reads it; for a mirror it lists every ref, pull request refs included), no
+    # "(forced update)" detection, which walks history for every rewritten ref only to print a word we hide, and
+    # no `git maintenance run --auto` after every fetch: `_may_need_gc` decides when it may have work.
+    return [
+        "-C",
+        str(mirror),
+        "-c",
+        "fetch.showForcedUpdates=false",
+        "-c",
+        "advice.fetchShowForcedUpdates=false",
+        "fetch",
+        "--prune",
+        "--quiet",
+        "--no-write-fetch-head",
+        "--no-auto-maintenance",
+        "origin",
+    ]
+
+
+def _may_need_gc(mirror: Path) -> bool:
+    """Whether `git gc --auto` might find work: what it counts, checked without starting a process.
+
+    Its thresholds at their defaults (the mirrors' config never changes them): more than gc.auto = 6700 loose
+    objects, estimated from the one fan-out directory `objects/17` (6700 / 256, rounded up, is 27), or more than
+    gc.autoPackLimit = 50 packs. Erring towards yes is harmless: git checks again and does nothing.
+    """
+    objects = mirror / "objects"
+    try:
+        loose = len(os.listdir(objects / "17"))
+    except FileNotFoundError:
+        loose = 0
+    try:
+        packs = sum(1 for name in os.listdir(objects / "pack") if name.endswith(".pack"))
+    except FileNotFoundError:
+        packs = 0
+    return loose >= _GC_LOOSE_IN_ONE_DIR or packs > _GC_PACK_LIMIT
 
 
 def _git_env(repo: str, token: str | None) -> dict[str, str]:
@@ -515,10 +622,24 @@ def _live_checkouts(entry: Path) -> bool:
     return live
 
 
-def _write_git_files(git_dir: Path, mirror: Path, refs: str, origin: str) -> None:
-    """Alternates, packed refs (branches as origin/*, tags) and the origin remote: files, not three more gits."""
+def _write_git_dir(git_dir: Path, mirror: Path, origin: str, *, init: bool) -> None:
+    """The repository's files: what `git init` writes (if `init`), alternates and the origin remote."""
+    if init:
+        for sub in ("objects/pack", "refs/heads", "refs/tags"):
+            (git_dir / sub).mkdir(parents=True)
+        (git_dir / "HEAD").write_text("ref: refs/heads/main\n")  # replaced by the detached checkout
+        (git_dir / "config").write_text(
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n"
+        )
     (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (git_dir / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n")
+    quoted = origin.replace("\\", "\\\\").replace('"', '\\"')  # newlines were refused with the repo name
+    with (git_dir / "config").open("a") as config:
+        config.write(f'[remote "origin"]\n\turl = "{quoted}"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n')
+
+
+def _write_packed_refs(git_dir: Path, refs: str) -> None:
+    """The mirror's branches as origin/*, and its tags, so that `git describe` and `origin/main...HEAD` work."""
     lines = []
     for line in refs.splitlines():
         sha, _, name = line.partition(" ")
@@ -526,9 +647,22 @@ def _write_git_files(git_dir: Path, mirror: Path, refs: str, origin: str) -> Non
             name = "refs/remotes/origin/" + name.removeprefix("refs/heads/")
         lines.append(f"{sha} {name}\n")
     (git_dir / "packed-refs").write_text("".join(lines))
-    quoted = origin.replace("\\", "\\\\").replace('"', '\\"')  # newlines were refused with the repo name
-    with (git_dir / "config").open("a") as config:
-        config.write(f'[remote "origin"]\n\turl = "{quoted}"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n')
+
+
+def _detached_head(dest: Path, repo: str, commit: str) -> str:
+    """The sha `git checkout --detach` wrote to HEAD: the commit itself, even when asked for by a tag's id."""
+    head = (dest / ".git" / "HEAD").read_text().strip()
+    if _ID_RE.fullmatch(head) is None:
+        raise WorkspaceError(
+            f"checkout of {_display(repo)} at {commit} left HEAD at {head[:100]!r}, not a commit",
+            repo=_display(repo),
+            commit=commit,
+        )
+    return head
+
+
+def _not_found(repo: str, commit: str) -> WorkspaceError:
+    return WorkspaceError(f"commit {commit!r} is not in {_display(repo)}, even after fetching it", repo=_display(repo))
 
 
 def _tree_size(path: Path) -> int:
@@ -540,3 +674,17 @@ def _tree_size(path: Path) -> int:
                 if stat.S_ISREG(info.st_mode):
                     total += info.st_size
     return total
+
+
+def token_env(repo: str, token: str | None) -> dict[str, str]:
+    """The environment that makes one git process send `token` to `repo`'s host (nothing when no token), as a
+    checkout on another machine needs it; git writes none of it to a config file."""
+    if not token:
+        return {"GIT_TERMINAL_PROMPT": "0"}
+    origin = _origin(repo)
+    return {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{origin}.extraHeader" if origin else "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: {_basic(token)}",
+    }

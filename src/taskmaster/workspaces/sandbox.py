@@ -83,7 +83,9 @@ class SandboxSpec:
     top of PATH, HOME (a private /tmp under bubblewrap) and LANG. `network` False gives the step a network
     namespace of its own (only its own loopback). `timeout` (seconds, None for none) ends the step with SIGTERM,
     and SIGKILL `grace` seconds later. `hidden` paths are covered by empty directories inside the sandbox (e.g.
-    the workspace root holding other pipelines' checkouts, or the state directory). `isolation`: "auto" uses
+    the workspace root holding other pipelines' checkouts, or the state directory). `read_only` paths are shown
+    read-only at their own place even when under a hidden path or /tmp (e.g. the mirror objects a checkout reads
+    through its alternates file, so that git works in the step). `isolation`: "auto" uses
     bubblewrap when installed and otherwise runs unsandboxed with a warning; "bwrap" requires it; "none" never uses
     it.
     """
@@ -96,6 +98,7 @@ class SandboxSpec:
     grace: float = 5.0
     limits: Limits = Limits()
     hidden: tuple[Path, ...] = ()
+    read_only: tuple[Path, ...] = ()
     isolation: Literal["auto", "bwrap", "none"] = "auto"
 
     def __post_init__(self) -> None:
@@ -271,6 +274,8 @@ class _Step:
             "--tmpfs",
             _PRIVATE_TMP,
             *(arg for path in spec.hidden for arg in ("--tmpfs", str(path.absolute()))),
+            # After the hidden paths and /tmp, so that these show through them.
+            *(arg for path in spec.read_only for arg in ("--ro-bind", str(path.absolute()), str(path.absolute()))),
             "--bind",
             workspace,
             workspace,
@@ -575,13 +580,24 @@ def _may_search(info: os.stat_result) -> bool:
 
 
 def _chown_tree(root: Path) -> None:
-    """Give the tree to the sandbox user (without following links), skipping what it owns already."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (".", *dirnames, *filenames):
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if info.st_uid != SANDBOX_UID or info.st_gid != SANDBOX_GID:
-                os.lchown(path, SANDBOX_UID, SANDBOX_GID)
+    """Give the tree to the sandbox user (without following links), skipping what it owns already.
+
+    Runs before every sandboxed step over the whole checkout, so it does one lstat per entry and nothing more:
+    `scandir` tells directories from the entry type, without the extra stat of `os.walk` + `lstat`.
+    """
+    _give(os.lstat(root), os.fspath(root))
+    pending = [os.fspath(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                _give(entry.stat(follow_symlinks=False), entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+
+
+def _give(info: os.stat_result, path: str) -> None:
+    if info.st_uid != SANDBOX_UID or info.st_gid != SANDBOX_GID:
+        os.lchown(path, SANDBOX_UID, SANDBOX_GID)
 
 
 async def _wait_exit(proc: asyncio.subprocess.Process) -> int:
@@ -608,9 +624,13 @@ async def _wait_exit(proc: asyncio.subprocess.Process) -> int:
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-    # The child watcher reaps the process and records the status a moment after it ends; it offers no event.
-    while proc.returncode is None:  # noqa: ASYNC110
-        await asyncio.sleep(0.01 if pidfd is not None else 0.05)
+    # The child watcher reaps the process and records the status a moment after it ends (well under a millisecond
+    # once the pidfd said so); it offers no event. Polled from 0.5 ms up: a fixed 10 ms added that much to every
+    # step, a large share of a short step's cost.
+    delay = 0.0005
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.01 if pidfd is not None else 0.05)
     return proc.returncode
 
 
