@@ -1,4 +1,5 @@
-"""A pipeline run by the engine shows up on its forge: statuses per step and overall, one PR comment, an issue."""
+"""A pipeline run by the engine shows up on its forge: statuses per step and overall, one PR comment, an issue;
+as a GitHub App, also one check run per pipeline that ends completed with the failing step's log findings."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
+from taskmaster.config.settings import GitHubSettings
 from taskmaster.db.models import Pipeline, Project, PullRequest
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import FORGE_API_URL, ForgeUpdates
@@ -17,12 +22,56 @@ steps:
   build: {run: "echo built"}
   test: {run: "echo 'assert 1 == 2 failed'; exit 1", needs: [build], retries: 0}
 """
+FINDINGS = 75
+"""Lines the failing step prints in `path:line: message` form: more than one batch of 50 annotations."""
+FINDINGS_DEFINITION = f"""\
+steps:
+  build: {{run: "echo built"}}
+  test:
+    run: 'i=1; while [ $i -le {FINDINGS} ]; do echo "src/app.py:$i: error: E$i failed"; i=$((i+1)); done; exit 1'
+    needs: [build]
+    retries: 0
+"""
+APP_ID = 4242
+INSTALLATION = 77
 
 
 @pytest.fixture
 def github() -> Iterator[tuple[str, FakeGitHub]]:
     with serve_github() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, str]:
+    """A throw-away RSA key pair for the App: (private PEM, public PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+async def on_github(harness: Any, box: SecretBox, pipeline: Pipeline, *, settings: dict[str, str]) -> None:
+    """Make the harness's project `octo/app` on GitHub with a personal token, and the pipeline one of PR #7."""
+    async with harness.db.transaction() as session:
+        project = await session.get(Project, harness.project.id)
+        assert project is not None
+        project.forge, project.owner, project.repo_name = "github", "octo", "app"
+        project.forge_token = box.encrypt(PERSONAL_TOKEN)
+        project.settings = settings
+        pull = PullRequest(project_id=project.id, number=7, head_ref="main", head_sha=pipeline.commit_sha or "",
+                           base_ref="main")  # fmt: skip
+        session.add(pull)
+        await session.flush()
+        row = await session.get(Pipeline, pipeline.id)
+        assert row is not None
+        row.pull_request_id = pull.id
 
 
 @pytest.mark.slow  # GitHub's client spaces writes a second apart, as GitHub asks
@@ -33,21 +82,9 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     harness = await harness_factory(DEFINITION)
     box = SecretBox.from_settings(harness.settings)
     pipeline = await harness.create()
-    async with harness.db.transaction() as session:
-        project = await session.get(Project, harness.project.id)
-        assert project is not None
-        project.forge, project.owner, project.repo_name = "github", "octo", "app"
-        project.forge_token = box.encrypt(PERSONAL_TOKEN)
-        project.settings = {FORGE_API_URL: url}
-        pull = PullRequest(project_id=project.id, number=7, head_ref="main", head_sha=pipeline.commit_sha or "",
-                           base_ref="main")  # fmt: skip
-        session.add(pull)
-        await session.flush()
-        row = await session.get(Pipeline, pipeline.id)
-        assert row is not None
-        row.pull_request_id = pull.id
+    await on_github(harness, box, pipeline, settings={FORGE_API_URL: url})
 
-    updates = ForgeUpdates(harness.db, box)
+    updates = ForgeUpdates(harness.db, box, harness.settings)
     status = await harness.engine(on_change=updates).run(pipeline.id)
     assert status == "failed"
 
@@ -59,6 +96,60 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     assert "test" in comment["body"] and "assert 1 == 2 failed" in comment["body"]
     (issue,) = fake.state.issues
     assert "test" in issue["title"] and (pipeline.commit_sha or "")[:7] in issue["title"]
+    assert fake.matching(path_contains="/check-runs") == []  # a personal token gets statuses only
 
     await updates(pipeline.id)  # a finished pipeline is reported once
     assert len(fake.state.issues) == 1 and len(fake.comments_on("octo/app", 7)) == 1
+
+
+@pytest.mark.slow  # GitHub's client spaces writes a second apart, as GitHub asks
+async def test_as_a_github_app_a_failed_pipeline_gets_one_check_run_with_its_findings_and_one_token(
+    harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub], app_key: tuple[str, str]
+) -> None:
+    url, fake = github
+    private, public = app_key
+    fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": INSTALLATION}
+    fake.check_runs_need_app = True
+    harness = await harness_factory(FINDINGS_DEFINITION)
+    box = SecretBox.from_settings(harness.settings)
+    pipeline = await harness.create()
+    await on_github(harness, box, pipeline, settings={})  # the App's API URL serves projects without their own
+    app = GitHubSettings(api_url=url, app_id=APP_ID, private_key=SecretStr(private))
+    settings = harness.settings.model_copy(update={"github": app})
+
+    updates = ForgeUpdates(harness.db, box, settings)
+    try:
+        status = await harness.engine(on_change=updates).run(pipeline.id)
+        assert status == "failed"
+        await updates(pipeline.id)  # a finished pipeline is reported once
+    finally:
+        await updates.aclose()
+
+    (run,) = fake.state.check_runs.values()
+    assert (run["name"], run["head_sha"], run["external_id"]) == ("taskmaster", pipeline.commit_sha, str(pipeline.id))
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert run["title"].startswith("Failed at test")
+    assert run["summary"].startswith("**Failed at test")
+    assert "| build | ✅ passed |" in run["summary"] and "| test | ❌ failed" in run["summary"]
+    assert "E75 failed" in run["text"]  # the failing step's log tail
+    assert len(fake.matching("POST", "/check-runs")) == 1  # created once, then updated
+    sent = [len(r.json["output"].get("annotations", [])) for r in fake.matching("PATCH", "/check-runs/")
+            if r.json.get("output")]  # fmt: skip
+    assert [count for count in sent if count] == [50, FINDINGS - 50]
+    assert len(run["annotations"]) == FINDINGS
+    assert run["annotations"][0] == {"path": "src/app.py", "start_line": 1, "end_line": 1,
+                                     "annotation_level": "failure", "message": "E1 failed"}  # fmt: skip
+    assert [a["start_line"] for a in run["annotations"]] == list(range(1, FINDINGS + 1))
+
+    assert fake.token_requests() == 1  # one installation token, reused for every update
+    assert len(fake.matching("GET", "/repos/octo/app/installation")) == 1
+    assert all(claims["iss"] == str(APP_ID) for claims in fake.state.jwt_claims)  # JWTs verified by the fake
+    (token,) = fake.state.issued_tokens
+    repo_calls = [r for r in fake.requests if r.path.startswith("/repos/octo/app/") and "installation" not in r.path]
+    assert {r.headers["authorization"] for r in repo_calls} == {f"token {token}"}  # the App wins over the token
+
+    final = {s["context"]: s["state"] for s in fake.state.statuses}
+    assert final == {"taskmaster/build": "success", "taskmaster/test": "failure", "taskmaster": "failure"}
+    (comment,) = fake.comments_on("octo/app", 7)
+    assert "E75 failed" in comment["body"]
+    assert len(fake.state.issues) == 1

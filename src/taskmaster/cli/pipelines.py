@@ -151,6 +151,7 @@ def run_command(
     async def go(db: Database) -> dict[str, Any]:
         from taskmaster.pipelines.engine import PipelineEngine
         from taskmaster.pipelines.leases import Lease
+        from taskmaster.pipelines.sites import remote_sites
         from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
         from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -158,7 +159,15 @@ def run_command(
         lease = Lease(settings.worker.stale_after_seconds / 2)
         # Its own name, never the configured worker id: that one belongs to the worker process.
         name = f"cli:{socket.gethostname()}:{os.getpid()}"
-        engine = PipelineEngine(db, settings, mirror, keep_workspace=keep_workspace, lease=lease, worker_id=name)
+        engine = PipelineEngine(
+            db,
+            settings,
+            mirror,
+            keep_workspace=keep_workspace,
+            lease=lease,
+            worker_id=name,
+            sites=remote_sites(settings),  # None: this machine
+        )
         # Beating before the pipeline exists under our name: a worker's reaper takes over pipelines whose owner has
         # no fresh heartbeat, and this one must not look abandoned for a moment.
         heartbeat = Heartbeat(
@@ -174,6 +183,7 @@ def run_command(
             return await follow(db, engine, mirror)
         finally:
             await heartbeat.stop()
+            await engine.sites.aclose()
 
     async def follow(db: Database, engine: PipelineEngine, mirror: MirrorCache) -> dict[str, Any]:
         from taskmaster.pipelines.runs import create_run

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -127,6 +128,39 @@ class WorkspaceSettings(_Section):
     """Least recently used mirrors are evicted above this total size."""
 
 
+class SshInstanceSettings(_Section):
+    """A remote Linux instance (e.g. WSL2) that runs pipelines over SSH: `[[executor.ssh]]` in taskmaster.toml."""
+
+    name: str = Field(min_length=1)
+    host: str = Field(min_length=1)
+    port: int = Field(22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    key_file: Path
+    """The private key to log in with (no agent, no password)."""
+    known_hosts: Path | None = None
+    """A known_hosts file pinning the instance's host key; unset accepts any host key (trusted networks only)."""
+    workspace_root: str = Field(min_length=2, pattern=r"^/")
+    """An absolute path on the instance under which pipelines' checkouts are made."""
+    max_concurrent_steps: int = Field(4, ge=1, le=64)
+
+
+class ExecutorSettings(_Section):
+    """Where pipeline steps run: `local` (this machine, in the sandbox) or `ssh` (the `[[executor.ssh]]` instances;
+    each pipeline goes to one of them, checked out there)."""
+
+    kind: Literal["local", "ssh"] = "local"
+    ssh: tuple[SshInstanceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _instances_for_ssh(self) -> ExecutorSettings:
+        if self.kind == "ssh" and not self.ssh:
+            raise ValueError("kind is 'ssh' but no [[executor.ssh]] instance is configured")
+        names = [instance.name for instance in self.ssh]
+        if len(set(names)) != len(names):
+            raise ValueError(f"[[executor.ssh]] names must be unique, got {names}")
+        return self
+
+
 class WebhookSettings(_Section):
     """Inbound webhooks: secret rotation, rate limits (token buckets), and how failed processing is retried."""
 
@@ -147,6 +181,97 @@ class WebhookSettings(_Section):
     """How long the receiving process remembers a repository's project and secrets (0: look up every delivery)."""
 
 
+class GitHubSettings(_Section):
+    """Taskmaster as a GitHub App: with `app_id` and a private key, GitHub projects on `api_url` report through the
+    App's installation (check runs with annotations, statuses, comments) instead of their stored personal token."""
+
+    api_url: str = "https://api.github.com"
+    """GitHub's REST API, for the App and for GitHub projects without their own `forge_api_url`; GitHub Enterprise
+    Server: `https://<host>/api/v3`."""
+    app_id: int | None = Field(None, ge=1)
+    private_key: SecretStr | None = None
+    """The App's private key (PEM text); `\\n` escapes are accepted, for one-line environment variables."""
+    private_key_file: Path | None = None
+    """A file holding the App's private key instead; read when the settings are loaded."""
+    _key_from_file: SecretStr | None = PrivateAttr(None)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _unescape(cls, value: object) -> object:
+        if isinstance(value, str) and "\n" not in value and "\\n" in value:
+            return value.replace("\\n", "\n")
+        return value
+
+    @field_validator("private_key")
+    @classmethod
+    def _pem(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        _check_pem(value.get_secret_value())
+        return value
+
+    @field_validator("private_key_file")
+    @classmethod
+    def _pem_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            _check_pem(_read_key_file(value))
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> GitHubSettings:
+        # Cross-field problems are reported on the section: name both spellings, the variable and the key.
+        if self.private_key is not None and self.private_key_file is not None:
+            raise ValueError(
+                "give the GitHub App's private key inline (GITHUB_APP_PRIVATE_KEY, github.private_key) "
+                "or as a file (GITHUB_APP_PRIVATE_KEY_PATH, github.private_key_file), not both"
+            )
+        has_key = self.private_key is not None or self.private_key_file is not None
+        if self.app_id is None and has_key:
+            raise ValueError("a GitHub App private key needs the App's id (GITHUB_APP_ID, github.app_id)")
+        if self.app_id is not None and not has_key:
+            raise ValueError(
+                "the GitHub App (GITHUB_APP_ID, github.app_id) needs its private key: GITHUB_APP_PRIVATE_KEY or "
+                "GITHUB_APP_PRIVATE_KEY_PATH (github.private_key, github.private_key_file)"
+            )
+        if self.private_key_file is not None:
+            self._key_from_file = SecretStr(_read_key_file(self.private_key_file))
+        return self
+
+    @property
+    def app_configured(self) -> bool:
+        return self.app_id is not None
+
+    @property
+    def app_private_key(self) -> str | None:
+        """The App's private key (PEM), from `private_key` or from the file read at load."""
+        key = self.private_key or self._key_from_file
+        return key.get_secret_value() if key is not None else None
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a PEM private key") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+
+
+def _check_pem(text: str) -> None:
+    # The message never quotes the text: it is a secret however malformed.
+    try:
+        load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("is not an unencrypted PEM private key") from None
+
+
 class Settings(_Section):
     """Everything Taskmaster reads from its environment, `taskmaster.toml` and defaults."""
 
@@ -162,7 +287,9 @@ class Settings(_Section):
     agentapi: AgentApiSettings = AgentApiSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    executor: ExecutorSettings = ExecutorSettings()
     client: ClientSettings = ClientSettings()
+    github: GitHubSettings = GitHubSettings()
 
     @property
     def embedded(self) -> bool:

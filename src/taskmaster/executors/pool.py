@@ -167,6 +167,17 @@ class SshPool:
         except NoHealthyInstance as exc:
             return infra_outcome(exc.detail, duration=time.monotonic() - waited, ran_on=self.name)
 
+    async def pick(self) -> SshExecutor:
+        """The healthy instance with the most free capacity, for work that must stay on one instance (a pipeline
+        whose steps share a workspace): its steps then run on that executor, which caps them itself. Raises
+        `NoHealthyInstance`."""
+        await self.start()
+        healthy = [member for member in self._members if member.healthy]
+        if not healthy:
+            reasons = "; ".join(f"{m.executor.instance.name}: {m.reason}" for m in self._members)
+            raise NoHealthyInstance(f"no healthy SSH instance in the pool ({reasons})")
+        return min(healthy, key=lambda m: m.executor.busy / m.executor.capacity).executor
+
     @asynccontextmanager
     async def lease(
         self, *, workdir: str | None = None, cancel: asyncio.Event | None = None

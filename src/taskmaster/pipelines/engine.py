@@ -38,9 +38,9 @@ from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.logs import LogWriter, log_end, log_tail
 from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finished, ready_steps, steps_to_skip
 from taskmaster.pipelines.runs import plan_pipeline
+from taskmaster.pipelines.sites import LocalSites, Site, Sites
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
 from taskmaster.secrets import SecretBox
-from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -92,7 +92,7 @@ class _Context:
     sha: str
     token: str | None
     secrets: list[str]
-    directory: Path
+    site: Site
     checkout_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     shared_ready: bool = False
 
@@ -107,8 +107,9 @@ class PipelineEngine:
 
     The engine owns the pipelines it runs (`worker_id`, see `pipelines.leases`): it stops their steps and raises
     `LeaseLost` when another worker takes one over or when `lease` (this worker's heartbeat) lapses.
-    Steps run through `executor` (the `Executor` protocol); the default is this machine's sandbox, with other
-    pipelines' workspaces, the mirrors and the state directory hidden from the step.
+    A pipeline runs at one site (`pipelines.sites`): `sites` hands them out; by default this machine, with
+    checkouts from `mirror` and steps through `executor` (the `Executor` protocol), itself by default this
+    machine's sandbox with other pipelines' workspaces, the mirrors and the state directory hidden from the step.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class PipelineEngine:
         poll_seconds: float = 0.5,
         grace: float = 5.0,
         executor: Executor | None = None,
+        sites: Sites | None = None,
         log_max_bytes: int = 4 * 1024 * 1024,
         secrets: Iterable[str] = (),
         worker_id: str | None = None,
@@ -140,7 +142,9 @@ class PipelineEngine:
         self.keep_workspace = keep_workspace
         self.poll_seconds = poll_seconds
         self.grace = grace
-        self.executor: Executor = executor or LocalExecutor(hidden=self._hidden)
+        self.sites: Sites = sites or LocalSites(
+            mirror, settings.workspace_root, executor or LocalExecutor(hidden=self._hidden)
+        )
         self.log_max_bytes = log_max_bytes
         self.secrets = list(secrets)
         self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
@@ -169,7 +173,7 @@ class PipelineEngine:
         finally:
             self._contexts.pop(pipeline_id, None)
             if not self.keep_workspace:
-                await self._remove_workspaces(context.directory)
+                await context.site.clean()
 
     async def cancel(self, pipeline_id: uuid.UUID, *, reason: str = "canceled by request") -> PipelineStatus:
         """Cancel a live pipeline; an engine running it (in any process) stops its steps within a poll."""
@@ -227,7 +231,7 @@ class PipelineEngine:
                 sha=pipeline.commit_sha or "",
                 token=token,
                 secrets=secrets,
-                directory=self.settings.workspace_root.absolute() / str(pipeline.id),
+                site=await self.sites.site_for(pipeline.id),
             )
         await self._changed(pipeline_id)
         return plan, context
@@ -487,17 +491,17 @@ class PipelineEngine:
             return AttemptOutcome("error", message=f"unknown built-in step {planned.uses!r}")
         assert planned.command is not None
         if planned.workspace is WorkspaceMode.FRESH:
-            workspace = context.directory / f"{planned.name}-{attempt}"
+            workspace = f"{planned.name}-{attempt}"
             checkout = _until_stopped(self._make_checkout(context, workspace), stop)
         else:
-            workspace = context.directory / SHARED_WORKSPACE
+            workspace = SHARED_WORKSPACE
             checkout = _until_stopped(self._shared_workspace(context), stop)
         prepared = await checkout
         if prepared is not None:
             return prepared
         spec = StepSpec(
             command=planned.command,
-            workdir=str(workspace),
+            workdir=context.site.path(workspace),
             env={
                 **planned.env,
                 "CI": "true",
@@ -512,7 +516,7 @@ class PipelineEngine:
             grace=self.grace,
             max_output_bytes=self.log_max_bytes,  # the log keeps no more: the executor need not pass more on
         )
-        result = await self.executor.run(spec, on_output=writer.write, cancel=stop)
+        result = await context.site.executor.run(spec, on_output=writer.write, cancel=stop)
         if result.canceled:
             return AttemptOutcome("canceled", exit_code=result.exit_code, message="stopped")
         if result.timed_out:
@@ -531,8 +535,8 @@ class PipelineEngine:
     async def _checkout_step(self, context: _Context, writer: LogWriter) -> AttemptOutcome:
         async with context.checkout_lock:
             started = time.monotonic()
-            shared = context.directory / SHARED_WORKSPACE
-            await self._make_checkout(context, shared)
+            await self._make_checkout(context, SHARED_WORKSPACE)
+            context.shared_ready = True
         await writer.write(f"checked out {context.sha} in {time.monotonic() - started:.2f} s\n".encode())
         return AttemptOutcome("success", exit_code=0)
 
@@ -541,17 +545,13 @@ class PipelineEngine:
         if context.shared_ready:
             return None
         async with context.checkout_lock:
-            shared = context.directory / SHARED_WORKSPACE
-            if not (shared / ".git").is_dir():
-                await self._make_checkout(context, shared)
+            if not context.shared_ready:  # a resumed engine checks out again: the files may be half written
+                await self._make_checkout(context, SHARED_WORKSPACE)
             context.shared_ready = True
         return None
 
-    async def _make_checkout(self, context: _Context, dest: Path) -> None:
-        await asyncio.to_thread(_make_reachable_dir, context.directory)
-        if await asyncio.to_thread(dest.exists):
-            await self.mirror.remove(dest)
-        await self.mirror.checkout(context.repository, context.sha, dest, token=context.token)
+    async def _make_checkout(self, context: _Context, name: str) -> None:
+        await context.site.checkout(name, context.repository, context.sha, token=context.token)
 
     async def _record(
         self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: AttemptOutcome, *, rerun: bool
@@ -630,7 +630,7 @@ class PipelineEngine:
                 sha=pipeline.commit_sha or "",
                 token=token,
                 secrets=secrets,
-                directory=self.settings.workspace_root.absolute() / str(pipeline.id),
+                site=await self.sites.site_for(pipeline.id),
             )
 
     def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:
@@ -651,16 +651,6 @@ class PipelineEngine:
         """
         candidates = [self.settings.workspace_root, self.mirror.root, self.settings.state_dir]
         return tuple(path.absolute() for path in candidates if _reachable(path.absolute()))
-
-    async def _remove_workspaces(self, directory: Path) -> None:
-        if not await asyncio.to_thread(directory.is_dir):
-            return
-        try:
-            for child in await asyncio.to_thread(lambda: list(directory.iterdir())):
-                await self.mirror.remove(child)
-            await remove_tree(directory)
-        except (OSError, WorkspaceError):
-            log.warning("workspace clean-up failed", path=str(directory), exc_info=True)
 
     async def _changed(self, pipeline_id: uuid.UUID) -> None:
         if self.on_change is None:
@@ -765,11 +755,6 @@ async def _until_stopped(work: Awaitable[AttemptOutcome | None], stop: asyncio.E
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return AttemptOutcome("canceled", message="stopped")
-
-
-def _make_reachable_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o755)  # the sandbox user must pass through it to its workspace
 
 
 def _reachable(path: Path) -> bool:

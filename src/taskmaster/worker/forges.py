@@ -1,16 +1,21 @@
-"""The worker's way to a project's forge: a client built from its stored token, and pipeline updates sent to it."""
+"""The worker's way to a project's forge: a client as the configured GitHub App or with the project's stored token,
+and pipeline updates sent to it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 
 import structlog
 
+from taskmaster.config import Settings
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.forges.base import Forge
 from taskmaster.forges.github.client import GitHubForge
 from taskmaster.forges.gitlab.client import GitLabForge
+from taskmaster.pipelines.annotations import with_log_annotations
 from taskmaster.pipelines.report import ForgeReporter, needs_manual_review
 from taskmaster.pipelines.reporting import pipeline_report
 from taskmaster.secrets import SecretBox
@@ -21,31 +26,77 @@ FORGE_API_URL = "forge_api_url"
 """Project setting: the forge's API URL (GitHub Enterprise, a self-managed GitLab)."""
 
 
-def forge_for(project: Project, box: SecretBox) -> Forge | None:
-    """A client for the project's forge with its token; None for local projects and projects without a token."""
+def uses_github_app(project: Project, settings: Settings) -> bool:
+    """A GitHub project on the server where the configured GitHub App lives: it is reached as the App."""
+    if project.forge != "github" or not settings.github.app_configured:
+        return False
+    return _github_api_url(project, settings) == settings.github.api_url
+
+
+def github_app_forge(settings: Settings) -> GitHubForge:
+    """A client acting as the configured GitHub App (each repository through its installation)."""
+    github = settings.github
+    assert github.app_id is not None, "check uses_github_app first"
+    return GitHubForge(app_id=github.app_id, private_key=github.app_private_key, base_url=github.api_url)
+
+
+def forge_for(project: Project, box: SecretBox, settings: Settings) -> Forge | None:
+    """A new client for the project's forge, to be closed by the caller: as the GitHub App when it covers the
+    project, else with the project's token; None for local projects and projects without either."""
+    if uses_github_app(project, settings):
+        return github_app_forge(settings)
     token = box.decrypt(project.forge_token)
     if not token:
         return None
-    base_url = project.settings.get(FORGE_API_URL)
-    options = {"base_url": base_url} if base_url else {}
     if project.forge == "github":
-        return GitHubForge(token=token, **options)
+        return GitHubForge(token=token, base_url=_github_api_url(project, settings))
     if project.forge == "gitlab":
-        return GitLabForge(token=token, **options)
+        base_url = project.settings.get(FORGE_API_URL)
+        return GitLabForge(token=token, **({"base_url": base_url} if base_url else {}))
     return None
+
+
+def _github_api_url(project: Project, settings: Settings) -> str:
+    url = project.settings.get(FORGE_API_URL) or settings.github.api_url
+    return str(url).rstrip("/")
 
 
 class ForgeUpdates:
     """The engine's `on_change` hook: after every change of a pipeline, its forge shows the new state
     (statuses per step and overall; when it ends, the pull request's one comment and, for a code failure, an issue
-    for manual review). Best effort: forge errors are logged, the pipeline's outcome is already stored."""
+    for manual review). Best effort: forge errors are logged, the pipeline's outcome is already stored.
 
-    def __init__(self, db: Database, box: SecretBox) -> None:
+    Projects covered by the GitHub App also get a check run per pipeline (updated until it completes, with the
+    failing steps' log findings as annotations). The App's client lives as long as this object, so its
+    installation tokens are requested once and reused until they near expiry; `aclose` closes it.
+    """
+
+    def __init__(self, db: Database, box: SecretBox, settings: Settings) -> None:
         self.db = db
         self.box = box
+        self.settings = settings
+        self._app: tuple[GitHubForge, ForgeReporter] | None = None
+        self._check_runs: dict[uuid.UUID, str] = {}
         self._reported_final: set[uuid.UUID] = set()
+        # One update of a pipeline at a time: its check run is created once, and a later state is never
+        # overwritten by an earlier one still in flight.
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def __call__(self, pipeline_id: uuid.UUID) -> None:
+        lock = self._locks.get(pipeline_id)
+        if lock is None:
+            lock = self._locks[pipeline_id] = asyncio.Lock()
+        async with lock:
+            await self._update(pipeline_id)
+
+    async def aclose(self) -> None:
+        """Close the GitHub App's client (and with it its cached installation tokens)."""
+        if self._app is not None:
+            forge, _ = self._app
+            self._app = None
+            await forge.aclose()
+
+    async def _update(self, pipeline_id: uuid.UUID) -> None:
         async with self.db.session() as session:
             found = await pipeline_report(session, pipeline_id)
         if found is None:
@@ -53,14 +104,32 @@ class ForgeUpdates:
         project, report = found
         if report.is_finished and pipeline_id in self._reported_final:
             return  # a finished pipeline is reported once (annotations and issues must not repeat)
-        forge = forge_for(project, self.box)
-        if forge is None:
-            return
-        try:
-            result = await ForgeReporter(forge, check_runs=False).report(report, open_issue=needs_manual_review(report))
-        finally:
-            await forge.aclose()
+        open_issue = needs_manual_review(report)
+        if uses_github_app(project, self.settings):
+            _, reporter = self._app_client()
+            result = await reporter.report(
+                with_log_annotations(report),
+                previous_check_run_id=self._check_runs.get(pipeline_id),
+                open_issue=open_issue,
+            )
+            if result.check_run_id is not None:
+                self._check_runs[pipeline_id] = result.check_run_id
+        else:
+            forge = forge_for(project, self.box, self.settings)
+            if forge is None:
+                return
+            try:
+                result = await ForgeReporter(forge, check_runs=False).report(report, open_issue=open_issue)
+            finally:
+                await forge.aclose()
         if report.is_finished:
             self._reported_final.add(pipeline_id)
+            self._check_runs.pop(pipeline_id, None)
         for error in result.errors:
             log.warning("forge update failed", pipeline_id=str(pipeline_id), error=error.detail)
+
+    def _app_client(self) -> tuple[GitHubForge, ForgeReporter]:
+        if self._app is None:
+            forge = github_app_forge(self.settings)
+            self._app = (forge, ForgeReporter(forge, check_runs=True))
+        return self._app

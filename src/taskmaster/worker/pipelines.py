@@ -22,6 +22,7 @@ from taskmaster.db.session import Database
 from taskmaster.pipelines import leases
 from taskmaster.pipelines.engine import LeaseLost, PipelineEngine
 from taskmaster.pipelines.leases import Lease
+from taskmaster.pipelines.sites import remote_sites
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import ForgeUpdates
@@ -45,9 +46,15 @@ class PipelineLoop(PollingLoop):
         self.worker_id = worker_id
         self.lease = lease
         self.mirror = MirrorCache.from_settings(settings)
-        self.updates = ForgeUpdates(db, box)
+        self.updates = ForgeUpdates(db, box, settings)
         self.engine = PipelineEngine(
-            db, settings, self.mirror, worker_id=worker_id, lease=lease, on_change=self.updates
+            db,
+            settings,
+            self.mirror,
+            worker_id=worker_id,
+            lease=lease,
+            on_change=self.updates,
+            sites=remote_sites(settings),  # None: this machine
         )
         self._running: dict[uuid.UUID, asyncio.Task[PipelineStatus | None]] = {}
         self._next_reap = 0.0
@@ -61,6 +68,8 @@ class PipelineLoop(PollingLoop):
         for running in list(self._running.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
+        await self.updates.aclose()
+        await self.engine.sites.aclose()
 
     async def drain(self) -> None:
         if self.lease is not None and not self.lease.valid:

@@ -23,8 +23,9 @@ PERMISSION_TTL_SECONDS = 300.0
 class ForgePermissions:
     """Asks the project's forge whether a user has write access, and remembers the answer for five minutes."""
 
-    def __init__(self, box: SecretBox) -> None:
+    def __init__(self, box: SecretBox, settings: Settings) -> None:
         self.box = box
+        self.settings = settings
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
 
     async def __call__(self, project: Project, login: str) -> bool:
@@ -32,7 +33,7 @@ class ForgePermissions:
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < PERMISSION_TTL_SECONDS:
             return cached[1]
-        forge = forge_for(project, self.box)
+        forge = forge_for(project, self.box, self.settings)
         if forge is None:
             return False
         try:
@@ -55,7 +56,7 @@ class WebhookLoop(PollingLoop):
         self.settings = settings
         self.db = db
         self.on_processed = on_processed
-        self.permissions = ForgePermissions(box)
+        self.permissions = ForgePermissions(box, settings)
 
     async def drain(self) -> None:
         while await service.process_next(self.db, self.settings, permission=self.permissions):

@@ -161,7 +161,8 @@ class GitHubState:
 
 class FakeGitHub(RecordingServer):
     """Serve it with `serve_github()`. `installations` maps `owner/name` to the App installation that covers it;
-    `app_id` and `app_public_key` (PEM) let it verify App JWTs; `page_size` caps `per_page` to exercise paging.
+    `app_id` and `app_public_key` (PEM) let it verify App JWTs; `page_size` caps `per_page` to exercise paging;
+    `check_runs_need_app` refuses check run writes made with the personal token, as GitHub does.
     """
 
     def __init__(self) -> None:
@@ -169,6 +170,7 @@ class FakeGitHub(RecordingServer):
         self.app_id: int | None = None
         self.app_public_key: str | None = None
         self.installations: dict[str, int] = {}
+        self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
         self.state = GitHubState()
@@ -194,6 +196,7 @@ class FakeGitHub(RecordingServer):
         self.app_id = None
         self.app_public_key = None
         self.installations = {}
+        self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
         self.state = GitHubState()
@@ -250,6 +253,12 @@ class FakeGitHub(RecordingServer):
         if self.installations.get(full_name, issued[0]) != issued[0]:
             return _error(404, "Not Found")
         return None
+
+    def _check_app_token(self, call: Call) -> JSONResponse | None:
+        """Check runs are written by Apps only: GitHub answers a personal token 403."""
+        if self.check_runs_need_app and self._credential(call) == PERSONAL_TOKEN:
+            return _error(403, "Resource not accessible by personal access token")
+        return self._check_token(call)
 
     # --- App ----------------------------------------------------------------------------------------------------
 
@@ -329,7 +338,7 @@ class FakeGitHub(RecordingServer):
         )
 
     async def _create_check_run(self, call: Call) -> Response:
-        if (denied := self._check_token(call)) is not None:
+        if (denied := self._check_app_token(call)) is not None:
             return denied
         body = call.body or {}
         if not body.get("name") or not body.get("head_sha"):
@@ -341,7 +350,7 @@ class FakeGitHub(RecordingServer):
         return JSONResponse(self._check_run_body(call.base_url, run), status_code=201)
 
     async def _update_check_run(self, call: Call) -> Response:
-        if (denied := self._check_token(call)) is not None:
+        if (denied := self._check_app_token(call)) is not None:
             return denied
         run = self.state.check_runs.get(int(call.params["id"]))
         if run is None:

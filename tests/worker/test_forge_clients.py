@@ -1,0 +1,119 @@
+"""Which client the worker uses for a project: the GitHub App on its own server, else the project's token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+
+from taskmaster.config import Settings
+from taskmaster.config.settings import GitHubSettings
+from taskmaster.db.models import Project
+from taskmaster.forges.github.client import GitHubForge
+from taskmaster.forges.gitlab.client import GitLabForge
+from taskmaster.secrets.box import SecretBox, new_key
+from taskmaster.worker.forges import FORGE_API_URL, forge_for, uses_github_app
+from taskmaster.worker.webhooks import ForgePermissions
+from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
+
+APP_ID = 4242
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, str]:
+    """A throw-away RSA key pair for the App: (private PEM, public PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[str, FakeGitHub]]:
+    with serve_github() as server:
+        yield server
+
+
+def app_settings(private_pem: str, api_url: str = "https://api.github.com") -> Settings:
+    return Settings(github=GitHubSettings(api_url=api_url, app_id=APP_ID, private_key=SecretStr(private_pem)))
+
+
+def project(forge: str = "github", *, token: bytes | None = None, api_url: str | None = None) -> Project:
+    return Project(
+        name="app",
+        repository="https://example.test/octo/app",
+        forge=forge,
+        owner="octo",
+        repo_name="app",
+        forge_token=token,
+        settings={FORGE_API_URL: api_url} if api_url else {},
+    )
+
+
+async def test_a_github_project_uses_the_app_when_one_is_configured_even_with_a_token(
+    app_key: tuple[str, str],
+) -> None:
+    box = SecretBox([new_key()])
+    with_token = project(token=box.encrypt(PERSONAL_TOKEN))
+    settings = app_settings(app_key[0])
+    assert uses_github_app(with_token, settings)
+    forge = forge_for(with_token, box, settings)
+    assert isinstance(forge, GitHubForge) and f"app_id={APP_ID}" in repr(forge)
+    await forge.aclose()
+
+
+async def test_without_an_app_the_token_is_used_and_without_either_there_is_no_client() -> None:
+    box = SecretBox([new_key()])
+    with_token = project(token=box.encrypt(PERSONAL_TOKEN))
+    assert not uses_github_app(with_token, Settings())
+    forge = forge_for(with_token, box, Settings())
+    assert isinstance(forge, GitHubForge) and "token=[redacted]" in repr(forge)
+    await forge.aclose()
+    assert forge_for(project(), box, Settings()) is None
+    assert forge_for(project("local", token=box.encrypt(PERSONAL_TOKEN)), box, Settings()) is None
+
+
+async def test_a_project_on_another_github_server_keeps_its_token(app_key: tuple[str, str]) -> None:
+    box = SecretBox([new_key()])
+    elsewhere = project(token=box.encrypt(PERSONAL_TOKEN), api_url="https://ghe.example.test/api/v3/")
+    settings = app_settings(app_key[0])
+    assert not uses_github_app(elsewhere, settings)
+    forge = forge_for(elsewhere, box, settings)
+    assert isinstance(forge, GitHubForge) and "ghe.example.test/api/v3'" in repr(forge) and "token" in repr(forge)
+    await forge.aclose()
+    assert forge_for(project(api_url="https://ghe.example.test/api/v3"), box, settings) is None
+
+
+async def test_gitlab_projects_ignore_the_github_app(app_key: tuple[str, str]) -> None:
+    box = SecretBox([new_key()])
+    gitlab = project("gitlab", token=box.encrypt("glpat-0123456789abcdefghij"))
+    settings = app_settings(app_key[0])
+    assert not uses_github_app(gitlab, settings)
+    forge = forge_for(gitlab, box, settings)
+    assert isinstance(forge, GitLabForge)
+    await forge.aclose()
+
+
+async def test_write_access_is_asked_as_the_app_for_a_project_without_a_token(
+    github: tuple[str, FakeGitHub], app_key: tuple[str, str]
+) -> None:
+    url, fake = github
+    private, public = app_key
+    fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": 77}
+    fake.state.permissions[("octo/app", "writer")] = "write"
+    permissions = ForgePermissions(SecretBox([new_key()]), app_settings(private, api_url=url))
+    assert await permissions(project(), "writer") is True
+    assert await permissions(project(), "stranger") is False
+    asked = fake.matching("GET", "/collaborators/")
+    assert len(asked) == 2
+    issued = {f"token {token}" for token in fake.state.issued_tokens}
+    assert {r.headers["authorization"] for r in asked} <= issued  # installation tokens the fake issued
