@@ -220,3 +220,20 @@ async def test_on_change_is_called_and_fresh_workspace_steps_get_their_own_check
     assert calls and set(calls) == {created.id}
     kept = harness.settings.workspace_root / str(created.id)
     assert sorted(p.name for p in kept.iterdir()) == ["clean-1", "shared"]
+
+
+async def test_git_works_inside_a_step_on_the_checked_out_commit(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n"
+        "  history: {run: 'git rev-parse HEAD; git log --oneline | wc -l; git status --porcelain | wc -l'}\n"
+        "  fresh: {run: 'git cat-file -t HEAD', workspace: fresh}\n"
+    )
+    created = await harness.create()
+
+    assert await harness.engine().run(created.id) is PipelineStatus.SUCCESS
+    async with harness.db.session() as session:
+        history = "".join(c.content for c in await read_logs(session, created.id, step="history"))
+        fresh = "".join(c.content for c in await read_logs(session, created.id, step="fresh"))
+    # The objects come from the (otherwise hidden) mirror, read-only: the whole history, a clean tree.
+    assert history.split() == [created.commit_sha, "2", "0"]
+    assert fresh == "commit\n"

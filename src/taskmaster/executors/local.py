@@ -29,10 +29,19 @@ class LocalExecutor:
         limits: sandbox.Limits = sandbox.Limits(),
         hidden: tuple[Path, ...] | Callable[[], tuple[Path, ...]] = (),
         isolation: Literal["auto", "bwrap", "none"] = "auto",
+        read_only: tuple[Path, ...] = (),
     ) -> None:
         self.limits = limits
         self.hidden = hidden
         self.isolation: Literal["auto", "bwrap", "none"] = isolation
+        self.read_only = read_only
+
+    def showing(self, *paths: Path) -> LocalExecutor:
+        """The same executor with `paths` visible read-only inside the sandbox, even under a hidden path (a
+        checkout's objects live in its repository's mirror, which is hidden)."""
+        return LocalExecutor(
+            limits=self.limits, hidden=self.hidden, isolation=self.isolation, read_only=(*self.read_only, *paths)
+        )
 
     async def run(
         self,
@@ -52,6 +61,7 @@ class LocalExecutor:
                 grace=spec.grace,
                 limits=replace(self.limits, max_output_bytes=spec.max_output_bytes),
                 hidden=self.hidden() if callable(self.hidden) else self.hidden,
+                read_only=self.read_only,
                 isolation=self.isolation,
             ),
             on_output=on_output,

@@ -231,7 +231,7 @@ class PipelineEngine:
                 sha=pipeline.commit_sha or "",
                 token=token,
                 secrets=secrets,
-                site=await self.sites.site_for(pipeline.id),
+                site=await self.sites.site_for(pipeline.id, project.repository),
             )
         await self._changed(pipeline_id)
         return plan, context
@@ -630,7 +630,7 @@ class PipelineEngine:
                 sha=pipeline.commit_sha or "",
                 token=token,
                 secrets=secrets,
-                site=await self.sites.site_for(pipeline.id),
+                site=await self.sites.site_for(pipeline.id, project.repository),
             )
 
     def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:

@@ -23,6 +23,7 @@ import structlog
 
 from taskmaster.config import Settings
 from taskmaster.executors.base import Executor, StepSpec
+from taskmaster.executors.local import LocalExecutor
 from taskmaster.executors.pool import SshPool
 from taskmaster.executors.ssh import SshExecutor, SshInstance
 from taskmaster.workspaces.cleanup import remove_tree
@@ -57,7 +58,7 @@ class Site(Protocol):
 class Sites(Protocol):
     """Hands out a site per pipeline."""
 
-    async def site_for(self, pipeline_id: uuid.UUID) -> Site: ...
+    async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> Site: ...
 
     async def aclose(self) -> None: ...
 
@@ -70,8 +71,13 @@ class LocalSites:
         self.root = root.absolute()
         self.executor = executor
 
-    async def site_for(self, pipeline_id: uuid.UUID) -> LocalSite:
-        return LocalSite(self.mirror, self.root / str(pipeline_id), self.executor)
+    async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> LocalSite:
+        executor = self.executor
+        if isinstance(executor, LocalExecutor):
+            # A checkout reads its objects from the mirror (alternates), which the sandbox hides: show them,
+            # read-only, so that git works in the step (log, diff, describe, blame).
+            executor = executor.showing(self.mirror.mirror_path(repository) / "objects")
+        return LocalSite(self.mirror, self.root / str(pipeline_id), executor)
 
     async def aclose(self) -> None:
         await self.executor.aclose()
@@ -114,7 +120,7 @@ class SshSites:
     def __init__(self, pool: SshPool) -> None:
         self.pool = pool
 
-    async def site_for(self, pipeline_id: uuid.UUID) -> SshSite:
+    async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> SshSite:
         executor = await self.pool.pick()  # NoHealthyInstance (503) when none can take it
         return SshSite(executor, posixpath.join(executor.instance.workspace_root, str(pipeline_id)))
 
