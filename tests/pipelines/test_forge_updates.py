@@ -3,6 +3,7 @@ as a GitHub App, also one check run per pipeline that ends completed with the fa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -87,6 +88,7 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     updates = ForgeUpdates(harness.db, box, harness.settings)
     status = await harness.engine(on_change=updates).run(pipeline.id)
     assert status == "failed"
+    await updates.drain()  # reports go out in the background
 
     final = {s["context"]: s["state"] for s in fake.state.statuses}  # later statuses replace earlier ones
     assert final == {"taskmaster/build": "success", "taskmaster/test": "failure", "taskmaster": "failure"}
@@ -99,6 +101,7 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     assert fake.matching(path_contains="/check-runs") == []  # a personal token gets statuses only
 
     await updates(pipeline.id)  # a finished pipeline is reported once
+    await updates.drain()
     assert len(fake.state.issues) == 1 and len(fake.comments_on("octo/app", 7)) == 1
 
 
@@ -121,7 +124,9 @@ async def test_as_a_github_app_a_failed_pipeline_gets_one_check_run_with_its_fin
     try:
         status = await harness.engine(on_change=updates).run(pipeline.id)
         assert status == "failed"
+        await updates.drain()  # reports go out in the background
         await updates(pipeline.id)  # a finished pipeline is reported once
+        await updates.drain()
     finally:
         await updates.aclose()
 
@@ -153,3 +158,29 @@ async def test_as_a_github_app_a_failed_pipeline_gets_one_check_run_with_its_fin
     (comment,) = fake.comments_on("octo/app", 7)
     assert "E75 failed" in comment["body"]
     assert len(fake.state.issues) == 1
+
+
+async def test_the_engine_does_not_wait_for_the_forge_and_the_forge_gets_the_final_state(
+    harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub]
+) -> None:
+    url, fake = github
+    harness = await harness_factory("steps:\n  one: {run: 'true'}\n  two: {run: 'true', needs: [one]}\n")
+    box = SecretBox.from_settings(harness.settings)
+    pipeline = await harness.create()
+    await on_github(harness, box, pipeline, settings={FORGE_API_URL: url})
+    updates = ForgeUpdates(harness.db, box, harness.settings)
+    fake.open.clear()  # GitHub answers nothing until the pipeline is over
+    try:
+        status = await asyncio.wait_for(harness.engine(on_change=updates).run(pipeline.id), 60)
+        held = len(fake.requests)
+    finally:
+        fake.open.set()
+    await updates.drain()
+    await updates.aclose()
+
+    assert status == "success"
+    assert held >= 1  # a report was on its way, unanswered, while the engine finished
+    final = {s["context"]: s["state"] for s in fake.state.statuses}
+    assert final == {"taskmaster/one": "success", "taskmaster/two": "success", "taskmaster": "success"}
+    # Changes made while a report was in flight were folded: fewer rounds of statuses than pipeline changes.
+    assert len([s for s in fake.state.statuses if s["context"] == "taskmaster"]) < 6

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
 
 import structlog
 
@@ -21,6 +20,9 @@ from taskmaster.pipelines.reporting import pipeline_report
 from taskmaster.secrets import SecretBox
 
 log = structlog.stdlib.get_logger("taskmaster.worker.forges")
+
+DRAIN_SECONDS = 30.0
+"""How long a stopping worker keeps reporting pipeline states still on their way to the forge."""
 
 FORGE_API_URL = "forge_api_url"
 """Project setting: the forge's API URL (GitHub Enterprise, a self-managed GitLab)."""
@@ -69,6 +71,11 @@ class ForgeUpdates:
     Projects covered by the GitHub App also get a check run per pipeline (updated until it completes, with the
     failing steps' log findings as annotations). The App's client lives as long as this object, so its
     installation tokens are requested once and reused until they near expiry; `aclose` closes it.
+
+    Calling it only notes the change: one background sender per pipeline reports the latest state, and changes
+    that arrive while it is sending are folded into one more report. The engine never waits on the forge (GitHub
+    asks for writes a second apart), and a later state is never overwritten by an earlier one. `drain` waits for
+    what is in flight.
     """
 
     def __init__(self, db: Database, box: SecretBox, settings: Settings) -> None:
@@ -78,23 +85,41 @@ class ForgeUpdates:
         self._app: tuple[GitHubForge, ForgeReporter] | None = None
         self._check_runs: dict[uuid.UUID, str] = {}
         self._reported_final: set[uuid.UUID] = set()
-        # One update of a pipeline at a time: its check run is created once, and a later state is never
-        # overwritten by an earlier one still in flight.
-        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._changed: set[uuid.UUID] = set()
+        self._senders: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     async def __call__(self, pipeline_id: uuid.UUID) -> None:
-        lock = self._locks.get(pipeline_id)
-        if lock is None:
-            lock = self._locks[pipeline_id] = asyncio.Lock()
-        async with lock:
-            await self._update(pipeline_id)
+        self._changed.add(pipeline_id)
+        if pipeline_id not in self._senders:
+            self._senders[pipeline_id] = asyncio.create_task(self._send(pipeline_id), name=f"forge-{pipeline_id}")
+
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (a bound for shutdown)
+        """Wait until every noted change has been reported (or `timeout` seconds have passed)."""
+        while self._senders:
+            done, _ = await asyncio.wait(list(self._senders.values()), timeout=timeout)
+            if not done:
+                return
 
     async def aclose(self) -> None:
-        """Close the GitHub App's client (and with it its cached installation tokens)."""
+        """Report what is in flight (for up to `DRAIN_SECONDS`), then close the GitHub App's client."""
+        await self.drain(DRAIN_SECONDS)
+        for sender in self._senders.values():
+            sender.cancel()
         if self._app is not None:
             forge, _ = self._app
             self._app = None
             await forge.aclose()
+
+    async def _send(self, pipeline_id: uuid.UUID) -> None:
+        try:
+            while pipeline_id in self._changed:
+                self._changed.discard(pipeline_id)
+                try:
+                    await self._update(pipeline_id)
+                except Exception:  # best effort: the next change tries again
+                    log.warning("forge update failed", pipeline_id=str(pipeline_id), exc_info=True)
+        finally:
+            self._senders.pop(pipeline_id, None)
 
     async def _update(self, pipeline_id: uuid.UUID) -> None:
         async with self.db.session() as session:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -64,6 +65,9 @@ class RecordingServer:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._injected: list[Injected] = []
         self._lock = threading.Lock()
+        self.open = threading.Event()
+        """Cleared: every request is recorded, then held until it is set again (a forge that has not answered yet)."""
+        self.open.set()
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """`pattern` is a regex over the raw path, anchored at both ends; named groups become `Call.params`."""
@@ -119,6 +123,8 @@ class RecordingServer:
         with self._lock:
             self.requests.append(record)
             failure = self._take_failure(record)
+        if not self.open.is_set():
+            await asyncio.to_thread(self.open.wait, 60)
         if failure is not None:
             return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
         base_url = f"{request.url.scheme}://{request.url.netloc}"
