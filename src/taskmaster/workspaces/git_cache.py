@@ -484,11 +484,8 @@ def _git_env(repo: str, token: str | None) -> dict[str, str]:
     # A stalled transfer fails instead of holding the fetch lock forever.
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "60")
-    if token:
-        # Like `git -c`, GIT_CONFIG_* applies to this process only: nothing is written to any config file.
-        env["GIT_CONFIG_COUNT"] = "1"
-        env["GIT_CONFIG_KEY_0"] = f"http.{_origin(repo)}.extraHeader" if _origin(repo) else "http.extraHeader"
-        env["GIT_CONFIG_VALUE_0"] = f"Authorization: {_basic(token)}"
+    # Like `git -c`, GIT_CONFIG_* applies to this process only: nothing is written to any config file.
+    env.update(token_env(repo, token))
     return env
 
 
