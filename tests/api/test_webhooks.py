@@ -381,3 +381,26 @@ async def test_a_rotation_through_this_server_forgets_the_remembered_secret_at_o
         old = post_signed(http, SECRET)  # refused at once, not after the 300 s the project is remembered
         new = post_signed(http, "second-secret")
     assert (old.status_code, new.status_code) == (401, 202), old.text
+
+
+async def test_a_delivery_signed_with_the_github_apps_webhook_secret_is_accepted(
+    settings: Settings, migrated: dict[Role, str]
+) -> None:
+    from pydantic import SecretStr
+
+    from taskmaster.config.settings import GitHubSettings
+
+    as_app = settings.model_copy(update={"github": GitHubSettings(webhook_secret=SecretStr("app-wide-secret"))})
+    await add_project(as_app, "github", "Codertocat/Hello-World", secret="project-secret")
+    body = payload_bytes("github/pull_request/opened")
+    with live_server(create_app(as_app, run_worker=False)) as url, httpx.Client(base_url=url) as http:
+        by_app = http.post(
+            "/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="app-wide-secret")
+        )
+        by_project = http.post(
+            "/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="project-secret")
+        )
+        forged = http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="x"))
+
+    assert (by_app.status_code, by_project.status_code, forged.status_code) == (202, 202, 401)
+    assert len(await rows(as_app)) == 2

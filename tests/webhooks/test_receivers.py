@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from pydantic import SecretStr
+
 from taskmaster.config import Settings
-from taskmaster.config.settings import WebhookSettings
+from taskmaster.config.settings import GitHubSettings, WebhookSettings
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
@@ -26,9 +28,15 @@ async def _project(db: Database, box: SecretBox, repository: str, secret: str = 
         return await projects.create_project(session, spec=spec, box=box)
 
 
-async def _load(db: Database, box: SecretBox, full_name: str, overlap: float = 3600) -> Receiver | None:
+async def _load(
+    db: Database, box: SecretBox, full_name: str, overlap: float = 3600, app_secret: str | None = None
+) -> Receiver | None:
+    configured = Settings(
+        webhooks=WebhookSettings(secret_overlap_seconds=overlap),
+        github=GitHubSettings(webhook_secret=SecretStr(app_secret) if app_secret else None),
+    )
     async with db.autocommit_engine.connect() as connection:
-        return await load_receiver(connection, GITHUB, full_name, box, WebhookSettings(secret_overlap_seconds=overlap))
+        return await load_receiver(connection, GITHUB, full_name, box, configured)
 
 
 async def test_a_repository_is_loaded_in_any_case_with_its_secret_decrypted(db: Database, settings: Settings) -> None:
@@ -93,3 +101,16 @@ async def test_a_change_or_removal_flushed_in_this_process_forgets_that_project_
     assert cache.get(GITHUB, "owner/removed") is None
     kept_receiver = cache.get(GITHUB, "owner/kept")
     assert kept_receiver is not None and kept_receiver.project_id == kept.id
+
+
+async def test_a_github_apps_webhook_secret_is_accepted_besides_the_projects_own(
+    db: Database, settings: Settings
+) -> None:
+    box = SecretBox.from_settings(settings)
+    await _project(db, box, "Codertocat/Hello-World", secret="project-secret")
+
+    plain = await _load(db, box, "Codertocat/Hello-World")
+    as_app = await _load(db, box, "Codertocat/Hello-World", app_secret="app-wide-secret")
+
+    assert plain is not None and plain.secrets() == ["project-secret"]
+    assert as_app is not None and as_app.secrets() == ["project-secret", "app-wide-secret"]

@@ -40,6 +40,7 @@ ENV_VARS: dict[str, str] = {
     "GITHUB_APP_ID": "github.app_id",
     "GITHUB_APP_PRIVATE_KEY": "github.private_key",
     "GITHUB_APP_PRIVATE_KEY_PATH": "github.private_key_file",
+    "GITHUB_APP_WEBHOOK_SECRET": "github.webhook_secret",
     "GITHUB_API_URL": "github.api_url",
     "WSL2_INSTANCE_PATH": "workspace.root",
     "TASKMASTER_MIRROR_ROOT": "workspace.mirror_root",

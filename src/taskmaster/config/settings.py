@@ -193,6 +193,9 @@ class GitHubSettings(_Section):
     """The App's private key (PEM text); `\\n` escapes are accepted, for one-line environment variables."""
     private_key_file: Path | None = None
     """A file holding the App's private key instead; read when the settings are loaded."""
+    webhook_secret: SecretStr | None = None
+    """The App's webhook secret: a GitHub App sends every installation's events with this one secret, so it is
+    accepted for every GitHub project besides the project's own."""
     _key_from_file: SecretStr | None = PrivateAttr(None)
 
     @field_validator("api_url")

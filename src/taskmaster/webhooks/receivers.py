@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import Select, bindparam, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskmaster.config.settings import WebhookSettings
+from taskmaster.config.settings import Settings, WebhookSettings
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Project
 from taskmaster.forges.events import Provider
@@ -63,9 +63,13 @@ class Receiver:
     previous_until: datetime | None
     """The end of the rotation overlap: the previous secret is accepted until then (checked on every use)."""
     allow_sha1: bool
+    app_secret: str | None = None
+    """A GitHub App's webhook secret, accepted besides the project's own (the App signs all its events with it)."""
 
     @classmethod
-    def of(cls, project: ProjectSecrets, box: SecretBox, settings: WebhookSettings) -> Receiver:
+    def of(
+        cls, project: ProjectSecrets, box: SecretBox, settings: WebhookSettings, *, app_secret: str | None = None
+    ) -> Receiver:
         rotated = project.webhook_secret_rotated_at
         previous, until = None, None
         if rotated is not None and project.webhook_secret_previous:
@@ -78,23 +82,29 @@ class Receiver:
             previous_secret=previous,
             previous_until=until,
             allow_sha1=bool(project.settings.get(ALLOW_SHA1)),
+            app_secret=app_secret,
         )
 
     def secrets(self) -> list[str]:
-        """The current secret, and the previous one while the rotation overlap lasts."""
+        """The current secret, the previous one while the rotation overlap lasts, and the GitHub App's."""
         accepted = [self.secret] if self.secret else []
         if self.previous_secret and self.previous_until is not None and utcnow() <= self.previous_until:
             accepted.append(self.previous_secret)
+        if self.app_secret:
+            accepted.append(self.app_secret)
         return accepted
 
 
 async def load_receiver(
-    connection: AsyncConnection, provider: Provider, full_name: str, box: SecretBox, settings: WebhookSettings
+    connection: AsyncConnection, provider: Provider, full_name: str, box: SecretBox, settings: Settings
 ) -> Receiver | None:
     """The receiver of the project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any
     case; None when no project, or more than one, has it. Only the columns needed: no ORM object per delivery."""
     found = (await connection.execute(_by_repository(), {"forge": provider.value, "path": full_name.lower()})).all()
-    return Receiver.of(found[0], box, settings) if len(found) == 1 else None
+    if len(found) != 1:
+        return None
+    app = settings.github.webhook_secret if provider is Provider.GITHUB else None
+    return Receiver.of(found[0], box, settings.webhooks, app_secret=app.get_secret_value() if app else None)
 
 
 @functools.cache

@@ -99,7 +99,7 @@ async def _receive(provider: Provider, request: Request, services: Services) -> 
 
     async def fresh() -> Receiver | None:
         async with intake.connections, services.db.autocommit_engine.connect() as connection:
-            found = await load_receiver(connection, provider, full_name, services.box, services.settings.webhooks)
+            found = await load_receiver(connection, provider, full_name, services.box, services.settings)
         if found is None:
             remembered.drop(provider, full_name)
         else:
