@@ -58,13 +58,23 @@ def test_pipeline_run_exits_by_outcome_and_runs_can_be_listed_shown_logged_and_c
     assert ": failed (code)" in bad.stdout and "step 'broken' failed: exit code 4" in bad.stdout
     assert "it broke" in bad.stdout
 
+    bad_id = json.loads(taskmaster_cli("pipeline", "list", "-p", "app", "--json", env=env).stdout)["items"][0]["id"]
+    again = taskmaster_cli("pipeline", "retry", bad_id, "--json", env=env)
+    assert again.returncode == 1, again.stdout + again.stderr
+    retried = json.loads(again.stdout)
+    assert retried["id"] != bad_id and retried["status"] == "failed"
+    assert (retried["trigger_event"], retried["branch_name"]) == ("retry", "bad")
+
     detached = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", "--detach", env=env)
     assert detached.returncode == 0, detached.stderr
     pending_id = detached.stdout.strip()
 
     listed = json.loads(taskmaster_cli("pipeline", "list", "-p", "app", "--json", env=env).stdout)["items"]
-    assert [item["status"] for item in listed] == ["pending", "failed", "success"]
+    assert [item["status"] for item in listed] == ["pending", "failed", "failed", "success"]
     assert listed[0]["id"] == pending_id
+    live = taskmaster_cli("pipeline", "retry", pending_id, env=env)
+    assert live.returncode == 1 and "cancel it or let it finish before a retry" in live.stderr
+    listed = [listed[0], *listed[2:]]  # the original bad run, then the good one
 
     shown = json.loads(taskmaster_cli("pipeline", "show", listed[1]["id"], "--json", env=env).stdout)
     steps = {s["name"]: s for s in shown["steps"]}

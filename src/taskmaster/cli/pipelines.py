@@ -1,6 +1,7 @@
-"""`taskmaster pipeline run | list | show | logs | cancel`: run a repository's pipeline here and inspect runs.
+"""`taskmaster pipeline run | retry | list | show | logs | cancel`: run a repository's pipeline here and inspect runs.
 
-`run` follows the pipeline live and exits 0 on success, 1 on failure (failed, timed out, canceled), 2 on error.
+`run` and `retry` follow the pipeline live and exit 0 on success, 1 on failure (failed, timed out, canceled), 2 on
+error.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import socket
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,6 +21,7 @@ from taskmaster.cli import common
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from taskmaster.config import Settings
     from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
     from taskmaster.db.session import Database
     from taskmaster.pipelines.engine import PipelineEngine
@@ -127,6 +130,10 @@ def _print_detail(detail: dict[str, Any]) -> None:
         print(detail["error_message"].rstrip())
 
 
+Create = Callable[["AsyncSession", "MirrorCache"], Awaitable["Pipeline"]]
+"""Makes the pipeline to run (in the caller's transaction), given the mirror cache."""
+
+
 @command.command("run")
 def run_command(
     project: Annotated[str, typer.Option("--project", "-p", help="The project (name or id).")],
@@ -146,6 +153,44 @@ def run_command(
         common.fail(f"--type must be one of {', '.join(t.value for t in PipelineType)} (got {pipeline_type!r})")
     settings = common.settings()
 
+    async def create(session: AsyncSession, mirror: MirrorCache) -> Pipeline:
+        from taskmaster.pipelines.runs import create_run
+        from taskmaster.projects.service import get_project
+        from taskmaster.secrets import SecretBox
+
+        row = await get_project(session, project)
+        token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None
+        return await create_run(session, row, ref=ref, mirror=mirror, pipeline_type=pipeline_type, token=token)
+
+    _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
+
+
+@command.command("retry")
+def retry_command(
+    pipeline_id: Annotated[str, typer.Argument(help="A finished pipeline's id.")],
+    detach: Annotated[bool, typer.Option("--detach", help="Only create the run (pending) and print its id.")] = False,
+    keep_workspace: Annotated[bool, typer.Option("--keep-workspace", help="Leave the checkouts on disk.")] = False,
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Run a finished pipeline again: same project, commit and type, planned afresh from that commit; followed live
+    in this process like `run` (exit 0 success, 1 failure, 2 error)."""
+    source_id = _pipeline_id(pipeline_id)
+    settings = common.settings()
+
+    async def create(session: AsyncSession, mirror: MirrorCache) -> Pipeline:
+        from taskmaster.pipelines import queries
+        from taskmaster.secrets import SecretBox
+
+        source, project = await queries.source_of_retry(session, source_id)
+        token = SecretBox.from_settings(settings).decrypt(project.forge_token) if project.forge_token else None
+        return await queries.retry_run(session, source, project, mirror=mirror, token=token)
+
+    _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
+
+
+def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspace: bool, json_output: bool) -> None:
+    """Create a pipeline with `create`, then (unless `detach`) run it in this process as its owner, printing each
+    step's changes, and exit by its outcome. Ctrl-C cancels it and exits 130."""
     interrupted: list[uuid.UUID] = []
 
     async def go(db: Database) -> dict[str, Any]:
@@ -186,14 +231,8 @@ def run_command(
             await engine.sites.aclose()
 
     async def follow(db: Database, engine: PipelineEngine, mirror: MirrorCache) -> dict[str, Any]:
-        from taskmaster.pipelines.runs import create_run
-        from taskmaster.projects.service import get_project
-        from taskmaster.secrets import SecretBox
-
         async with db.transaction() as session:
-            row = await get_project(session, project)
-            token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None
-            pipeline = await create_run(session, row, ref=ref, mirror=mirror, pipeline_type=pipeline_type, token=token)
+            pipeline = await create(session, mirror)
             pipeline_id = pipeline.id
             if not detach:  # this process runs it: no worker may claim it, and one takes it over if we die
                 pipeline.worker_id = engine.worker_id
@@ -201,7 +240,8 @@ def run_command(
             async with db.session() as session:
                 return await _detail(session, pipeline_id)
         if not json_output:
-            print(f"pipeline {pipeline_id} for {ref} at {(pipeline.commit_sha or '')[:12]}", flush=True)
+            where = f" ({pipeline.branch_name})" if pipeline.branch_name else ""
+            print(f"pipeline {pipeline_id} at {(pipeline.commit_sha or '')[:12]}{where}", flush=True)
         seen: dict[str, tuple[str, int]] = {}
 
         async def progress(changed: uuid.UUID) -> None:
