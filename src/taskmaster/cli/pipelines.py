@@ -47,7 +47,7 @@ def _summary(row: Pipeline) -> dict[str, Any]:
         "status": row.status, "trigger_event": row.trigger_event, "branch_name": row.branch_name,
         "commit_sha": row.commit_sha, "failure_reason": row.failure_reason, "error_message": row.error_message,
         "created_at": _time(row.created_at), "started_at": _time(row.started_at),
-        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
+        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms, "worker_id": row.worker_id,
     }  # fmt: skip
 
 

@@ -68,6 +68,8 @@ class PipelineSummary(BaseModel):
     pull_request_id: uuid.UUID | None
     trigger_event: str | None
     superseded_by: uuid.UUID | None
+    worker_id: str | None
+    """The worker (or `pipeline run` process) that owns and runs it; another takes over if it dies."""
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
