@@ -6,7 +6,8 @@
   baseline     `git clone file://<repo>`: the pack protocol, as from a remote (a plain path would hardlink the
                objects and skip the transfer), then the working tree
   warm         one new commit is pushed to the repository, then `MirrorCache.ensure` (an incremental fetch) and
-               `MirrorCache.checkout` of that commit, with the mirror already cloned earlier
+               `MirrorCache.checkout` of that commit, with the mirror already cloned (and recompressed: see
+               `MirrorCache._recompress`) earlier
   for reference, not part of the goal: a checkout of a commit already in the mirror (what each step of a
                pipeline does after the run's first fetch), and a clone of a plain path, which hardlinks the objects
                and so costs about what writing the working tree does, the floor of any checkout
@@ -175,6 +176,7 @@ def main() -> None:
         url = f"file://{repo}"
 
         cache = MirrorCache(root / "cache", max_bytes=1 << 34)
+
         started = time.perf_counter()
         asyncio.run(cache.ensure(url))
         cold = time.perf_counter() - started

@@ -437,3 +437,33 @@ async def test_private_repository_over_http_needs_the_token_and_never_reveals_it
     for secret in (token.encode(), header):
         assert files_containing(tmp_path / "cache", secret) == []
         assert files_containing(made.path, secret) == []
+
+
+async def test_a_new_mirror_is_stored_uncompressed_and_checkouts_read_it(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path / "source", commits=5)
+    cache = MirrorCache(tmp_path / "cache", max_bytes=1 << 30)
+    mirror = await cache.ensure(str(tmp_path / "source"))
+
+    packs = list((mirror / "objects" / "pack").glob("*.pack"))
+    made = await cache.checkout(str(tmp_path / "source"), shas[2], tmp_path / "work")
+
+    assert git(mirror, "config", "core.compression") == "0"
+    assert len(packs) == 1 and git(mirror, "count-objects", "-v").splitlines()[0] == "count: 0"
+    assert git(mirror, "fsck", "--connectivity-only", "--no-progress") == ""
+    assert (made.path / "app.txt").read_text() == "version 2\n"
+    # Level 0: the pack holds the objects' bytes as they are (zlib "stored" blocks), so it is no smaller than them.
+    assert b"version 4" in packs[0].read_bytes()
+
+
+async def test_a_mirror_above_the_size_cap_keeps_gits_compression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_repo(tmp_path / "source", commits=2)
+    monkeypatch.setattr(git_cache, "RECOMPRESS_MAX_PACK_BYTES", -1)
+    cache = MirrorCache(tmp_path / "cache", max_bytes=1 << 30)
+    mirror = await cache.ensure(f"file://{tmp_path / 'source'}")  # over the pack protocol: a pack arrives
+
+    stored = subprocess.run(["git", "-C", str(mirror), "config", "core.compression"], capture_output=True, text=True)
+    packs = list((mirror / "objects" / "pack").glob("*.pack"))
+    assert stored.returncode == 1 and stored.stdout == ""  # unset: git's default compression
+    assert len(packs) == 1 and b"version 1" not in packs[0].read_bytes()  # compressed

@@ -61,6 +61,11 @@ _GC_LOOSE_IN_ONE_DIR = 27
 _GC_PACK_LIMIT = 50
 
 
+RECOMPRESS_MAX_PACK_BYTES = 32 * 1024**2
+"""A new mirror with more packed data than this keeps git's compression: recompressing it would delay the first
+pipeline of its repository by more than a few seconds."""
+
+
 @dataclass(frozen=True, slots=True)
 class Checkout:
     """A working tree at `path` holding exactly commit `sha` (HEAD detached), made from the mirror of `repo`."""
@@ -191,11 +196,32 @@ class MirrorCache:
         source = _repo_key(repo) if not _is_url(repo) else repo
         try:
             await self._run(["clone", "--mirror", "--quiet", "--", source, str(tmp)], repo, token, "clone")
+            await self._recompress(tmp, repo)
             await asyncio.to_thread(tmp.rename, mirror)
         except BaseException:
             await remove_tree(tmp)
             raise
         log.info("mirror cloned", repo=_display(repo), path=str(mirror))
+
+    async def _recompress(self, mirror: Path, repo: str) -> None:
+        """Store a new mirror's objects uncompressed (zlib level 0), and keep it so (`core.compression 0`, which
+        later repacks and loose objects follow), before anyone uses it.
+
+        Why: a checkout inflates every blob of its tree, and that was half its time. Measured on an 1800-file,
+        3000-commit repository (9 MiB pack): checkouts 20-25 ms instead of 40-50 ms, for a one-time repack of about
+        1.2 s and twice the disk. Mirrors above `RECOMPRESS_MAX_PACK_BYTES` are left as cloned. A failure is
+        logged; the mirror is usable either way.
+        """
+        size = await asyncio.to_thread(_packed_bytes, mirror)
+        if size > RECOMPRESS_MAX_PACK_BYTES:
+            return
+        env = _git_env(repo, None)
+        repack = ["-C", str(mirror), "-c", "pack.compression=0", "repack", "-a", "-d", "-F", "-q"]
+        code, _, err = await self._exec([*repack, "--no-write-bitmap-index"], env)
+        if code == 0:
+            code, _, err = await self._exec(["-C", str(mirror), "config", "core.compression", "0"], env)
+        if code != 0:
+            log.warning("mirror recompression failed", detail=_failure("repack", repo, None, err, None, code))
 
     async def _maintain(self, mirror: Path, repo: str) -> None:
         """`git maintenance run --auto`, as a fetch would run it; a failure is logged, the mirror stays usable."""
@@ -451,6 +477,10 @@ def _fetch_args(mirror: Path) -> list[str]:
         "--no-auto-maintenance",
         "origin",
     ]
+
+
+def _packed_bytes(mirror: Path) -> int:
+    return sum(pack.stat().st_size for pack in (mirror / "objects" / "pack").glob("*.pack"))
 
 
 def _may_need_gc(mirror: Path) -> bool:
