@@ -68,21 +68,6 @@ async def forge(github: tuple[str, FakeGitHub]) -> AsyncIterator[GitHubForge]:
     await client.aclose()
 
 
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, str]:
-    """A throw-away RSA key pair for the App: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
 def app_forge(url: str, private_pem: str, **options: Any) -> GitHubForge:
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("throttle", NO_THROTTLE)

@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from taskmaster.config.settings import GitHubSettings
@@ -41,21 +39,6 @@ INSTALLATION = 77
 def github() -> Iterator[tuple[str, FakeGitHub]]:
     with serve_github() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, str]:
-    """A throw-away RSA key pair for the App: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 async def on_github(harness: Any, box: SecretBox, pipeline: Pipeline, *, settings: dict[str, str]) -> None:

@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from taskmaster.core.errors import InvalidInput
 from taskmaster.core.logging import configure_logging
@@ -65,21 +63,6 @@ def github(_github_server: tuple[str, FakeGitHub]) -> FakeGitHub:
 def gitlab(_gitlab_server: tuple[str, FakeGitLab]) -> FakeGitLab:
     _gitlab_server[1].reset()
     return _gitlab_server[1]
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, str]:
-    """A throw-away RSA key pair for the GitHub App: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from taskmaster.config import Settings
@@ -20,21 +18,6 @@ from taskmaster.worker.webhooks import ForgePermissions
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
 
 APP_ID = 4242
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, str]:
-    """A throw-away RSA key pair for the App: (private PEM, public PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture

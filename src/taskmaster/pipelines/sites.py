@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
-import shlex
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +21,7 @@ from typing import Protocol
 import structlog
 
 from taskmaster.config import Settings
-from taskmaster.executors.base import Executor, StepSpec
+from taskmaster.executors.base import Executor, StepOutcome, StepSpec
 from taskmaster.executors.local import LocalExecutor
 from taskmaster.executors.pool import SshPool
 from taskmaster.executors.ssh import SshExecutor, SshInstance
@@ -150,39 +149,33 @@ class SshSite:
             '|| git fetch -q -- "$TM_REPO" "+refs/heads/*:refs/remotes/origin/*" "+refs/tags/*:refs/tags/*"; '
             'git checkout -q --detach "$TM_SHA"'
         )
-        output = bytearray()
-
-        async def keep(data: bytes) -> None:
-            output.extend(data[: 4096 - len(output)])
-
         env = {"TM_DEST": dest, "TM_REPO": repository, "TM_SHA": sha, **token_env(repository, token)}
-        outcome = await self._executor.run(
-            StepSpec(
-                command=script,
-                workdir=self._executor.instance.workspace_root,
-                env=env,
-                timeout=CHECKOUT_TIMEOUT_SECONDS,
-                network=True,
-            ),
-            on_output=keep,
-        )
+        outcome, output = await self._run(script, env, limit=CHECKOUT_TIMEOUT_SECONDS)
         if not outcome.ok:
             why = outcome.reason or f"exit code {outcome.exit_code}"
-            detail = output.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            detail = output.strip().splitlines()[-1:] or [""]
             raise WorkspaceError(
                 f"could not check out {sha[:12]} on {self._executor.instance.label}: {why} {detail[0]}".rstrip()
             )
 
     async def clean(self) -> None:
-        outcome = await self._executor.run(
-            StepSpec(
-                command=f"rm -rf -- {shlex.quote(self.directory)}",
-                workdir=self._executor.instance.workspace_root,
-                timeout=120.0,
-            )
-        )
+        outcome, _ = await self._run('rm -rf -- "$TM_DIR"', {"TM_DIR": self.directory}, limit=120.0)
         if not outcome.ok:
             log.warning("remote workspace clean-up failed", path=self.directory, reason=outcome.reason)
+
+    async def _run(self, script: str, env: dict[str, str], *, limit: float) -> tuple[StepOutcome, str]:
+        """Run a housekeeping command on the instance (from its workspace root); the outcome and the first 4 KiB
+        of its output. `limit`: seconds before it is stopped (a timeout outcome)."""
+        output = bytearray()
+
+        async def keep(data: bytes) -> None:
+            output.extend(data[: 4096 - len(output)])
+
+        spec = StepSpec(
+            command=script, workdir=self._executor.instance.workspace_root, env=env, timeout=limit, network=True
+        )
+        outcome = await self._executor.run(spec, on_output=keep)
+        return outcome, output.decode(errors="replace")
 
 
 def remote_sites(settings: Settings) -> SshSites | None:
