@@ -149,7 +149,7 @@ class LogWriter:
             row = StepLog(
                 step_id=self.step_id, attempt=self.attempt, seq=self._seq, offset=self.offset, content=content
             )
-            async with self.db.transaction() as session:
+            async with self.db.single_writer(), self.db.transaction() as session:
                 session.add(row)
             self._seq += 1
             self.offset += size
