@@ -146,3 +146,33 @@ def test_ctrl_c_in_pipeline_run_cancels_the_pipeline_and_stops_its_step(
     steps = {s["name"]: s for s in shown["steps"]}
     assert [a["status"] for a in steps["wait"]["attempts"]] == ["canceled"]
     assert (steps["wait"]["status"], steps["after"]["status"]) == ("canceled", "canceled")
+
+
+@pytest.mark.slow
+def test_pipeline_run_of_the_eight_step_acceptance_pipeline_reports_every_step(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    from tests.pipelines.test_engine import ACCEPTANCE
+
+    env = {"TASKMASTER_HOME": str(home / "state")}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "README.md", "hello\n")
+    commit(repo, ".taskmaster.yml", ACCEPTANCE)
+    assert taskmaster_cli("db", "migrate", env=env).returncode == 0
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env).returncode == 0
+
+    run = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", "--json", env=env, timeout=120)
+
+    assert run.returncode == 1, run.stdout + run.stderr  # failed: `broken` exits 3
+    shown = json.loads(run.stdout)
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert {name: s["status"] for name, s in steps.items()} == {
+        "checkout": "success", "left": "success", "right": "success", "join": "success", "flaky": "success",
+        "broken": "failed", "deploy": "skipped", "notify": "success",
+    }  # fmt: skip
+    assert [a["exit_code"] for a in steps["flaky"]["attempts"]] == [75, 75, 0]
+    assert (shown["status"], shown["failure_reason"]) == ("failed", "code")
+    left, right = steps["left"]["attempts"][0], steps["right"]["attempts"][0]
+    assert max(left["started_at"], right["started_at"]) < min(left["finished_at"], right["finished_at"])
