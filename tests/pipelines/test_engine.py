@@ -237,3 +237,23 @@ async def test_git_works_inside_a_step_on_the_checked_out_commit(harness_factory
     # The objects come from the (otherwise hidden) mirror, read-only: the whole history, a clean tree.
     assert history.split() == [created.commit_sha, "2", "0"]
     assert fresh == "commit\n"
+
+
+async def test_one_engine_runs_at_most_max_steps_steps_at_once_over_all_its_pipelines(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "concurrency: 3\nsteps:\n" + "".join(f"  s{n}: {{run: 'sleep 0.4'}}\n" for n in range(3))
+    )
+    first, second = await harness.create(), await harness.create()
+    engine = harness.engine(max_steps=2)
+
+    statuses = await asyncio.gather(engine.run(first.id), engine.run(second.id))
+
+    assert list(statuses) == [PipelineStatus.SUCCESS, PipelineStatus.SUCCESS]
+    spans = []
+    for pipeline_id in (first.id, second.id):
+        _, _, attempts = await load(harness.db, pipeline_id)
+        spans += [(a.started_at, a.finished_at) for rows in attempts.values() for a in rows]
+    assert len(spans) == 6
+    # How many attempts ran at each attempt's start: never more than the engine's limit, and the limit was used.
+    at_once = [sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans]
+    assert max(at_once) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +65,9 @@ class WorkerSettings(_Section):
     heartbeat_seconds: float = Field(5.0, gt=0, le=300)
     stale_after_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
+    """Pipelines one worker process runs at once."""
+    max_steps: int = Field(default_factory=lambda: max(4, 2 * (os.cpu_count() or 2)), ge=1, le=1024)
+    """Steps one worker process runs at once, over all its pipelines (default: twice the CPUs, at least 4)."""
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=3600)
     project_concurrency: int = Field(8, ge=1, le=1024)
     """Pipelines of one project running at once, across every worker sharing the database."""

@@ -122,6 +122,7 @@ class PipelineEngine:
         recovery: Recovery | None = None,
         backoff: Backoff = Backoff(),
         concurrency: int | None = None,
+        max_steps: int | None = None,
         keep_workspace: bool = False,
         poll_seconds: float = 0.5,
         grace: float = 5.0,
@@ -139,6 +140,11 @@ class PipelineEngine:
         self.recovery = recovery
         self.backoff = backoff
         self.concurrency = concurrency
+        self.max_steps = max_steps or settings.worker.max_steps
+        self._active_steps = 0
+        """Steps running (or about to) in all this engine's pipelines: at most `max_steps`."""
+        self._reserved: dict[uuid.UUID, int] = {}
+        """Slots a pipeline's current round took and has not yet handed to running steps."""
         self.keep_workspace = keep_workspace
         self.poll_seconds = poll_seconds
         self.grace = grace
@@ -270,6 +276,10 @@ class PipelineEngine:
                 stop.set()
                 await asyncio.gather(*running.values(), return_exceptions=True)
             self._fenced.discard(pipeline_id)
+            self._active_steps -= self._reserved.pop(pipeline_id, 0)  # reserved by a round that did not launch
+
+    def _step_done(self, _: asyncio.Task[StepStatus]) -> None:
+        self._active_steps -= 1
 
     async def _watch_lease(self, pipeline_id: uuid.UUID, stop: asyncio.Event) -> None:
         """Stop the pipeline's steps (without recording them) the moment this worker's lease lapses."""
@@ -341,7 +351,11 @@ class PipelineEngine:
                             and (step.next_attempt_at is None or as_utc(step.next_attempt_at) <= now)
                         ]
                         candidates = sorted(set(ready_steps(plan, statuses)) | set(due), key=lambda n: plan[n].position)
-                        chosen = candidates[: max(0, concurrency - len(running))]
+                        room = min(concurrency - len(running), self.max_steps - self._active_steps)
+                        chosen = candidates[: max(0, room)]
+                        # Reserved before the next await, so that other pipelines' rounds see these slots taken.
+                        self._active_steps += len(chosen)
+                        self._reserved[pipeline_id] = len(chosen)
                         starting = await _steps_to_start(session, pipeline_id, chosen) if chosen else {}
                         for name in chosen:
                             step, last = starting[name]
@@ -365,6 +379,8 @@ class PipelineEngine:
                 running[name] = asyncio.create_task(
                     self._run_launched(pipeline_id, started, stop), name=f"pipeline {pipeline_id} {name}"
                 )
+                running[name].add_done_callback(self._step_done)
+            self._active_steps -= self._reserved.pop(pipeline_id, 0) - len(launch)  # all handed over
             timeout = self.poll_seconds
             if wake_at is not None:
                 timeout = min(timeout, max(0.0, wake_at - time.monotonic()))
