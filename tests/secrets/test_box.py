@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
-from taskmaster.secrets.box import SecretBox, SecretKeyError, key_file_path, new_key
+from taskmaster.secrets.box import SecretBox, SecretKeyError, key_file_path, load_or_create_key_file, new_key
 from taskmaster.secrets.service import reencrypt_all
 from tests.conftest import make_settings
 
@@ -66,3 +68,20 @@ async def test_rotation_reencrypts_every_stored_secret(db: Database, settings: S
         assert row is not None
         assert only_new.decrypt(row.webhook_secret) == "whsec"
         assert only_new.decrypt(row.forge_token) == "ghp_tok"
+
+
+def test_processes_starting_together_all_use_the_one_key_that_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "secret.key"
+    ready = threading.Barrier(16)
+
+    def start() -> list[str]:
+        ready.wait()
+        return load_or_create_key_file(path)
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = list(pool.map(lambda _: start(), range(16)))
+
+    assert len({tuple(keys) for keys in seen}) == 1
+    assert seen[0] == path.read_text().split()
+    assert [p.name for p in path.parent.iterdir()] == ["secret.key"]  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -7,6 +7,7 @@ Keys come from `TASKMASTER_SECRET_KEYS` (comma separated) or, when unset, from `
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -74,20 +75,37 @@ def new_key() -> str:
 
 
 def load_or_create_key_file(path: Path) -> list[str]:
-    if path.exists():
-        keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        if not keys:
-            raise SecretKeyError(f"{path} holds no key")
-        return keys
-    write_key_file(path, [new_key()])
-    return load_or_create_key_file(path)
+    """The keys in `path`, creating it with one new key if it does not exist.
+
+    Processes sharing a state directory may start together (a server and its workers): the file is created with a
+    hard link from a private temporary file, which fails if it exists already, so exactly one key is written and
+    every process reads that one (a lost race must not leave a process encrypting with a key nobody keeps).
+    """
+    if not path.exists():
+        tmp = _private_copy(path, [new_key()])
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use its key
+        finally:
+            tmp.unlink(missing_ok=True)
+    keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not keys:
+        raise SecretKeyError(f"{path} holds no key")
+    return keys
 
 
 def write_key_file(path: Path, keys: Sequence[str]) -> None:
     """Replace the key file atomically, readable by its owner only."""
+    os.replace(_private_copy(path, keys), path)
+
+
+def _private_copy(path: Path, keys: Sequence[str]) -> Path:
+    """A new file beside `path` (a name of its own, mode 0600) holding `keys`, written through."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
         fh.write("\n".join(keys) + "\n")
-    os.replace(tmp, path)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(name)
