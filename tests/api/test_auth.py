@@ -107,9 +107,11 @@ def test_project_scoped_token_only_reaches_its_project(api: Api, settings: Setti
         denied = http.get(f"/api/projects/{b['id']}")
         assert denied.status_code == 403
         assert denied.json()["detail"] == f"the credential is limited to project {a['id']}"
+        # The listing confines it: its own project only.
+        assert [p["id"] for p in http.get("/api/projects").json()] == [a["id"]]
         # A route with no project in its path and no confinement of its own refuses it (tests/api/test_project_scope.py
-        # covers the routes that confine it).
-        unconfined = http.get("/api/projects")
+        # lists the routes that confine it).
+        unconfined = http.get("/api/jobs/some-job")
         assert unconfined.status_code == 403 and unconfined.json()["detail"] == denied.json()["detail"]
 
 

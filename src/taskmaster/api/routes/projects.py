@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field, SecretStr
 
-from taskmaster.api.deps import Admin, ReadSessionDep, ServicesDep, SessionDep, Viewer
+from taskmaster.api.deps import Admin, ReadSessionDep, ScopedViewer, ServicesDep, SessionDep, Viewer
 from taskmaster.projects import service
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
 
@@ -22,8 +22,10 @@ async def create_project(
 
 
 @router.get("")
-async def list_projects(session: ReadSessionDep, _: Viewer) -> list[ProjectOut]:
-    return [service.to_out(p) for p in await service.list_projects(session)]
+async def list_projects(session: ReadSessionDep, principal: ScopedViewer) -> list[ProjectOut]:
+    """Every project; for a credential limited to one project, that project alone."""
+    projects = await service.list_projects(session)
+    return [service.to_out(p) for p in projects if principal.project_id in (None, p.id)]
 
 
 @router.get("/{project_id}")
