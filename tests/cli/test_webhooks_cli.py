@@ -8,9 +8,11 @@ import uuid
 from pathlib import Path
 
 from taskmaster.db.session import Database
+from taskmaster.forges.events import Provider
 from taskmaster.forges.github import webhooks as github
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
+from taskmaster.webhooks.receivers import load_receiver
 from tests.cli.conftest import Runner
 from tests.conftest import make_settings
 from tests.forges.fixtures import payload_bytes
@@ -22,13 +24,14 @@ async def _store_and_process(state: Path, project_name: str) -> str:
     headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()), "X-GitHub-Hook-ID": "7",
                "Content-Type": "application/json"}  # fmt: skip
     try:
+        box = SecretBox.from_settings(settings)
+        async with db.autocommit_engine.connect() as connection:
+            receiver = await load_receiver(connection, Provider.GITHUB, "Codertocat/Hello-World", box, settings)
+        assert receiver is not None and receiver.name == project_name
+        assert receiver.secrets() == ["second-secret", "first-secret"]  # the rotation overlap
         async with db.transaction() as session:
-            project = await service.find_project(session, github.identify(headers).provider, "Codertocat/Hello-World")
-            assert project is not None and project.name == project_name
-            box = SecretBox.from_settings(settings)
-            assert service.accepted_secrets(project, box, settings.webhooks) == ["second-secret", "first-secret"]
             stored = await service.store_delivery(
-                session, identity=github.identify(headers), project_id=project.id, headers=headers,
+                session, identity=github.identify(headers), project_id=receiver.project_id, headers=headers,
                 body=payload_bytes("github/pull_request/opened"), action="opened",
             )  # fmt: skip
         assert await service.process_next(db, settings)

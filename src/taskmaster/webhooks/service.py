@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, Table, bindparam, func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -37,7 +37,6 @@ from taskmaster.forges.gitlab import webhooks as gitlab
 from taskmaster.pipelines import service as pipelines
 from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
-from taskmaster.secrets import SecretBox
 from taskmaster.webhooks.receivers import Receiver
 
 log = structlog.stdlib.get_logger("taskmaster.webhooks")
@@ -75,25 +74,6 @@ def raw_action(provider: Provider, payload: Mapping[str, Any]) -> str | None:
         attributes = payload.get("object_attributes")
         value = attributes.get("action") if isinstance(attributes, Mapping) else None
     return str(value)[:100] if value is not None else None
-
-
-async def find_project(session: AsyncSession, provider: Provider, full_name: str | None) -> Project | None:
-    """The project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any case."""
-    if not full_name:
-        return None
-    rows = (await session.scalars(_project_by_repository(), {"forge": provider.value, "path": full_name.lower()})).all()
-    return rows[0] if len(rows) == 1 else None
-
-
-@functools.cache
-def _project_by_repository() -> Select[Project]:
-    path = func.lower(Project.owner + "/" + Project.repo_name)
-    return select(Project).where(Project.forge == bindparam("forge"), path == bindparam("path")).limit(2)
-
-
-def accepted_secrets(project: Project, box: SecretBox, settings: WebhookSettings) -> list[str]:
-    """The project's webhook secret, and the previous one while the rotation overlap lasts."""
-    return Receiver.of(project, box, settings).secrets()
 
 
 def verify(provider: Provider, receiver: Receiver, headers: Mapping[str, str], body: bytes) -> None:
