@@ -257,3 +257,35 @@ async def test_one_engine_runs_at_most_max_steps_steps_at_once_over_all_its_pipe
     # How many attempts ran at each attempt's start: never more than the engine's limit, and the limit was used.
     at_once = [sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans]
     assert max(at_once) == 2
+
+
+async def test_a_crashing_attempt_stops_the_other_steps_and_a_later_run_redoes_them(harness_factory: Any) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    harness: Harness = await harness_factory(
+        "steps:\n"
+        "  breaks: {run: 'exit 3'}\n"
+        f"  slow: {{run: 'test $TASKMASTER_ATTEMPT = 2 || sleep 30; echo {marker}'}}\n"
+    )
+    created = await harness.create()
+
+    async def debugger_down(pipeline_id: uuid.UUID, step: str, tail: str) -> str | None:
+        await wait_for(started)  # the other step is running when this one crashes
+        raise RuntimeError("the debugger is down")
+
+    async def started() -> bool:
+        return bool(processes_with(marker))
+
+    with pytest.raises(RuntimeError, match="the debugger is down"):
+        await harness.engine(recovery=debugger_down).run(created.id)
+    stopped = processes_with(marker)
+    pipeline, _, attempts = await load(harness.db, created.id)
+
+    assert stopped == []  # the other step was stopped with the engine
+    assert pipeline.status == "running"
+    assert [a.status for a in attempts["slow"]] == ["running"]  # left for the next run to record as lost
+
+    assert await harness.engine().run(created.id) is PipelineStatus.FAILED
+    pipeline, steps, attempts = await load(harness.db, created.id)
+    assert [(a.status, a.error_message) for a in attempts["slow"]] == [("failed", "agent lost"), ("success", None)]
+    assert [(a.status, a.exit_code) for a in attempts["breaks"]][-1] == ("failed", 3)
+    assert (steps["breaks"].status, pipeline.failure_reason) == ("failed", "code")

@@ -208,10 +208,8 @@ class PipelineEngine:
                 pipeline.worker_id = self.worker_id
             elif pipeline.worker_id != self.worker_id:
                 raise LeaseLost(f"pipeline {pipeline_id} is run by worker {pipeline.worker_id}")
-            project = await session.get(Project, pipeline.project_id)
-            if project is None:
-                raise NotFound(f"project {pipeline.project_id} does not exist")
-            token, secrets = self._project_secrets(project)
+            project = await _get_project(session, pipeline)
+            token, _ = self._project_secrets(project)
             if pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition:
                 try:
                     await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
@@ -231,14 +229,7 @@ class PipelineEngine:
                 transitions.apply(pipeline, transitions.START)
             else:
                 await self._recover_lost_attempts(session, pipeline, plan)
-            context = _Context(
-                pipeline_id=pipeline.id,
-                repository=project.repository,
-                sha=pipeline.commit_sha or "",
-                token=token,
-                secrets=secrets,
-                site=await self.sites.site_for(pipeline.id, project.repository),
-            )
+            context = await self._context(pipeline, project)
         await self._changed(pipeline_id)
         return plan, context
 
@@ -294,7 +285,6 @@ class PipelineEngine:
     ) -> PipelineStatus:
         pipeline_id = context.pipeline_id
         concurrency = self.concurrency or plan.concurrency or self.settings.worker.concurrency
-        failure: BaseException | None = None
         final: PipelineStatus | None = None
         while True:
             launch: list[_Launch] = []
@@ -315,7 +305,7 @@ class PipelineEngine:
                 changed = False
                 now = utcnow()
                 deadline = as_utc(pipeline.started_at or now) + timedelta(seconds=plan.timeout)
-                if status is PipelineStatus.RUNNING and now >= deadline and failure is None:
+                if status is PipelineStatus.RUNNING and now >= deadline:
                     transitions.apply(
                         pipeline,
                         transitions.TIME_OUT,
@@ -324,7 +314,7 @@ class PipelineEngine:
                         now=now,
                     )
                     status, changed = PipelineStatus.TIMED_OUT, True
-                if status.is_terminal or failure is not None:
+                if status.is_terminal:
                     stop.set()
                     if not running:
                         unfinished = [n for n, v in views.items() if not StepStatus(v.status).is_terminal]
@@ -371,8 +361,6 @@ class PipelineEngine:
             if changed:
                 await self._changed(pipeline_id)
             if final is not None:
-                if failure is not None:
-                    raise failure
                 return final
             for started in launch:
                 name = started.planned.name
@@ -389,15 +377,10 @@ class PipelineEngine:
                 for name, task in list(running.items()):
                     if task in done:
                         del running[name]
-                        if task.exception() is not None and failure is None:
-                            failure = task.exception()
-                            log.error("attempt crashed", pipeline_id=str(pipeline_id), step=name, exc_info=failure)
-                if failure is not None:
-                    stop.set()
-                    await asyncio.gather(*running.values(), return_exceptions=True)
-                    running.clear()
-                    # The pipeline stays `running`: a later `run()` resumes it.
-                    raise failure
+                        if (crash := task.exception()) is not None:
+                            log.error("attempt crashed", pipeline_id=str(pipeline_id), step=name, exc_info=crash)
+                            # `_drive` stops the other steps; the pipeline stays `running` for a later `run()`.
+                            raise crash
             elif timeout > 0:
                 await asyncio.sleep(timeout)
 
@@ -638,18 +621,18 @@ class PipelineEngine:
     async def _load_context(self, pipeline_id: uuid.UUID) -> _Context:
         async with self.db.session() as session:
             pipeline = await _get_pipeline(session, pipeline_id)
-            project = await session.get(Project, pipeline.project_id)
-            if project is None:
-                raise NotFound(f"project {pipeline.project_id} does not exist")
-            token, secrets = self._project_secrets(project)
-            return _Context(
-                pipeline_id=pipeline.id,
-                repository=project.repository,
-                sha=pipeline.commit_sha or "",
-                token=token,
-                secrets=secrets,
-                site=await self.sites.site_for(pipeline.id, project.repository),
-            )
+            return await self._context(pipeline, await _get_project(session, pipeline))
+
+    async def _context(self, pipeline: Pipeline, project: Project) -> _Context:
+        token, secrets = self._project_secrets(project)
+        return _Context(
+            pipeline_id=pipeline.id,
+            repository=project.repository,
+            sha=pipeline.commit_sha or "",
+            token=token,
+            secrets=secrets,
+            site=await self.sites.site_for(pipeline.id, project.repository),
+        )
 
     def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:
         """The project's forge token (for fetching) and every secret value to mask in logs."""
@@ -696,6 +679,13 @@ async def _get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeli
     if pipeline is None:
         raise NotFound(f"pipeline {pipeline_id} does not exist")
     return pipeline
+
+
+async def _get_project(session: AsyncSession, pipeline: Pipeline) -> Project:
+    project = await session.get(Project, pipeline.project_id)
+    if project is None:
+        raise NotFound(f"project {pipeline.project_id} does not exist")
+    return project
 
 
 async def _get_step(session: AsyncSession, pipeline_id: uuid.UUID, name: str) -> PipelineStep:
