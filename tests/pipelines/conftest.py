@@ -20,6 +20,7 @@ from taskmaster.db.session import Database
 from taskmaster.pipelines.engine import Backoff, PipelineEngine
 from taskmaster.pipelines.runs import create_run
 from taskmaster.workspaces.git_cache import MirrorCache
+from tests.support import processes_with
 from tests.workspaces.conftest import commit, git
 
 FAST = Backoff(base=0.05, factor=2.0, cap=0.2)
@@ -107,3 +108,12 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
     while not await predicate():
         assert loop.time() < end, "condition not reached in time"
         await asyncio.sleep(0.05)
+
+
+async def wait_for_process(marker: str, timeout: float = 10.0) -> None:
+    """Wait until a process whose command line holds `marker` runs (a step has started)."""
+
+    async def running() -> bool:
+        return bool(processes_with(marker))
+
+    await wait_for(running, timeout)

@@ -14,7 +14,7 @@ from taskmaster.db.models import Pipeline
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.states import PipelineStatus
-from tests.pipelines.conftest import Harness, load, wait_for
+from tests.pipelines.conftest import Harness, load, wait_for_process
 from tests.support import processes_with
 
 ACCEPTANCE = """\
@@ -132,10 +132,7 @@ async def test_cancel_from_another_task_stops_the_running_step_within_the_grace_
     engine = harness.engine(grace=1.0)
     running = asyncio.create_task(engine.run(created.id))
 
-    async def started() -> bool:
-        return bool(processes_with(marker))
-
-    await wait_for(started)
+    await wait_for_process(marker)
     loop = asyncio.get_running_loop()
     asked = loop.time()
     other = harness.engine()  # as from another process: only the database row changes
@@ -160,10 +157,7 @@ async def test_resume_after_a_dead_engine_marks_the_lost_attempt_infra_and_redoe
     created = await harness.create()
     dying = asyncio.create_task(harness.engine().run(created.id))
 
-    async def started() -> bool:
-        return bool(processes_with(marker))
-
-    await wait_for(started)
+    await wait_for_process(marker)
     dying.cancel()  # the engine dies mid-step: its attempt stays `running` in the database
     with pytest.raises(asyncio.CancelledError):
         await dying
@@ -269,11 +263,8 @@ async def test_a_crashing_attempt_stops_the_other_steps_and_a_later_run_redoes_t
     created = await harness.create()
 
     async def debugger_down(pipeline_id: uuid.UUID, step: str, tail: str) -> str | None:
-        await wait_for(started)  # the other step is running when this one crashes
+        await wait_for_process(marker)  # the other step is running when this one crashes
         raise RuntimeError("the debugger is down")
-
-    async def started() -> bool:
-        return bool(processes_with(marker))
 
     with pytest.raises(RuntimeError, match="the debugger is down"):
         await harness.engine(recovery=debugger_down).run(created.id)

@@ -18,7 +18,7 @@ from taskmaster.pipelines import leases, transitions
 from taskmaster.pipelines.engine import LeaseLost
 from taskmaster.pipelines.leases import Lease, Lost
 from taskmaster.pipelines.states import PipelineStatus
-from tests.pipelines.conftest import Harness, load, wait_for
+from tests.pipelines.conftest import Harness, load, wait_for_process
 from tests.support import processes_with
 
 
@@ -187,10 +187,7 @@ async def test_an_engine_whose_pipeline_is_taken_over_stops_its_step_and_leaves_
     created = await harness.create()
     first = asyncio.create_task(harness.engine(worker_id="first").run(created.id))
 
-    async def started() -> bool:
-        return bool(processes_with(marker))
-
-    await wait_for(started)
+    await wait_for_process(marker)
     async with harness.db.transaction() as session:
         won = await leases.take_over(session, Lost(created.id, "first"), worker_id="second")
     assert won
@@ -219,10 +216,7 @@ async def test_an_engine_whose_lease_lapses_stops_its_steps_at_once(harness_fact
     lease.renewed()
     running = asyncio.create_task(harness.engine(worker_id="w", lease=lease).run(created.id))
 
-    async def started() -> bool:
-        return bool(processes_with(marker))
-
-    await wait_for(started)
+    await wait_for_process(marker)
     now[0] = 61.0  # no heartbeat has reached the database for longer than the lease
 
     with pytest.raises(LeaseLost, match="heartbeat lapsed"):

@@ -26,7 +26,7 @@ from taskmaster.secrets import SecretBox
 from taskmaster.worker.pipelines import PipelineLoop
 from tests.api.test_webhooks import SECRET, github_headers
 from tests.forges.fixtures import payload
-from tests.pipelines.conftest import Harness, harness_factory, load, make_pipeline_repo
+from tests.pipelines.conftest import Harness, harness_factory, load, make_pipeline_repo, wait_for_process
 from tests.support import live_server, processes_with
 
 __all__ = ["harness_factory"]  # the engine fixtures, for the loop tests below
@@ -113,10 +113,7 @@ async def test_a_worker_restarted_under_its_name_resumes_its_pipeline_and_redoes
 
     before = PipelineLoop(configured, harness.db, box, worker_id="w1")
     before.start()
-    deadline = asyncio.get_running_loop().time() + 60
-    while not processes_with(marker):
-        assert asyncio.get_running_loop().time() < deadline, "the step did not start"
-        await asyncio.sleep(0.05)
+    await wait_for_process(marker, timeout=60)
     await before.stop()  # the process goes away mid-step: its steps stop, their attempts stay `running`
     stopped, _, attempts = await load(harness.db, created.id)
     left_running = [a.status for a in attempts["work"]]

@@ -87,7 +87,7 @@ class PipelineLoop(PollingLoop):
             ended = await leases.end_stuck(session, max_seconds=worker.pipeline_max_seconds, dialect=self.db.dialect)
         for pipeline_id in ended:
             log.warning("stuck pipeline ended", pipeline_id=str(pipeline_id), limit=worker.pipeline_max_seconds)
-            await self._report(pipeline_id)
+            await self.updates(pipeline_id)  # noted; reported in the background
         async with self.db.session() as session:
             mine = await leases.owned_by(session, self.worker_id)
             lost = await leases.find_lost(
@@ -138,9 +138,3 @@ class PipelineLoop(PollingLoop):
         finally:
             self._running.pop(pipeline_id, None)
             self.wake()  # a slot is free: claim the next pending pipeline now
-
-    async def _report(self, pipeline_id: uuid.UUID) -> None:
-        try:
-            await self.updates(pipeline_id)
-        except Exception:
-            log.warning("forge update failed", pipeline_id=str(pipeline_id), exc_info=True)
