@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import os
 import socket
-import stat
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
 import structlog
@@ -31,7 +29,6 @@ from taskmaster.core.errors import Conflict, InvalidInput, NotFound, TaskmasterE
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
 from taskmaster.db.session import Database
 from taskmaster.executors.base import Executor, StepSpec
-from taskmaster.executors.local import LocalExecutor
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.definition import StepKind, WorkspaceMode
 from taskmaster.pipelines.leases import Lease
@@ -148,9 +145,7 @@ class PipelineEngine:
         self.keep_workspace = keep_workspace
         self.poll_seconds = poll_seconds
         self.grace = grace
-        self.sites: Sites = sites or LocalSites(
-            mirror, settings.workspace_root, executor or LocalExecutor(hidden=self._hidden)
-        )
+        self.sites: Sites = sites or LocalSites.of(settings, mirror, executor)
         self.log_max_bytes = log_max_bytes
         self.secrets = list(secrets)
         self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
@@ -644,15 +639,6 @@ class PipelineEngine:
         plain = [self._box.decrypt(value) for value in encrypted]
         return plain[0], [value for value in plain if value]
 
-    def _hidden(self) -> tuple[Path, ...]:
-        """Other pipelines' workspaces, the mirrors and the state directory, covered inside the sandbox.
-
-        Only paths the sandbox user could reach are listed: bubblewrap runs as that user and cannot mount over a
-        path it cannot reach (nor could the step read it).
-        """
-        candidates = [self.settings.workspace_root, self.mirror.root, self.settings.state_dir]
-        return tuple(path.absolute() for path in candidates if _reachable(path.absolute()))
-
     async def _changed(self, pipeline_id: uuid.UUID) -> None:
         if self.on_change is None:
             return
@@ -763,16 +749,3 @@ async def _until_stopped(work: Awaitable[AttemptOutcome | None], stop: asyncio.E
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return AttemptOutcome("canceled", message="stopped")
-
-
-def _reachable(path: Path) -> bool:
-    """Whether the sandbox user could reach `path` (always, when we are not root: then bwrap runs as us)."""
-    if not path.exists():
-        return False
-    if os.geteuid() != 0:
-        return True
-    for part in [*reversed(path.parents), path]:
-        mode = part.stat().st_mode
-        if part != path and not mode & stat.S_IXOTH:
-            return False
-    return True

@@ -13,7 +13,9 @@ A pipeline's steps all run at one site, because steps with `workspace: shared` s
 from __future__ import annotations
 
 import asyncio
+import os
 import posixpath
+import stat
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +71,13 @@ class LocalSites:
         self.mirror = mirror
         self.root = root.absolute()
         self.executor = executor
+
+    @classmethod
+    def of(cls, settings: Settings, mirror: MirrorCache, executor: Executor | None = None) -> LocalSites:
+        """Workspaces under the configured root; steps through `executor`, by default the sandbox with other
+        pipelines' workspaces, the mirrors and the state directory hidden from the step."""
+        paths = (settings.workspace_root, mirror.root, settings.state_dir)
+        return cls(mirror, settings.workspace_root, executor or LocalExecutor(hidden=lambda: _hideable(paths)))
 
     async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> LocalSite:
         executor = self.executor
@@ -202,3 +211,22 @@ def remote_sites(settings: Settings) -> SshSites | None:
 def _make_reachable_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o755)  # the sandbox user must pass through it to its workspace
+
+
+def _hideable(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Those of `paths` the sandbox user could reach: bubblewrap runs as that user and cannot mount over a path it
+    cannot reach (nor could the step read it). Asked at each step: the paths may appear meanwhile."""
+    return tuple(path.absolute() for path in paths if _reachable(path.absolute()))
+
+
+def _reachable(path: Path) -> bool:
+    """Whether the sandbox user could reach `path` (always, when we are not root: then bwrap runs as us)."""
+    if not path.exists():
+        return False
+    if os.geteuid() != 0:
+        return True
+    for part in [*reversed(path.parents), path]:
+        mode = part.stat().st_mode
+        if part != path and not mode & stat.S_IXOTH:
+            return False
+    return True
