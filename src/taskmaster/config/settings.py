@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -66,8 +65,9 @@ class WorkerSettings(_Section):
     stale_after_seconds: float = Field(30.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
     """Pipelines one worker process runs at once."""
-    max_steps: int = Field(default_factory=lambda: max(4, 2 * (os.cpu_count() or 2)), ge=1, le=1024)
-    """Steps one worker process runs at once, over all its pipelines (default: twice the CPUs, at least 4)."""
+    max_steps: int = Field(16, ge=1, le=1024)
+    """Steps one worker process runs at once, over all its pipelines. Not derived from the CPUs: steps mostly
+    wait (on tests, networks, sleeps), and a cap of twice 2 CPUs held a 16-way fan-out of sleeps to half speed."""
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=3600)
     project_concurrency: int = Field(8, ge=1, le=1024)
     """Pipelines of one project running at once, across every worker sharing the database."""
