@@ -139,3 +139,34 @@ def test_a_schema_behind_the_code_says_to_migrate(taskmaster_cli: Runner) -> Non
     assert "schema is behind" in behind.stderr and "taskmaster db migrate" in behind.stderr
     assert taskmaster_cli("db", "migrate").returncode == 0
     assert taskmaster_cli("project", "list", "--json").stdout.strip() == "[]"
+
+
+def test_project_update_sets_settings_by_dotted_name_and_show_prints_them(taskmaster_cli: Runner) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert taskmaster_cli("project", "add", "tuned", "--repo", "/x").returncode == 0
+    updated = taskmaster_cli(
+        "project", "update", "tuned", "--set", "review.fail_on=blocker", "--set", "codegen.max_parallel=4",
+        "--set", "push_pipelines=true", "--json",
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    settings = json.loads(updated.stdout)["settings"]
+    assert (settings["review"]["fail_on"], settings["codegen"]["max_parallel"]) == ("blocker", 4)
+    assert settings["push_pipelines"] is True
+    shown = taskmaster_cli("project", "show", "tuned")
+    assert "review.fail_on = blocker" in shown.stdout
+    assert "recovery.max_rounds = 2" in shown.stdout
+    assert "agent.command = (unset)" in shown.stdout
+    reset = taskmaster_cli("project", "update", "tuned", "--set", "review.fail_on=", "--json")
+    assert json.loads(reset.stdout)["settings"]["review"]["fail_on"] == "major"
+
+    unknown = taskmaster_cli("project", "update", "tuned", "--set", "review.fail=major")
+    assert unknown.returncode == 1
+    assert "unknown project setting 'review.fail'" in unknown.stderr
+    bad = taskmaster_cli("project", "update", "tuned", "--set", "recovery.mode=yolo", "--set", "codegen.max_parallel=2")
+    assert bad.returncode == 1
+    assert "recovery.mode: Input should be 'push' or 'suggest'" in bad.stderr
+    malformed = taskmaster_cli("project", "update", "tuned", "--set", "review.fail_on")
+    assert malformed.returncode == 2
+    assert "expected KEY=VALUE" in malformed.stderr
+    after = json.loads(taskmaster_cli("project", "show", "tuned", "--json").stdout)["settings"]
+    assert (after["codegen"]["max_parallel"], after["recovery"]["mode"]) == (4, "suggest")

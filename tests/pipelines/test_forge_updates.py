@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from taskmaster.config.settings import GitHubSettings
 from taskmaster.db.models import Pipeline, Project, PullRequest
 from taskmaster.secrets import SecretBox
-from taskmaster.worker.forges import FORGE_API_URL, ForgeUpdates
+from taskmaster.worker.forges import ForgeUpdates
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
 
 DEFINITION = """\
@@ -66,7 +66,7 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     harness = await harness_factory(DEFINITION)
     box = SecretBox.from_settings(harness.settings)
     pipeline = await harness.create()
-    await on_github(harness, box, pipeline, settings={FORGE_API_URL: url})
+    await on_github(harness, box, pipeline, settings={"forge_api_url": url})
 
     updates = ForgeUpdates(harness.db, box, harness.settings)
     status = await harness.engine(on_change=updates).run(pipeline.id)
@@ -150,7 +150,7 @@ async def test_the_engine_does_not_wait_for_the_forge_and_the_forge_gets_the_fin
     harness = await harness_factory("steps:\n  one: {run: 'true'}\n  two: {run: 'true', needs: [one]}\n")
     box = SecretBox.from_settings(harness.settings)
     pipeline = await harness.create()
-    await on_github(harness, box, pipeline, settings={FORGE_API_URL: url})
+    await on_github(harness, box, pipeline, settings={"forge_api_url": url})
     updates = ForgeUpdates(harness.db, box, harness.settings)
     fake.open.clear()  # GitHub answers nothing until the pipeline is over
     try:

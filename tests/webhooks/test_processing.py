@@ -113,7 +113,7 @@ async def test_a_push_without_a_pull_request_runs_only_when_the_project_enables_
     async with db.transaction() as session:
         stored = await session.get(Project, project.id)
         assert stored is not None
-        stored.settings = {service.PUSH_PIPELINES: True}
+        stored.settings = {"push_pipelines": True}
     await _deliver(db, project, "push", push)
     await _drain(db, settings)
     (pipeline,) = await _pipelines(db)

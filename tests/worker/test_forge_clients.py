@@ -13,7 +13,7 @@ from taskmaster.db.models import Project
 from taskmaster.forges.github.client import GitHubForge
 from taskmaster.forges.gitlab.client import GitLabForge
 from taskmaster.secrets.box import SecretBox, new_key
-from taskmaster.worker.forges import FORGE_API_URL, forge_for, uses_github_app
+from taskmaster.worker.forges import forge_for, uses_github_app
 from taskmaster.worker.webhooks import ForgePermissions
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
 
@@ -38,7 +38,7 @@ def project(forge: str = "github", *, token: bytes | None = None, api_url: str |
         owner="octo",
         repo_name="app",
         forge_token=token,
-        settings={FORGE_API_URL: api_url} if api_url else {},
+        settings={"forge_api_url": api_url} if api_url else {},
     )
 
 

@@ -1,4 +1,4 @@
-"""`taskmaster project add | list | show | remove`."""
+"""`taskmaster project add | list | show | update | remove`."""
 
 from __future__ import annotations
 
@@ -20,8 +20,19 @@ def _show(project: ProjectOut, json_output: bool) -> None:
     if json_output:
         common.print_json(project.model_dump(mode="json"))
         return
-    for key, value in project.model_dump().items():
+    from taskmaster.projects import settings
+
+    for key, value in project.model_dump(exclude={"settings"}).items():
         print(f"{key:>18}: {value}")
+    print(f"{'settings':>18}:")
+    for key, value in settings.flat(project.settings).items():
+        print(f"{'':>18}  {key} = {_render(value)}")
+
+
+def _render(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @command.command("add")
@@ -98,6 +109,35 @@ def show_command(
 
     async def go(session: AsyncSession) -> ProjectOut:
         return service.to_out(await service.get_project(session, project))
+
+    _show(common.run_in_transaction(common.settings(), go), json_output)
+
+
+@command.command("update")
+def update_command(
+    project: Annotated[str, typer.Argument(help="Name or id.")],
+    changes: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="A setting by dotted name, e.g. review.fail_on=blocker (repeatable); KEY= resets it to its default.",
+        ),
+    ],
+    json_output: bool = common.JsonOption,
+) -> None:
+    """Change project settings; `project show` lists every key and its value."""
+    from taskmaster.projects import service
+
+    parsed: dict[str, str | None] = {}
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep or not key.strip():
+            common.fail(f"--set {change!r}: expected KEY=VALUE, e.g. review.fail_on=blocker", code=2)
+        parsed[key.strip()] = value if value else None
+
+    async def go(session: AsyncSession) -> ProjectOut:
+        return service.to_out(await service.update_settings(session, project, parsed, actor="cli"))
 
     _show(common.run_in_transaction(common.settings(), go), json_output)
 

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from taskmaster.projects.settings import ProjectSettings
+
 Forge = Literal["github", "gitlab", "local"]
 
 
@@ -21,7 +23,9 @@ class ProjectCreate(BaseModel):
     description: str | None = None
     webhook_secret: SecretStr | None = None
     forge_token: SecretStr | None = None
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Project settings by dotted key (or nested by group); see ProjectSettings."
+    )
 
 
 class ProjectOut(BaseModel):
@@ -35,6 +39,6 @@ class ProjectOut(BaseModel):
     description: str | None
     has_webhook_secret: bool
     has_forge_token: bool
-    settings: dict[str, Any]
+    settings: ProjectSettings
     created_at: datetime
     updated_at: datetime

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +16,7 @@ from taskmaster.audit import service as audit
 from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
+from taskmaster.projects import settings as project_settings
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
 from taskmaster.secrets import SecretBox
 
@@ -38,7 +41,7 @@ def to_out(project: Project) -> ProjectOut:
         description=project.description,
         has_webhook_secret=project.webhook_secret is not None,
         has_forge_token=project.forge_token is not None,
-        settings=project.settings,
+        settings=project_settings.load(project.settings),
         created_at=project.created_at,
         updated_at=project.updated_at,
     )
@@ -60,7 +63,7 @@ async def create_project(
         description=spec.description,
         webhook_secret=box.encrypt(spec.webhook_secret.get_secret_value() if spec.webhook_secret else None),
         forge_token=box.encrypt(spec.forge_token.get_secret_value() if spec.forge_token else None),
-        settings=spec.settings,
+        settings=project_settings.apply({}, project_settings.nested(spec.settings)),
     )
     session.add(project)
     try:
@@ -179,4 +182,20 @@ async def delete_project(session: AsyncSession, ref: str | uuid.UUID, *, actor: 
         target_id=project.id,
         data={"name": project.name},
     )
+    return project
+
+
+async def update_settings(
+    session: AsyncSession, ref: str | uuid.UUID, changes: Mapping[str, Any], *, actor: str = "system"
+) -> Project:
+    """Set project settings by dotted key (None resets one to its default); unknown keys and bad values are refused
+    naming the key, and nothing is changed then."""
+    if not changes:
+        raise InvalidInput("no setting to change: give at least one KEY=VALUE")
+    project = await lock_project(session, ref)
+    project.settings = project_settings.apply(project.settings, changes)
+    await audit.record(
+        session, actor=actor, action="project.settings.update", target_type="project", target_id=project.id,
+        project_id=project.id, data={"keys": sorted(changes)},
+    )  # fmt: skip
     return project

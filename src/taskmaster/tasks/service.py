@@ -39,6 +39,7 @@ from taskmaster.core.ids import new_id
 from taskmaster.db.models import Project, Task, TaskDependency
 
 # Task use cases work per project; the project lookups are re-exported for their callers.
+from taskmaster.projects import settings as project_settings
 from taskmaster.projects.service import get_project as get_project
 from taskmaster.projects.service import lock_project as lock_project
 from taskmaster.tasks.schemas import (
@@ -61,8 +62,6 @@ _DEPENDENCY = aliased(Task, name="dependency")
 _PARENT = aliased(Task, name="parent")
 _CHILD = aliased(Task, name="child")
 _PARENT_EDGE = aliased(TaskDependency, name="parent_edge")
-CANCELLED_SATISFIES = "cancelled_satisfies_dependencies"
-"""Project setting: a `cancelled` dependency counts as satisfied (default: it does not)."""
 
 
 @dataclass(frozen=True)
@@ -467,9 +466,8 @@ def _ready_query(
 ) -> tuple[Select[Task], dict[str, Any]]:
     """The cached ready statement for this project and filter, with the values to execute it with."""
     where = where or TaskFilter()
-    statement = _ready_statement(
-        bool(project.settings.get(CANCELLED_SATISFIES)), bool(where.type), bool(where.assignee), lock
-    )
+    cancelled_satisfies = project_settings.load(project.settings).cancelled_satisfies_dependencies
+    statement = _ready_statement(cancelled_satisfies, bool(where.type), bool(where.assignee), lock)
     params: dict[str, Any] = {"project_id": project.id, "limit": limit}
     if where.type:
         params["type"] = where.type

@@ -29,10 +29,8 @@ from taskmaster.config.settings import Settings, WebhookSettings
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Project
 from taskmaster.forges.events import Provider
+from taskmaster.projects import settings as project_settings
 from taskmaster.secrets import SecretBox
-
-ALLOW_SHA1 = "allow_sha1_signatures"
-"""Project setting: accept GitHub's legacy SHA-1 `X-Hub-Signature` when no SHA-256 signature is sent."""
 
 
 class ProjectSecrets(Protocol):
@@ -81,7 +79,7 @@ class Receiver:
             secret=box.decrypt(project.webhook_secret),
             previous_secret=previous,
             previous_until=until,
-            allow_sha1=bool(project.settings.get(ALLOW_SHA1)),
+            allow_sha1=project_settings.load(project.settings).allow_sha1_signatures,
             app_secret=app_secret,
         )
 

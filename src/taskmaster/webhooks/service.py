@@ -37,14 +37,13 @@ from taskmaster.forges.gitlab import webhooks as gitlab
 from taskmaster.pipelines import service as pipelines
 from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
+from taskmaster.projects import settings as project_settings
 from taskmaster.webhooks.receivers import Receiver
 
 log = structlog.stdlib.get_logger("taskmaster.webhooks")
 
 RECEIVED, RETRY, PROCESSED, FAILED = "received", "retry", "processed", "failed"
 DUE_STATUSES = (RECEIVED, RETRY)
-PUSH_PIPELINES = "push_pipelines"
-"""Project setting: run a push pipeline for pushes to branches that have no open pull request."""
 _UNSTORED_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
 _COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
 
@@ -381,8 +380,8 @@ async def _route_push(
     )
     if open_pull is not None:
         result["ignored"] = "the branch has an open pull request, which its own events validate"
-    elif not project.settings.get(PUSH_PIPELINES):
-        result["ignored"] = f"push pipelines are off for this project (setting {PUSH_PIPELINES})"
+    elif not project_settings.load(project.settings).push_pipelines:
+        result["ignored"] = "push pipelines are off for this project (setting push_pipelines)"
     else:
         await _request(session, result, project, delivery, pull=None, sha=push.head_sha, kind="push", branch=branch,
                        pipeline_type=PipelineType.PUSH.value)  # fmt: skip

@@ -13,19 +13,18 @@ from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.forges.base import Forge
 from taskmaster.forges.github.client import GitHubForge
+from taskmaster.forges.gitlab.client import DEFAULT_BASE_URL as GITLAB_API
 from taskmaster.forges.gitlab.client import GitLabForge
 from taskmaster.pipelines.annotations import with_log_annotations
 from taskmaster.pipelines.report import ForgeReporter, needs_manual_review
 from taskmaster.pipelines.reporting import pipeline_report
+from taskmaster.projects import settings as project_settings
 from taskmaster.secrets import SecretBox
 
 log = structlog.stdlib.get_logger("taskmaster.worker.forges")
 
 DRAIN_SECONDS = 30.0
 """How long a stopping worker keeps reporting pipeline states still on their way to the forge."""
-
-FORGE_API_URL = "forge_api_url"
-"""Project setting: the forge's API URL (GitHub Enterprise, a self-managed GitLab)."""
 
 
 def uses_github_app(project: Project, settings: Settings) -> bool:
@@ -53,14 +52,13 @@ def forge_for(project: Project, box: SecretBox, settings: Settings) -> Forge | N
     if project.forge == "github":
         return GitHubForge(token=token, base_url=_github_api_url(project, settings))
     if project.forge == "gitlab":
-        base_url = project.settings.get(FORGE_API_URL)
-        return GitLabForge(token=token, **({"base_url": base_url} if base_url else {}))
+        return GitLabForge(token=token, base_url=project_settings.load(project.settings).forge_api_url or GITLAB_API)
     return None
 
 
 def _github_api_url(project: Project, settings: Settings) -> str:
-    url = project.settings.get(FORGE_API_URL) or settings.github.api_url
-    return str(url).rstrip("/")
+    url = project_settings.load(project.settings).forge_api_url or settings.github.api_url
+    return url.rstrip("/")
 
 
 class ForgeUpdates:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field, SecretStr
 
 from taskmaster.api.deps import Admin, ReadSessionDep, ScopedViewer, ServicesDep, SessionDep, Viewer
 from taskmaster.projects import service
+from taskmaster.projects import settings as project_settings
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut
+from taskmaster.projects.settings import ProjectSettings
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -31,6 +35,33 @@ async def list_projects(session: ReadSessionDep, principal: ScopedViewer) -> lis
 @router.get("/{project_id}")
 async def get_project(project_id: str, session: ReadSessionDep, _: Viewer) -> ProjectOut:
     return service.to_out(await service.get_project(session, project_id))
+
+
+@router.get("/{project_id}/settings")
+async def get_settings(project_id: str, session: ReadSessionDep, _: Viewer) -> ProjectSettings:
+    """Every setting of the project, with defaults for those never set."""
+    return project_settings.load((await service.get_project(session, project_id)).settings)
+
+
+@router.patch("/{project_id}/settings")
+async def update_settings(
+    project_id: str,
+    changes: Annotated[
+        dict[str, Any],
+        Body(
+            description="Dotted setting names (or groups of them) and their new values; null resets one.",
+            examples=[{"review.fail_on": "blocker", "codegen.max_parallel": 4}],
+        ),
+    ],
+    session: SessionDep,
+    principal: Admin,
+) -> ProjectSettings:
+    """Change some settings; an unknown key or a bad value is refused (422) naming it, and nothing changes."""
+    project = await service.update_settings(
+        session, project_id, project_settings.nested(changes), actor=principal.subject
+    )
+    await session.commit()
+    return project_settings.load(project.settings)
 
 
 class WebhookSecret(BaseModel):
