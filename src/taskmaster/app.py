@@ -1,4 +1,5 @@
-"""`create_app(settings)`: the one place that wires config, database, secrets, jobs, worker and routes."""
+"""`create_app(settings)`: the HTTP process's wiring: one `Runtime` (database, secrets, mirrors, forges, engine),
+the job client, the in-process worker and the routes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from taskmaster.config import Settings
 from taskmaster.db import migrate
 from taskmaster.db.session import Database
 from taskmaster.durable.client import JobClient
-from taskmaster.secrets import SecretBox
+from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
 
 log = structlog.stdlib.get_logger("taskmaster.app")
@@ -37,11 +38,13 @@ async def prepare_database(settings: Settings, db: Database) -> None:
 
 def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = True) -> FastAPI:
     """Build the ASGI app. Nothing connects until the lifespan starts."""
-    db = Database.from_settings(settings)
+    runtime = Runtime(settings)
+    db = runtime.db
     services = Services(
         settings=settings,
         db=db,
-        box=SecretBox.from_settings(settings),
+        box=runtime.box,
+        runtime=runtime,
         webhooks=WebhookIntake.from_settings(settings),
         principals=PrincipalCache(settings.auth.token_cache_seconds),
     )
@@ -54,7 +57,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         jobs = services.jobs = JobClient(settings)
         if run_worker:
             worker = WorkerRuntime(
-                settings, db, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
+                runtime, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
             )
             await worker.start()
             services.wake_worker = worker.wake
@@ -69,7 +72,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
             if worker is not None:
                 await worker.stop()
             jobs.close()
-            await db.dispose()
+            await runtime.aclose()
 
     app = FastAPI(
         title="Taskmaster",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -176,3 +177,35 @@ def test_pipeline_run_of_the_eight_step_acceptance_pipeline_reports_every_step(
     assert (shown["status"], shown["failure_reason"]) == ("failed", "code")
     left, right = steps["left"]["attempts"][0], steps["right"]["attempts"][0]
     assert max(left["started_at"], right["started_at"]) < min(left["finished_at"], right["finished_at"])
+
+
+def test_pipeline_create_retry_and_cancel_through_the_cli_are_audited(
+    taskmaster_cli: Runner, tmp_path: Path, workdir: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, ".taskmaster.yml", GOOD)
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo)).returncode == 0
+    created = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", "--detach")
+    assert created.returncode == 0, created.stderr
+    pipeline_id = created.stdout.strip()
+    canceled = taskmaster_cli("pipeline", "cancel", pipeline_id, "--reason", "not today")
+    assert canceled.returncode == 0 and "canceled" in canceled.stdout
+    retried = taskmaster_cli("pipeline", "retry", pipeline_id, "--detach")
+    assert retried.returncode == 0, retried.stderr
+    retry_id = retried.stdout.strip()
+
+    with sqlite3.connect(workdir / ".taskmaster" / "taskmaster.db") as conn:
+        rows = conn.execute(
+            "select action, actor, target_id, data from audit_events where action like 'pipeline.%' order by created_at"
+        ).fetchall()
+    events = [(action, actor, target, json.loads(data)) for action, actor, target, data in rows]
+    assert [(action, actor, target) for action, actor, target, _ in events] == [
+        ("pipeline.create", "cli", pipeline_id),
+        ("pipeline.cancel", "cli", pipeline_id),
+        ("pipeline.retry", "cli", retry_id),
+    ]
+    assert events[1][3] == {"reason": "not today"}
+    assert events[2][3]["retry_of"] == pipeline_id

@@ -12,6 +12,8 @@ from pydantic import SecretStr
 
 from taskmaster.config.settings import GitHubSettings
 from taskmaster.db.models import Pipeline, Project, PullRequest
+from taskmaster.projects.credentials import Credentials
+from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import ForgeUpdates
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
@@ -68,7 +70,7 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     pipeline = await harness.create()
     await on_github(harness, box, pipeline, settings={"forge_api_url": url})
 
-    updates = ForgeUpdates(harness.db, box, harness.settings)
+    updates = ForgeUpdates(harness.db, ForgeFactory(harness.settings, Credentials(box)))
     status = await harness.engine(on_change=updates).run(pipeline.id)
     assert status == "failed"
     await updates.drain()  # reports go out in the background
@@ -103,7 +105,7 @@ async def test_as_a_github_app_a_failed_pipeline_gets_one_check_run_with_its_fin
     app = GitHubSettings(api_url=url, app_id=APP_ID, private_key=SecretStr(private))
     settings = harness.settings.model_copy(update={"github": app})
 
-    updates = ForgeUpdates(harness.db, box, settings)
+    updates = ForgeUpdates(harness.db, ForgeFactory(settings, Credentials(box)))
     try:
         status = await harness.engine(on_change=updates).run(pipeline.id)
         assert status == "failed"
@@ -151,7 +153,7 @@ async def test_the_engine_does_not_wait_for_the_forge_and_the_forge_gets_the_fin
     box = SecretBox.from_settings(harness.settings)
     pipeline = await harness.create()
     await on_github(harness, box, pipeline, settings={"forge_api_url": url})
-    updates = ForgeUpdates(harness.db, box, harness.settings)
+    updates = ForgeUpdates(harness.db, ForgeFactory(harness.settings, Credentials(box)))
     fake.open.clear()  # GitHub answers nothing until the pipeline is over
     try:
         status = await asyncio.wait_for(harness.engine(on_change=updates).run(pipeline.id), 60)

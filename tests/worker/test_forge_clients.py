@@ -1,4 +1,4 @@
-"""Which client the worker uses for a project: the GitHub App on its own server, else the project's token."""
+"""Which client serves a project (`projects.forges`): the GitHub App on its own server, else the project's token."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from taskmaster.config.settings import GitHubSettings
 from taskmaster.db.models import Project
 from taskmaster.forges.github.client import GitHubForge
 from taskmaster.forges.gitlab.client import GitLabForge
+from taskmaster.projects.credentials import Credentials
+from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets.box import SecretBox, new_key
-from taskmaster.worker.forges import forge_for, uses_github_app
 from taskmaster.worker.webhooks import ForgePermissions
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
 
@@ -28,6 +29,10 @@ def github() -> Iterator[tuple[str, FakeGitHub]]:
 
 def app_settings(private_pem: str, api_url: str = "https://api.github.com") -> Settings:
     return Settings(github=GitHubSettings(api_url=api_url, app_id=APP_ID, private_key=SecretStr(private_pem)))
+
+
+def forges(settings: Settings, box: SecretBox) -> ForgeFactory:
+    return ForgeFactory(settings, Credentials(box))
 
 
 def project(forge: str = "github", *, token: bytes | None = None, api_url: str | None = None) -> Project:
@@ -48,8 +53,8 @@ async def test_a_github_project_uses_the_app_when_one_is_configured_even_with_a_
     box = SecretBox([new_key()])
     with_token = project(token=box.encrypt(PERSONAL_TOKEN))
     settings = app_settings(app_key[0])
-    assert uses_github_app(with_token, settings)
-    forge = forge_for(with_token, box, settings)
+    assert forges(settings, box).uses_app(with_token)
+    forge = forges(settings, box).for_project(with_token)
     assert isinstance(forge, GitHubForge) and f"app_id={APP_ID}" in repr(forge)
     await forge.aclose()
 
@@ -57,31 +62,32 @@ async def test_a_github_project_uses_the_app_when_one_is_configured_even_with_a_
 async def test_without_an_app_the_token_is_used_and_without_either_there_is_no_client() -> None:
     box = SecretBox([new_key()])
     with_token = project(token=box.encrypt(PERSONAL_TOKEN))
-    assert not uses_github_app(with_token, Settings())
-    forge = forge_for(with_token, box, Settings())
+    assert not forges(Settings(), box).uses_app(with_token)
+    forge = forges(Settings(), box).for_project(with_token)
     assert isinstance(forge, GitHubForge) and "token=[redacted]" in repr(forge)
     await forge.aclose()
-    assert forge_for(project(), box, Settings()) is None
-    assert forge_for(project("local", token=box.encrypt(PERSONAL_TOKEN)), box, Settings()) is None
+    assert forges(Settings(), box).for_project(project()) is None
+    local = project("local", token=box.encrypt(PERSONAL_TOKEN))
+    assert forges(Settings(), box).for_project(local) is None
 
 
 async def test_a_project_on_another_github_server_keeps_its_token(app_key: tuple[str, str]) -> None:
     box = SecretBox([new_key()])
     elsewhere = project(token=box.encrypt(PERSONAL_TOKEN), api_url="https://ghe.example.test/api/v3/")
     settings = app_settings(app_key[0])
-    assert not uses_github_app(elsewhere, settings)
-    forge = forge_for(elsewhere, box, settings)
+    assert not forges(settings, box).uses_app(elsewhere)
+    forge = forges(settings, box).for_project(elsewhere)
     assert isinstance(forge, GitHubForge) and "ghe.example.test/api/v3'" in repr(forge) and "token" in repr(forge)
     await forge.aclose()
-    assert forge_for(project(api_url="https://ghe.example.test/api/v3"), box, settings) is None
+    assert forges(settings, box).for_project(project(api_url="https://ghe.example.test/api/v3")) is None
 
 
 async def test_gitlab_projects_ignore_the_github_app(app_key: tuple[str, str]) -> None:
     box = SecretBox([new_key()])
     gitlab = project("gitlab", token=box.encrypt("glpat-0123456789abcdefghij"))
     settings = app_settings(app_key[0])
-    assert not uses_github_app(gitlab, settings)
-    forge = forge_for(gitlab, box, settings)
+    assert not forges(settings, box).uses_app(gitlab)
+    forge = forges(settings, box).for_project(gitlab)
     assert isinstance(forge, GitLabForge)
     await forge.aclose()
 
@@ -93,7 +99,9 @@ async def test_write_access_is_asked_as_the_app_for_a_project_without_a_token(
     private, public = app_key
     fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": 77}
     fake.state.permissions[("octo/app", "writer")] = "write"
-    permissions = ForgePermissions(SecretBox([new_key()]), app_settings(private, api_url=url))
+    permissions = ForgePermissions(
+        ForgeFactory(app_settings(private, api_url=url), Credentials(SecretBox([new_key()])))
+    )
     assert await permissions(project(), "writer") is True
     assert await permissions(project(), "stranger") is False
     asked = fake.matching("GET", "/collaborators/")

@@ -22,6 +22,7 @@ from taskmaster.db.models import Pipeline, PipelineStep
 from taskmaster.db.session import Database
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
+from taskmaster.runtime import Runtime
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.pipelines import PipelineLoop
 from tests.api.test_webhooks import SECRET, github_headers
@@ -111,14 +112,14 @@ async def test_a_worker_restarted_under_its_name_resumes_its_pipeline_and_redoes
     box = SecretBox.from_settings(configured)
     created = await harness.create()
 
-    before = PipelineLoop(configured, harness.db, box, worker_id="w1")
+    before = PipelineLoop(Runtime(configured, harness.db, box=box), worker_id="w1")
     before.start()
     await wait_for_process(marker, timeout=60)
     await before.stop()  # the process goes away mid-step: its steps stop, their attempts stay `running`
     stopped, _, attempts = await load(harness.db, created.id)
     left_running = [a.status for a in attempts["work"]]
 
-    after = PipelineLoop(configured, harness.db, box, worker_id="w1")
+    after = PipelineLoop(Runtime(configured, harness.db, box=box), worker_id="w1")
     after.start()
     try:
         finished = await _until_status(harness.db, created.id, {"success", "failed", "error"})
@@ -150,7 +151,7 @@ async def test_the_loop_ends_a_stuck_pipeline_and_runs_a_pending_one(
         )
     pending = await harness.create()
 
-    loop = PipelineLoop(configured, harness.db, SecretBox.from_settings(configured), worker_id="w1")
+    loop = PipelineLoop(Runtime(configured, harness.db), worker_id="w1")
     loop.start()
     try:
         ran = await _until_status(harness.db, pending.id, {"success", "failed", "error"})

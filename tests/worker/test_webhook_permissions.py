@@ -8,6 +8,8 @@ import pytest
 
 from taskmaster.config import Settings
 from taskmaster.db.models import Project
+from taskmaster.projects.credentials import Credentials
+from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets.box import SecretBox, new_key
 from taskmaster.worker.webhooks import ForgePermissions
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
@@ -29,7 +31,7 @@ async def test_write_access_is_asked_of_github_with_the_project_token_and_cached
     token = box.encrypt(PERSONAL_TOKEN)
     project = Project(name="app", repository="https://github.com/octo/app", forge="github", owner="octo",
                       repo_name="app", forge_token=token, settings={"forge_api_url": url})  # fmt: skip
-    permissions = ForgePermissions(box, Settings())
+    permissions = ForgePermissions(ForgeFactory(Settings(), Credentials(box)))
     assert await permissions(project, "writer") is True
     assert await permissions(project, "reader") is False
     assert await permissions(project, "Writer") is True  # cached, whatever the case
@@ -43,4 +45,4 @@ async def test_without_a_forge_token_nobody_may_command() -> None:
     box = SecretBox([new_key()])
     project = Project(name="app", repository="https://github.com/octo/app", forge="github", owner="octo",
                       repo_name="app", settings={})  # fmt: skip
-    assert await ForgePermissions(box, Settings())(project, "anyone") is False
+    assert await ForgePermissions(ForgeFactory(Settings(), Credentials(box)))(project, "anyone") is False

@@ -14,6 +14,7 @@ from taskmaster.db.session import Database
 from taskmaster.durable.client import JobClient
 from taskmaster.durable.names import NOOP_STEP, NOOP_WORKFLOW, QUEUE
 from taskmaster.durable.workers import read_workers
+from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
 from tests.support import LogCapture
 from tests.worker.conftest import with_worker
@@ -22,7 +23,7 @@ from tests.worker.conftest import with_worker
 async def test_a_noop_job_enqueued_through_the_client_succeeds_and_logs_its_request_id(
     settings: Settings, db: Database, json_logs: LogCapture
 ) -> None:
-    runtime = WorkerRuntime(settings, db, mode="in-process", shutdown_grace_seconds=0)
+    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
     client = JobClient(settings)
     await runtime.start()
     try:
@@ -58,11 +59,11 @@ async def test_heartbeats_keep_the_worker_row_fresh_and_a_stop_marks_it_stopped(
     settings: Settings, db: Database
 ) -> None:
     settings = with_worker(settings, id="hb-worker", heartbeat_seconds=0.2)
-    runtime = WorkerRuntime(settings, db, mode="in-process", shutdown_grace_seconds=0)
+    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
     await runtime.start()
     try:
         with pytest.raises(Conflict):
-            await WorkerRuntime(settings, db, mode="process").start()
+            await WorkerRuntime(Runtime(settings, db), mode="process").start()
         [first] = await read_workers(db, stale_after_seconds=5)
         await asyncio.sleep(0.7)
         [later] = await read_workers(db, stale_after_seconds=5)
@@ -93,7 +94,7 @@ async def test_the_runtime_can_start_again_in_the_same_process_after_a_stop(
     client = JobClient(settings)
     try:
         for round_ in range(2):
-            runtime = WorkerRuntime(settings, db, mode="in-process", shutdown_grace_seconds=0)
+            runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
             await runtime.start()
             try:
                 job_id = await client.enqueue(NOOP_WORKFLOW, 1, 0.0, request_id=f"round-{round_}")

@@ -27,6 +27,7 @@ from taskmaster.core.errors import NotFound, PermissionDenied, Unauthenticated
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.projects.service import get_project
+from taskmaster.runtime import Runtime
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks.ratelimit import TokenBuckets
 from taskmaster.webhooks.receivers import ReceiverCache
@@ -47,6 +48,8 @@ class Services:
     settings: Settings
     db: Database
     box: SecretBox
+    runtime: Runtime
+    """The process's shared parts (mirror cache, credentials, forge and LLM factories); `db` and `box` are its."""
     jobs: JobQueue | None = None
     webhooks: WebhookIntake | None = None
     principals: PrincipalCache | None = None

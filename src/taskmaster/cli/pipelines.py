@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
     from taskmaster.db.session import Database
     from taskmaster.pipelines.engine import PipelineEngine
-    from taskmaster.workspaces.git_cache import MirrorCache
+    from taskmaster.runtime import Runtime
 
 command = typer.Typer(no_args_is_help=True)
 
@@ -130,8 +130,8 @@ def _print_detail(detail: dict[str, Any]) -> None:
         print(detail["error_message"].rstrip())
 
 
-Create = Callable[["AsyncSession", "MirrorCache"], Awaitable["Pipeline"]]
-"""Makes the pipeline to run (in the caller's transaction), given the mirror cache."""
+Create = Callable[["AsyncSession", "Runtime"], Awaitable["Pipeline"]]
+"""Makes the pipeline to run (in the caller's transaction), given the runtime (mirror cache, credentials)."""
 
 
 @command.command("run")
@@ -153,14 +153,15 @@ def run_command(
         common.fail(f"--type must be one of {', '.join(t.value for t in PipelineType)} (got {pipeline_type!r})")
     settings = common.settings()
 
-    async def create(session: AsyncSession, mirror: MirrorCache) -> Pipeline:
-        from taskmaster.pipelines.runs import create_run
+    async def create(session: AsyncSession, runtime: Runtime) -> Pipeline:
+        from taskmaster.pipelines.service import create_pipeline
         from taskmaster.projects.service import get_project
-        from taskmaster.secrets import SecretBox
 
         row = await get_project(session, project)
-        token = SecretBox.from_settings(settings).decrypt(row.forge_token) if row.forge_token else None
-        return await create_run(session, row, ref=ref, mirror=mirror, pipeline_type=pipeline_type, token=token)
+        return await create_pipeline(
+            session, row, ref=ref, pipeline_type=pipeline_type, mirror=runtime.mirror,
+            credentials=runtime.credentials, actor="cli",
+        )  # fmt: skip
 
     _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
 
@@ -177,13 +178,12 @@ def retry_command(
     source_id = _pipeline_id(pipeline_id)
     settings = common.settings()
 
-    async def create(session: AsyncSession, mirror: MirrorCache) -> Pipeline:
-        from taskmaster.pipelines import queries
-        from taskmaster.secrets import SecretBox
+    async def create(session: AsyncSession, runtime: Runtime) -> Pipeline:
+        from taskmaster.pipelines.service import retry_pipeline
 
-        source, project = await queries.source_of_retry(session, source_id)
-        token = SecretBox.from_settings(settings).decrypt(project.forge_token) if project.forge_token else None
-        return await queries.retry_run(session, source, project, mirror=mirror, token=token)
+        return await retry_pipeline(
+            session, source_id, mirror=runtime.mirror, credentials=runtime.credentials, actor="cli"
+        )
 
     _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
 
@@ -194,25 +194,15 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
     interrupted: list[uuid.UUID] = []
 
     async def go(db: Database) -> dict[str, Any]:
-        from taskmaster.pipelines.engine import PipelineEngine
         from taskmaster.pipelines.leases import Lease
-        from taskmaster.pipelines.sites import remote_sites
+        from taskmaster.runtime import Runtime
         from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
-        from taskmaster.workspaces.git_cache import MirrorCache
 
-        mirror = MirrorCache.from_settings(settings)
+        runtime = Runtime(settings, db)
         lease = Lease(settings.worker.stale_after_seconds / 2)
         # Its own name, never the configured worker id: that one belongs to the worker process.
         name = f"cli:{socket.gethostname()}:{os.getpid()}"
-        engine = PipelineEngine(
-            db,
-            settings,
-            mirror,
-            keep_workspace=keep_workspace,
-            lease=lease,
-            worker_id=name,
-            sites=remote_sites(settings),  # None: this machine
-        )
+        engine = runtime.engine(worker_id=name, lease=lease, keep_workspace=keep_workspace)
         # Beating before the pipeline exists under our name: a worker's reaper takes over pipelines whose owner has
         # no fresh heartbeat, and this one must not look abandoned for a moment.
         heartbeat = Heartbeat(
@@ -225,14 +215,14 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
         if not detach:
             await heartbeat.start()
         try:
-            return await follow(db, engine, mirror)
+            return await follow(db, engine, runtime)
         finally:
             await heartbeat.stop()
-            await engine.sites.aclose()
+            await runtime.aclose()
 
-    async def follow(db: Database, engine: PipelineEngine, mirror: MirrorCache) -> dict[str, Any]:
+    async def follow(db: Database, engine: PipelineEngine, runtime: Runtime) -> dict[str, Any]:
         async with db.transaction() as session:
-            pipeline = await create(session, mirror)
+            pipeline = await create(session, runtime)
             pipeline_id = pipeline.id
             if not detach:  # this process runs it: no worker may claim it, and one takes it over if we die
                 pipeline.worker_id = engine.worker_id
@@ -383,8 +373,8 @@ def cancel_command(
     pipeline_id = _pipeline_id(pipeline)
 
     async def go(session: AsyncSession) -> str:
-        from taskmaster.pipelines.engine import cancel_pipeline
+        from taskmaster.pipelines.service import cancel_pipeline
 
-        return (await cancel_pipeline(session, pipeline_id, reason=reason)).status
+        return (await cancel_pipeline(session, pipeline_id, reason=reason, actor="cli")).status
 
     print(f"pipeline {pipeline_id} {common.run_in_transaction(common.settings(), go)}")

@@ -37,7 +37,7 @@ from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finishe
 from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.sites import LocalSites, Site, Sites
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
-from taskmaster.secrets import SecretBox
+from taskmaster.projects.credentials import Credentials
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -129,6 +129,7 @@ class PipelineEngine:
         secrets: Iterable[str] = (),
         worker_id: str | None = None,
         lease: Lease | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -153,7 +154,7 @@ class PipelineEngine:
         self._contexts: dict[uuid.UUID, _Context] = {}
         self._fenced: set[uuid.UUID] = set()
         """Pipelines whose steps this engine stopped because it lost them: their outcomes are not recorded."""
-        self._box: SecretBox | None = None
+        self.credentials = credentials or Credentials.from_settings(settings)
 
     # --- the pipeline ---
 
@@ -631,13 +632,7 @@ class PipelineEngine:
 
     def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:
         """The project's forge token (for fetching) and every secret value to mask in logs."""
-        encrypted = [project.forge_token, project.webhook_secret, project.webhook_secret_previous]
-        if not any(encrypted):
-            return None, []
-        if self._box is None:
-            self._box = SecretBox.from_settings(self.settings)
-        plain = [self._box.decrypt(value) for value in encrypted]
-        return plain[0], [value for value in plain if value]
+        return self.credentials.forge_token(project), self.credentials.masked(project)
 
     async def _changed(self, pipeline_id: uuid.UUID) -> None:
         if self.on_change is None:

@@ -1,4 +1,5 @@
-"""Pipeline use cases that need no engine: request a pipeline for a commit, supersede and cancel live ones."""
+"""Pipeline use cases that need no engine: create, retry and cancel (locked and audited, whichever door calls),
+request a pipeline for a commit, supersede and cancel live ones."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.db.models import Pipeline
-from taskmaster.pipelines import transitions
+from taskmaster.audit import service as audit
+from taskmaster.core.errors import Unavailable
+from taskmaster.db.models import Pipeline, Project
+from taskmaster.pipelines import queries, transitions
+from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
+from taskmaster.projects.credentials import Credentials
+from taskmaster.workspaces.errors import WorkspaceError
+from taskmaster.workspaces.git_cache import MirrorCache
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,74 @@ class Requested:
     pipeline: Pipeline
     created: bool
     """False when a live pipeline for the same trigger already existed (a burst of identical events)."""
+
+
+async def create_pipeline(
+    session: AsyncSession,
+    project: Project,
+    *,
+    ref: str,
+    pipeline_type: str = PipelineType.VALIDATION.value,
+    trigger_event: str = "manual",
+    mirror: MirrorCache,
+    credentials: Credentials,
+    actor: str,
+) -> Pipeline:
+    """A run of the project's pipeline for `ref`, planned and `pending`, with its audit row.
+
+    `NotFound` names an unknown ref; `Unavailable` when the repository cannot be fetched. The first statement in
+    `session` is the insert (the project may come from another session). The caller owns the transaction.
+    """
+    try:
+        pipeline = await create_run(
+            session, project, ref=ref, mirror=mirror, pipeline_type=pipeline_type, trigger_event=trigger_event,
+            token=credentials.forge_token(project),
+        )  # fmt: skip
+    except WorkspaceError as exc:
+        raise Unavailable(exc.detail) from exc
+    await audit.record(
+        session, actor=actor, action="pipeline.create", target_type="pipeline", target_id=pipeline.id,
+        project_id=project.id, data={"ref": ref, "type": pipeline_type, "commit_sha": pipeline.commit_sha},
+    )  # fmt: skip
+    return pipeline
+
+
+async def retry_pipeline(
+    session: AsyncSession,
+    source_id: uuid.UUID,
+    *,
+    mirror: MirrorCache,
+    credentials: Credentials,
+    actor: str,
+    read: AsyncSession | None = None,
+) -> Pipeline:
+    """A new `pending` pipeline for the same project, commit and type as the finished `source_id`, with its audit
+    row. `Conflict` while the source is live. The source is read through `read` when given (so the write
+    transaction starts with the insert). The caller owns the transaction."""
+    source, project = await queries.source_of_retry(read or session, source_id)
+    try:
+        pipeline = await queries.retry_run(
+            session, source, project, mirror=mirror, token=credentials.forge_token(project)
+        )
+    except WorkspaceError as exc:
+        raise Unavailable(exc.detail) from exc
+    await audit.record(
+        session, actor=actor, action="pipeline.retry", target_type="pipeline", target_id=pipeline.id,
+        project_id=project.id, data={"retry_of": str(source_id), "commit_sha": pipeline.commit_sha},
+    )  # fmt: skip
+    return pipeline
+
+
+async def cancel_pipeline(session: AsyncSession, pipeline_id: uuid.UUID, *, reason: str, actor: str) -> Pipeline:
+    """Cancel a live pipeline under its lock, with an audit row; an engine running it (in any process) stops its
+    steps within its poll. `NotFound`, or `Conflict` when it has finished. The caller owns the transaction."""
+    pipeline = await queries.lock_pipeline(session, pipeline_id)
+    transitions.apply(pipeline, transitions.CANCEL, reason=reason)
+    await audit.record(
+        session, actor=actor, action="pipeline.cancel", target_type="pipeline", target_id=pipeline_id,
+        project_id=pipeline.project_id, data={"reason": reason},
+    )  # fmt: skip
+    return pipeline
 
 
 def _live(project_id: uuid.UUID) -> list[object]:

@@ -1,5 +1,4 @@
-"""The worker's way to a project's forge: a client as the configured GitHub App or with the project's stored token,
-and pipeline updates sent to it."""
+"""Pipeline updates sent to a project's forge, through the client `projects.forges.ForgeFactory` chooses."""
 
 from __future__ import annotations
 
@@ -8,57 +7,17 @@ import uuid
 
 import structlog
 
-from taskmaster.config import Settings
-from taskmaster.db.models import Project
 from taskmaster.db.session import Database
-from taskmaster.forges.base import Forge
 from taskmaster.forges.github.client import GitHubForge
-from taskmaster.forges.gitlab.client import DEFAULT_BASE_URL as GITLAB_API
-from taskmaster.forges.gitlab.client import GitLabForge
 from taskmaster.pipelines.annotations import with_log_annotations
 from taskmaster.pipelines.report import ForgeReporter, needs_manual_review
 from taskmaster.pipelines.reporting import pipeline_report
-from taskmaster.projects import settings as project_settings
-from taskmaster.secrets import SecretBox
+from taskmaster.projects.forges import ForgeFactory
 
 log = structlog.stdlib.get_logger("taskmaster.worker.forges")
 
 DRAIN_SECONDS = 30.0
 """How long a stopping worker keeps reporting pipeline states still on their way to the forge."""
-
-
-def uses_github_app(project: Project, settings: Settings) -> bool:
-    """A GitHub project on the server where the configured GitHub App lives: it is reached as the App."""
-    if project.forge != "github" or not settings.github.app_configured:
-        return False
-    return _github_api_url(project, settings) == settings.github.api_url
-
-
-def github_app_forge(settings: Settings) -> GitHubForge:
-    """A client acting as the configured GitHub App (each repository through its installation)."""
-    github = settings.github
-    assert github.app_id is not None, "check uses_github_app first"
-    return GitHubForge(app_id=github.app_id, private_key=github.app_private_key, base_url=github.api_url)
-
-
-def forge_for(project: Project, box: SecretBox, settings: Settings) -> Forge | None:
-    """A new client for the project's forge, to be closed by the caller: as the GitHub App when it covers the
-    project, else with the project's token; None for local projects and projects without either."""
-    if uses_github_app(project, settings):
-        return github_app_forge(settings)
-    token = box.decrypt(project.forge_token)
-    if not token:
-        return None
-    if project.forge == "github":
-        return GitHubForge(token=token, base_url=_github_api_url(project, settings))
-    if project.forge == "gitlab":
-        return GitLabForge(token=token, base_url=project_settings.load(project.settings).forge_api_url or GITLAB_API)
-    return None
-
-
-def _github_api_url(project: Project, settings: Settings) -> str:
-    url = project_settings.load(project.settings).forge_api_url or settings.github.api_url
-    return url.rstrip("/")
 
 
 class ForgeUpdates:
@@ -76,10 +35,9 @@ class ForgeUpdates:
     what is in flight.
     """
 
-    def __init__(self, db: Database, box: SecretBox, settings: Settings) -> None:
+    def __init__(self, db: Database, forges: ForgeFactory) -> None:
         self.db = db
-        self.box = box
-        self.settings = settings
+        self.forges = forges
         self._app: tuple[GitHubForge, ForgeReporter] | None = None
         self._check_runs: dict[uuid.UUID, str] = {}
         self._reported_final: set[uuid.UUID] = set()
@@ -128,7 +86,7 @@ class ForgeUpdates:
         if report.is_finished and pipeline_id in self._reported_final:
             return  # a finished pipeline is reported once (annotations and issues must not repeat)
         open_issue = needs_manual_review(report)
-        if uses_github_app(project, self.settings):
+        if self.forges.uses_app(project):
             _, reporter = self._app_client()
             result = await reporter.report(
                 with_log_annotations(report),
@@ -138,7 +96,7 @@ class ForgeUpdates:
             if result.check_run_id is not None:
                 self._check_runs[pipeline_id] = result.check_run_id
         else:
-            forge = forge_for(project, self.box, self.settings)
+            forge = self.forges.for_project(project)
             if forge is None:
                 return
             try:
@@ -153,6 +111,6 @@ class ForgeUpdates:
 
     def _app_client(self) -> tuple[GitHubForge, ForgeReporter]:
         if self._app is None:
-            forge = github_app_forge(self.settings)
+            forge = self.forges.app()
             self._app = (forge, ForgeReporter(forge, check_runs=True))
         return self._app

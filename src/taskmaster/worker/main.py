@@ -11,7 +11,7 @@ from taskmaster.config import Settings
 from taskmaster.core.errors import TaskmasterError
 from taskmaster.core.logging import configure_logging
 from taskmaster.db.migrate import ensure_schema
-from taskmaster.db.session import Database
+from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
@@ -42,20 +42,20 @@ async def _serve(settings: Settings) -> int:
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
 
-    db = Database.from_settings(settings)
-    runtime = WorkerRuntime(settings, db, mode="process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds)
+    parts = Runtime(settings)
+    runtime = WorkerRuntime(parts, mode="process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds)
     try:
         try:
-            await ensure_schema(db, embedded=settings.embedded)
+            await ensure_schema(parts.db, embedded=settings.embedded)
             await runtime.start()
         except TaskmasterError as exc:
             log.error("worker could not start", error=exc.detail)
             return 1
-        log.info("worker ready", worker=runtime.executor_id, database=db.dialect)
+        log.info("worker ready", worker=runtime.executor_id, database=parts.db.dialect)
         await stop.wait()
         return 0
     finally:
         await runtime.stop()
-        await db.dispose()
+        await parts.aclose()
         for sig in _STOP_SIGNALS:
             loop.remove_signal_handler(sig)

@@ -17,17 +17,13 @@ import uuid
 
 import structlog
 
-from taskmaster.config import Settings
-from taskmaster.db.session import Database
 from taskmaster.pipelines import leases
-from taskmaster.pipelines.engine import LeaseLost, PipelineEngine
+from taskmaster.pipelines.engine import LeaseLost
 from taskmaster.pipelines.leases import Lease
-from taskmaster.pipelines.sites import remote_sites
 from taskmaster.pipelines.states import PipelineStatus
-from taskmaster.secrets import SecretBox
+from taskmaster.runtime import Runtime
 from taskmaster.worker.forges import ForgeUpdates
 from taskmaster.worker.loop import PollingLoop
-from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
 
@@ -37,25 +33,14 @@ class PipelineLoop(PollingLoop):
 
     name = "pipelines"
 
-    def __init__(
-        self, settings: Settings, db: Database, box: SecretBox, *, worker_id: str, lease: Lease | None = None
-    ) -> None:
-        super().__init__(settings.webhooks.poll_seconds)
-        self.settings = settings
-        self.db = db
+    def __init__(self, runtime: Runtime, *, worker_id: str, lease: Lease | None = None) -> None:
+        super().__init__(runtime.settings.webhooks.poll_seconds)
+        self.settings = runtime.settings
+        self.db = runtime.db
         self.worker_id = worker_id
         self.lease = lease
-        self.mirror = MirrorCache.from_settings(settings)
-        self.updates = ForgeUpdates(db, box, settings)
-        self.engine = PipelineEngine(
-            db,
-            settings,
-            self.mirror,
-            worker_id=worker_id,
-            lease=lease,
-            on_change=self.updates,
-            sites=remote_sites(settings),  # None: this machine
-        )
+        self.updates = ForgeUpdates(runtime.db, runtime.forges)
+        self.engine = runtime.engine(worker_id=worker_id, lease=lease, on_change=self.updates)
         self._running: dict[uuid.UUID, asyncio.Task[PipelineStatus | None]] = {}
         self._next_reap = 0.0
 
@@ -68,8 +53,7 @@ class PipelineLoop(PollingLoop):
         for running in list(self._running.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
-        await self.updates.aclose()
-        await self.engine.sites.aclose()
+        await self.updates.aclose()  # the sites are the runtime's: it closes them
 
     async def drain(self) -> None:
         if self.lease is not None and not self.lease.valid:

@@ -10,13 +10,11 @@ import importlib
 
 import structlog
 
-from taskmaster.config import Settings
 from taskmaster.core.errors import Conflict, TaskmasterError, Unavailable
-from taskmaster.db.session import Database
 from taskmaster.durable import engine, names
 from taskmaster.durable.engine import WorkerMode
 from taskmaster.pipelines.leases import Lease
-from taskmaster.secrets import SecretBox
+from taskmaster.runtime import Runtime
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
@@ -37,27 +35,20 @@ class WorkerRuntime:
     down and marks the worker `stopped`; it never raises and may be called more than once.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        *,
-        mode: WorkerMode,
-        shutdown_grace_seconds: float = 10.0,
-    ) -> None:
-        self.settings = settings
-        self.db = db
+    def __init__(self, runtime: Runtime, *, mode: WorkerMode, shutdown_grace_seconds: float = 10.0) -> None:
+        settings = self.settings = runtime.settings
+        self.db = runtime.db
+        self.runtime = runtime
         self.mode: WorkerMode = mode
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.executor_id = engine.executor_id(settings, mode)
         self._heartbeat: Heartbeat | None = None
         self._running = False
-        box = SecretBox.from_settings(settings)
         # The pipelines' lease lapses when heartbeats stop reaching the database for half the time after which
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
-        self.pipelines = PipelineLoop(settings, db, box, worker_id=self.executor_id, lease=self.lease)
-        self.webhooks = WebhookLoop(settings, db, box, on_processed=self.pipelines.wake)
+        self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
+        self.webhooks = WebhookLoop(runtime, on_processed=self.pipelines.wake)
 
     @property
     def running(self) -> bool:

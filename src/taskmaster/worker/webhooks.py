@@ -7,12 +7,10 @@ from collections.abc import Callable
 
 import structlog
 
-from taskmaster.config import Settings
 from taskmaster.db.models import Project
-from taskmaster.db.session import Database
-from taskmaster.secrets import SecretBox
+from taskmaster.projects.forges import ForgeFactory
+from taskmaster.runtime import Runtime
 from taskmaster.webhooks import service
-from taskmaster.worker.forges import forge_for
 from taskmaster.worker.loop import PollingLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker.webhooks")
@@ -23,9 +21,8 @@ PERMISSION_TTL_SECONDS = 300.0
 class ForgePermissions:
     """Asks the project's forge whether a user has write access, and remembers the answer for five minutes."""
 
-    def __init__(self, box: SecretBox, settings: Settings) -> None:
-        self.box = box
-        self.settings = settings
+    def __init__(self, forges: ForgeFactory) -> None:
+        self.forges = forges
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
 
     async def __call__(self, project: Project, login: str) -> bool:
@@ -33,7 +30,7 @@ class ForgePermissions:
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < PERMISSION_TTL_SECONDS:
             return cached[1]
-        forge = forge_for(project, self.box, self.settings)
+        forge = self.forges.for_project(project)
         if forge is None:
             return False
         try:
@@ -49,14 +46,12 @@ class WebhookLoop(PollingLoop):
 
     name = "webhook-deliveries"
 
-    def __init__(
-        self, settings: Settings, db: Database, box: SecretBox, *, on_processed: Callable[[], None] | None = None
-    ) -> None:
-        super().__init__(settings.webhooks.poll_seconds)
-        self.settings = settings
-        self.db = db
+    def __init__(self, runtime: Runtime, *, on_processed: Callable[[], None] | None = None) -> None:
+        super().__init__(runtime.settings.webhooks.poll_seconds)
+        self.settings = runtime.settings
+        self.db = runtime.db
         self.on_processed = on_processed
-        self.permissions = ForgePermissions(box, settings)
+        self.permissions = ForgePermissions(runtime.forges)
 
     async def drain(self) -> None:
         while await service.process_next(self.db, self.settings, permission=self.permissions):

@@ -34,19 +34,14 @@ from taskmaster.api.deps import (
     project_filter,
     require_own_project,
 )
-from taskmaster.audit import service as audit
 from taskmaster.auth.schemas import Principal
-from taskmaster.core.errors import InvalidInput, NotFound, Unavailable
+from taskmaster.core.errors import InvalidInput, NotFound
 from taskmaster.db.models import Pipeline, StepAttempt
 from taskmaster.db.session import Database
-from taskmaster.pipelines import queries
-from taskmaster.pipelines.engine import cancel_pipeline
+from taskmaster.pipelines import queries, service
 from taskmaster.pipelines.logs import read_logs
-from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
 from taskmaster.projects.service import get_project
-from taskmaster.workspaces.errors import WorkspaceError
-from taskmaster.workspaces.git_cache import MirrorCache
 
 router = APIRouter(prefix="/api/pipelines", tags=["pipelines"])
 
@@ -203,22 +198,11 @@ async def create_pipeline(
     runs it. An unknown ref is a 404 naming it; an invalid `.taskmaster.yml` gives an `error` pipeline."""
     await require_own_project(read, principal, spec.project)
     project = await get_project(read, spec.project)
-    try:
-        # The project came from the read session: the write transaction's first statement is the insert.
-        pipeline = await create_run(
-            session,
-            project,
-            ref=spec.ref,
-            mirror=MirrorCache.from_settings(services.settings),
-            pipeline_type=spec.type.value,
-            trigger_event="api",
-            token=services.box.decrypt(project.forge_token),
-        )
-    except WorkspaceError as exc:
-        raise Unavailable(exc.detail) from exc
-    await audit.record(
-        session, actor=principal.subject, action="pipeline.create", target_type="pipeline", target_id=pipeline.id,
-        project_id=project.id, data={"ref": spec.ref, "type": spec.type.value, "commit_sha": pipeline.commit_sha},
+    runtime = services.runtime
+    # The project came from the read session: the write transaction's first statement is the insert.
+    pipeline = await service.create_pipeline(
+        session, project, ref=spec.ref, pipeline_type=spec.type.value, trigger_event="api", mirror=runtime.mirror,
+        credentials=runtime.credentials, actor=principal.subject,
     )  # fmt: skip
     await session.commit()
     _wake(services)
@@ -259,13 +243,8 @@ async def cancel(
     """Cancel a live pipeline (409 when it has finished); an engine running it stops its steps within its poll."""
     # On the read session: the write transaction still starts with the lock.
     await _visible(read, pipeline_id, principal)
-    await queries.lock_pipeline(session, pipeline_id)
     reason = (spec.reason if spec else None) or f"canceled by {principal.subject}"
-    pipeline = await cancel_pipeline(session, pipeline_id, reason=reason)
-    await audit.record(
-        session, actor=principal.subject, action="pipeline.cancel", target_type="pipeline", target_id=pipeline_id,
-        project_id=pipeline.project_id, data={"reason": reason},
-    )  # fmt: skip
+    await service.cancel_pipeline(session, pipeline_id, reason=reason, actor=principal.subject)
     await session.commit()
     return _detail(await queries.get_detail(session, pipeline_id))
 
@@ -281,20 +260,10 @@ async def retry(
     """A new `pending` pipeline for the same project, commit and type, planned afresh from that commit (409 while
     the pipeline is still live). The worker runs it."""
     await _visible(read, pipeline_id, principal)  # before the 409, which would tell that it exists
-    source, project = await queries.source_of_retry(read, pipeline_id)
-    try:
-        pipeline = await queries.retry_run(
-            session,
-            source,
-            project,
-            mirror=MirrorCache.from_settings(services.settings),
-            token=services.box.decrypt(project.forge_token),
-        )
-    except WorkspaceError as exc:
-        raise Unavailable(exc.detail) from exc
-    await audit.record(
-        session, actor=principal.subject, action="pipeline.retry", target_type="pipeline", target_id=pipeline.id,
-        project_id=project.id, data={"retry_of": str(pipeline_id), "commit_sha": pipeline.commit_sha},
+    runtime = services.runtime
+    pipeline = await service.retry_pipeline(
+        session, pipeline_id, mirror=runtime.mirror, credentials=runtime.credentials, actor=principal.subject,
+        read=read,
     )  # fmt: skip
     await session.commit()
     _wake(services)
