@@ -1,4 +1,5 @@
-"""The only place domain errors become HTTP: every error body is `application/problem+json` (RFC 9457)."""
+"""Domain errors rendered as HTTP (the status is the error class's `http_status`): every error body is
+`application/problem+json` (RFC 9457)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,6 @@ from taskmaster.core import errors
 from taskmaster.core.logging import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
-
-STATUS_BY_ERROR: dict[type[errors.TaskmasterError], int] = {
-    errors.MalformedRequest: 400,
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Unauthenticated: 401,
-    errors.PermissionDenied: 403,
-    errors.Unavailable: 503,
-}
 
 log = structlog.stdlib.get_logger("taskmaster.api")
 
@@ -46,16 +37,9 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _status_for(exc: errors.TaskmasterError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
-
-
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.TaskmasterError)
-    status = _status_for(exc)
+    status = errors.http_status(exc)
     if status >= 500:
         log.error("request failed", error=exc.detail, code=exc.code)
     return problem(status, exc.detail, title=exc.title, code=exc.code, **exc.extra)

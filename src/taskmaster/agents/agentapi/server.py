@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from taskmaster.agents.agentapi.conversation import Conversation, SendError, SessionConfig
+from taskmaster.agents.agentapi.conversation import Conversation, SessionConfig
 from taskmaster.agents.agentapi.rules import AGENT_TYPES
 from taskmaster.agents.agentapi.sessions import SessionManager
 from taskmaster.core import errors
@@ -73,22 +73,10 @@ def problem(request: Request, status: int, detail: str, errors_: list[dict[str, 
     return JSONResponse(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-STATUS_BY_ERROR: dict[type[errors.TaskmasterError], int] = {
-    SendError: 500,
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Unauthenticated: 401,
-    errors.PermissionDenied: 403,
-    errors.Unavailable: 503,
-}
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     async def domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.TaskmasterError)
-        status = next((STATUS_BY_ERROR[c] for c in type(exc).__mro__ if c in STATUS_BY_ERROR), 500)
-        return problem(request, status, exc.detail)
+        return problem(request, errors.http_status(exc), exc.detail)
 
     async def validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
