@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from taskmaster.core.errors import InvalidInput
 from taskmaster.db.models import PipelineStep
-from taskmaster.pipelines.logs import LogWriter, log_end, read_logs, truncation_marker
+from taskmaster.pipelines.logs import LogCursor, LogWriter, log_end, read_logs, truncation_marker
 from tests.pipelines.conftest import Harness
 
 ONE_STEP = "steps:\n  build: {run: 'true'}\n"
@@ -88,3 +90,25 @@ async def test_a_quiet_step_output_is_flushed_by_the_timer_while_it_runs(harness
         async with harness.db.session() as session:
             seen = await read_logs(session, pipeline_id)
         assert [c.content for c in seen] == ["early\n"]
+
+
+@pytest.mark.parametrize(
+    ("token", "step", "offsets", "default", "written"),
+    [
+        (None, None, {}, 0, ""),
+        ("42", None, {}, 42, ""),
+        ("42", "test", {"test": 42}, 0, "42"),
+        ("lint:10,test:0", None, {"lint": 10, "test": 0}, 0, "lint:10,test:0"),
+        ("lint:10,test:7", "test", {"test": 7}, 0, "7"),
+    ],
+)
+def test_a_log_cursor_reads_and_writes_resume_tokens(
+    token: str | None, step: str | None, offsets: dict[str, int], default: int, written: str
+) -> None:
+    cursor = LogCursor.parse(token, step)
+    assert (cursor.offsets, cursor.default, cursor.token()) == (offsets, default, written)
+
+
+def test_a_malformed_resume_token_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidInput, match="not a log resume token: 'lint:x'"):
+        LogCursor.parse("lint:x")

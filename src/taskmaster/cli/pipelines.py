@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from taskmaster.config import Settings
-    from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
+    from taskmaster.db.models import Pipeline
     from taskmaster.db.session import Database
     from taskmaster.pipelines.engine import PipelineEngine
     from taskmaster.runtime import Runtime
@@ -37,60 +37,12 @@ def _pipeline_id(text: str) -> uuid.UUID:
         common.fail(f"not a pipeline id: {text!r}")
 
 
-def _time(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _summary(row: Pipeline) -> dict[str, Any]:
-    return {
-        "id": str(row.id), "project_id": str(row.project_id), "pipeline_type": row.pipeline_type,
-        "status": row.status, "trigger_event": row.trigger_event, "branch_name": row.branch_name,
-        "commit_sha": row.commit_sha, "failure_reason": row.failure_reason, "error_message": row.error_message,
-        "created_at": _time(row.created_at), "started_at": _time(row.started_at),
-        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms, "worker_id": row.worker_id,
-    }  # fmt: skip
-
-
-def _attempt(row: StepAttempt) -> dict[str, Any]:
-    return {
-        "attempt": row.attempt, "status": row.status, "exit_code": row.exit_code,
-        "failure_reason": row.failure_reason, "error_message": row.error_message, "worker_id": row.worker_id,
-        "started_at": _time(row.started_at), "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
-    }  # fmt: skip
-
-
-def _step(row: PipelineStep, attempts: list[StepAttempt]) -> dict[str, Any]:
-    return {
-        "name": row.step_name, "type": row.step_type, "position": row.position, "needs": row.needs,
-        "status": row.status, "retry_count": row.retry_count, "max_retries": row.max_retries,
-        "exit_code": row.exit_code, "failure_reason": row.failure_reason, "error_message": row.error_message,
-        "next_attempt_at": _time(row.next_attempt_at), "started_at": _time(row.started_at),
-        "finished_at": _time(row.finished_at), "duration_ms": row.duration_ms,
-        "attempts": [_attempt(a) for a in attempts],
-    }  # fmt: skip
-
-
 async def _detail(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, Any]:
-    from sqlalchemy import select
+    """The pipeline as `/api/pipelines/{id}` shows it (the domain read model), as JSON data."""
+    from taskmaster.pipelines import queries
+    from taskmaster.pipelines.schemas import PipelineOut
 
-    from taskmaster.core.errors import NotFound
-    from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt
-
-    pipeline = await session.get(Pipeline, pipeline_id, populate_existing=True)
-    if pipeline is None:
-        raise NotFound(f"pipeline {pipeline_id} does not exist")
-    steps = list(
-        await session.scalars(
-            select(PipelineStep).where(PipelineStep.pipeline_id == pipeline_id).order_by(PipelineStep.position)
-        )
-    )
-    attempts: dict[uuid.UUID, list[StepAttempt]] = {step.id: [] for step in steps}
-    rows = await session.scalars(
-        select(StepAttempt).where(StepAttempt.step_id.in_(list(attempts))).order_by(StepAttempt.attempt)
-    )
-    for attempt in rows:
-        attempts[attempt.step_id].append(attempt)
-    return {**_summary(pipeline), "steps": [_step(step, attempts[step.id]) for step in steps]}
+    return PipelineOut.of_detail(await queries.get_detail(session, pipeline_id)).model_dump(mode="json")
 
 
 def _seconds(ms: int | None) -> str:
@@ -291,15 +243,13 @@ def list_command(
     """Pipelines, newest first."""
 
     async def go(session: AsyncSession) -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
-        from taskmaster.db.models import Pipeline
+        from taskmaster.pipelines import queries
+        from taskmaster.pipelines.schemas import PipelineSummary
         from taskmaster.projects.service import get_project
 
-        query = select(Pipeline).order_by(Pipeline.created_at.desc()).limit(limit)
-        if project:
-            query = query.where(Pipeline.project_id == (await get_project(session, project)).id)
-        return [_summary(row) for row in await session.scalars(query)]
+        project_id = (await get_project(session, project)).id if project else None
+        rows, _ = await queries.list_pipelines(session, project_id=project_id, limit=limit)
+        return [PipelineSummary.of(row).model_dump(mode="json") for row in rows]
 
     rows = common.run_in_transaction(common.settings(), go)
     if json_output:

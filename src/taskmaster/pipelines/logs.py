@@ -11,14 +11,15 @@ import codecs
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import structlog
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmaster.core.errors import InvalidInput
 from taskmaster.db.models import PipelineStep, StepLog
 from taskmaster.db.session import Database
 
@@ -260,3 +261,95 @@ async def log_tail(session: AsyncSession, step_id: uuid.UUID, *, chars: int = TA
         if len(text) >= chars:
             break
     return text[-chars:]
+
+
+FOLLOW_POLL_SECONDS = 0.3
+"""How often a followed log is read again for new chunks."""
+END_GRACE_SECONDS = 10.0
+"""After a pipeline ends, how long a follower waits for steps still `running` (a cancel not yet seen by the
+engine) to write their last output, before it ends anyway (an engine that died leaves them so)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEnd:
+    """The last item of a followed log: how the pipeline ended."""
+
+    status: str
+    failure_reason: str | None
+
+
+@dataclass(slots=True)
+class LogCursor:
+    """Where a reader is in a pipeline's log: a byte offset per step (`default` for steps it does not list), for
+    one step or all. `follow` moves it past every chunk it yields; `token` writes it as a resume token."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    default: int = 0
+    step: str | None = None
+
+    @classmethod
+    def parse(cls, token: str | None, step: str | None = None) -> LogCursor:
+        """A cursor from a resume token: a number (for `step`, or for every step) or `name:offset,…` pairs
+        (steps not listed: from 0). `InvalidInput` names a token that is neither."""
+        token = (token or "").strip()
+        if not token:
+            return cls(step=step)
+        if token.isdigit():
+            return cls({step: int(token)}, step=step) if step is not None else cls(default=int(token))
+        offsets: dict[str, int] = {}
+        for pair in token.split(","):
+            name, sep, number = pair.strip().rpartition(":")
+            if not sep or not name or not number.isdigit():
+                raise InvalidInput(f"not a log resume token: {token[:200]!r} (a byte offset, or name:offset,…)")
+            offsets[name] = int(number)
+        return cls({step: offsets.get(step, 0)}, step=step) if step is not None else cls(offsets)
+
+    def token(self) -> str:
+        """The resume token: the step's offset for one step, else `name:offset` of every step seen so far (step
+        names hold neither `:` nor `,`)."""
+        if self.step is not None:
+            return str(self.offsets.get(self.step, 0))
+        return ",".join(f"{name}:{after}" for name, after in self.offsets.items())
+
+
+async def follow(
+    db: Database,
+    pipeline_id: uuid.UUID,
+    cursor: LogCursor,
+    *,
+    live: bool = True,
+    poll_seconds: float = FOLLOW_POLL_SECONDS,
+    end_grace_seconds: float = END_GRACE_SECONDS,
+) -> AsyncIterator[LogChunk | LogEnd]:
+    """The stored chunks past `cursor` (by step in plan order, then offset), moving it past each; when `live`,
+    new chunks as they are stored until the pipeline has ended, then a `LogEnd`.
+
+    Each poll uses a short session of its own (not the caller's): a follower may watch for as long as a pipeline
+    runs, and holding a connection all that time would starve the pool.
+    """
+    from taskmaster.pipelines import queries  # queries reads chunks through this module
+
+    loop = asyncio.get_running_loop()
+    ended_at: float | None = None
+    step = cursor.step
+    while True:
+        async with db.autocommit_session() as session:
+            # Status first: when it is final, the chunks read next hold everything its steps wrote.
+            state = await queries.get_state(session, pipeline_id) if live else None
+            names = [name for name, _ in state.steps] if state else await queries.step_names(session, pipeline_id)
+            for name in names if step is None else [step]:
+                # Every step is in each token, so a resume never reads a step from its start again.
+                cursor.offsets.setdefault(name, cursor.default)
+            chunks = await queries.chunks_after(session, pipeline_id, cursor.offsets, step=step)
+        for chunk in chunks:
+            cursor.offsets[chunk.step] = chunk.end
+            yield chunk
+        if state is None:
+            return
+        if state.finished:
+            ended_at = ended_at if ended_at is not None else loop.time()
+            running = any(status == "running" for name, status in state.steps if step in (None, name))
+            if not running or loop.time() - ended_at >= end_grace_seconds:
+                yield LogEnd(state.status, state.failure_reason)
+                return
+        await asyncio.sleep(poll_seconds)

@@ -10,16 +10,13 @@ another), and a pipeline of another project answers 404 exactly as one that does
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -35,132 +32,24 @@ from taskmaster.api.deps import (
     require_own_project,
 )
 from taskmaster.auth.schemas import Principal
-from taskmaster.core.errors import InvalidInput, NotFound
-from taskmaster.db.models import Pipeline, StepAttempt
+from taskmaster.core.errors import NotFound
+from taskmaster.db.models import Pipeline
 from taskmaster.db.session import Database
 from taskmaster.pipelines import queries, service
-from taskmaster.pipelines.logs import read_logs
+from taskmaster.pipelines.logs import LogCursor, LogEnd, read_logs
+from taskmaster.pipelines.logs import follow as follow_log
+from taskmaster.pipelines.schemas import (
+    CancelRequest,
+    PipelineOut,
+    PipelinePage,
+    PipelineStatusOut,
+    PipelineSummary,
+    RunRequest,
+)
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
 from taskmaster.projects.service import get_project
 
 router = APIRouter(prefix="/api/pipelines", tags=["pipelines"])
-
-FOLLOW_POLL_SECONDS = 0.3
-"""How often a followed log is read again for new chunks."""
-END_GRACE_SECONDS = 10.0
-"""After a pipeline ends, how long a follower waits for steps still `running` (a cancel not yet seen by the
-engine) to write their last output, before it ends the stream anyway (an engine that died leaves them so)."""
-
-
-class PipelineSummary(BaseModel):
-    id: uuid.UUID
-    project_id: uuid.UUID
-    pipeline_type: str
-    status: str
-    failure_reason: str | None
-    branch_name: str | None
-    commit_sha: str | None
-    pull_request_id: uuid.UUID | None
-    trigger_event: str | None
-    superseded_by: uuid.UUID | None
-    worker_id: str | None
-    """The worker (or `pipeline run` process) that owns and runs it; another takes over if it dies."""
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    error_message: str | None
-
-
-class AttemptOut(BaseModel):
-    attempt: int
-    status: str
-    exit_code: int | None
-    failure_reason: str | None
-    error_message: str | None
-    worker_id: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-
-
-class StepOut(BaseModel):
-    name: str
-    type: str
-    position: int
-    needs: list[str]
-    status: str
-    retry_count: int
-    max_retries: int
-    exit_code: int | None
-    failure_reason: str | None
-    error_message: str | None
-    next_attempt_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    attempts: list[AttemptOut]
-
-
-class PipelineOut(PipelineSummary):
-    steps: list[StepOut]
-
-
-class PipelinePage(BaseModel):
-    items: list[PipelineSummary]
-    total: int
-    limit: int
-    offset: int
-
-
-class PipelineStatusOut(BaseModel):
-    id: uuid.UUID
-    status: str
-    failure_reason: str | None
-    finished: bool
-    steps: dict[str, str] = Field(description="Each step's status, in plan order.")
-
-
-class RunRequest(BaseModel):
-    project: str = Field(min_length=1, description="The project's id or name.")
-    ref: str = Field(min_length=1, max_length=500, description="A branch, tag or commit of its repository.")
-    type: PipelineType = PipelineType.VALIDATION
-
-
-class CancelRequest(BaseModel):
-    reason: str | None = Field(None, max_length=1000, description="Recorded as the pipeline's error message.")
-
-
-def _summary(row: Pipeline) -> PipelineSummary:
-    return PipelineSummary.model_validate(row, from_attributes=True)
-
-
-def _attempt(row: StepAttempt) -> AttemptOut:
-    return AttemptOut.model_validate(row, from_attributes=True)
-
-
-def _detail(detail: queries.PipelineDetail) -> PipelineOut:
-    steps = [
-        StepOut(
-            name=s.step.step_name,
-            type=s.step.step_type,
-            position=s.step.position,
-            needs=s.step.needs,
-            status=s.step.status,
-            retry_count=s.step.retry_count,
-            max_retries=s.step.max_retries,
-            exit_code=s.step.exit_code,
-            failure_reason=s.step.failure_reason,
-            error_message=s.step.error_message,
-            next_attempt_at=s.step.next_attempt_at,
-            started_at=s.step.started_at,
-            finished_at=s.step.finished_at,
-            duration_ms=s.step.duration_ms,
-            attempts=[_attempt(a) for a in s.attempts],
-        )
-        for s in detail.steps
-    ]
-    return PipelineOut(**_summary(detail.pipeline).model_dump(), steps=steps)
 
 
 @router.get("")
@@ -183,7 +72,7 @@ async def list_pipelines(
         limit=limit,
         offset=offset,
     )
-    return PipelinePage(items=[_summary(r) for r in rows], total=total, limit=limit, offset=offset)
+    return PipelinePage(items=[PipelineSummary.of(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -206,14 +95,14 @@ async def create_pipeline(
     )  # fmt: skip
     await session.commit()
     _wake(services)
-    return _detail(await queries.get_detail(session, pipeline.id))
+    return PipelineOut.of_detail(await queries.get_detail(session, pipeline.id))
 
 
 @router.get("/{pipeline_id}")
 async def get_pipeline(pipeline_id: uuid.UUID, session: ReadSessionDep, principal: ScopedViewer) -> PipelineOut:
     """The pipeline with its steps (plan order) and every attempt of each."""
     await _visible(session, pipeline_id, principal)
-    return _detail(await queries.get_detail(session, pipeline_id))
+    return PipelineOut.of_detail(await queries.get_detail(session, pipeline_id))
 
 
 @router.get("/{pipeline_id}/status")
@@ -246,7 +135,7 @@ async def cancel(
     reason = (spec.reason if spec else None) or f"canceled by {principal.subject}"
     await service.cancel_pipeline(session, pipeline_id, reason=reason, actor=principal.subject)
     await session.commit()
-    return _detail(await queries.get_detail(session, pipeline_id))
+    return PipelineOut.of_detail(await queries.get_detail(session, pipeline_id))
 
 
 @router.post("/{pipeline_id}/retry", status_code=status.HTTP_201_CREATED)
@@ -267,7 +156,7 @@ async def retry(
     )  # fmt: skip
     await session.commit()
     _wake(services)
-    return _detail(await queries.get_detail(session, pipeline.id))
+    return PipelineOut.of_detail(await queries.get_detail(session, pipeline.id))
 
 
 @router.get(
@@ -306,8 +195,8 @@ async def logs(
     accept = request.headers.get("accept", "")
     if "text/plain" in accept and "text/event-stream" not in accept:
         return PlainTextResponse(await _plain_text(session, pipeline_id, step))
-    token = _parse_cursor(last_event_id or offset, step)
-    return EventSourceResponse(_stream(services.db, pipeline_id, step, token, follow=follow))
+    cursor = LogCursor.parse(last_event_id or offset, step)
+    return EventSourceResponse(_events(services.db, pipeline_id, cursor, follow=follow))
 
 
 async def _visible(session: AsyncSession, pipeline_id: uuid.UUID, principal: Principal) -> None:
@@ -320,63 +209,17 @@ async def _visible(session: AsyncSession, pipeline_id: uuid.UUID, principal: Pri
         hide_outside(principal, owner, f"pipeline {pipeline_id} does not exist")
 
 
-def _parse_cursor(token: str | None, step: str | None) -> tuple[dict[str, int], int]:
-    """Per-step offsets from a resume token, and the offset of steps it does not list.
-
-    A token is a number (for `step`, or for every step) or `name:offset,…` pairs (steps not listed: from 0).
-    """
-    token = (token or "").strip()
-    if not token:
-        return {}, 0
-    if token.isdigit():
-        return ({step: int(token)}, 0) if step is not None else ({}, int(token))
-    cursor: dict[str, int] = {}
-    for pair in token.split(","):
-        name, sep, number = pair.strip().rpartition(":")
-        if not sep or not name or not number.isdigit():
-            raise InvalidInput(f"not a log resume token: {token[:200]!r} (a byte offset, or name:offset,…)")
-        cursor[name] = int(number)
-    return ({step: cursor.get(step, 0)}, 0) if step is not None else (cursor, 0)
-
-
-def _token(cursor: dict[str, int], step: str | None) -> str:
-    if step is not None:
-        return str(cursor.get(step, 0))
-    return ",".join(f"{name}:{after}" for name, after in cursor.items())
-
-
-async def _stream(
-    db: Database, pipeline_id: uuid.UUID, step: str | None, token: tuple[dict[str, int], int], *, follow: bool
+async def _events(
+    db: Database, pipeline_id: uuid.UUID, cursor: LogCursor, *, follow: bool
 ) -> AsyncIterator[ServerSentEvent]:
-    """The events: stored chunks past the cursor, then (following) new ones until the pipeline has ended."""
-    cursor, default = token
-    loop = asyncio.get_running_loop()
-    ended_at: float | None = None
-    while True:
-        # A session per poll (not the request's): the stream outlives the route, and holding one connection for
-        # as long as someone watches would starve the pool.
-        async with db.autocommit_session() as session:
-            # Status first: when it is final, the chunks read next hold everything its steps wrote.
-            state = await queries.get_state(session, pipeline_id) if follow else None
-            names = [name for name, _ in state.steps] if state else await queries.step_names(session, pipeline_id)
-            for name in names if step is None else [step]:
-                # Every step is in each token, so a resume never reads a step from its start again.
-                cursor.setdefault(name, default)
-            chunks = await queries.chunks_after(session, pipeline_id, cursor, step=step)
-        for chunk in chunks:
-            cursor[chunk.step] = chunk.end
-            data = {"step": chunk.step, "attempt": chunk.attempt, "offset": chunk.offset, "content": chunk.content}
-            yield ServerSentEvent(data=json.dumps(data), id=_token(cursor, step))
-        if state is None:
-            return
-        if state.finished:
-            ended_at = ended_at if ended_at is not None else loop.time()
-            running = any(status == "running" for name, status in state.steps if step in (None, name))
-            if not running or loop.time() - ended_at >= END_GRACE_SECONDS:
-                end = {"status": state.status, "failure_reason": state.failure_reason}
-                yield ServerSentEvent(data=json.dumps(end), event="end")
-                return
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+    """Each chunk as an event whose id resumes after it; following, a last `end` event with the outcome."""
+    async for item in follow_log(db, pipeline_id, cursor, live=follow):
+        if isinstance(item, LogEnd):
+            yield ServerSentEvent(data=json.dumps({"status": item.status, "failure_reason": item.failure_reason}),
+                                  event="end")  # fmt: skip
+        else:
+            data = {"step": item.step, "attempt": item.attempt, "offset": item.offset, "content": item.content}
+            yield ServerSentEvent(data=json.dumps(data), id=cursor.token())
 
 
 async def _plain_text(session: AsyncSession, pipeline_id: uuid.UUID, step: str | None) -> str:
