@@ -42,3 +42,9 @@ class ProjectOut(BaseModel):
     settings: ProjectSettings
     created_at: datetime
     updated_at: datetime
+
+
+class WebhookSecret(BaseModel):
+    secret: SecretStr = Field(
+        min_length=8, description="The new secret (GitLab: a token, or a `whsec_…` signing token)."
+    )

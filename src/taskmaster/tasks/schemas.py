@@ -107,3 +107,64 @@ class TaskSummary(BaseModel):
     dependencies: list[uuid.UUID]
     parent_task_id: uuid.UUID | None
     assignee: str | None
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut] | list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StatusChange(BaseModel):
+    status: TaskStatus
+    cascade: bool = False
+
+
+class DependencyAdd(BaseModel):
+    depends_on: str = Field(description="The id or number of the task this one depends on.")
+
+
+class ClaimRequest(BaseModel):
+    assignee: str = Field(min_length=1, max_length=200)
+    lease_seconds: int = Field(1800, ge=10, le=7 * 24 * 3600)
+    type: TaskType | None = None
+
+
+class Finding(BaseModel):
+    kind: str
+    task: int | str
+    depends_on: int | str | None
+    message: str
+
+
+class GraphReportOut(BaseModel):
+    ok: bool
+    tasks: int
+    dependencies: int
+    findings: list[Finding]
+
+
+class RefineRequest(BaseModel):
+    provider: Literal["offline", "anthropic", "openai", "ollama"] = "offline"
+    model: str | None = None
+
+
+class ExpandRequest(RefineRequest):
+    num: int = Field(5, ge=1, le=20)
+
+
+class ComplexityOut(BaseModel):
+    number: int
+    complexity: int
+    reasoning: str
+
+
+class PrdParsed(BaseModel):
+    created: int
+    first_number: int
+    last_number: int
+    replaced: int
+    template_version: int | None
+    notes: list[str]
+    tasks: list[TaskSummary]

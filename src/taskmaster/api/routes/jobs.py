@@ -5,27 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, Field
 
 from taskmaster.api.deps import Admin, ServicesDep, Viewer
 from taskmaster.core.errors import Unavailable
 from taskmaster.durable.names import NOOP_WORKFLOW
+from taskmaster.durable.schemas import JobOut, NoopSpec
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
-
-
-class NoopSpec(BaseModel):
-    steps: int = Field(3, ge=1, le=100)
-    step_seconds: float = Field(0.0, ge=0, le=60)
-
-
-class JobOut(BaseModel):
-    id: str
-    name: str | None = None
-    status: str
-    result: Any = None
-    error: str | None = None
-    executor_id: str | None = None
 
 
 def _queue(services: ServicesDep) -> Any:

@@ -5,27 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from pydantic import BaseModel
 
-from taskmaster.agents.llm import planning_model
 from taskmaster.api.deps import Developer, ServicesDep
 from taskmaster.core.errors import InvalidInput
 from taskmaster.tasks import service
 from taskmaster.tasks.prd import parse_into_project
-from taskmaster.tasks.schemas import TaskSummary
+from taskmaster.tasks.schemas import PrdParsed
 
 router = APIRouter(prefix="/api/projects/{project_id}/prd", tags=["tasks"])
 MAX_PRD_BYTES = 5 * 1024 * 1024
-
-
-class PrdParsed(BaseModel):
-    created: int
-    first_number: int
-    last_number: int
-    replaced: int
-    template_version: int | None
-    notes: list[str]
-    tasks: list[TaskSummary]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -47,7 +35,7 @@ async def parse_prd(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
-    async with planning_model(services.settings, provider, model) as llm:
+    async with services.runtime.llm(provider, model) as llm:
         result = await parse_into_project(
             services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,
             source=file.filename, actor=principal.subject,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
-from pydantic import BaseModel, Field, SecretStr
 
 from taskmaster.api.deps import Admin, ReadSessionDep, ScopedViewer, ServicesDep, SessionDep, Viewer
 from taskmaster.projects import service
 from taskmaster.projects import settings as project_settings
-from taskmaster.projects.schemas import ProjectCreate, ProjectOut
+from taskmaster.projects.schemas import ProjectCreate, ProjectOut, WebhookSecret
 from taskmaster.projects.settings import ProjectSettings
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
@@ -62,12 +61,6 @@ async def update_settings(
     )
     await session.commit()
     return project_settings.load(project.settings)
-
-
-class WebhookSecret(BaseModel):
-    secret: SecretStr = Field(
-        min_length=8, description="The new secret (GitLab: a token, or a `whsec_…` signing token)."
-    )
 
 
 @router.put("/{project_id}/webhook-secret")

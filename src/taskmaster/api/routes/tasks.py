@@ -7,39 +7,31 @@ Lists return summaries unless `details=true`, so an agent's context is not flood
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
 
-from taskmaster.agents.llm import planning_model
 from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.tasks import refine, service
-from taskmaster.tasks.schemas import TaskCreate, TaskOut, TaskStatus, TaskSummary, TaskType, TaskUpdate
+from taskmaster.tasks.schemas import (
+    ClaimRequest,
+    ComplexityOut,
+    DependencyAdd,
+    ExpandRequest,
+    Finding,
+    GraphReportOut,
+    RefineRequest,
+    StatusChange,
+    TaskCreate,
+    TaskOut,
+    TaskPage,
+    TaskStatus,
+    TaskSummary,
+    TaskType,
+    TaskUpdate,
+)
 
 router = APIRouter(prefix="/api/projects/{project_id}/tasks", tags=["tasks"])
-
-
-class TaskPage(BaseModel):
-    items: list[TaskOut] | list[TaskSummary]
-    total: int
-    limit: int
-    offset: int
-
-
-class StatusChange(BaseModel):
-    status: TaskStatus
-    cascade: bool = False
-
-
-class DependencyAdd(BaseModel):
-    depends_on: str = Field(description="The id or number of the task this one depends on.")
-
-
-class ClaimRequest(BaseModel):
-    assignee: str = Field(min_length=1, max_length=200)
-    lease_seconds: int = Field(1800, ge=10, le=7 * 24 * 3600)
-    type: TaskType | None = None
 
 
 def _render(tasks: list[Any], details: bool) -> list[TaskOut] | list[TaskSummary]:
@@ -116,20 +108,6 @@ async def claim_task(project_id: str, spec: ClaimRequest, session: SessionDep, _
     return None if task is None else service.to_out(task)
 
 
-class Finding(BaseModel):
-    kind: str
-    task: int | str
-    depends_on: int | str | None
-    message: str
-
-
-class GraphReportOut(BaseModel):
-    ok: bool
-    tasks: int
-    dependencies: int
-    findings: list[Finding]
-
-
 def _report(report: service.GraphReport) -> GraphReportOut:
     return GraphReportOut(
         ok=not report.findings,
@@ -154,27 +132,12 @@ async def fix_dependencies(project_id: str, session: SessionDep, principal: Deve
     return _report(report)
 
 
-class RefineRequest(BaseModel):
-    provider: Literal["offline", "anthropic", "openai", "ollama"] = "offline"
-    model: str | None = None
-
-
-class ExpandRequest(RefineRequest):
-    num: int = Field(5, ge=1, le=20)
-
-
-class ComplexityOut(BaseModel):
-    number: int
-    complexity: int
-    reasoning: str
-
-
 @router.post("/analyze-complexity")
 async def analyze_complexity(
     project_id: str, spec: RefineRequest, services: ServicesDep, principal: Developer
 ) -> list[ComplexityOut]:
     """Score every open task 1-10 (offline or by an LLM) and store the scores with their reasoning."""
-    async with planning_model(services.settings, spec.provider, spec.model) as model:
+    async with services.runtime.llm(spec.provider, spec.model) as model:
         scores = await refine.analyze_complexity(services.db, project_id, model=model, actor=principal.subject)
     return [ComplexityOut(**vars(score)) for score in scores]
 
@@ -184,7 +147,7 @@ async def expand_task(
     project_id: str, task_ref: str, spec: ExpandRequest, services: ServicesDep, principal: Developer
 ) -> list[TaskSummary]:
     """Break a task into at most `num` subtasks (from its details offline, or by an LLM)."""
-    async with planning_model(services.settings, spec.provider, spec.model) as model:
+    async with services.runtime.llm(spec.provider, spec.model) as model:
         created = await refine.expand_task(
             services.db, project_id, task_ref, model=model, num=spec.num, actor=principal.subject
         )
