@@ -290,3 +290,31 @@ async def test_a_checkout_that_fails_is_an_infra_failure_retried_by_the_steps_ru
     assert steps["build"].retry_count == 1
     assert [call.attempt for call in fake_harness.executor.calls] == [2]  # the broken attempt never ran
     assert await eventually(lambda: fake_harness.sites.checkouts == ["shared", "shared"])
+
+
+async def test_a_built_in_step_from_the_registry_runs_in_place_of_the_default_and_its_finding_fails_the_step(
+    fake_harness: FakeHarness,
+) -> None:
+    from taskmaster.core.outcomes import FailureReason, Outcome
+    from taskmaster.pipelines.builtins import DEFAULT_BUILTINS, BuiltinRun
+
+    seen: list[tuple[str, int, str]] = []
+
+    class StrictReviewer:
+        name = "ai_review"
+
+        async def run(self, run: BuiltinRun) -> Outcome:
+            seen.append((run.step, run.attempt, run.sha))
+            await run.write(b"blocker: the change deletes the tests\n")
+            return Outcome(exit_code=1, failure_reason=FailureReason.CODE, reason="1 blocker")
+
+    created = await fake_harness.create("steps:\n  test: {run: pytest}\n  review: {uses: ai_review, needs: [test]}\n")
+    engine = fake_harness.engine(builtins=DEFAULT_BUILTINS.with_steps(StrictReviewer()))
+
+    assert await engine.run(created.id) is PipelineStatus.FAILED
+    pipeline, steps, _ = await load(fake_harness.db, created.id)
+    assert seen == [("review", 1, created.commit_sha)]
+    assert (steps["review"].status, steps["review"].failure_reason) == ("failed", "code")
+    assert steps["review"].error_message == "exit code 1 (1 blocker)"
+    assert "the change deletes the tests" in (pipeline.error_message or "")
+    assert sorted(DEFAULT_BUILTINS.with_steps(StrictReviewer())) == ["ai_review", "checkout"]

@@ -9,7 +9,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from taskmaster.executors.base import OutputCallback, StepOutcome, StepSpec
+from taskmaster.core.outcomes import FailureReason, Outcome
+from taskmaster.executors.base import OutputCallback, StepSpec
 from taskmaster.workspaces.errors import WorkspaceError
 
 
@@ -34,7 +35,7 @@ class Call:
     spec: StepSpec
     started: float
     ended: float | None = None
-    outcome: StepOutcome | None = None
+    outcome: Outcome | None = None
 
 
 @dataclass
@@ -59,7 +60,7 @@ class FakeExecutor:
 
     async def run(
         self, spec: StepSpec, *, on_output: OutputCallback | None = None, cancel: asyncio.Event | None = None
-    ) -> StepOutcome:
+    ) -> Outcome:
         step, attempt = spec.env.get("TASKMASTER_STEP", "?"), int(spec.env.get("TASKMASTER_ATTEMPT", "1"))
         plan = self.scripts.get(step) or [Scripted()]
         scripted = plan[min(attempt, len(plan)) - 1]
@@ -82,7 +83,7 @@ class FakeExecutor:
         on_output: OutputCallback | None,
         cancel: asyncio.Event | None,
         started: float,
-    ) -> StepOutcome:
+    ) -> Outcome:
         if scripted.output and on_output is not None:
             await on_output(scripted.output[: spec.max_output_bytes])
         stopper = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
@@ -96,11 +97,11 @@ class FakeExecutor:
                 waiting.cancel()
         duration = time.monotonic() - started
         if cancel is not None and cancel.is_set():
-            return _outcome(143, duration, canceled=True, signal="SIGTERM", reason="canceled")
+            return _outcome(143, duration, canceled=True, signal=15, reason="canceled")
         if scripted.crash is not None:
             raise scripted.crash
         if scripted.seconds > spec.timeout:
-            return _outcome(143, duration, timed_out=True, signal="SIGTERM", failure="timeout", reason="timeout")
+            return _outcome(143, duration, timed_out=True, signal=15, failure="timeout", reason="timeout")
         if scripted.infra is not None:
             return _outcome(None, duration, failure="infra", reason=scripted.infra)
         failure = "code" if scripted.exit_code else None
@@ -116,19 +117,19 @@ def _outcome(
     *,
     timed_out: bool = False,
     canceled: bool = False,
-    signal: str | None = None,
+    signal: int | None = None,
     failure: str | None = None,
     reason: str | None = None,
     output_bytes: int = 0,
-) -> StepOutcome:
-    return StepOutcome(
+) -> Outcome:
+    return Outcome(
         exit_code=exit_code,
         signal=signal,
         timed_out=timed_out,
         canceled=canceled,
         output_truncated=False,
         duration=duration,
-        failure_reason=failure,  # type: ignore[arg-type]
+        failure_reason=FailureReason(failure) if failure else None,
         reason=reason,
         output_bytes=output_bytes,
         ran_on="fake",
