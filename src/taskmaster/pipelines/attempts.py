@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.backoff import Backoff
 from taskmaster.core.clock import utcnow
@@ -26,6 +27,7 @@ from taskmaster.pipelines.builtins import BuiltinRun, BuiltinStep
 from taskmaster.pipelines.definition import StepKind, WorkspaceMode
 from taskmaster.pipelines.logs import LogWriter
 from taskmaster.pipelines.plan import PlannedStep
+from taskmaster.pipelines.recovery import RecoveryHook, RecoveryNeeded
 from taskmaster.pipelines.sites import Site
 from taskmaster.pipelines.states import PipelineStatus, StepStatus
 from taskmaster.workspaces.errors import WorkspaceError
@@ -74,6 +76,7 @@ class AttemptRunner:
         grace: float,
         log_max_bytes: int,
         secrets: list[str],
+        recovery: RecoveryHook | None = None,
     ) -> None:
         self.db = db
         self.builtins = builtins
@@ -81,6 +84,7 @@ class AttemptRunner:
         self.grace = grace
         self.log_max_bytes = log_max_bytes
         self.secrets = secrets
+        self.recovery = recovery
 
     async def run(self, context: PipelineContext, launch: Launch, stop: asyncio.Event | None) -> tuple[Outcome, str]:
         """Run the attempt (its row already `running`) and return how it ended with the tail of its log."""
@@ -169,10 +173,10 @@ class AttemptRunner:
         await context.site.checkout(name, context.repository, context.sha, token=context.token)
 
     async def record(
-        self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: Outcome, *, rerun: bool = False
+        self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: Outcome, *, log_tail: str = ""
     ) -> StepStatus:
-        """Record how attempt `number` ended, and what its step does next (succeed, retry, fail); the step's new
-        status. An attempt recorded meanwhile (as lost, by another engine) is left as it is."""
+        """Record how attempt `number` ended, and what its step does next (succeed, retry, await recovery, fail);
+        the step's new status. An attempt recorded meanwhile (as lost, by another engine) is left as it is."""
         async with self.db.single_writer(), self.db.transaction() as session:
             step, attempt = (
                 await session.execute(
@@ -206,8 +210,41 @@ class AttemptRunner:
                 reason = outcome.failure_reason or FailureReason.CODE
                 rule = transitions.ATTEMPT_TIME_OUT if status == "timed_out" else transitions.ATTEMPT_FAIL
                 transitions.apply_step(attempt, rule, reason=message, failure_reason=reason, exit_code=code, now=now)
-                after_failure(step, planned, reason, code, message, backoff=self.backoff, rerun=rerun)
+                if status == "failed" and await self._recovery_requested(
+                    session, step, planned, number, outcome, log_tail
+                ):
+                    transitions.apply_step(
+                        step, transitions.STEP_AWAIT_RECOVERY, reason=message, failure_reason=reason, exit_code=code
+                    )
+                else:
+                    after_failure(step, planned, reason, code, message, backoff=self.backoff)
             return StepStatus(step.status)
+
+    async def _recovery_requested(
+        self,
+        session: AsyncSession,
+        step: PipelineStep,
+        planned: PlannedStep,
+        number: int,
+        outcome: Outcome,
+        log_tail: str,
+    ) -> bool:
+        """Whether a recovery run now decides the step's fate: a code failure no rule retries, with retries left,
+        in a project with a recovery agent (the hook requests the run in this transaction)."""
+        if self.recovery is None or outcome.failure_reason not in (None, FailureReason.CODE):
+            return False
+        if planned.retry_on.allows(FailureReason.CODE, outcome.exit_code) or step.retry_count >= step.max_retries:
+            return False
+        needed = RecoveryNeeded(
+            pipeline_id=step.pipeline_id,
+            step_id=step.id,
+            step_name=step.step_name,
+            attempt=number,
+            exit_code=outcome.exit_code,
+            message=describe(outcome, planned),
+            log_tail=log_tail,
+        )
+        return await self.recovery(session, needed)
 
 
 def describe(outcome: Outcome, planned: PlannedStep) -> str | None:
@@ -235,15 +272,12 @@ def after_failure(
     message: str | None,
     *,
     backoff: Backoff,
-    rerun: bool = False,
 ) -> None:
-    """A running step whose attempt failed: schedule a retry if its rules allow one (or `rerun`, at once), else
-    fail it."""
+    """A running step whose attempt failed: schedule a retry if its rules allow one, else fail it."""
     now = utcnow()
-    retriable = planned.retry_on.allows(reason, exit_code) or rerun
-    if retriable and step.retry_count < step.max_retries:
+    if planned.retry_on.allows(reason, exit_code) and step.retry_count < step.max_retries:
         step.retry_count += 1
-        delay = 0.0 if rerun else backoff.delay(step.retry_count)
+        delay = backoff.delay(step.retry_count)
         transitions.apply_step(
             step, transitions.STEP_RETRY, reason=message, failure_reason=reason, exit_code=exit_code, now=now
         )

@@ -34,6 +34,7 @@ from taskmaster.pipelines.builtins import DEFAULT_BUILTINS, BuiltinStep
 from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.logs import log_end, log_tail
 from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finished, ready_steps, steps_to_skip
+from taskmaster.pipelines.recovery import RecoveryHook
 from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.sites import LocalSites, Sites
 from taskmaster.pipelines.slots import StepSlots
@@ -44,8 +45,6 @@ from taskmaster.workspaces.git_cache import MirrorCache
 log = structlog.stdlib.get_logger("taskmaster.pipelines.engine")
 
 OnChange = Callable[[uuid.UUID], Awaitable[None]]
-Recovery = Callable[[uuid.UUID, str, str], Awaitable[str | None]]
-"""Given (pipeline id, step name, log tail) of a step that failed for its code: "rerun" to run it again, or None."""
 
 AGENT_LOST = "agent lost"
 
@@ -61,9 +60,10 @@ class PipelineEngine:
     (`pipelines.attempts`); steps written `uses: <name>` are the `builtins` registry's (`pipelines.builtins`).
 
     `on_change(pipeline_id)` is awaited after every committed status change (errors in it are logged, never
-    raised). `recovery` is asked about a step that failed for its code with no retry allowed; the default asks
-    nothing and the pipeline fails with the step's log tail. `backoff`, `poll_seconds` and `grace` exist so that
-    tests stay fast. Many pipelines may run on one engine at once; `cancel` works from any process.
+    raised). `recovery` is asked, while a step's failed attempt is recorded, whether a recovery run decides its
+    fate (`pipelines.recovery`): the step then awaits it, holding no slot; without one the step fails.
+    `backoff`, `poll_seconds` and `grace` exist so that tests stay fast. Many pipelines may run on one engine at
+    once; `cancel` works from any process.
 
     The engine owns the pipelines it runs (`worker_id`, see `pipelines.leases`): it stops their steps and raises
     `LeaseLost` when another worker takes one over or when `lease` (this worker's heartbeat) lapses.
@@ -79,7 +79,7 @@ class PipelineEngine:
         mirror: MirrorCache,
         *,
         on_change: OnChange | None = None,
-        recovery: Recovery | None = None,
+        recovery: RecoveryHook | None = None,
         backoff: Backoff = Backoff(),
         concurrency: int | None = None,
         max_steps: int | None = None,
@@ -122,6 +122,7 @@ class PipelineEngine:
             grace=grace,
             log_max_bytes=log_max_bytes,
             secrets=self.secrets,
+            recovery=recovery,
         )
 
     # --- the pipeline ---
@@ -443,16 +444,7 @@ class PipelineEngine:
         outcome, tail = await self.attempts.run(context, launch, stop)
         if pipeline_id in self._fenced:  # the new owner records this attempt (as lost) and redoes it
             return StepStatus.RUNNING
-        rerun = False
-        if (
-            outcome.status == "failed"
-            and outcome.failure_reason is FailureReason.CODE
-            and self.recovery is not None
-            and not planned.retry_on.allows(FailureReason.CODE, outcome.exit_code)
-            and launch.retry_count < launch.max_retries
-        ):
-            rerun = await self.recovery(pipeline_id, planned.name, tail) == "rerun"
-        status = await self.attempts.record(launch.step_id, planned, launch.attempt, outcome, rerun=rerun)
+        status = await self.attempts.record(launch.step_id, planned, launch.attempt, outcome, log_tail=tail)
         await self._changed(pipeline_id)
         return status
 

@@ -28,13 +28,15 @@ class PipelineStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
-    """A pipeline's statuses plus `waiting` (for its needs), `retry_scheduled` and `skipped`."""
+    """A pipeline's statuses plus `waiting` (for its needs), `retry_scheduled`, `awaiting_recovery` (a recovery run
+    decides whether it runs again) and `skipped`."""
 
     PENDING = "pending"
     WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     RETRY_SCHEDULED = "retry_scheduled"
+    AWAITING_RECOVERY = "awaiting_recovery"
     SUCCESS = "success"
     FAILED = "failed"
     ERROR = "error"
