@@ -27,6 +27,7 @@ from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
 from taskmaster.worker.forges import ForgeUpdates
 from taskmaster.worker.loop import PollingLoop
+from taskmaster.workflows.recovery import request_recovery
 from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
@@ -55,6 +56,7 @@ class PipelineLoop(PollingLoop):
             lease=lease,
             on_change=self.updates,
             sites=remote_sites(settings),  # None: this machine
+            recovery=request_recovery,  # a recovery run for projects with a recovery agent; others fail the step
         )
         self._running: dict[uuid.UUID, asyncio.Task[PipelineStatus | None]] = {}
         self._next_reap = 0.0

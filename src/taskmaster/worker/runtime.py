@@ -20,6 +20,7 @@ from taskmaster.secrets import SecretBox
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
+from taskmaster.worker.workflows import WorkflowLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
 
@@ -57,7 +58,8 @@ class WorkerRuntime:
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
         self.pipelines = PipelineLoop(settings, db, box, worker_id=self.executor_id, lease=self.lease)
-        self.webhooks = WebhookLoop(settings, db, box, on_processed=self.pipelines.wake)
+        self.workflows = WorkflowLoop(settings, db, worker_id=self.executor_id, lease=self.lease)
+        self.webhooks = WebhookLoop(settings, db, box, on_processed=self._processed)
 
     @property
     def running(self) -> bool:
@@ -67,6 +69,12 @@ class WorkerRuntime:
         """New work was stored by this process (a webhook delivery, a pipeline): look now, not at the next poll."""
         self.webhooks.wake()
         self.pipelines.wake()
+        self.workflows.wake()
+
+    def _processed(self) -> None:
+        """A delivery was processed: it may have requested pipelines or workflow runs."""
+        self.pipelines.wake()
+        self.workflows.wake()
 
     async def start(self) -> None:
         if self._running:
@@ -89,6 +97,7 @@ class WorkerRuntime:
         await self._heartbeat.start()
         self.webhooks.start()
         self.pipelines.start()
+        self.workflows.start()
         log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
 
     async def stop(self) -> None:
@@ -98,6 +107,7 @@ class WorkerRuntime:
         heartbeat, self._heartbeat = self._heartbeat, None
         await self.webhooks.stop()
         await self.pipelines.stop()
+        await self.workflows.stop()
         try:
             await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
         except Exception as exc:  # stopping must not fail the caller's shutdown
