@@ -6,68 +6,17 @@ where they fail: CI must run them.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taskmaster.config import Settings, load_settings
+from taskmaster.config import Settings
 from taskmaster.db.base import Base
 from taskmaster.db.session import Database
-
-PG_ADMIN_DSN = os.environ.get("TASKMASTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-_pg_available: bool | None = None
-
-
-def _pg_base() -> str:
-    return PG_ADMIN_DSN.rsplit("/", 1)[0]
-
-
-def _pg_execute(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_DSN, connect_timeout=5, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def postgres_available() -> bool:
-    global _pg_available
-    if _pg_available is None:
-        try:
-            _pg_execute("SELECT 1")
-            _pg_available = True
-        except Exception:
-            _pg_available = False
-    return _pg_available
-
-
-def require_postgres() -> None:
-    """Skip (or fail under CI=true) when PostgreSQL is not reachable."""
-    if postgres_available():
-        return
-    reason = f"PostgreSQL not reachable at {PG_ADMIN_DSN}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}, and CI=true requires the PostgreSQL tests to run")
-    pytest.skip(reason)
-
-
-class PostgresDatabase:
-    """A throw-away database on the test server: created on enter, dropped on exit."""
-
-    def __init__(self) -> None:
-        self.name = f"tm_test_{uuid.uuid4().hex[:12]}"
-        self.url = f"{_pg_base()}/{self.name}"
-
-    def create(self) -> None:
-        _pg_execute(f'CREATE DATABASE "{self.name}"')
-
-    def drop(self) -> None:
-        _pg_execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+from tests.support.databases import PG_ADMIN_DSN, PostgresDatabase, postgres_available, require_postgres, settings_on
+from tests.support.databases import make_settings as make_settings  # other test packages import it from here
 
 
 @pytest.fixture
@@ -75,28 +24,6 @@ def state_dir(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir()
     return path
-
-
-def make_settings(state_dir: Path, database_url: str | None = None, **env: str) -> Settings:
-    environ = {"TASKMASTER_HOME": str(state_dir), "TASKMASTER_ENV": "test", **env}
-    if database_url:
-        environ["DATABASE_URL"] = database_url
-    return load_settings(environ, config_file=None)
-
-
-@asynccontextmanager
-async def settings_on(kind: str, state_dir: Path) -> AsyncIterator[Settings]:
-    """Settings on a fresh, empty database: "sqlite" (embedded) or "postgresql" (created, then dropped)."""
-    if kind == "sqlite":
-        yield make_settings(state_dir)
-        return
-    require_postgres()
-    pg = PostgresDatabase()
-    await asyncio.to_thread(pg.create)
-    try:
-        yield make_settings(state_dir, pg.url)
-    finally:
-        await asyncio.to_thread(pg.drop)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -167,3 +94,27 @@ def app_key() -> tuple[str, str]:
         .decode()
     )
     return private, public
+
+
+@pytest.fixture
+def harness_factory(db: Database, settings: Settings, reachable_dir: Path, tmp_path: Path) -> Any:
+    """`await harness_factory(definition, **project_columns)`: a project over a new real repository whose last
+    commit holds `definition` as `.taskmaster.yml`, with engines that check out and run steps for real."""
+    from tests.support.pipelines import Harness, make_harness
+
+    counter = 0
+
+    async def make(definition: str | None, **project: Any) -> Harness:
+        nonlocal counter
+        counter += 1
+        return await make_harness(db, settings, reachable_dir, tmp_path / f"repo{counter}", definition, **project)
+
+    return make
+
+
+@pytest.fixture
+async def fake_harness(db: Database, settings: Settings) -> Any:
+    """A project whose pipelines run on the scripted `FakeExecutor` (no git, no processes)."""
+    from tests.support.pipelines import make_fake_harness
+
+    return await make_fake_harness(db, settings)

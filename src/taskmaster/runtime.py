@@ -9,6 +9,7 @@ from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
 from taskmaster.db.session import Database
+from taskmaster.pipelines.recovery import RecoveryHook
 from taskmaster.pipelines.engine import OnChange, PipelineEngine
 from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
@@ -57,8 +58,12 @@ class Runtime:
         lease: Lease | None = None,
         on_change: OnChange | None = None,
         keep_workspace: bool = False,
+        recovery: RecoveryHook | None = None,
     ) -> PipelineEngine:
-        """A pipeline engine owning its pipelines as `worker_id`, on this runtime's database, mirrors and sites."""
+        """A pipeline engine owning its pipelines as `worker_id`, on this runtime's database, mirrors and sites.
+
+        `recovery`: what to do with a step that failed for its code (the worker requests a recovery run; without
+        it such a step fails)."""
         return PipelineEngine(
             self.db,
             self.settings,
@@ -69,6 +74,7 @@ class Runtime:
             keep_workspace=keep_workspace,
             sites=self.sites,
             credentials=self.credentials,
+            recovery=recovery,
         )
 
     async def aclose(self) -> None:

@@ -20,8 +20,8 @@ from taskmaster.pipelines.engine import PipelineEngine
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.workspaces.git_cache import MirrorCache
 from tests.api.conftest import Api
-from tests.pipelines.conftest import FAST, make_pipeline_repo
-from tests.workspaces.conftest import commit
+from tests.support import commit, make_pipeline_repo
+from tests.support.pipelines import FAST
 
 TWO_STEPS = """\
 steps:

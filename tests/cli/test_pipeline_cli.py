@@ -16,8 +16,7 @@ import pytest
 
 from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.cli.conftest import TASKMASTER, Runner, clean_env
-from tests.support import processes_with
-from tests.workspaces.conftest import commit, git
+from tests.support import commit, git, processes_with
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ from taskmaster.executors.local import LocalExecutor
 from taskmaster.executors.ssh import SshExecutor
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.states import PipelineStatus
-from tests.executors.conftest import Sshd
-from tests.pipelines.conftest import Harness, harness_factory, load
-
-__all__ = ["harness_factory"]  # the engine fixtures, for the test below
+from tests.support.pipelines import Harness, load
+from tests.support.sshd import Sshd
 
 
 async def _run(executor: LocalExecutor, spec: StepSpec) -> tuple[StepOutcome, str]:
@@ -37,7 +35,7 @@ async def test_outcomes_carry_exit_code_signal_name_timeout_and_the_executor_nam
     slow, _ = await _run(executor, StepSpec(command="sleep 30", workdir=workdir, timeout=0.5, grace=0.5))
 
     assert (failed.exit_code, failed.failure_reason, failed.ran_on, output) == (3, "code", "local", "hi\n")
-    assert (killed.exit_code, killed.signal, killed.failure_reason) == (137, "SIGKILL", "code")
+    assert (killed.exit_code, killed.signal_name, killed.failure_reason) == (137, "SIGKILL", "code")
     assert (slow.timed_out, slow.failure_reason, slow.ok) == (True, "timeout", False)
 
 

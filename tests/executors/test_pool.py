@@ -5,7 +5,6 @@ taking sick instances out of rotation and bringing them back.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,12 @@ import pytest
 from taskmaster.core.errors import InvalidInput
 from taskmaster.executors.base import StepSpec
 from taskmaster.executors.pool import NoHealthyInstance, SshPool
-from tests.executors.conftest import Sshd, kill_marked, unique_sleep, wait_for_processes
+from tests.support import eventually
+from tests.support.sshd import Sshd, kill_marked, unique_sleep, wait_for_processes
 
 
 def spec(workdir: Path | str, command: str, timeout: float = 30.0, **fields: Any) -> StepSpec:
     return StepSpec(command=command, workdir=str(workdir), timeout=timeout, **fields)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -114,7 +107,7 @@ async def test_the_pool_routes_around_an_unhealthy_instance_and_brings_it_back(
         assert [outcome.ran_on for outcome in outcomes] == ["ssh:a"] * 4
         assert all(outcome.ok for outcome in outcomes)
         b.start()
-        await wait_until(lambda: all(state.healthy for state in pool.states()))
+        await eventually(lambda: all(state.healthy for state in pool.states()), what="every instance healthy")
         outcomes = await asyncio.gather(*(pool.run(spec(root, "sleep 0.3")) for _ in range(4)))
         assert sorted(outcome.ran_on or "" for outcome in outcomes) == ["ssh:a", "ssh:a", "ssh:b", "ssh:b"]
 
@@ -132,7 +125,7 @@ async def test_an_infra_failure_takes_the_instance_out_of_rotation(two: tuple[Ss
         assert [outcome.ran_on for outcome in after] == ["ssh:b"] * 3
         assert all(outcome.ok for outcome in after)
         a.start()
-        await wait_until(lambda: all(state.healthy for state in pool.states()))
+        await eventually(lambda: all(state.healthy for state in pool.states()), what="every instance healthy")
 
 
 async def test_a_pool_with_no_healthy_instance_returns_an_infra_outcome(two: tuple[Sshd, Sshd], root: Path) -> None:

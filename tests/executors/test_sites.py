@@ -17,10 +17,8 @@ from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.sites import SshSites, remote_sites
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets import SecretBox
-from tests.executors.conftest import Sshd
-from tests.pipelines.conftest import Harness, harness_factory, load
-
-__all__ = ["harness_factory"]  # the engine fixtures, for the tests below
+from tests.support.pipelines import Harness, load
+from tests.support.sshd import Sshd
 
 
 async def test_a_pipeline_runs_at_a_remote_instance_in_its_own_checkout_and_leaves_nothing_there(

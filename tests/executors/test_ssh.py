@@ -15,8 +15,8 @@ import pytest
 from taskmaster.core.errors import InvalidInput
 from taskmaster.executors.base import StepSpec
 from taskmaster.executors.ssh import DEFAULT_PATH, SshExecutor, WorkdirOutsideRoot
-from tests.executors.conftest import Sshd, kill_marked, unique_sleep, wait_for_processes
 from tests.support import OutputCollector, free_port, processes_with
+from tests.support.sshd import Sshd, kill_marked, unique_sleep, wait_for_processes
 
 # What the remote shells add on their own: not the sshd's environment, so not a leak.
 SHELL_MADE = {"PWD", "OLDPWD", "SHLVL", "_"}
@@ -74,7 +74,7 @@ async def test_a_successful_step_runs_in_its_workdir(executor: SshExecutor, work
 async def test_a_step_killed_by_a_signal_reports_it(executor: SshExecutor, workdir: Path) -> None:
     outcome = await executor.run(spec(workdir, "kill -SEGV $$"))
     assert outcome.exit_code == 128 + 11
-    assert outcome.signal == "SIGSEGV"
+    assert outcome.signal_name == "SIGSEGV"
     assert outcome.failure_reason == "code"
 
 
@@ -152,7 +152,7 @@ async def test_a_timeout_kills_the_remote_process_group_after_the_grace_period(
         outcome = await executor.run(spec(workdir, f"trap '' TERM; {sleep} & {sleep}", timeout=1.0, grace=1.0))
         assert outcome.timed_out
         assert outcome.failure_reason == "timeout"
-        assert outcome.signal == "SIGKILL"  # SIGTERM was ignored, so SIGKILL after the grace period
+        assert outcome.signal_name == "SIGKILL"  # SIGTERM was ignored, so SIGKILL after the grace period
         assert outcome.reason == "timeout: the step ran longer than 1s"
         assert 2.0 <= outcome.duration < 5.0
         assert processes_with(marker) == []
@@ -168,7 +168,7 @@ async def test_a_timeout_ends_a_step_that_obeys_sigterm_without_waiting_for_the_
         outcome = await executor.run(spec(workdir, f"{sleep} & {sleep}; echo never", timeout=1.0, grace=20.0))
         assert outcome.timed_out
         assert outcome.exit_code == 128 + 15
-        assert outcome.signal == "SIGTERM"
+        assert outcome.signal_name == "SIGTERM"
         assert outcome.duration < 5.0
         assert processes_with(marker) == []
     finally:

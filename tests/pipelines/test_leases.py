@@ -12,22 +12,14 @@ import pytest
 from sqlalchemy import update
 
 from taskmaster.core.clock import utcnow
-from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt, Worker
+from taskmaster.db.models import Pipeline, PipelineStep, StepAttempt, Worker
 from taskmaster.db.session import Database
 from taskmaster.pipelines import leases, transitions
 from taskmaster.pipelines.engine import LeaseLost
 from taskmaster.pipelines.leases import Lease, Lost
 from taskmaster.pipelines.states import PipelineStatus
-from tests.pipelines.conftest import Harness, load, wait_for_process
-from tests.support import processes_with
-
-
-async def _project(db: Database, name: str) -> uuid.UUID:
-    async with db.transaction() as session:
-        project = Project(name=name, repository=f"/nowhere/{name}", forge="local")
-        session.add(project)
-        await session.flush()
-        return project.id
+from tests.support import make_project, processes_with, wait_for_process
+from tests.support.pipelines import Harness, load
 
 
 async def _pipeline(db: Database, project_id: uuid.UUID, **values: Any) -> uuid.UUID:
@@ -67,7 +59,7 @@ async def _owner(db: Database, pipeline_id: uuid.UUID) -> str | None:
 
 
 async def test_claims_take_the_oldest_pending_pipeline_and_keep_each_project_under_its_limit(db: Database) -> None:
-    busy, quiet = await _project(db, "busy"), await _project(db, "quiet")
+    busy, quiet = (await make_project(db, "busy")).id, (await make_project(db, "quiet")).id
     first = await _pipeline(db, busy)
     second = await _pipeline(db, busy)
     other = await _pipeline(db, quiet)
@@ -82,7 +74,7 @@ async def test_claims_take_the_oldest_pending_pipeline_and_keep_each_project_und
 
 
 async def test_concurrent_claims_never_take_one_pipeline_twice_nor_pass_the_project_limit(db: Database) -> None:
-    project = await _project(db, "app")
+    project = (await make_project(db, "app")).id
     created = [await _pipeline(db, project) for _ in range(6)]
 
     claimed = await asyncio.gather(*[_claim(db, f"w{i}", limit=3) for i in range(10)])
@@ -93,7 +85,7 @@ async def test_concurrent_claims_never_take_one_pipeline_twice_nor_pass_the_proj
 
 
 async def test_lost_pipelines_are_those_of_stale_stopped_or_unknown_workers_and_one_taker_wins(db: Database) -> None:
-    project = await _project(db, "app")
+    project = (await make_project(db, "app")).id
     await _worker(db, "alive", age_seconds=1)
     await _worker(db, "stale", age_seconds=120)
     await _worker(db, "stopped", age_seconds=1, status="stopped")

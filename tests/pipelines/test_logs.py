@@ -11,7 +11,7 @@ from sqlalchemy import select
 from taskmaster.core.errors import InvalidInput
 from taskmaster.db.models import PipelineStep
 from taskmaster.pipelines.logs import LogCursor, LogWriter, log_end, read_logs, truncation_marker
-from tests.pipelines.conftest import Harness
+from tests.support.pipelines import Harness
 
 ONE_STEP = "steps:\n  build: {run: 'true'}\n"
 

@@ -11,8 +11,8 @@ from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.db.models import Pipeline, PipelineStep
 from taskmaster.pipelines.plan import Plan
 from taskmaster.pipelines.runs import plan_pipeline
-from tests.pipelines.conftest import Harness
-from tests.workspaces.conftest import git
+from tests.support import git
+from tests.support.pipelines import Harness
 
 
 async def _steps(harness: Harness, pipeline_id: Any) -> list[PipelineStep]:

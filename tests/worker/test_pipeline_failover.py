@@ -20,9 +20,15 @@ from taskmaster.db.session import Database
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.runs import create_run
 from taskmaster.workspaces.git_cache import MirrorCache
-from tests.conftest import PostgresDatabase, make_settings, require_postgres
-from tests.pipelines.conftest import load, make_pipeline_repo
-from tests.support import processes_with
+from tests.support import (
+    PostgresDatabase,
+    eventually,
+    make_pipeline_repo,
+    make_settings,
+    processes_with,
+    require_postgres,
+)
+from tests.support.pipelines import load
 from tests.worker.conftest import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -70,14 +76,6 @@ def _worker(tmp_path: Path, machine: Path, url: str, name: str) -> WorkerProcess
     ).start()
 
 
-async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def test_sigkill_of_the_worker_running_a_step_loses_nothing_and_redoes_the_attempt_once(
     shared_database: tuple[Database, str], tmp_path: Path, reachable_dir: Path, processes: list[WorkerProcess]
 ) -> None:
@@ -106,7 +104,7 @@ async def test_sigkill_of_the_worker_running_a_step_loses_nothing_and_redoes_the
             assert proc.alive(), proc.log_path.read_text()
         return bool(processes_with(marker)) and "started-1" in await _log(db, pipeline_id)
 
-    await _until("the slow step to run and log its start", slow_running)
+    await eventually(slow_running, what="the slow step to run and log its start", timeout=90)
     _, steps, attempts = await load(db, pipeline_id)
     victim_name = attempts["slow"][0].worker_id
     assert victim_name in by_name
@@ -117,7 +115,7 @@ async def test_sigkill_of_the_worker_running_a_step_loses_nothing_and_redoes_the
     await asyncio.to_thread(victim.proc.wait, 30)
     killed_at = time.monotonic()
     # The sandbox dies with the worker (bubblewrap's --die-with-parent): nothing of the killed attempt runs on.
-    await _until("the killed attempt's processes to end", _none_with(marker), timeout=5)
+    await eventually(_none_with(marker), what="the killed attempt's processes to end", timeout=5)
     lost_before_takeover = time.monotonic() - killed_at < STALE_AFTER
 
     async def finished() -> bool:
@@ -125,7 +123,7 @@ async def test_sigkill_of_the_worker_running_a_step_loses_nothing_and_redoes_the
         pipeline, _, _ = await load(db, pipeline_id)
         return pipeline.status not in {"pending", "queued", "running"}
 
-    await _until("the pipeline to finish on the surviving worker", finished)
+    await eventually(finished, what="the pipeline to finish on the surviving worker", timeout=90)
     survivor = by_name[survivor_name]
     assert survivor.proc is not None
     survivor.proc.send_signal(signal.SIGTERM)

@@ -27,10 +27,8 @@ from taskmaster.secrets import SecretBox
 from taskmaster.worker.pipelines import PipelineLoop
 from tests.api.test_webhooks import SECRET, github_headers
 from tests.forges.fixtures import payload
-from tests.pipelines.conftest import Harness, harness_factory, load, make_pipeline_repo, wait_for_process
-from tests.support import live_server, processes_with
-
-__all__ = ["harness_factory"]  # the engine fixtures, for the loop tests below
+from tests.support import eventually, live_server, make_pipeline_repo, processes_with, wait_for_process
+from tests.support.pipelines import Harness, load
 
 DEFINITION = """\
 steps:
@@ -91,13 +89,11 @@ def _loop_settings(settings: Settings, reachable_dir: Path) -> Settings:
 
 
 async def _until_status(db: Database, pipeline_id: uuid.UUID, wanted: set[str], timeout: float = 60) -> Pipeline:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def reached() -> Pipeline | None:
         pipeline, _, _ = await load(db, pipeline_id)
-        if pipeline.status in wanted:
-            return pipeline
-        assert asyncio.get_running_loop().time() < deadline, pipeline.status
-        await asyncio.sleep(0.1)
+        return pipeline if pipeline.status in wanted else None
+
+    return await eventually(reached, timeout=timeout, what=f"pipeline {pipeline_id} in {sorted(wanted)}")
 
 
 async def test_a_worker_restarted_under_its_name_resumes_its_pipeline_and_redoes_the_lost_attempt(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from taskmaster.db.session import Database
 from taskmaster.durable.client import JobClient
 from taskmaster.durable.names import NOOP_WORKFLOW
 from taskmaster.durable.workers import WorkerInfo, read_workers
-from tests.conftest import PostgresDatabase, make_settings, require_postgres
+from tests.support import PostgresDatabase, eventually, make_settings, require_postgres
 from tests.worker.conftest import ApiProcess, WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -69,14 +68,6 @@ async def deployment(
         await db.dispose()
         if pg is not None:
             await asyncio.to_thread(pg.drop)
-
-
-async def _until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _worker_row(db: Database) -> WorkerInfo | None:
@@ -148,7 +139,7 @@ async def test_a_job_survives_sigkill_of_its_worker_and_completed_steps_do_not_r
             assert first.alive(), first.log_path.read_text()
             return sum(s.completed for s in await client.list_steps(job_id)) >= 2
 
-        await _until("two completed steps", two_steps_done)
+        await eventually(two_steps_done, what="two completed steps", timeout=60)
         assert first.proc is not None
         first.proc.kill()
         await asyncio.to_thread(first.proc.wait, 30)

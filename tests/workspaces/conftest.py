@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,63 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from taskmaster.workspaces.cleanup import remove_tree_sync
-from tests.support import free_port
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in `cwd` and return its stdout; fail the test with git's stderr if it fails."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
-
-
-def commit(repo: Path, name: str, content: str, message: str | None = None) -> str:
-    """Write `name`, commit it on the current branch and return the new sha."""
-    (repo / name).parent.mkdir(parents=True, exist_ok=True)
-    (repo / name).write_text(content)
-    git(repo, "add", name)
-    git(repo, "commit", "-q", "-m", message or f"change {name}")
-    return git(repo, "rev-parse", "HEAD")
-
-
-def make_repo(path: Path, commits: int = 3) -> list[str]:
-    """A repository on branch main with `commits` commits (the first tagged v0.1); returns their shas, oldest first."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    shas = []
-    for number in range(commits):
-        shas.append(commit(path, "app.txt", f"version {number}\n", f"commit {number}"))
-        if number == 0:
-            git(path, "tag", "-a", "v0.1", "-m", "first")
-    return shas
+from tests.support import free_port, make_repo
 
 
 @pytest.fixture
 def source_repo(tmp_path: Path) -> tuple[Path, list[str]]:
     repo = tmp_path / "source"
     return repo, make_repo(repo)
-
-
-@pytest.fixture
-def reachable_dir() -> Iterator[Path]:
-    """A fresh directory the sandbox user can reach (tmp_path's parents are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="taskmaster-test-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        remove_tree_sync(path)
 
 
 @pytest.fixture

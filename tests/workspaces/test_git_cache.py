@@ -15,7 +15,8 @@ import pytest
 from taskmaster.workspaces import git_cache
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import Checkout, MirrorCache, _locked
-from tests.workspaces.conftest import GitHttpServer, commit, git, make_repo
+from tests.support import commit, git, make_repo
+from tests.workspaces.conftest import GitHttpServer
 
 GiB = 1024**3
 

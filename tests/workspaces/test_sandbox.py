@@ -17,8 +17,7 @@ from taskmaster.core.logging import configure_logging
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.git_cache import MirrorCache
 from taskmaster.workspaces.sandbox import SANDBOX_UID, Limits, SandboxResult, SandboxSpec, run
-from tests.support import LogCapture, OutputCollector, processes_with
-from tests.workspaces.conftest import make_repo
+from tests.support import LogCapture, OutputCollector, make_repo, processes_with
 
 
 def marker() -> str:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from taskmaster.core.errors import InvalidInput
+from taskmaster.core.outcomes import FailureReason as FailureReason
+from taskmaster.core.outcomes import Outcome
+from taskmaster.core.outcomes import signal_name as signal_name
 
-FailureReason = Literal["code", "infra", "timeout"]
 OutputCallback = Callable[[bytes], Awaitable[None]]
 
 DEFAULT_MAX_OUTPUT_BYTES = 10 * 1024 * 1024
@@ -50,32 +51,10 @@ class StepSpec:
             raise InvalidInput("max_output_bytes must not be negative")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepOutcome:
-    """How a step ended. `run` always returns one; it does not raise for the step's or the machine's failures.
-
-    `exit_code`: the shell's status, None when no status is known (the step never started, or the connection to
-    it was lost). A step ended by signal n reads as 128+n, as shells report it, with `signal` its name
-    ("SIGKILL"). `failure_reason`: None (success, or canceled), "code" (non-zero exit), "timeout", or "infra"
-    (the executor could not run the step or lost it: retry elsewhere). `reason`: one readable line for people,
-    naming the host for infra failures; None on success. `duration`: seconds from start to end of the step.
-    `output_bytes`: everything the step wrote, kept or not. `ran_on`: the executor's name.
-    """
-
-    exit_code: int | None
-    signal: str | None
-    timed_out: bool
-    canceled: bool
-    output_truncated: bool
-    duration: float
-    failure_reason: FailureReason | None
-    reason: str | None
-    output_bytes: int = 0
-    ran_on: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and self.failure_reason is None and not self.canceled
+StepOutcome = Outcome
+"""How a step ended (`core.outcomes.Outcome`). `run` always returns one; it does not raise for the step's or the
+machine's failures. `failure_reason` "infra" means the executor could not run the step or lost it (retry
+elsewhere), with a `reason` naming the host."""
 
 
 class Executor(Protocol):
@@ -113,40 +92,11 @@ class Executor(Protocol):
         ...
 
 
-def signal_name(number: int) -> str:
-    """ "SIGKILL" for 9; "SIG<n>" for a number this platform does not name."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"SIG{number}"
-
-
 def infra_outcome(reason: str, *, duration: float, ran_on: str | None = None, output_bytes: int = 0) -> StepOutcome:
     """The outcome of a step the executor could not run, or lost: retry it, maybe elsewhere."""
-    return StepOutcome(
-        exit_code=None,
-        signal=None,
-        timed_out=False,
-        canceled=False,
-        output_truncated=False,
-        duration=duration,
-        failure_reason="infra",
-        reason=reason,
-        output_bytes=output_bytes,
-        ran_on=ran_on,
-    )
+    return Outcome.infra(reason, duration=duration, ran_on=ran_on, output_bytes=output_bytes)
 
 
 def canceled_outcome(*, duration: float, ran_on: str | None = None) -> StepOutcome:
     """The outcome of a step canceled before it started (e.g. while it waited for a slot)."""
-    return StepOutcome(
-        exit_code=None,
-        signal=None,
-        timed_out=False,
-        canceled=True,
-        output_truncated=False,
-        duration=duration,
-        failure_reason=None,
-        reason="canceled",
-        ran_on=ran_on,
-    )
+    return Outcome.stopped(duration=duration, ran_on=ran_on)

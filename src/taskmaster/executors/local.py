@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from taskmaster.executors.base import OutputCallback, StepOutcome, StepSpec, signal_name
+from taskmaster.executors.base import OutputCallback, StepOutcome, StepSpec
 from taskmaster.workspaces import sandbox
 
 
@@ -67,18 +67,7 @@ class LocalExecutor:
             on_output=on_output,
             cancel=cancel,
         )
-        return StepOutcome(
-            exit_code=result.exit_code,
-            signal=signal_name(result.signal) if result.signal is not None else None,
-            timed_out=result.timed_out,
-            canceled=result.canceled,
-            output_truncated=result.output_truncated,
-            duration=result.duration,
-            failure_reason=result.failure_reason,
-            reason=result.reason,
-            output_bytes=result.output_bytes,
-            ran_on=self.name,
-        )
+        return replace(result, ran_on=self.name)
 
     async def aclose(self) -> None:
         """Nothing to release: each step's processes end with the step."""

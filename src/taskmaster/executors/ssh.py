@@ -599,17 +599,20 @@ class _RemoteStep:
         exit_code = self.exit_status
         if exit_code is None and self.killed:
             exit_code = 128 + 9
-        sig = signal_name(exit_code - 128) if exit_code is not None and 128 < exit_code <= 128 + 64 else None
+        sig = exit_code - 128 if exit_code is not None and 128 < exit_code <= 128 + 64 else None
         failure: FailureReason | None
         if self.canceled:
             failure, reason = None, "canceled"
         elif self.timed_out:
-            failure, reason = "timeout", f"timeout: the step ran longer than {self.spec.timeout:g}s"
+            failure, reason = FailureReason.TIMEOUT, f"timeout: the step ran longer than {self.spec.timeout:g}s"
         elif exit_code is None:
-            failure, reason = "code", f"the step's shell on {label} ended without an exit status (killed from outside)"
+            failure, reason = (
+                FailureReason.CODE,
+                f"the step's shell on {label} ended without an exit status (killed from outside)",
+            )
         elif exit_code != 0:
-            failure = "code"
-            reason = f"exit code {exit_code}" + (f" ({sig})" if sig else "")
+            failure = FailureReason.CODE
+            reason = f"exit code {exit_code}" + (f" ({signal_name(sig)})" if sig else "")
         else:
             failure, reason = None, None
         return StepOutcome(

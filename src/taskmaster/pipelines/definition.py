@@ -22,6 +22,7 @@ from yaml.reader import ReaderError
 
 from taskmaster.core import graph
 from taskmaster.core.errors import InvalidInput
+from taskmaster.pipelines.builtins import BUILTIN_STEPS as BUILTIN_STEPS
 from taskmaster.pipelines.states import PipelineType
 
 DEFAULT_SOURCE = ".taskmaster.yml"
@@ -35,7 +36,6 @@ DEFAULT_PIPELINE_TIMEOUT = 3600
 DEFAULT_STEP_TIMEOUT = 1800
 DEFAULT_RETRIES = 3
 DEFAULT_RETRY_ON: tuple[str, ...] = ("infra", "timeout")
-BUILTIN_STEPS: tuple[str, ...] = ("checkout", "ai_review")
 RETRY_WORDS: tuple[str, ...] = ("infra", "timeout")
 
 # A YAML file of a few hundred kilobytes can still expand, through aliases, into billions of nodes.

@@ -2,21 +2,20 @@
 
 Every decision is made from database state (step statuses, attempts, `next_attempt_at`, the pipeline row), so an
 engine that dies loses nothing: `run()` on the same pipeline, here or in another worker that took it over (see
-`pipelines.leases`), resumes it. `run_attempt` runs one attempt of one step and records its outcome.
+`pipelines.leases`), resumes it. This module schedules (rounds, slots, timeouts, the end of a pipeline); running and
+recording one attempt is `pipelines.attempts`; built-in steps are `pipelines.builtins`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 import structlog
 from sqlalchemy import func, select
@@ -28,28 +27,26 @@ from taskmaster.core.clock import as_utc, utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound, TaskmasterError
 from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt
 from taskmaster.db.session import Database
-from taskmaster.executors.base import Executor, StepSpec
+from taskmaster.executors.base import Executor
 from taskmaster.pipelines import transitions
-from taskmaster.pipelines.definition import StepKind, WorkspaceMode
+from taskmaster.pipelines.attempts import AttemptRunner, Launch, PipelineContext, after_failure
+from taskmaster.pipelines.builtins import DEFAULT_BUILTINS, BuiltinStep
 from taskmaster.pipelines.leases import Lease
-from taskmaster.pipelines.logs import LogWriter, log_end, log_tail
+from taskmaster.pipelines.logs import log_end, log_tail
 from taskmaster.pipelines.plan import Plan, PlannedStep, has_failure, is_finished, ready_steps, steps_to_skip
+from taskmaster.pipelines.recovery import RecoveryHook
 from taskmaster.pipelines.runs import plan_pipeline
-from taskmaster.pipelines.sites import LocalSites, Site, Sites
+from taskmaster.pipelines.sites import LocalSites, Sites
+from taskmaster.pipelines.slots import StepSlots
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
 from taskmaster.projects.credentials import Credentials
-from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.pipelines.engine")
 
 OnChange = Callable[[uuid.UUID], Awaitable[None]]
-Recovery = Callable[[uuid.UUID, str, str], Awaitable[str | None]]
-"""Given (pipeline id, step name, log tail) of a step that failed for its code: "rerun" to run it again, or None."""
 
 AGENT_LOST = "agent lost"
-AI_REVIEW_NOT_CONFIGURED = "AI review is not configured"
-SHARED_WORKSPACE = "shared"
 
 
 class LeaseLost(Conflict):
@@ -57,50 +54,16 @@ class LeaseLost(Conflict):
     reached the database for too long (it must presume it was taken over). Its steps were stopped."""
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptOutcome:
-    """How one attempt ended, before it is recorded."""
-
-    status: Literal["success", "failed", "timed_out", "canceled", "skipped", "error"]
-    failure_reason: FailureReason | None = None
-    exit_code: int | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Launch:
-    """What an attempt needs from its step, taken from the round that started it (no second read)."""
-
-    step_id: uuid.UUID
-    planned: PlannedStep
-    attempt: int
-    retry_count: int
-    max_retries: int
-    log_offset: int
-    """Where the attempt's output starts in the step's log (past earlier attempts' output)."""
-
-
-@dataclass
-class _Context:
-    """What the attempts of one pipeline share, read from the database."""
-
-    pipeline_id: uuid.UUID
-    repository: str
-    sha: str
-    token: str | None
-    secrets: list[str]
-    site: Site
-    checkout_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    shared_ready: bool = False
-
-
 class PipelineEngine:
-    """Runs pipelines in this process: ready steps in parallel as asyncio tasks, up to the plan's concurrency.
+    """Runs pipelines in this process: ready steps in parallel as asyncio tasks, up to the plan's concurrency and,
+    over all its pipelines, `max_steps` (`StepSlots`). Each attempt is run and recorded by `AttemptRunner`
+    (`pipelines.attempts`); steps written `uses: <name>` are the `builtins` registry's (`pipelines.builtins`).
 
     `on_change(pipeline_id)` is awaited after every committed status change (errors in it are logged, never
-    raised). `recovery` is asked about a step that failed for its code with no retry allowed; the default asks
-    nothing and the pipeline fails with the step's log tail. `backoff`, `poll_seconds` and `grace` exist so that
-    tests stay fast. Many pipelines may run on one engine at once; `cancel` works from any process.
+    raised). `recovery` is asked, while a step's failed attempt is recorded, whether a recovery run decides its
+    fate (`pipelines.recovery`): the step then awaits it, holding no slot; without one the step fails.
+    `backoff`, `poll_seconds` and `grace` exist so that tests stay fast. Many pipelines may run on one engine at
+    once; `cancel` works from any process.
 
     The engine owns the pipelines it runs (`worker_id`, see `pipelines.leases`): it stops their steps and raises
     `LeaseLost` when another worker takes one over or when `lease` (this worker's heartbeat) lapses.
@@ -116,7 +79,7 @@ class PipelineEngine:
         mirror: MirrorCache,
         *,
         on_change: OnChange | None = None,
-        recovery: Recovery | None = None,
+        recovery: RecoveryHook | None = None,
         backoff: Backoff = Backoff(),
         concurrency: int | None = None,
         max_steps: int | None = None,
@@ -130,6 +93,7 @@ class PipelineEngine:
         worker_id: str | None = None,
         lease: Lease | None = None,
         credentials: Credentials | None = None,
+        builtins: Mapping[str, BuiltinStep] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -139,10 +103,7 @@ class PipelineEngine:
         self.backoff = backoff
         self.concurrency = concurrency
         self.max_steps = max_steps or settings.worker.max_steps
-        self._active_steps = 0
-        """Steps running (or about to) in all this engine's pipelines: at most `max_steps`."""
-        self._reserved: dict[uuid.UUID, int] = {}
-        """Slots a pipeline's current round took and has not yet handed to running steps."""
+        self.slots = StepSlots(self.max_steps)
         self.keep_workspace = keep_workspace
         self.poll_seconds = poll_seconds
         self.grace = grace
@@ -151,10 +112,19 @@ class PipelineEngine:
         self.secrets = list(secrets)
         self.worker_id = worker_id or settings.worker.id or f"{socket.gethostname()}:{os.getpid()}"
         self.lease = lease
-        self._contexts: dict[uuid.UUID, _Context] = {}
+        self._contexts: dict[uuid.UUID, PipelineContext] = {}
         self._fenced: set[uuid.UUID] = set()
         """Pipelines whose steps this engine stopped because it lost them: their outcomes are not recorded."""
         self.credentials = credentials or Credentials.from_settings(settings)
+        self.attempts = AttemptRunner(
+            db,
+            builtins if builtins is not None else DEFAULT_BUILTINS,
+            backoff=backoff,
+            grace=grace,
+            log_max_bytes=log_max_bytes,
+            secrets=self.secrets,
+            recovery=recovery,
+        )
 
     # --- the pipeline ---
 
@@ -195,39 +165,72 @@ class PipelineEngine:
             await transitions.end_with_steps(session, pipeline, transitions.CANCEL, reason=reason, step_reason=reason)
         await self._changed(pipeline_id)
 
-    async def _prepare(self, pipeline_id: uuid.UUID) -> PipelineStatus | tuple[Plan, _Context]:
+    async def _prepare(self, pipeline_id: uuid.UUID) -> PipelineStatus | tuple[Plan, PipelineContext]:
+        # Three parts, so that no transaction stays open during network I/O (a row lock on PostgreSQL, SQLite's
+        # write lock): take the pipeline; fetch the repository to plan it, if it has no plan yet; plan and start.
         async with self.db.transaction() as session:
-            pipeline = await _get_pipeline(session, pipeline_id)
+            pipeline = await self._own(session, pipeline_id)
             if PipelineStatus(pipeline.status).is_terminal:
                 return PipelineStatus(pipeline.status)
-            if pipeline.worker_id is None:
-                pipeline.worker_id = self.worker_id
-            elif pipeline.worker_id != self.worker_id:
-                raise LeaseLost(f"pipeline {pipeline_id} is run by worker {pipeline.worker_id}")
             project = await _get_project(session, pipeline)
-            token, _ = self._project_secrets(project)
-            if pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition:
-                try:
-                    await plan_pipeline(session, pipeline, mirror=self.mirror, token=token)
-                except (TaskmasterError, OSError) as exc:  # e.g. the repository cannot be fetched
-                    detail = exc.detail if isinstance(exc, TaskmasterError) else str(exc)
-                    transitions.apply(pipeline, transitions.ERROR, reason=f"could not plan the pipeline: {detail}")
-                if PipelineStatus(pipeline.status).is_terminal:
-                    return PipelineStatus(pipeline.status)
+        token, _ = self._project_secrets(project)
+        unplanned = pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition
+        fetch_failed: str | None = None
+        if unplanned:
             try:
-                plan = Plan.from_json(pipeline.definition)
-            except InvalidInput as exc:
-                transitions.apply(pipeline, transitions.ERROR, reason=exc.detail)
-                return PipelineStatus.ERROR
-            if pipeline.status == PipelineStatus.PENDING.value:
-                transitions.apply(pipeline, transitions.QUEUE)
-            if pipeline.status == PipelineStatus.QUEUED.value:
-                transitions.apply(pipeline, transitions.START)
-            else:
-                await self._recover_lost_attempts(session, pipeline, plan)
-            context = await self._context(pipeline, project)
+                await self.mirror.ensure(project.repository, token=token)
+            except (TaskmasterError, OSError) as exc:  # e.g. the repository cannot be fetched
+                fetch_failed = exc.detail if isinstance(exc, TaskmasterError) else str(exc)
+        async with self.db.transaction() as session:
+            pipeline = await self._own(session, pipeline_id)
+            status = await self._plan_and_start(session, pipeline, fetch_failed)
+            if isinstance(status, PipelineStatus):
+                return status
+            plan = status
+        context = await self._context(pipeline, project)  # a remote site may be asked first: outside any transaction
         await self._changed(pipeline_id)
         return plan, context
+
+    async def _own(self, session: AsyncSession, pipeline_id: uuid.UUID) -> Pipeline:
+        """The pipeline, owned by this engine from now on if nobody owns it; `LeaseLost` if another engine does."""
+        pipeline = await _get_pipeline(session, pipeline_id)
+        if PipelineStatus(pipeline.status).is_terminal:
+            return pipeline
+        if pipeline.worker_id is None:
+            pipeline.worker_id = self.worker_id
+        elif pipeline.worker_id != self.worker_id:
+            raise LeaseLost(f"pipeline {pipeline_id} is run by worker {pipeline.worker_id}")
+        return pipeline
+
+    async def _plan_and_start(
+        self, session: AsyncSession, pipeline: Pipeline, fetch_failed: str | None
+    ) -> PipelineStatus | Plan:
+        """Plan a pipeline that has no plan yet (from the mirror, fetched already) and start it, or resume it; its
+        final status instead when it ended (meanwhile, or because it cannot be planned)."""
+        if PipelineStatus(pipeline.status).is_terminal:
+            return PipelineStatus(pipeline.status)
+        if pipeline.status == PipelineStatus.PENDING.value and not pipeline.definition:
+            try:
+                if fetch_failed is not None:
+                    raise TaskmasterError(fetch_failed)
+                await plan_pipeline(session, pipeline, mirror=self.mirror, fetch=False)
+            except (TaskmasterError, OSError) as exc:
+                detail = exc.detail if isinstance(exc, TaskmasterError) else str(exc)
+                transitions.apply(pipeline, transitions.ERROR, reason=f"could not plan the pipeline: {detail}")
+            if PipelineStatus(pipeline.status).is_terminal:
+                return PipelineStatus(pipeline.status)
+        try:
+            plan = Plan.from_json(pipeline.definition)
+        except InvalidInput as exc:
+            transitions.apply(pipeline, transitions.ERROR, reason=exc.detail)
+            return PipelineStatus.ERROR
+        if pipeline.status == PipelineStatus.PENDING.value:
+            transitions.apply(pipeline, transitions.QUEUE)
+        if pipeline.status == PipelineStatus.QUEUED.value:
+            transitions.apply(pipeline, transitions.START)
+        else:
+            await self._recover_lost_attempts(session, pipeline, plan)
+        return plan
 
     async def _recover_lost_attempts(self, session: AsyncSession, pipeline: Pipeline, plan: Plan) -> None:
         lost = (
@@ -242,9 +245,10 @@ class PipelineEngine:
             lost_reason = FailureReason.INFRA
             transitions.apply_step(attempt, transitions.AGENT_LOST, reason=AGENT_LOST, failure_reason=lost_reason)
             if step.status == StepStatus.RUNNING.value:
-                self._after_failure(step, plan[step.step_name], FailureReason.INFRA, None, AGENT_LOST, rerun=False)
+                planned = plan[step.step_name]
+                after_failure(step, planned, FailureReason.INFRA, None, AGENT_LOST, backoff=self.backoff)
 
-    async def _drive(self, plan: Plan, context: _Context) -> PipelineStatus:
+    async def _drive(self, plan: Plan, context: PipelineContext) -> PipelineStatus:
         """Run rounds until the pipeline ends; whatever else ends the rounds (a crash, a cancel, a lost lease), no
         step outlives it."""
         pipeline_id = context.pipeline_id
@@ -263,10 +267,10 @@ class PipelineEngine:
                 stop.set()
                 await asyncio.gather(*running.values(), return_exceptions=True)
             self._fenced.discard(pipeline_id)
-            self._active_steps -= self._reserved.pop(pipeline_id, 0)  # reserved by a round that did not launch
+            self.slots.forget(pipeline_id)  # reserved by a round that did not launch
 
     def _step_done(self, _: asyncio.Task[StepStatus]) -> None:
-        self._active_steps -= 1
+        self.slots.release()
 
     async def _watch_lease(self, pipeline_id: uuid.UUID, stop: asyncio.Event) -> None:
         """Stop the pipeline's steps (without recording them) the moment this worker's lease lapses."""
@@ -277,13 +281,13 @@ class PipelineEngine:
         stop.set()
 
     async def _rounds(
-        self, plan: Plan, context: _Context, running: dict[str, asyncio.Task[StepStatus]], stop: asyncio.Event
+        self, plan: Plan, context: PipelineContext, running: dict[str, asyncio.Task[StepStatus]], stop: asyncio.Event
     ) -> PipelineStatus:
         pipeline_id = context.pipeline_id
         concurrency = self.concurrency or plan.concurrency or self.settings.worker.concurrency
         final: PipelineStatus | None = None
         while True:
-            launch: list[_Launch] = []
+            launch: list[Launch] = []
             wake_at: float | None = None
             if pipeline_id in self._fenced:
                 raise LeaseLost(f"this worker's heartbeat lapsed; pipeline {pipeline_id} is left to the reaper")
@@ -337,11 +341,9 @@ class PipelineEngine:
                             and (step.next_attempt_at is None or as_utc(step.next_attempt_at) <= now)
                         ]
                         candidates = sorted(set(ready_steps(plan, statuses)) | set(due), key=lambda n: plan[n].position)
-                        room = min(concurrency - len(running), self.max_steps - self._active_steps)
-                        chosen = candidates[: max(0, room)]
                         # Reserved before the next await, so that other pipelines' rounds see these slots taken.
-                        self._active_steps += len(chosen)
-                        self._reserved[pipeline_id] = len(chosen)
+                        room = concurrency - len(running)
+                        chosen = candidates[: self.slots.reserve(pipeline_id, len(candidates), room_in_pipeline=room)]
                         starting = await _steps_to_start(session, pipeline_id, chosen) if chosen else {}
                         for name in chosen:
                             step, last = starting[name]
@@ -364,7 +366,7 @@ class PipelineEngine:
                     self._run_launched(pipeline_id, started, stop), name=f"pipeline {pipeline_id} {name}"
                 )
                 running[name].add_done_callback(self._step_done)
-            self._active_steps -= self._reserved.pop(pipeline_id, 0) - len(launch)  # all handed over
+            self.slots.hand_over(pipeline_id, len(launch))
             timeout = self.poll_seconds
             if wake_at is not None:
                 timeout = min(timeout, max(0.0, wake_at - time.monotonic()))
@@ -382,7 +384,7 @@ class PipelineEngine:
 
     async def _start_attempt(
         self, session: AsyncSession, step: PipelineStep, last: int, planned: PlannedStep
-    ) -> _Launch:
+    ) -> Launch:
         """Start attempt `last + 1` of `step` (its row and a new attempt row `running`, owned by this engine)."""
         number = last + 1
         # A first attempt starts the step's log; only a later one has earlier output to start after.
@@ -398,7 +400,7 @@ class PipelineEngine:
                 started_at=utcnow(),
             )
         )
-        return _Launch(step.id, planned, number, step.retry_count, step.max_retries, offset)
+        return Launch(step.id, planned, number, step.retry_count, step.max_retries, offset)
 
     async def _finish(
         self, session: AsyncSession, pipeline: Pipeline, plan: Plan, steps: dict[str, PipelineStep]
@@ -434,194 +436,29 @@ class PipelineEngine:
             step = await _get_step(session, pipeline_id, step_name)
             offset = await log_end(session, step.id)
         planned = PlannedStep.from_json(step.config)
-        launch = _Launch(step.id, planned, attempt, step.retry_count, step.max_retries, offset)
+        launch = Launch(step.id, planned, attempt, step.retry_count, step.max_retries, offset)
         return await self._run_launched(pipeline_id, launch, stop)
 
-    async def _run_launched(self, pipeline_id: uuid.UUID, launch: _Launch, stop: asyncio.Event | None) -> StepStatus:
-        planned, attempt = launch.planned, launch.attempt
+    async def _run_launched(self, pipeline_id: uuid.UUID, launch: Launch, stop: asyncio.Event | None) -> StepStatus:
+        planned = launch.planned
         context = self._contexts.get(pipeline_id) or await self._load_context(pipeline_id)
-        async with LogWriter(
-            self.db,
-            launch.step_id,
-            attempt,
-            start_offset=launch.log_offset,
-            start_seq=0,  # a new attempt: no chunk of it is stored yet
-            secrets=[*context.secrets, *self.secrets],
-            max_bytes=self.log_max_bytes,
-        ) as writer:
-            try:
-                outcome = await self._execute(context, planned, attempt, writer, stop)
-            except WorkspaceError as exc:
-                await writer.write(f"{exc.detail}\n".encode())
-                outcome = AttemptOutcome("failed", FailureReason.INFRA, None, exc.detail)
-            tail = writer.tail
+        outcome, tail = await self.attempts.run(context, launch, stop)
         if pipeline_id in self._fenced:  # the new owner records this attempt (as lost) and redoes it
             return StepStatus.RUNNING
-        rerun = False
-        if (
-            outcome.status == "failed"
-            and outcome.failure_reason is FailureReason.CODE
-            and self.recovery is not None
-            and not planned.retry_on.allows(FailureReason.CODE, outcome.exit_code)
-            and launch.retry_count < launch.max_retries
-        ):
-            rerun = await self.recovery(pipeline_id, planned.name, tail) == "rerun"
-        status = await self._record(launch.step_id, planned, attempt, outcome, rerun=rerun)
+        status = await self.attempts.record(launch.step_id, planned, launch.attempt, outcome, log_tail=tail)
         await self._changed(pipeline_id)
         return status
 
-    async def _execute(
-        self,
-        context: _Context,
-        planned: PlannedStep,
-        attempt: int,
-        writer: LogWriter,
-        stop: asyncio.Event | None,
-    ) -> AttemptOutcome:
-        if planned.kind is StepKind.USES:
-            if planned.uses == "checkout":
-                done = await _until_stopped(self._checkout_step(context, writer), stop)
-                return done or AttemptOutcome("success", exit_code=0)
-            if planned.uses == "ai_review":
-                await writer.write(f"{AI_REVIEW_NOT_CONFIGURED}: skipped\n".encode())
-                return AttemptOutcome("skipped", message=AI_REVIEW_NOT_CONFIGURED)
-            return AttemptOutcome("error", message=f"unknown built-in step {planned.uses!r}")
-        assert planned.command is not None
-        if planned.workspace is WorkspaceMode.FRESH:
-            workspace = f"{planned.name}-{attempt}"
-            checkout = _until_stopped(self._make_checkout(context, workspace), stop)
-        else:
-            workspace = SHARED_WORKSPACE
-            checkout = _until_stopped(self._shared_workspace(context), stop)
-        prepared = await checkout
-        if prepared is not None:
-            return prepared
-        spec = StepSpec(
-            command=planned.command,
-            workdir=context.site.path(workspace),
-            env={
-                **planned.env,
-                "CI": "true",
-                "TASKMASTER": "1",
-                "TASKMASTER_PIPELINE_ID": str(context.pipeline_id),
-                "TASKMASTER_STEP": planned.name,
-                "TASKMASTER_ATTEMPT": str(attempt),
-                "TASKMASTER_COMMIT_SHA": context.sha,
-            },
-            network=planned.network,
-            timeout=float(planned.timeout),
-            grace=self.grace,
-            max_output_bytes=self.log_max_bytes,  # the log keeps no more: the executor need not pass more on
-        )
-        result = await context.site.executor.run(spec, on_output=writer.write, cancel=stop)
-        if result.canceled:
-            return AttemptOutcome("canceled", exit_code=result.exit_code, message="stopped")
-        if result.timed_out:
-            return AttemptOutcome(
-                "timed_out", FailureReason.TIMEOUT, result.exit_code, f"timed out after {planned.timeout} s"
-            )
-        if result.ok:
-            return AttemptOutcome("success", exit_code=result.exit_code)
-        if result.failure_reason == "infra":
-            return AttemptOutcome("failed", FailureReason.INFRA, result.exit_code, result.reason)
-        message = f"exit code {result.exit_code}"
-        if result.reason and result.reason != message:  # e.g. "limit: processes"; an SSH instance says the same
-            message += f" ({result.reason})"
-        return AttemptOutcome("failed", FailureReason.CODE, result.exit_code, message)
-
-    async def _checkout_step(self, context: _Context, writer: LogWriter) -> AttemptOutcome:
-        async with context.checkout_lock:
-            started = time.monotonic()
-            await self._make_checkout(context, SHARED_WORKSPACE)
-            context.shared_ready = True
-        await writer.write(f"checked out {context.sha} in {time.monotonic() - started:.2f} s\n".encode())
-        return AttemptOutcome("success", exit_code=0)
-
-    async def _shared_workspace(self, context: _Context) -> AttemptOutcome | None:
-        """Check out the shared workspace if no `checkout` step did (a plan without one, or a resumed engine)."""
-        if context.shared_ready:
-            return None
-        async with context.checkout_lock:
-            if not context.shared_ready:  # a resumed engine checks out again: the files may be half written
-                await self._make_checkout(context, SHARED_WORKSPACE)
-            context.shared_ready = True
-        return None
-
-    async def _make_checkout(self, context: _Context, name: str) -> None:
-        await context.site.checkout(name, context.repository, context.sha, token=context.token)
-
-    async def _record(
-        self, step_id: uuid.UUID, planned: PlannedStep, number: int, outcome: AttemptOutcome, *, rerun: bool
-    ) -> StepStatus:
-        async with self.db.single_writer(), self.db.transaction() as session:
-            step, attempt = (
-                await session.execute(
-                    select(PipelineStep, StepAttempt)
-                    .join(StepAttempt, StepAttempt.step_id == PipelineStep.id)
-                    .where(PipelineStep.id == step_id, StepAttempt.attempt == number)
-                    .execution_options(populate_existing=True)
-                )
-            ).one()
-            if attempt.status != StepStatus.RUNNING.value:  # recorded meanwhile (e.g. as lost by another engine)
-                return StepStatus(step.status)
-            now = utcnow()
-            message, code = outcome.message, outcome.exit_code
-            if outcome.status == "success":
-                transitions.apply_step(attempt, transitions.ATTEMPT_SUCCEED, exit_code=code, now=now)
-                transitions.apply_step(step, transitions.STEP_SUCCEED, exit_code=code, now=now)
-            elif outcome.status == "skipped":
-                transitions.apply_step(attempt, transitions.ATTEMPT_SKIP, reason=message, now=now)
-                transitions.apply_step(step, transitions.STEP_NOT_CONFIGURED, reason=message, now=now)
-            elif outcome.status == "canceled":
-                pipeline = await session.get(Pipeline, step.pipeline_id)
-                timed_out = pipeline is not None and pipeline.status == PipelineStatus.TIMED_OUT.value
-                why = "stopped: the pipeline timed out" if timed_out else "canceled"
-                transitions.apply_step(attempt, transitions.ATTEMPT_CANCEL, reason=why, exit_code=code, now=now)
-                transitions.apply_step(step, transitions.STEP_CANCEL, reason=why, exit_code=code, now=now)
-            elif outcome.status == "error":
-                transitions.apply_step(attempt, transitions.ATTEMPT_FAIL, reason=message, now=now)
-                transitions.apply_step(step, transitions.STEP_ERROR, reason=message, now=now)
-            else:
-                reason = outcome.failure_reason or FailureReason.CODE
-                rule = transitions.ATTEMPT_TIME_OUT if outcome.status == "timed_out" else transitions.ATTEMPT_FAIL
-                transitions.apply_step(attempt, rule, reason=message, failure_reason=reason, exit_code=code, now=now)
-                self._after_failure(step, planned, reason, code, message, rerun=rerun)
-            return StepStatus(step.status)
-
-    def _after_failure(
-        self,
-        step: PipelineStep,
-        planned: PlannedStep,
-        reason: FailureReason,
-        exit_code: int | None,
-        message: str | None,
-        *,
-        rerun: bool,
-    ) -> None:
-        """A running step whose attempt failed: schedule a retry if its rules allow one, else fail it."""
-        now = utcnow()
-        retriable = planned.retry_on.allows(reason, exit_code) or rerun
-        if retriable and step.retry_count < step.max_retries:
-            step.retry_count += 1
-            delay = 0.0 if rerun else self.backoff.delay(step.retry_count)
-            transitions.apply_step(
-                step, transitions.STEP_RETRY, reason=message, failure_reason=reason, exit_code=exit_code, now=now
-            )
-            step.next_attempt_at = now + timedelta(seconds=delay)
-            return
-        rule = transitions.STEP_TIME_OUT if reason is FailureReason.TIMEOUT else transitions.STEP_FAIL
-        transitions.apply_step(step, rule, reason=message, failure_reason=reason, exit_code=exit_code, now=now)
-
     # --- helpers ---
 
-    async def _load_context(self, pipeline_id: uuid.UUID) -> _Context:
+    async def _load_context(self, pipeline_id: uuid.UUID) -> PipelineContext:
         async with self.db.session() as session:
             pipeline = await _get_pipeline(session, pipeline_id)
             return await self._context(pipeline, await _get_project(session, pipeline))
 
-    async def _context(self, pipeline: Pipeline, project: Project) -> _Context:
+    async def _context(self, pipeline: Pipeline, project: Project) -> PipelineContext:
         token, secrets = self._project_secrets(project)
-        return _Context(
+        return PipelineContext(
             pipeline_id=pipeline.id,
             repository=project.repository,
             sha=pipeline.commit_sha or "",
@@ -726,21 +563,3 @@ def _blocks(status: str) -> bool:
 def _cancel_unfinished(steps: Iterable[PipelineStep], status: PipelineStatus) -> bool:
     why = "the pipeline timed out" if status is PipelineStatus.TIMED_OUT else f"the pipeline is {status.value}"
     return transitions.cancel_unfinished(steps, reason=why)
-
-
-async def _until_stopped(work: Awaitable[AttemptOutcome | None], stop: asyncio.Event | None) -> AttemptOutcome | None:
-    """Await `work`, abandoning it (cancelled, so it cleans up) when `stop` is set first."""
-    task = asyncio.ensure_future(work)
-    if stop is None:
-        return await task
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return AttemptOutcome("canceled", message="stopped")

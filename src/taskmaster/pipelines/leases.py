@@ -1,4 +1,5 @@
 """Which worker runs which pipeline: claiming pending ones, taking over those whose worker died, ending stuck ones.
+The lease itself (an owner held through its heartbeat, take-over when stale) is the shared one of `db.leases`.
 
 A pipeline's `worker_id` names the worker (its `workers.name`, heart-beating) whose engine owns it. The rules:
 
@@ -17,25 +18,25 @@ A pipeline's `worker_id` names the worker (its `workers.name`, heart-beating) wh
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from taskmaster.core.clock import utcnow
-from taskmaster.db.models import Pipeline, Worker
+from taskmaster.db.leases import LAPSE_CHECK_SECONDS as LAPSE_CHECK_SECONDS
+from taskmaster.db.leases import Lease as Lease
+from taskmaster.db.leases import Leased, find_stale
+from taskmaster.db.leases import take_over as take_over_row
+from taskmaster.db.models import Pipeline
 from taskmaster.db.session import Database
 from taskmaster.pipelines import transitions
 from taskmaster.pipelines.states import FailureReason, PipelineStatus
 
 _LIVE = [status.value for status in transitions.LIVE]
-LAPSE_CHECK_SECONDS = 1.0
 _CLAIM_LOCK = 0x7461736B  # "task": one advisory lock key for claims, held for a claim's transaction only
 
 
@@ -47,37 +48,8 @@ class Lost:
     previous_owner: str | None
 
 
-class Lease:
-    """Whether this process may keep running its pipelines: its heartbeat reached the database recently enough.
-
-    `renewed()` is called after every successful heartbeat; `valid` is false until the first one and once
-    `fence_after` seconds pass without one.
-    """
-
-    def __init__(self, fence_after: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.fence_after = fence_after
-        self._clock = clock
-        self._renewed_at: float | None = None
-
-    def renewed(self) -> None:
-        self._renewed_at = self._clock()
-
-    @property
-    def valid(self) -> bool:
-        return self.seconds_left() > 0
-
-    def seconds_left(self) -> float:
-        if self._renewed_at is None:
-            return 0.0
-        return self.fence_after - (self._clock() - self._renewed_at)
-
-    async def lapsed(self) -> None:
-        """Return once the lease has lapsed (looking again at least every `LAPSE_CHECK_SECONDS`)."""
-        while True:
-            left = self.seconds_left()
-            if left <= 0:
-                return
-            await asyncio.sleep(min(left, LAPSE_CHECK_SECONDS))
+PIPELINES = Leased(Pipeline, Pipeline.id, Pipeline.worker_id, Pipeline.status.in_(_LIVE))
+"""Pipelines are held through their worker's heartbeat (`db.leases`)."""
 
 
 async def claim_next(db: Database, worker_id: str, *, project_concurrency: int) -> uuid.UUID | None:
@@ -124,21 +96,11 @@ async def find_lost(
     session: AsyncSession, *, worker_id: str, stale_after_seconds: float, now: datetime | None = None
 ) -> list[Lost]:
     """Live pipelines owned by a worker other than `worker_id` that is gone, and started ones with no owner."""
-    stale_before = (now or utcnow()) - timedelta(seconds=stale_after_seconds)
-    gone = or_(Worker.id.is_(None), Worker.status != "running", Worker.last_heartbeat_at < stale_before)
-    rows = await session.execute(
-        select(Pipeline.id, Pipeline.worker_id)
-        .outerjoin(Worker, Worker.name == Pipeline.worker_id)
-        .where(
-            Pipeline.status.in_(_LIVE),
-            or_(
-                and_(Pipeline.worker_id.is_(None), Pipeline.status != PipelineStatus.PENDING.value),
-                and_(Pipeline.worker_id.is_not(None), Pipeline.worker_id != worker_id, gone),
-            ),
-        )
-        .order_by(Pipeline.created_at)
+    unowned = and_(Pipeline.worker_id.is_(None), Pipeline.status != PipelineStatus.PENDING.value)
+    found = await find_stale(
+        session, PIPELINES, worker_id=worker_id, stale_after_seconds=stale_after_seconds, also=unowned, now=now
     )
-    return [Lost(pipeline_id, owner) for pipeline_id, owner in rows.all()]
+    return [Lost(item.row_id, item.previous_owner) for item in found]
 
 
 async def owned_by(session: AsyncSession, worker_id: str) -> list[uuid.UUID]:
@@ -149,14 +111,9 @@ async def owned_by(session: AsyncSession, worker_id: str) -> list[uuid.UUID]:
 
 async def take_over(session: AsyncSession, lost: Lost, *, worker_id: str) -> bool:
     """Make `worker_id` the owner of a lost pipeline if nobody else did first; True if this call won."""
-    owner = lost.previous_owner
-    previous = Pipeline.worker_id.is_(None) if owner is None else Pipeline.worker_id == owner
-    result = await session.execute(
-        update(Pipeline)
-        .where(Pipeline.id == lost.pipeline_id, previous, Pipeline.status.in_(_LIVE))
-        .values(worker_id=worker_id)
+    return await take_over_row(
+        session, PIPELINES, lost.pipeline_id, previous_owner=lost.previous_owner, new_owner=worker_id
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 async def end_stuck(

@@ -47,11 +47,14 @@ _SENT_CACHE_SIZE = 4096
 # Room kept for headings, tables and markers when log tails share a size limit.
 _MARKDOWN_OVERHEAD = 4096
 
+_RETRIABLE = frozenset({StepStatus.RETRY_SCHEDULED, StepStatus.AWAITING_RECOVERY})
+"""Failed once and not finished: the step says why it failed while it waits."""
 _COMMIT_STATE: dict[str, CommitState] = {
     StepStatus.PENDING: CommitState.PENDING,
     StepStatus.QUEUED: CommitState.PENDING,
     StepStatus.WAITING: CommitState.PENDING,
     StepStatus.RETRY_SCHEDULED: CommitState.PENDING,
+    StepStatus.AWAITING_RECOVERY: CommitState.PENDING,
     StepStatus.RUNNING: CommitState.RUNNING,
     StepStatus.SUCCESS: CommitState.SUCCESS,
     StepStatus.FAILED: CommitState.FAILURE,
@@ -75,6 +78,7 @@ _WORDS: dict[str, str] = {
     StepStatus.QUEUED: "queued",
     StepStatus.WAITING: "waiting for its needs",
     StepStatus.RETRY_SCHEDULED: "retry scheduled",
+    StepStatus.AWAITING_RECOVERY: "awaiting recovery",
     StepStatus.RUNNING: "running",
     StepStatus.SUCCESS: "passed",
     StepStatus.FAILED: "failed",
@@ -89,6 +93,7 @@ _ICONS: dict[str, str] = {
     StepStatus.QUEUED: "⏳",
     StepStatus.WAITING: "⏳",
     StepStatus.RETRY_SCHEDULED: "🔁",
+    StepStatus.AWAITING_RECOVERY: "🩺",
     StepStatus.RUNNING: "🔄",
     StepStatus.SUCCESS: "✅",
     StepStatus.FAILED: "❌",
@@ -436,7 +441,7 @@ def _step_description(step: StepReport) -> str:
 def _reason(step: StepReport) -> str:
     """Why a step failed (or is retried), from the structured fields only (never free text)."""
     facts = []
-    if step.failure_reason is not None and (step.status.is_failure or step.status is StepStatus.RETRY_SCHEDULED):
+    if step.failure_reason is not None and (step.status.is_failure or step.status in _RETRIABLE):
         facts.append(f"{step.failure_reason.value} failure")
     if step.exit_code not in (None, 0) and step.status.is_failure:
         facts.append(f"exit {step.exit_code}")

@@ -65,11 +65,12 @@ async def create_run(
 
 
 async def plan_pipeline(
-    session: AsyncSession, pipeline: Pipeline, *, mirror: MirrorCache, token: str | None = None
+    session: AsyncSession, pipeline: Pipeline, *, mirror: MirrorCache, token: str | None = None, fetch: bool = True
 ) -> Pipeline:
     """Fill in the plan and step rows of an existing `pending` pipeline (one requested by a webhook).
 
     A pipeline that has steps already is left as it is. Raises `Conflict` unless the pipeline is `pending`.
+    `fetch=False`: the caller brought the mirror up to date before its transaction (no network I/O inside it).
     """
     if pipeline.status != PipelineStatus.PENDING.value:
         raise Conflict(f"pipeline {pipeline.id} is {pipeline.status}: only a pending pipeline can be planned")
@@ -81,7 +82,8 @@ async def plan_pipeline(
     if not pipeline.commit_sha:
         transitions.apply(pipeline, transitions.ERROR, reason="the pipeline has no commit", failure_reason=None)
         return pipeline
-    await mirror.ensure(project.repository, token=token)
+    if fetch:
+        await mirror.ensure(project.repository, token=token)
     await _plan(session, pipeline, project.repository, mirror)
     return pipeline
 

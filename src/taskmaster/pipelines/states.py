@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from taskmaster.core.outcomes import FailureReason as FailureReason  # the one declaration, below workspaces
+
 
 class PipelineStatus(StrEnum):
     """`pending → queued → running → success | failed | error | canceled | timed_out` (DESIGN, Pipelines)."""
@@ -26,13 +28,15 @@ class PipelineStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
-    """A pipeline's statuses plus `waiting` (for its needs), `retry_scheduled` and `skipped`."""
+    """A pipeline's statuses plus `waiting` (for its needs), `retry_scheduled`, `awaiting_recovery` (a recovery run
+    decides whether it runs again) and `skipped`."""
 
     PENDING = "pending"
     WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     RETRY_SCHEDULED = "retry_scheduled"
+    AWAITING_RECOVERY = "awaiting_recovery"
     SUCCESS = "success"
     FAILED = "failed"
     ERROR = "error"
@@ -48,15 +52,6 @@ class StepStatus(StrEnum):
     def is_failure(self) -> bool:
         """Ended without succeeding through a fault of its own (not skipped, not canceled)."""
         return self in STEP_FAILURES
-
-
-class FailureReason(StrEnum):
-    """Why something failed: `code` (non-zero exit, failing tests), `infra` (clone, sandbox, agent lost, rate
-    limit) or `timeout`. Only `infra`, `timeout` and listed exit codes are retried automatically."""
-
-    CODE = "code"
-    INFRA = "infra"
-    TIMEOUT = "timeout"
 
 
 class PipelineType(StrEnum):

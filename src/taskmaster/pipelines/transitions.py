@@ -66,7 +66,8 @@ is doing; its unfinished steps and attempts are canceled with it."""
 _NOT_STARTED = frozenset({StepStatus.PENDING, StepStatus.WAITING})
 _STARTABLE = _NOT_STARTED | {StepStatus.RETRY_SCHEDULED}
 _RUNNING = frozenset({StepStatus.RUNNING})
-_UNFINISHED = _STARTABLE | {StepStatus.QUEUED, StepStatus.RUNNING}
+_AWAITING = frozenset({StepStatus.AWAITING_RECOVERY})
+_UNFINISHED = _STARTABLE | {StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.AWAITING_RECOVERY}
 
 STEP_START = StepRule("step start", _STARTABLE, StepStatus.RUNNING)
 """An attempt of the step begins (the first, or a scheduled retry)."""
@@ -79,6 +80,13 @@ STEP_ERROR = StepRule("step error", _UNFINISHED, StepStatus.ERROR)
 """The step cannot run at all (an unknown built-in step)."""
 STEP_RETRY = StepRule("retry", _RUNNING, StepStatus.RETRY_SCHEDULED)
 """The attempt failed in a way `retry_on` allows and retries are left: another attempt at `next_attempt_at`."""
+STEP_AWAIT_RECOVERY = StepRule("await recovery", _RUNNING, StepStatus.AWAITING_RECOVERY)
+"""The attempt failed for its code, no rule retries it, retries are left and the project has a recovery agent: a
+recovery run is requested (in the same transaction) and the step waits for its decision, holding no slot."""
+RECOVERED = StepRule("recovered", _AWAITING, StepStatus.RETRY_SCHEDULED)
+"""The recovery run fixed the cause: the step runs again at once."""
+UNRECOVERED = StepRule("unrecovered", _AWAITING, StepStatus.FAILED)
+"""The recovery run found no fix (or could not run): the step fails with its attempt's outcome."""
 STEP_SKIP = StepRule("skip after failure", _NOT_STARTED, StepStatus.SKIPPED)
 """A need failed (or, for `on_failure` steps, nothing did): the step can no longer run."""
 STEP_NOT_CONFIGURED = StepRule("not configured", _RUNNING, StepStatus.SKIPPED)
@@ -156,13 +164,16 @@ def apply_step(
         if isinstance(row, PipelineStep):
             row.next_attempt_at = None
         return
-    if rule.to_status.is_terminal or rule.to_status is StepStatus.RETRY_SCHEDULED:
+    if rule.to_status.is_terminal or rule.to_status in _KEEPS_OUTCOME:
         row.exit_code = exit_code
         row.error_message = reason
         row.failure_reason = failure_reason.value if failure_reason is not None else None
     if rule.to_status.is_terminal:
         row.finished_at = now
         row.duration_ms = _ms(row.started_at, now) if row.started_at is not None else None
+
+
+_KEEPS_OUTCOME = frozenset({StepStatus.RETRY_SCHEDULED, StepStatus.AWAITING_RECOVERY})
 
 
 def cancel_unfinished(rows: Iterable[PipelineStep | StepAttempt], *, reason: str, now: datetime | None = None) -> bool:

@@ -36,6 +36,7 @@ from taskmaster.core import graph
 from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.core.ids import new_id
+from taskmaster.db.leases import Leased, renew, stale
 from taskmaster.db.models import Project, Task, TaskDependency
 
 # Task use cases work per project; the project lookups are re-exported for their callers.
@@ -489,19 +490,43 @@ async def next_task(session: AsyncSession, project: Project, *, where: TaskFilte
     return ready[0] if ready else None
 
 
+TASK_CLAIMS = Leased(Task, Task.id, Task.assignee, Task.status == "in_progress", expires_at=Task.lease_expires_at)
+"""A claim is a lease with an expiry of its own (`db.leases`): the claimer renews it, or loses the task."""
+
+
 async def release_expired_leases(session: AsyncSession, project_id: uuid.UUID) -> int:
     """Claims whose lease ran out go back to `pending` so another agent can take them."""
     result = await session.execute(
         update(Task)
-        .where(
-            Task.project_id == project_id,
-            Task.status == "in_progress",
-            Task.lease_expires_at.is_not(None),
-            Task.lease_expires_at < utcnow(),
-        )
+        .where(Task.project_id == project_id, stale(TASK_CLAIMS, stale_after_seconds=0))
         .values(status="pending", claimed_at=None, lease_expires_at=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def renew_claim(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    ref: str | int | uuid.UUID,
+    *,
+    assignee: str,
+    lease: timedelta = DEFAULT_LEASE,
+) -> Task:
+    """Extend `assignee`'s claim on a task to `lease` from now (an agent still working on it says so).
+
+    Raises `NotFound`, or `Conflict` when the task is not `in_progress` under `assignee` any more (its lease ran out
+    and it went back to `pending`, or someone else claimed it).
+    """
+    task = await get_task(session, project_id, ref)
+    if not await renew(session, TASK_CLAIMS, assignee, lease_seconds=lease.total_seconds(), row_id=task.id):
+        raise Conflict(f"task {task.number} is not claimed by {assignee!r} (status {task.status})")
+    await session.refresh(task)
+    return task
+
+
+async def renew_claims_held_by(session: AsyncSession, assignee: str, *, lease: timedelta = DEFAULT_LEASE) -> int:
+    """Renew every claim `assignee` holds (a worker's heartbeat does this for the tasks it works on)."""
+    return await renew(session, TASK_CLAIMS, assignee, lease_seconds=lease.total_seconds())
 
 
 async def claim_task(

@@ -39,6 +39,8 @@ from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
 from taskmaster.projects import settings as project_settings
 from taskmaster.webhooks.receivers import Receiver
+from taskmaster.workflows import service as workflows
+from taskmaster.workflows.service import RunRequest
 
 log = structlog.stdlib.get_logger("taskmaster.webhooks")
 
@@ -421,6 +423,22 @@ async def _route_command(
     if pull is None:
         result["refused"] = f"pull request #{comment.on_pull_request} is not known yet"
         return
-    pipeline_type = {"retry": PipelineType.VALIDATION.value, "review": "review", "fix": PipelineType.CODEGEN.value}
-    await _request(session, result, project, delivery, pull=pull, sha=pull.head_sha, kind=f"command:{command}",
-                   pipeline_type=pipeline_type[command])  # fmt: skip
+    if command == "retry":
+        await _request(session, result, project, delivery, pull=pull, sha=pull.head_sha, kind="command:retry")
+        return
+    # review and fix are workflow runs (an AI review; a recovery of the pull request's failure), not pipelines
+    requested = await workflows.request_run(
+        session,
+        RunRequest(
+            project_id=project.id,
+            kind={"review": "review", "fix": "recovery"}[command],
+            subject=f"pr{pull.number}:{pull.head_sha}",
+            pull_request_id=pull.id,
+            commit_sha=pull.head_sha,
+            params={"command": command, "author": author},
+            trigger_event=f"{delivery.provider}:{delivery.event}:command:{command}",
+            request_id=delivery.delivery_id,
+        ),
+    )
+    result["workflow_run"] = str(requested.run.id)
+    result["workflow_run_created"] = requested.created

@@ -24,6 +24,7 @@ from taskmaster.core.clock import utcnow
 from taskmaster.core.ids import new_id
 from taskmaster.db.models import Worker
 from taskmaster.db.session import Database
+from taskmaster.tasks.service import renew_claims_held_by
 
 log = structlog.stdlib.get_logger("taskmaster.worker.heartbeat")
 
@@ -94,6 +95,8 @@ class Heartbeat:
         )
         async with self.db.transaction() as session:
             await session.execute(stmt)
+            # Task claims this worker holds are leases with an expiry: the beat renews them (`db.leases`).
+            await renew_claims_held_by(session, self.identity.name)
         if self.on_beat is not None:
             self.on_beat()
 

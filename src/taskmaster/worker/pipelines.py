@@ -24,6 +24,7 @@ from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.runtime import Runtime
 from taskmaster.worker.forges import ForgeUpdates
 from taskmaster.worker.loop import PollingLoop
+from taskmaster.workflows.recovery import request_recovery
 
 log = structlog.stdlib.get_logger("taskmaster.worker.pipelines")
 
@@ -40,7 +41,10 @@ class PipelineLoop(PollingLoop):
         self.worker_id = worker_id
         self.lease = lease
         self.updates = ForgeUpdates(runtime.db, runtime.forges)
-        self.engine = runtime.engine(worker_id=worker_id, lease=lease, on_change=self.updates)
+        # A step that failed for its code gets a recovery run when its project has a recovery agent.
+        self.engine = runtime.engine(
+            worker_id=worker_id, lease=lease, on_change=self.updates, recovery=request_recovery
+        )
         self._running: dict[uuid.UUID, asyncio.Task[PipelineStatus | None]] = {}
         self._next_reap = 0.0
 

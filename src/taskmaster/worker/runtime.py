@@ -18,6 +18,7 @@ from taskmaster.runtime import Runtime
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
+from taskmaster.worker.workflows import WorkflowLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
 
@@ -48,7 +49,8 @@ class WorkerRuntime:
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
         self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
-        self.webhooks = WebhookLoop(runtime, on_processed=self.pipelines.wake)
+        self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.executor_id, lease=self.lease)
+        self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
 
     @property
     def running(self) -> bool:
@@ -58,6 +60,12 @@ class WorkerRuntime:
         """New work was stored by this process (a webhook delivery, a pipeline): look now, not at the next poll."""
         self.webhooks.wake()
         self.pipelines.wake()
+        self.workflows.wake()
+
+    def _processed(self) -> None:
+        """A delivery was processed: it may have requested pipelines or workflow runs."""
+        self.pipelines.wake()
+        self.workflows.wake()
 
     async def start(self) -> None:
         if self._running:
@@ -80,6 +88,7 @@ class WorkerRuntime:
         await self._heartbeat.start()
         self.webhooks.start()
         self.pipelines.start()
+        self.workflows.start()
         log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
 
     async def stop(self) -> None:
@@ -89,6 +98,7 @@ class WorkerRuntime:
         heartbeat, self._heartbeat = self._heartbeat, None
         await self.webhooks.stop()
         await self.pipelines.stop()
+        await self.workflows.stop()
         try:
             await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
         except Exception as exc:  # stopping must not fail the caller's shutdown

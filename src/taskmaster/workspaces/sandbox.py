@@ -23,6 +23,7 @@ from typing import Any, Literal
 import structlog
 
 from taskmaster.core.errors import InvalidInput
+from taskmaster.core.outcomes import FailureReason, Outcome
 
 log = structlog.stdlib.get_logger("taskmaster.workspaces.sandbox")
 
@@ -36,7 +37,6 @@ log = structlog.stdlib.get_logger("taskmaster.workspaces.sandbox")
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 
-FailureReason = Literal["code", "infra", "timeout"]
 OutputCallback = Callable[[bytes], Awaitable[None]]
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -111,31 +111,11 @@ class SandboxSpec:
             raise InvalidInput("timeout must be positive and grace not negative")
 
 
-@dataclass(frozen=True, slots=True)
-class SandboxResult:
-    """How a step ended.
-
-    `exit_code`: the shell's exit status (None when the command never ran); a step ended by signal n reads as
-    128+n, as shells report it, with `signal` = n. `reason`: None, "timeout", "canceled", "limit: processes",
-    "limit: cpu", "limit: memory" (the last from the step's own error output, e.g. MemoryError) or
-    "sandbox: <why>". `failure_reason`: None (success, or canceled), "code" (the step failed, limits included),
-    "infra" (the sandbox could not run it: retry) or "timeout". `sandboxed` is False when no bubblewrap was used.
-    """
-
-    exit_code: int | None
-    signal: int | None
-    timed_out: bool
-    canceled: bool
-    output_truncated: bool
-    output_bytes: int
-    duration: float
-    reason: str | None
-    failure_reason: FailureReason | None
-    sandboxed: bool
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and self.failure_reason is None and not self.canceled
+SandboxResult = Outcome
+"""How a step ended (`core.outcomes.Outcome`): `reason` None, "timeout", "canceled", "limit: processes",
+"limit: cpu", "limit: memory" (the last from the step's own error output, e.g. MemoryError) or "sandbox: <why>";
+`failure_reason` "code" for the step's own failures, limits included, and "infra" when the sandbox could not run it
+(retry); `sandboxed` False when no bubblewrap was used."""
 
 
 async def run(
@@ -473,9 +453,9 @@ class _Step:
         if self.canceled:
             failure = None
         elif self.timed_out:
-            failure = "timeout"
+            failure = FailureReason.TIMEOUT
         else:
-            failure = None if returncode == 0 and not self.limit_hit else "code"
+            failure = None if returncode == 0 and not self.limit_hit else FailureReason.CODE
         return SandboxResult(
             exit_code=returncode,
             signal=sig,
@@ -514,18 +494,8 @@ class _SetupError(Exception):
 
 def _infra(spec: SandboxSpec, started: float, reason: str, sandboxed: bool, *, output_bytes: int = 0) -> SandboxResult:
     log.warning("sandbox failed", reason=reason, workspace=str(spec.workspace))
-    return SandboxResult(
-        exit_code=None,
-        signal=None,
-        timed_out=False,
-        canceled=False,
-        output_truncated=False,
-        output_bytes=output_bytes,
-        duration=time.monotonic() - started,
-        reason=reason,
-        failure_reason="infra",
-        sandboxed=sandboxed,
-    )
+    duration = time.monotonic() - started
+    return Outcome.infra(reason, duration=duration, output_bytes=output_bytes, sandboxed=sandboxed)
 
 
 def _rlimits(limits: Limits) -> dict[str, tuple[int, int, int]]:

@@ -10,6 +10,7 @@ from taskmaster.db.models.tasks import Task, TaskDependency
 from taskmaster.db.models.templates import Template
 from taskmaster.db.models.webhooks import WebhookDelivery
 from taskmaster.db.models.workers import Worker
+from taskmaster.db.models.workflows import WorkflowRun
 
 __all__ = [
     "AgentSession",
@@ -28,4 +29,5 @@ __all__ = [
     "User",
     "WebhookDelivery",
     "Worker",
+    "WorkflowRun",
 ]

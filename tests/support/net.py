@@ -1,17 +1,12 @@
-"""Test helpers: a real uvicorn server on loopback in a background thread, and log capture."""
+"""Loopback networking for tests: a free port, a real uvicorn server in a thread, a TCP proxy that can be cut."""
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -44,16 +39,6 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-
-class LogCapture(io.StringIO):
-    """A text stream that is not a TTY, so `configure_logging(fmt='auto')` chooses JSON."""
-
-    def isatty(self) -> bool:
-        return False
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.getvalue().splitlines() if line.startswith("{")]
 
 
 class TcpProxy:
@@ -116,32 +101,3 @@ class TcpProxy:
             for sock in (source, sink):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-
-
-def processes_with(marker: str) -> list[int]:
-    """Pids (other than this one) whose command line contains `marker`; zombies have none, so they do not count."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-class OutputCollector:
-    """An `on_output` callback (sandbox, executors) that keeps each chunk with the time it arrived."""
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[float, bytes]] = []
-
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append((time.monotonic(), chunk))
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(chunk for _, chunk in self.chunks)
