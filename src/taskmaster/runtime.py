@@ -9,9 +9,9 @@ from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
 from taskmaster.db.session import Database
-from taskmaster.pipelines.recovery import RecoveryHook
 from taskmaster.pipelines.engine import OnChange, PipelineEngine
 from taskmaster.pipelines.leases import Lease
+from taskmaster.pipelines.recovery import RecoveryHook
 from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
