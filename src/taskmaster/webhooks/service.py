@@ -69,7 +69,8 @@ async def store_delivery(
     body: bytes,
     action: str | None,
 ) -> Stored:
-    """Insert the delivery unless its (provider, hook id, delivery id) is already stored; one round trip.
+    """Insert the delivery unless its (provider, hook id, delivery id) is already stored for this project; one
+    round trip.
 
     On a bare connection (the receiving route) the insert skips the ORM session's bookkeeping. An insert whose
     project has been removed meanwhile raises `IntegrityError` (the foreign key).
@@ -100,6 +101,7 @@ async def store_delivery(
             WebhookDelivery.provider == values["provider"],
             WebhookDelivery.hook_id == values["hook_id"],
             WebhookDelivery.delivery_id == values["delivery_id"],
+            WebhookDelivery.project_id == project_id,
         )
     )
     if first is None:  # the conflicting row was deleted in between: vanishingly rare, and safe to refuse
@@ -122,7 +124,7 @@ def _insert_unless_stored(dialect: str) -> Any:
     table: Table = WebhookDelivery.__table__  # type: ignore[assignment]
     return (
         insert(table)
-        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id"])
+        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id", "project_id"])
         .returning(table.c.id)
     )
 
