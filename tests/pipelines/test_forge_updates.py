@@ -167,3 +167,35 @@ async def test_the_engine_does_not_wait_for_the_forge_and_the_forge_gets_the_fin
     assert final == {"taskmaster/one": "success", "taskmaster/two": "success", "taskmaster": "success"}
     # Changes made while a report was in flight were folded: fewer rounds of statuses than pipeline changes.
     assert len([s for s in fake.state.statuses if s["context"] == "taskmaster"]) < 6
+
+
+@pytest.mark.slow  # GitHub's client spaces writes a second apart, as GitHub asks
+async def test_the_check_run_id_is_stored_so_another_worker_updates_the_same_check_run(
+    harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub], app_key: tuple[str, str]
+) -> None:
+    url, fake = github
+    private, public = app_key
+    fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": INSTALLATION}
+    fake.check_runs_need_app = True
+    harness = await harness_factory(DEFINITION)
+    box = SecretBox.from_settings(harness.settings)
+    pipeline = await harness.create()
+    await on_github(harness, box, pipeline, settings={})
+    settings = harness.settings.model_copy(
+        update={"github": GitHubSettings(api_url=url, app_id=APP_ID, private_key=SecretStr(private))}
+    )
+
+    for _worker in range(2):  # two workers (or one restarted): neither remembers what the other sent
+        updates = ForgeUpdates(harness.db, box, settings)
+        try:
+            await updates(pipeline.id)
+            await updates.drain()
+        finally:
+            await updates.aclose()
+
+    (run_id,) = fake.state.check_runs
+    async with harness.db.session() as session:
+        stored = await session.get(Pipeline, pipeline.id)
+    assert stored is not None and stored.check_run_id == str(run_id)
+    assert len(fake.matching("POST", "/check-runs")) == 1
+    assert [r.path for r in fake.matching("PATCH", "/check-runs/")] == [f"/repos/octo/app/check-runs/{run_id}"]

@@ -1,7 +1,7 @@
 """delivery per project: a delivery is kept once per project of its repository (two projects may share one)
 
 Revision ID: 0006_delivery_per_project
-Revises: 0004
+Revises: 0006_check_run_ids
 Create Date: 2026-12-04 22:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006_delivery_per_project"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006_check_run_ids"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
