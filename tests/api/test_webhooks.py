@@ -415,7 +415,7 @@ async def test_json_nested_1000_deep_gets_400_before_the_signature_is_checked_an
     await add_project(api.settings, "gitlab", "gitlab-org/hello-world")
     deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
     deep_array = b'{"repository": ' + b"[" * 5000 + b"]" * 5000 + b"}"
-    just_over = b'{"repository": {"full_name": "Codertocat/Hello-World"}, "x": ' + b"[" * 200 + b"]" * 200 + b"}"
+    just_over = b'{"repository": {"full_name": "Codertocat/Hello-World"}, "x": ' + b"[" * 200 + b"1" + b"]" * 200 + b"}"
     with api.client() as http:
         answers = [
             http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="any"))
