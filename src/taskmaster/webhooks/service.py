@@ -109,7 +109,13 @@ async def store_delivery(
     return Stored(first, duplicate=True)
 
 
-def _storable(headers: Mapping[str, str], unstored: frozenset[str]) -> dict[str, str]:
+def shown_headers(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A stored delivery's headers as they may be shown: none that carries or proves a secret, even in rows stored
+    before its forge's source left them out."""
+    return _storable(delivery.headers, source_for(delivery.provider).unstored_headers)
+
+
+def _storable(headers: Mapping[str, Any], unstored: frozenset[str]) -> dict[str, Any]:
     """The headers worth keeping: none that carries or proves a secret (a signature shown to a viewer could be
     checked offline against guessed secrets)."""
     kept = {k.lower(): v for k, v in headers.items()}

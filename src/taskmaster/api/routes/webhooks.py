@@ -141,7 +141,7 @@ async def get_delivery(delivery_id: str, session: SessionDep, principal: ScopedV
     """One delivery with its stored headers and body."""
     row = await _visible_delivery(session, delivery_id, principal)
     return DeliveryDetail(
-        **_out(row).model_dump(), headers=row.headers, body=row.body.decode("utf-8", errors="replace")
+        **_out(row).model_dump(), headers=service.shown_headers(row), body=row.body.decode("utf-8", errors="replace")
     )
 
 
