@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -24,7 +25,7 @@ from taskmaster.auth.schemas import Role
 from taskmaster.config import Settings
 from taskmaster.config.settings import WebhookSettings
 from taskmaster.core.clock import utcnow
-from taskmaster.db.models import Pipeline, Project, WebhookDelivery
+from taskmaster.db.models import Pipeline, Project, PullRequest, WebhookDelivery
 from taskmaster.db.session import Database
 from taskmaster.forges.github import webhooks as github
 from taskmaster.forges.gitlab import webhooks as gitlab
@@ -404,3 +405,205 @@ async def test_a_delivery_signed_with_the_github_apps_webhook_secret_is_accepted
 
     assert (by_app.status_code, by_project.status_code, forged.status_code) == (202, 202, 401)
     assert len(await rows(as_app)) == 2
+
+
+# -------------------------------------------------------------------------------- hostile deliveries (issue 16)
+
+
+async def test_json_nested_1000_deep_gets_400_before_the_signature_is_checked_and_leaves_no_row(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    await add_project(api.settings, "gitlab", "gitlab-org/hello-world")
+    deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    deep_array = b'{"repository": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    just_over = b'{"repository": {"full_name": "Codertocat/Hello-World"}, "x": ' + b"[" * 200 + b"1" + b"]" * 200 + b"}"
+    with api.client() as http:
+        answers = [
+            http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="any"))
+            for body in (deep, deep_array, just_over)
+        ]
+        answers.append(http.post("/webhooks/gitlab", content=deep, headers=gitlab_headers("Merge Request Hook")))
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "deeper than 200 levels" in answer.json()["detail"]
+    assert await rows(api.settings) == []
+
+
+async def test_long_delivery_and_hook_ids_get_400_naming_the_header_not_500(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    await add_project(api.settings, "gitlab", "gitlab-org/hello-world")
+    body = payload_bytes("github/pull_request/opened")
+    mr = payload_bytes("gitlab/merge_request/open")
+    cases = [
+        ("/webhooks/github", body, {**github_headers(body, "pull_request"), "X-GitHub-Delivery": "d" * 201},
+         "X-GitHub-Delivery"),
+        ("/webhooks/github", body, {**github_headers(body, "pull_request"), "X-GitHub-Hook-ID": "7" * 101},
+         "X-GitHub-Hook-ID"),
+        ("/webhooks/gitlab", mr, gitlab_headers("Merge Request Hook", key="k" * 201), "Idempotency-Key"),
+        ("/webhooks/gitlab", mr, {**gitlab_headers("Merge Request Hook"), "X-Gitlab-Event-UUID": "u" * 201,
+                                  "Idempotency-Key": ""}, "X-Gitlab-Event-UUID"),
+    ]  # fmt: skip
+    with api.client() as http:
+        for url, content, headers, named in cases:
+            answer = http.post(url, content=content, headers=headers)
+            assert answer.status_code == 400, (named, answer.text)
+            assert named in answer.json()["detail"], answer.text
+        at_limit = {
+            **github_headers(body, "pull_request"),
+            "X-GitHub-Delivery": "d" * 200,
+            "X-GitHub-Hook-ID": "7" * 100,
+        }
+        assert http.post("/webhooks/github", content=body, headers=at_limit).status_code == 202
+    (row,) = await rows(api.settings)
+    assert (len(row.delivery_id), len(row.hook_id)) == (200, 100)
+
+
+async def test_a_nul_byte_in_a_pull_request_title_is_stored_losslessly_and_processed_once(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    opened = payload("github/pull_request/opened")
+    opened["pull_request"]["title"] = "fix\x00 this"
+    labeled = payload("github/pull_request/labeled")
+    labeled["action"] = "labeled\x00"  # the action is a column of the delivery row itself
+    labeled["pull_request"]["title"] = "fix\x00 this"
+    bodies = [json.dumps(p).encode() for p in (opened, labeled)]
+    assert all(b"\\u0000" in body for body in bodies)
+    with api.client() as http:
+        answers = [
+            http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request")) for body in bodies
+        ]
+    assert [a.status_code for a in answers] == [202, 202], answers[1].text
+    db = Database.from_settings(api.settings)
+    try:
+        assert await service.process_next(db, api.settings)
+        assert await service.process_next(db, api.settings)
+        assert not await service.process_next(db, api.settings)  # nothing left to retry
+        async with db.session() as session:
+            stored = (await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.created_at))).all()
+            pipeline = (await session.scalars(select(Pipeline))).one()
+            title = await session.scalar(select(PullRequest.title))
+    finally:
+        await db.dispose()
+    assert [(row.body, row.status, row.attempts, row.error) for row in stored] == [
+        (body, "processed", 1, None) for body in bodies
+    ]
+    parsed = service.parse_delivery(stored[0]).pull_request
+    assert parsed is not None and parsed.title == "fix\ufffd this" == title and pipeline.status == "pending"
+    assert stored[1].action == "labeled\ufffd" and stored[1].result["kind"] == "pr_updated"
+
+
+async def test_signature_headers_are_not_stored_where_viewers_could_read_them(api: Api) -> None:
+    await add_project(api.settings, "github", "Codertocat/Hello-World")
+    signing_key = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    await add_project(api.settings, "gitlab", "gitlab-org/hello-world", secret=signing_key)
+    body = payload_bytes("github/pull_request/opened")
+    legacy = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    mr = payload_bytes("gitlab/merge_request/open")
+    signed_mr = _gitlab_signed(mr, signing_key)
+    with api.client() as http:
+        github_answer = http.post(
+            "/webhooks/github",
+            content=body,
+            headers={**github_headers(body, "pull_request"), "X-Hub-Signature": legacy},
+        )
+        gitlab_answer = http.post("/webhooks/gitlab", content=mr, headers=signed_mr)
+    assert (github_answer.status_code, gitlab_answer.status_code) == (202, 202), gitlab_answer.text
+    with api.client(Role.viewer) as http:
+        shown = [http.get(f"/api/webhooks/deliveries/{a.json()['id']}").json() for a in (github_answer, gitlab_answer)]
+    github_stored, gitlab_stored = (set(s["headers"]) for s in shown)
+    assert "x-github-delivery" in github_stored and "webhook-id" in gitlab_stored  # the rest is kept
+    assert not github_stored & {"x-hub-signature-256", "x-hub-signature"}
+    assert "webhook-signature" not in gitlab_stored
+    assert legacy.encode() not in json.dumps(shown).encode()
+
+
+async def test_a_signature_stored_before_it_was_left_out_is_not_shown_to_viewers(api: Api) -> None:
+    project = await add_project(api.settings, "github", "Codertocat/Hello-World")
+    db = Database.from_settings(api.settings)
+    try:
+        async with db.transaction() as session:
+            old = WebhookDelivery(
+                provider="github", hook_id="1", delivery_id="old", event="ping", project_id=project.id, body=b"{}",
+                headers={"x-hub-signature-256": "sha256=" + "0" * 64, "x-github-event": "ping"},
+            )  # fmt: skip
+            session.add(old)
+    finally:
+        await db.dispose()
+    with api.client(Role.viewer) as http:
+        shown = http.get(f"/api/webhooks/deliveries/{old.id}").json()
+    assert shown["headers"] == {"x-github-event": "ping"}
+
+
+def _gitlab_signed(body: bytes, signing_key: str) -> dict[str, str]:
+    """GitLab's signing-token headers (the Standard Webhooks scheme) for `body`."""
+    webhook_id, timestamp = str(uuid.uuid4()), str(int(utcnow().timestamp()))
+    key = base64.b64decode(signing_key.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json", "X-Gitlab-Event": "Merge Request Hook", "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp, "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }  # fmt: skip
+
+
+# -------------------------------------------------------------------------------- a repository of two projects
+
+
+async def _two_projects(settings: Settings, first_secret: str, second_secret: str) -> tuple[Project, Project]:
+    """Two projects of one repository (`hello`, `hello-again`), each with its own webhook secret."""
+    first = await add_project(settings, "github", "Codertocat/Hello-World", secret=first_secret)
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            spec = ProjectCreate(name="hello-again", repository="Codertocat/Hello-World", forge="github",
+                                 webhook_secret=second_secret)  # type: ignore[arg-type]  # fmt: skip
+            second = await projects.create_project(session, spec=spec, box=SecretBox.from_settings(settings))
+    finally:
+        await db.dispose()
+    return first, second
+
+
+async def _process_all(settings: Settings) -> list[Pipeline]:
+    db = Database.from_settings(settings)
+    try:
+        while await service.process_next(db, settings):
+            pass
+        async with db.session() as session:
+            return list((await session.scalars(select(Pipeline).order_by(Pipeline.created_at))).all())
+    finally:
+        await db.dispose()
+
+
+async def test_webhooks_for_a_repository_shared_by_two_projects_reach_both_each_by_its_own_secret(api: Api) -> None:
+    first, second = await _two_projects(api.settings, "first-secret", "second-secret")
+    body = payload_bytes("github/pull_request/opened")
+    with api.client() as http:
+        # Two webhooks on the repository (GitHub wants distinct URLs: a query string is ignored by the receiver).
+        by_first = http.post("/webhooks/github?project=hello", content=body, headers={
+            **github_headers(body, "pull_request", secret="first-secret"), "X-GitHub-Hook-ID": "1"})  # fmt: skip
+        by_second = http.post("/webhooks/github?project=hello-again", content=body, headers={
+            **github_headers(body, "pull_request", secret="second-secret"), "X-GitHub-Hook-ID": "2"})  # fmt: skip
+        forged = http.post("/webhooks/github", content=body, headers=github_headers(body, "pull_request", secret="x"))
+    assert (by_first.status_code, by_second.status_code, forged.status_code) == (202, 202, 401), forged.text
+    assert (len(by_first.json()["ids"]), len(by_second.json()["ids"])) == (1, 1)
+    stored = await rows(api.settings)
+    assert [(r.project_id, str(r.id)) for r in stored] == [
+        (first.id, by_first.json()["id"]), (second.id, by_second.json()["id"])
+    ]  # fmt: skip
+    pipelines = await _process_all(api.settings)
+    assert sorted(str(p.project_id) for p in pipelines) == sorted([str(first.id), str(second.id)])
+
+
+async def test_one_webhook_whose_secret_both_projects_of_a_repository_hold_reaches_both_once(api: Api) -> None:
+    first, second = await _two_projects(api.settings, "shared-secret", "shared-secret")
+    body = payload_bytes("github/pull_request/opened")
+    headers = github_headers(body, "pull_request", secret="shared-secret")
+    with api.client() as http:
+        answer = http.post("/webhooks/github", content=body, headers=headers)
+        again = http.post("/webhooks/github", content=body, headers=headers)
+    assert (answer.status_code, again.status_code) == (202, 200), answer.text
+    assert again.json()["ids"] == answer.json()["ids"] and again.json()["duplicate"] is True
+    stored = await rows(api.settings)
+    assert sorted(str(r.id) for r in stored) == sorted(answer.json()["ids"])
+    assert sorted(str(r.project_id) for r in stored) == sorted([str(first.id), str(second.id)])
+    assert sorted(str(p.project_id) for p in await _process_all(api.settings)) == sorted(
+        [str(first.id), str(second.id)]
+    )

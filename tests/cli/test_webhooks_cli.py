@@ -12,7 +12,7 @@ from taskmaster.forges.events import Provider
 from taskmaster.forges.github import webhooks as github
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
-from taskmaster.webhooks.receivers import load_receiver
+from taskmaster.webhooks.receivers import load_receivers
 from tests.cli.conftest import Runner
 from tests.conftest import make_settings
 from tests.forges.fixtures import payload_bytes
@@ -26,8 +26,8 @@ async def _store_and_process(state: Path, project_name: str) -> str:
     try:
         box = SecretBox.from_settings(settings)
         async with db.autocommit_engine.connect() as connection:
-            receiver = await load_receiver(connection, Provider.GITHUB, "Codertocat/Hello-World", box, settings)
-        assert receiver is not None and receiver.name == project_name
+            (receiver,) = await load_receivers(connection, Provider.GITHUB, "Codertocat/Hello-World", box, settings)
+        assert receiver.name == project_name
         assert receiver.secrets() == ["second-secret", "first-secret"]  # the rotation overlap
         async with db.transaction() as session:
             stored = await service.store_delivery(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -22,50 +21,26 @@ from taskmaster.forges.base import (
     CheckRunSpec,
     CheckStatus,
     CommitState,
-    Forge,
     ForgeAuthError,
-    ForgeConflict,
-    ForgeError,
+    ForgeCapabilities,
     ForgeNotFound,
     ForgeRateLimited,
-    ForgeUnavailable,
     IssueRef,
     Permission,
     PullRequestRef,
     comment_marker,
 )
 from taskmaster.forges.github.client import GitHubForge
-from taskmaster.forges.throttle import RetryPolicy, ThrottleSettings
-from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
+from taskmaster.forges.throttle import ThrottleSettings
+from tests.forges.conftest import FAST_RETRY, NO_THROTTLE
+from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub
 
 REPO = "acme/api"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-FAST_RETRY = RetryPolicy(max_retries=3, backoff_base=0.05, backoff_max=0.2, max_rate_limit_wait=5.0)
-NO_THROTTLE = ThrottleSettings(max_concurrency=10, min_write_interval=0.0)
 
 
-@pytest.fixture(scope="module")
-def _github_server() -> Iterator[tuple[str, FakeGitHub]]:
-    with serve_github() as server:
-        yield server
-
-
-@pytest.fixture
-def github(_github_server: tuple[str, FakeGitHub]) -> tuple[str, FakeGitHub]:
-    _github_server[1].reset()
-    return _github_server
-
-
-@pytest.fixture
-def fake(github: tuple[str, FakeGitHub]) -> FakeGitHub:
-    return github[1]
-
-
-@pytest.fixture
-async def forge(github: tuple[str, FakeGitHub]) -> AsyncIterator[GitHubForge]:
-    client = GitHubForge(token=PERSONAL_TOKEN, base_url=github[0], retry=FAST_RETRY, throttle=NO_THROTTLE)
-    yield client
-    await client.aclose()
+FORGE = "github"
+"""Which forge the `fake` and `forge` fixtures (conftest.py) serve."""
 
 
 def app_forge(url: str, private_pem: str, **options: Any) -> GitHubForge:
@@ -79,12 +54,6 @@ def many_annotations(count: int) -> tuple[Annotation, ...]:
         Annotation(path=f"src/m{i}.py", start_line=i + 1, end_line=i + 1, message=f"E{i}: problem {i}", title=f"E{i}")
         for i in range(count)
     )
-
-
-def test_github_forge_satisfies_the_forge_protocol(forge: GitHubForge) -> None:
-    as_protocol: Forge = forge
-    assert as_protocol.name == "github"
-    assert PERSONAL_TOKEN not in repr(forge)
 
 
 async def test_pipeline_result_sequence_reports_statuses_and_check_runs_in_batches_of_at_most_50(
@@ -254,25 +223,6 @@ async def test_a_long_status_description_is_cut_to_githubs_140_characters(forge:
     assert len(description) == 140 and description.endswith("…")
 
 
-async def test_upsert_comment_creates_once_then_edits_the_same_comment_in_place(
-    forge: GitHubForge, fake: FakeGitHub
-) -> None:
-    first = await forge.upsert_comment(REPO, 12, marker="pipeline-summary", body="## Pipeline\nrunning")
-    second = await forge.upsert_comment(REPO, 12, marker="pipeline-summary", body="## Pipeline\nfailed: lint")
-
-    assert first == second
-    writes = [r for r in fake.requests if r.method in ("POST", "PATCH")]
-    assert [(r.method, r.path) for r in writes] == [
-        ("POST", f"/repos/{REPO}/issues/12/comments"),
-        ("PATCH", f"/repos/{REPO}/issues/comments/{first}"),
-    ]
-    assert writes[0].json == {"body": "<!-- taskmaster:pipeline-summary -->\n## Pipeline\nrunning"}
-    assert writes[1].json == {"body": "<!-- taskmaster:pipeline-summary -->\n## Pipeline\nfailed: lint"}
-    comments = fake.comments_on(REPO, 12)
-    assert len(comments) == 1
-    assert comments[0]["body"].endswith("failed: lint")
-
-
 async def test_upsert_comment_follows_link_pagination_to_find_its_comment(forge: GitHubForge, fake: FakeGitHub) -> None:
     fake.page_size = 2
     for i in range(5):
@@ -295,13 +245,6 @@ async def test_upsert_comment_with_an_unchanged_body_writes_nothing(forge: GitHu
     await forge.upsert_comment(REPO, 5, marker="m", body="same")
     await forge.upsert_comment(REPO, 5, marker="m", body="same")
     assert [r.method for r in fake.requests] == ["GET", "POST", "GET"]
-
-
-async def test_concurrent_upserts_of_one_marker_make_a_single_comment(forge: GitHubForge, fake: FakeGitHub) -> None:
-    ids = await asyncio.gather(*(forge.upsert_comment(REPO, 8, marker="m", body=f"v{i}") for i in range(4)))
-    assert len(set(ids)) == 1
-    assert len(fake.comments_on(REPO, 8)) == 1
-    assert len(fake.matching("POST", "/issues/8/comments")) == 1
 
 
 async def test_create_issue_sends_title_body_and_labels(forge: GitHubForge, fake: FakeGitHub) -> None:
@@ -337,12 +280,6 @@ async def test_create_branch_then_pull_request(forge: GitHubForge, fake: FakeGit
     }
     assert isinstance(pr, PullRequestRef)
     assert pr.number == 1 and pr.url.endswith(f"/{REPO}/pull/1")
-
-
-async def test_creating_an_existing_branch_raises_forge_conflict(forge: GitHubForge) -> None:
-    await forge.create_branch(REPO, "feature", SHA)
-    with pytest.raises(ForgeConflict, match="Reference already exists"):
-        await forge.create_branch(REPO, "feature", SHA)
 
 
 async def test_read_file_returns_raw_bytes_and_none_when_absent(forge: GitHubForge, fake: FakeGitHub) -> None:
@@ -382,20 +319,6 @@ async def test_user_permission_reads_the_role_including_maintain_and_triage(
     assert fake.requests[0].path == f"/repos/{REPO}/collaborators/alice/permission"
 
 
-async def test_a_secondary_rate_limit_is_waited_out_for_retry_after_then_retried(
-    forge: GitHubForge, fake: FakeGitHub
-) -> None:
-    fake.secondary_rate_limit(retry_after=1, method="POST", path="/statuses/")
-
-    await forge.set_commit_status(REPO, SHA, context="c", state=CommitState.SUCCESS)
-
-    attempts = fake.matching("POST", "/statuses/")
-    assert len(attempts) == 2
-    assert attempts[0].json == attempts[1].json
-    assert 0.9 <= attempts[1].at - attempts[0].at < 3.0
-    assert len(fake.state.statuses) == 1
-
-
 async def test_a_rate_limit_longer_than_the_allowed_wait_raises_rate_limited_without_retrying(
     github: tuple[str, FakeGitHub],
 ) -> None:
@@ -427,32 +350,6 @@ async def test_primary_rate_limit_waits_until_the_reset_time(forge: GitHubForge,
     assert time.time() >= reset - 0.05
 
 
-async def test_server_errors_are_retried_with_backoff(github: tuple[str, FakeGitHub]) -> None:
-    url, fake = github
-    fake.server_error(status=502, times=2)
-    retry = RetryPolicy(max_retries=3, backoff_base=0.2, backoff_max=1.0)
-    client = GitHubForge(token=PERSONAL_TOKEN, base_url=url, retry=retry, throttle=NO_THROTTLE)
-    try:
-        check_id = await client.create_check_run(REPO, CheckRunSpec(name="lint", head_sha=SHA))
-    finally:
-        await client.aclose()
-
-    attempts = fake.matching("POST", "/check-runs")
-    assert len(attempts) == 3
-    # Backoff is base·2^n with the upper half jittered: 0.1–0.2 s, then 0.2–0.4 s.
-    assert 0.09 <= attempts[1].at - attempts[0].at < 1.0
-    assert 0.19 <= attempts[2].at - attempts[1].at < 1.5
-    assert int(check_id) in fake.state.check_runs
-
-
-async def test_server_errors_past_the_retries_raise_forge_unavailable(forge: GitHubForge, fake: FakeGitHub) -> None:
-    fake.server_error(status=503, times=10)
-    with pytest.raises(ForgeUnavailable, match="HTTP 503") as caught:
-        await forge.create_issue(REPO, title="t", body="b")
-    assert caught.value.extra == {"forge": "GitHub", "status": 503}
-    assert len(fake.requests) == FAST_RETRY.max_retries + 1
-
-
 async def test_bad_credentials_raise_forge_auth_error_without_the_token(github: tuple[str, FakeGitHub]) -> None:
     url, fake = github
     wrong = "ghp_wrong0123456789abcdefghijklmnopqrstu"
@@ -467,22 +364,6 @@ async def test_bad_credentials_raise_forge_auth_error_without_the_token(github: 
     assert wrong not in caught.value.detail and wrong not in repr(caught.value.extra)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert len(fake.requests) == 1
-
-
-async def test_an_unreachable_server_raises_forge_unavailable() -> None:
-    from tests.support import free_port
-
-    client = GitHubForge(
-        token=PERSONAL_TOKEN,
-        base_url=f"http://127.0.0.1:{free_port()}",
-        retry=RetryPolicy(max_retries=1, backoff_base=0.01),
-        throttle=NO_THROTTLE,
-    )
-    try:
-        with pytest.raises(ForgeUnavailable, match="could not be reached"):
-            await client.read_file(REPO, "x", "main")
-    finally:
-        await client.aclose()
 
 
 async def test_writes_are_spaced_by_the_minimum_interval(github: tuple[str, FakeGitHub]) -> None:
@@ -615,6 +496,12 @@ async def test_a_jwt_signed_with_another_key_is_refused_as_auth_error(
     assert fake.state.issued_tokens == {}
 
 
+def test_only_as_a_github_app_does_a_client_write_check_runs_and_annotations(app_key: tuple[str, str]) -> None:
+    as_app = app_forge("http://github.invalid", app_key[0]).capabilities
+    assert as_app == ForgeCapabilities(check_runs=True, annotations=True, inline_review_comments=False)
+    assert not GitHubForge(token=PERSONAL_TOKEN).capabilities.check_runs
+
+
 def test_construction_checks_the_credentials_without_network() -> None:
     with pytest.raises(InvalidInput, match="either a token or a GitHub App"):
         GitHubForge()
@@ -625,9 +512,3 @@ def test_construction_checks_the_credentials_without_network() -> None:
     assert "not a key" not in caught.value.detail
     with pytest.raises(InvalidInput, match="owner/name"):
         asyncio.run(GitHubForge(token="t").create_issue("no-slash", title="t", body="b"))
-
-
-async def test_a_closed_forge_refuses_calls(forge: GitHubForge) -> None:
-    await forge.aclose()
-    with pytest.raises(ForgeError, match="closed"):
-        await forge.set_commit_status(REPO, SHA, context="c", state=CommitState.PENDING)

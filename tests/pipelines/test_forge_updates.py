@@ -60,6 +60,19 @@ async def on_github(harness: Any, box: SecretBox, pipeline: Pipeline, *, setting
         row.pull_request_id = pull.id
 
 
+async def as_the_github_app(
+    harness: Any, box: SecretBox, pipeline: Pipeline, github: tuple[str, FakeGitHub], app_key: tuple[str, str]
+) -> Any:
+    """`on_github`, with the fake GitHub's App installed on `octo/app`; the settings that make Taskmaster that App."""
+    url, fake = github
+    private, public = app_key
+    fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": INSTALLATION}
+    fake.check_runs_need_app = True
+    await on_github(harness, box, pipeline, settings={})  # the App's API URL serves projects without their own
+    app = GitHubSettings(api_url=url, app_id=APP_ID, private_key=SecretStr(private))
+    return harness.settings.model_copy(update={"github": app})
+
+
 @pytest.mark.slow  # GitHub's client spaces writes a second apart, as GitHub asks
 async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
     harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub]
@@ -94,16 +107,11 @@ async def test_a_failed_pipeline_sets_statuses_comments_once_and_opens_an_issue(
 async def test_as_a_github_app_a_failed_pipeline_gets_one_check_run_with_its_findings_and_one_token(
     harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub], app_key: tuple[str, str]
 ) -> None:
-    url, fake = github
-    private, public = app_key
-    fake.app_id, fake.app_public_key, fake.installations = APP_ID, public, {"octo/app": INSTALLATION}
-    fake.check_runs_need_app = True
+    fake = github[1]
     harness = await harness_factory(FINDINGS_DEFINITION)
     box = SecretBox.from_settings(harness.settings)
     pipeline = await harness.create()
-    await on_github(harness, box, pipeline, settings={})  # the App's API URL serves projects without their own
-    app = GitHubSettings(api_url=url, app_id=APP_ID, private_key=SecretStr(private))
-    settings = harness.settings.model_copy(update={"github": app})
+    settings = await as_the_github_app(harness, box, pipeline, github, app_key)
 
     updates = ForgeUpdates(harness.db, ForgeFactory(settings, Credentials(box)))
     try:
@@ -169,3 +177,29 @@ async def test_the_engine_does_not_wait_for_the_forge_and_the_forge_gets_the_fin
     assert final == {"taskmaster/one": "success", "taskmaster/two": "success", "taskmaster": "success"}
     # Changes made while a report was in flight were folded: fewer rounds of statuses than pipeline changes.
     assert len([s for s in fake.state.statuses if s["context"] == "taskmaster"]) < 6
+
+
+@pytest.mark.slow  # GitHub's client spaces writes a second apart, as GitHub asks
+async def test_the_check_run_id_is_stored_so_another_worker_updates_the_same_check_run(
+    harness_factory: Callable[..., Any], github: tuple[str, FakeGitHub], app_key: tuple[str, str]
+) -> None:
+    fake = github[1]
+    harness = await harness_factory(DEFINITION)
+    box = SecretBox.from_settings(harness.settings)
+    pipeline = await harness.create()
+    settings = await as_the_github_app(harness, box, pipeline, github, app_key)
+
+    for _worker in range(2):  # two workers (or one restarted): neither remembers what the other sent
+        updates = ForgeUpdates(harness.db, box, settings)
+        try:
+            await updates(pipeline.id)
+            await updates.drain()
+        finally:
+            await updates.aclose()
+
+    (run_id,) = fake.state.check_runs
+    async with harness.db.session() as session:
+        stored = await session.get(Pipeline, pipeline.id)
+    assert stored is not None and stored.check_run_id == str(run_id)
+    assert len(fake.matching("POST", "/check-runs")) == 1
+    assert [r.path for r in fake.matching("PATCH", "/check-runs/")] == [f"/repos/octo/app/check-runs/{run_id}"]

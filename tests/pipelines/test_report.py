@@ -212,7 +212,7 @@ async def test_github_gets_one_status_per_step_and_one_for_the_pipeline_with_map
             step("notify", S.CANCELED),
         )
     )
-    result = await ForgeReporter(token_forge, check_runs=False).report(report)
+    result = await ForgeReporter(token_forge).report(report)
 
     assert result.ok and result.check_run_id is None
     sent = github.matching("POST", f"/repos/{REPO}/statuses/{SHA}")
@@ -242,7 +242,7 @@ async def test_gitlab_gets_each_step_status_in_its_own_state_names(
 ) -> None:
     every = tuple(step(f"s-{status.value}", status) for status in StepStatus)
     report = running_report(PROJECT, steps=every)
-    result = await ForgeReporter(gitlab_forge, check_runs=False).report(report)
+    result = await ForgeReporter(gitlab_forge).report(report)
 
     assert result.ok
     assert gitlab_statuses(gitlab) == {
@@ -265,7 +265,7 @@ async def test_gitlab_gets_each_step_status_in_its_own_state_names(
 
 
 async def test_an_unchanged_status_is_not_sent_again(token_forge: GitHubForge, github: FakeGitHub) -> None:
-    reporter = ForgeReporter(token_forge, check_runs=False)
+    reporter = ForgeReporter(token_forge)
     await reporter.report(running_report())
     await reporter.report(running_report())
     moved = running_report(
@@ -284,7 +284,7 @@ async def test_an_unchanged_status_is_not_sent_again(token_forge: GitHubForge, g
         ("taskmaster/test", "success"),
         ("taskmaster", "pending"),
     ]
-    resent = await ForgeReporter(token_forge, check_runs=False, skip_unchanged=False).report(moved)
+    resent = await ForgeReporter(token_forge, skip_unchanged=False).report(moved)
     assert resent.ok and len(github.matching("POST", "/statuses/")) == 11
 
 
@@ -294,7 +294,7 @@ async def test_an_unchanged_status_is_not_sent_again(token_forge: GitHubForge, g
 async def test_a_running_then_a_finished_report_create_one_check_run_then_update_it(
     app_forge: GitHubForge, github: FakeGitHub
 ) -> None:
-    reporter = ForgeReporter(app_forge, check_runs=True)
+    reporter = ForgeReporter(app_forge)
     running = running_report(
         steps=(step("install", S.SUCCESS, duration_ms=12_000, annotations=findings(2)), step("lint", S.RUNNING))
     )
@@ -343,7 +343,7 @@ async def test_120_annotations_reach_the_check_run_in_batches_of_at_most_50(
             step("test", S.FAILED, failure_reason=FailureReason.CODE, annotations=findings(50)),
         )
     )
-    result = await ForgeReporter(app_forge, check_runs=True).report(finished)
+    result = await ForgeReporter(app_forge).report(finished)
 
     assert result.ok and result.check_run_id is not None
     sent = github.matching(path_contains="/check-runs")
@@ -356,7 +356,7 @@ async def test_120_annotations_reach_the_check_run_in_batches_of_at_most_50(
 
 
 async def test_a_check_run_gone_from_the_forge_is_created_again(app_forge: GitHubForge, github: FakeGitHub) -> None:
-    result = await ForgeReporter(app_forge, check_runs=True).report(passed_report(), previous_check_run_id="999999")
+    result = await ForgeReporter(app_forge).report(passed_report(), previous_check_run_id="999999")
 
     assert result.ok and result.check_run_id is not None and result.check_run_id != "999999"
     assert len(github.matching("PATCH", "/check-runs/999999")) == 1
@@ -369,7 +369,7 @@ async def test_a_long_log_is_cut_to_githubs_text_limit_keeping_its_end(
     log_tail = "".join(f"line {i:06d} " + "x" * 80 + "\n" for i in range(3000)) + "FINAL assertion error\n"
     assert len(log_tail) > 4 * CHECK_RUN_TEXT_LIMIT
     finished = failed_report(steps=(lint_failure(log_tail=log_tail),))
-    result = await ForgeReporter(app_forge, check_runs=True).report(finished)
+    result = await ForgeReporter(app_forge).report(finished)
 
     assert result.ok
     text = github.matching("POST", "/check-runs")[0].json["output"]["text"]
@@ -385,7 +385,7 @@ async def test_a_long_log_is_cut_to_githubs_text_limit_keeping_its_end(
 async def test_gitlab_has_no_check_runs_so_only_statuses_are_sent(
     gitlab_forge: GitLabForge, gitlab: FakeGitLab
 ) -> None:
-    result = await ForgeReporter(gitlab_forge, check_runs=True).report(running_report(PROJECT))
+    result = await ForgeReporter(gitlab_forge).report(running_report(PROJECT))
 
     assert result.ok and result.check_run_id is None
     assert [s["name"] for s in gitlab.state.statuses] == [
@@ -403,7 +403,7 @@ async def test_two_finished_runs_on_a_github_pull_request_post_one_comment_then_
     token_forge: GitHubForge, github: FakeGitHub
 ) -> None:
     github.add_comment(REPO, 7, "LGTM, waiting for CI", author="reviewer")
-    reporter = ForgeReporter(token_forge, check_runs=False)
+    reporter = ForgeReporter(token_forge)
     first = await reporter.report(failed_report())
     second = await reporter.report(passed_report(commit_sha=NEXT_SHA, pipeline_id="p-2"))
 
@@ -424,7 +424,7 @@ async def test_two_finished_runs_on_a_github_pull_request_post_one_comment_then_
 async def test_two_finished_runs_on_a_gitlab_merge_request_post_one_note_then_edit_it(
     gitlab_forge: GitLabForge, gitlab: FakeGitLab
 ) -> None:
-    reporter = ForgeReporter(gitlab_forge, check_runs=False)
+    reporter = ForgeReporter(gitlab_forge)
     first = await reporter.report(failed_report(PROJECT))
     second = await reporter.report(passed_report(PROJECT, commit_sha=NEXT_SHA))
 
@@ -440,7 +440,7 @@ async def test_the_comment_shows_the_failing_step_in_a_collapsible_block_with_an
     token_forge: GitHubForge, github: FakeGitHub
 ) -> None:
     log_tail = "```\n@maintainers please look\n```\nAssertionError: 1 != 2\n"
-    await ForgeReporter(token_forge, check_runs=False).report(failed_report(steps=(lint_failure(log_tail=log_tail),)))
+    await ForgeReporter(token_forge).report(failed_report(steps=(lint_failure(log_tail=log_tail),)))
 
     (comment,) = github.comments_on(REPO, 7)
     body = comment["body"]
@@ -454,7 +454,7 @@ async def test_the_comment_shows_the_failing_step_in_a_collapsible_block_with_an
 
 
 async def test_no_comment_before_the_pipeline_finishes(app_forge: GitHubForge, github: FakeGitHub) -> None:
-    reporter = ForgeReporter(app_forge, check_runs=True)
+    reporter = ForgeReporter(app_forge)
     queued = await reporter.report(running_report(status=PipelineStatus.QUEUED, steps=(step("lint", S.PENDING),)))
     running = await reporter.report(running_report(), previous_check_run_id=queued.check_run_id)
 
@@ -470,9 +470,7 @@ async def test_no_comment_before_the_pipeline_finishes(app_forge: GitHubForge, g
 async def test_a_code_failure_with_open_issue_opens_one_issue_naming_the_failing_step(
     token_forge: GitHubForge, github: FakeGitHub
 ) -> None:
-    result = await ForgeReporter(token_forge, check_runs=False, issue_labels=["taskmaster"]).report(
-        failed_report(), open_issue=True
-    )
+    result = await ForgeReporter(token_forge, issue_labels=["taskmaster"]).report(failed_report(), open_issue=True)
 
     assert result.ok and result.issue is not None
     (issue,) = github.state.issues
@@ -487,7 +485,7 @@ async def test_a_code_failure_with_open_issue_opens_one_issue_naming_the_failing
 async def test_gitlab_issue_refers_to_the_merge_request_with_its_own_sigil(
     gitlab_forge: GitLabForge, gitlab: FakeGitLab
 ) -> None:
-    result = await ForgeReporter(gitlab_forge, check_runs=False).report(failed_report(PROJECT), open_issue=True)
+    result = await ForgeReporter(gitlab_forge).report(failed_report(PROJECT), open_issue=True)
 
     assert result.ok and result.issue is not None and result.issue.url.endswith("/-/issues/1")
     (issue,) = gitlab.state.issues
@@ -507,7 +505,7 @@ async def test_gitlab_issue_refers_to_the_merge_request_with_its_own_sigil(
 async def test_no_issue_unless_asked_for_a_code_failure(
     token_forge: GitHubForge, github: FakeGitHub, report: PipelineReport, open_issue: bool
 ) -> None:
-    result = await ForgeReporter(token_forge, check_runs=False).report(report, open_issue=open_issue)
+    result = await ForgeReporter(token_forge).report(report, open_issue=open_issue)
 
     assert result.ok and result.issue is None
     assert github.state.issues == []
@@ -525,7 +523,7 @@ async def test_a_superseded_pipeline_is_reported_canceled_on_github_never_failed
         superseded=True,
         steps=(step("install", S.SUCCESS, duration_ms=12_000), lint_failure(annotations=findings(3))),
     )
-    result = await ForgeReporter(app_forge, check_runs=True).report(superseded, open_issue=True)
+    result = await ForgeReporter(app_forge).report(superseded, open_issue=True)
 
     assert result.ok and result.comment_id is None and result.issue is None
     states = github_statuses(github)
@@ -545,7 +543,7 @@ async def test_a_superseded_pipeline_is_reported_canceled_on_gitlab(
     gitlab_forge: GitLabForge, gitlab: FakeGitLab
 ) -> None:
     superseded = running_report(PROJECT, superseded=True)
-    result = await ForgeReporter(gitlab_forge, check_runs=False).report(superseded)
+    result = await ForgeReporter(gitlab_forge).report(superseded)
 
     assert result.ok
     assert gitlab_statuses(gitlab) == {
@@ -568,7 +566,7 @@ async def test_a_forge_error_is_collected_and_logged_while_the_comment_is_still_
     capture = LogCapture()
     configure_logging("info", "json", stream=capture)
     try:
-        result = await ForgeReporter(token_forge, check_runs=False).report(failed_report(), open_issue=True)
+        result = await ForgeReporter(token_forge).report(failed_report(), open_issue=True)
     finally:
         configure_logging("warning", "auto", stream=LogCapture())
 
@@ -594,7 +592,7 @@ async def test_a_forge_error_is_collected_and_logged_while_the_comment_is_still_
 async def test_a_failed_check_run_update_keeps_the_previous_id_for_the_next_report(
     app_forge: GitHubForge, github: FakeGitHub
 ) -> None:
-    reporter = ForgeReporter(app_forge, check_runs=True)
+    reporter = ForgeReporter(app_forge)
     first = await reporter.report(running_report())
     github.server_error(status=502, times=10, path="/check-runs/")
     second = await reporter.report(passed_report(), previous_check_run_id=first.check_run_id)
@@ -625,4 +623,4 @@ def test_reports_accept_status_strings_read_from_the_database_and_refuse_unknown
     with pytest.raises(InvalidInput):
         replace(report, commit_sha="")
     with pytest.raises(InvalidInput):
-        ForgeReporter(GitLabForge(token=TOKEN), context_prefix="", check_runs=False)
+        ForgeReporter(GitLabForge(token=TOKEN), context_prefix="")

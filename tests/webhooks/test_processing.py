@@ -7,13 +7,14 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from taskmaster.config import Settings
 from taskmaster.config.settings import WebhookSettings
 from taskmaster.db.models import Pipeline, Project, PullRequest, WebhookDelivery
 from taskmaster.db.session import Database
 from taskmaster.forges.github import webhooks as github
+from taskmaster.forges.gitlab import webhooks as gitlab
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets import SecretBox
@@ -179,3 +180,62 @@ async def test_a_delivery_that_cannot_be_processed_is_retried_with_backoff_then_
         row = await session.get(WebhookDelivery, delivery_id)
         assert row is not None and (row.status, row.attempts) == ("failed", 2) and row.error
     assert await _pipelines(db) == []
+
+
+async def test_a_commands_author_is_asked_about_with_no_transaction_open_and_the_command_then_runs(
+    db: Database, settings: Settings
+) -> None:
+    async with db.transaction() as session:
+        spec = ProjectCreate(name="lab", repository="gitlab-org/hello-world", forge="gitlab")  # type: ignore[arg-type]
+        project = await projects.create_project(session, spec=spec, box=SecretBox.from_settings(settings))
+    note = payload("gitlab/note/merge_request_comment")
+    note["object_attributes"]["note"] = "/taskmaster retry"
+    headers = {"X-Gitlab-Event": "Note Hook", "Idempotency-Key": str(uuid.uuid4())}
+    async with db.transaction() as session:
+        await service.store_delivery(
+            session, identity=gitlab.identify(headers), project_id=project.id, headers=headers,
+            body=json.dumps(note).encode(), action=None,
+        )  # fmt: skip
+    asked: list[str] = []
+
+    async def writes_meanwhile(_: Project, login: str) -> bool:
+        # Were the delivery's row locked (PostgreSQL) or the write lock held (SQLite, after the pull request row
+        # was flushed), this write from another connection would wait: the forge's HTTP call would hold them.
+        async with db.transaction() as other:
+            if db.dialect == "postgresql":
+                await other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            else:
+                await other.execute(text("PRAGMA busy_timeout = 2000"))
+            await other.execute(text("UPDATE webhook_deliveries SET attempts = attempts"))
+        asked.append(login)
+        return True
+
+    await _drain(db, settings, permission=writes_meanwhile)
+    async with db.session() as session:
+        (delivery,) = (await session.scalars(select(WebhookDelivery))).all()
+    assert asked == ["sytses"]
+    assert (delivery.status, delivery.error, delivery.result["command"]) == ("processed", None, "retry")
+    (pipeline,) = await _pipelines(db)
+    assert (pipeline.project_id, pipeline.status) == (project.id, "pending")
+    assert pipeline.trigger_event == "gitlab:Note Hook:command:retry"
+
+
+async def test_a_forge_error_while_asking_about_a_commands_author_is_a_retried_failure(
+    db: Database, settings: Settings
+) -> None:
+    project = await _project(db, settings)
+    await _deliver(db, project, "pull_request", _pr("opened", sha="f" * 40))
+    await _drain(db, settings)
+    comment = payload("github/issue_comment/created_on_pull_request")
+    comment["issue"]["number"] = 2
+    comment["comment"]["body"] = "/taskmaster retry"
+    delivery_id = await _deliver(db, project, "issue_comment", comment)
+
+    async def unreachable(_: Project, __: str) -> bool:
+        raise ConnectionError("forge unreachable")
+
+    assert await service.process_next(db, settings, permission=unreachable)
+    async with db.session() as session:
+        row = await session.get(WebhookDelivery, delivery_id)
+    assert row is not None and (row.status, row.attempts) == ("retry", 1)
+    assert row.error == "ConnectionError: forge unreachable"

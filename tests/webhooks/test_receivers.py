@@ -16,7 +16,7 @@ from taskmaster.forges.events import Provider
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets import SecretBox
-from taskmaster.webhooks.receivers import Receiver, ReceiverCache, load_receiver
+from taskmaster.webhooks.receivers import Receiver, ReceiverCache, load_receivers
 
 GITHUB = Provider.GITHUB
 
@@ -36,7 +36,9 @@ async def _load(
         github=GitHubSettings(webhook_secret=SecretStr(app_secret) if app_secret else None),
     )
     async with db.autocommit_engine.connect() as connection:
-        return await load_receiver(connection, GITHUB, full_name, box, configured)
+        found = await load_receivers(connection, GITHUB, full_name, box, configured)
+    assert len(found) <= 1, "one project per repository in these tests"
+    return found[0] if found else None
 
 
 async def test_a_repository_is_loaded_in_any_case_with_its_secret_decrypted(db: Database, settings: Settings) -> None:
@@ -72,16 +74,16 @@ def test_an_entry_expires_after_the_cache_time_and_the_least_recently_used_goes_
     now = [0.0]
     cache = ReceiverCache(5, max_entries=2, clock=lambda: now[0])
     a, b, c = _receiver("a"), _receiver("b"), _receiver("c")
-    cache.put(GITHUB, "Owner/A", a)
-    cache.put(GITHUB, "owner/b", b)
-    assert cache.get(GITHUB, "owner/a") is a  # any case; and now a was used after b
+    cache.put(GITHUB, "Owner/A", (a,))
+    cache.put(GITHUB, "owner/b", (b,))
+    assert cache.get(GITHUB, "owner/a") == (a,)  # any case; and now a was used after b
     assert cache.get(Provider.GITLAB, "owner/a") is None  # another forge's repository of the same name
-    cache.put(GITHUB, "owner/c", c)
-    assert (cache.get(GITHUB, "owner/b"), cache.get(GITHUB, "owner/a")) == (None, a)
+    cache.put(GITHUB, "owner/c", (c,))
+    assert (cache.get(GITHUB, "owner/b"), cache.get(GITHUB, "owner/a")) == (None, (a,))
     now[0] = 5.0
     assert cache.get(GITHUB, "owner/a") is None and len(cache) == 1
     off = ReceiverCache(0)
-    off.put(GITHUB, "owner/a", a)
+    off.put(GITHUB, "owner/a", (a,))
     assert off.get(GITHUB, "owner/a") is None
 
 
@@ -92,15 +94,15 @@ async def test_a_change_or_removal_flushed_in_this_process_forgets_that_project_
     changed, removed, kept = [await _project(db, box, f"owner/{n}") for n in ("changed", "removed", "kept")]
     cache = ReceiverCache(300)
     for project in (changed, removed, kept):
-        cache.put(GITHUB, f"owner/{project.repo_name}", _receiver(project.name, project))
+        cache.put(GITHUB, f"owner/{project.repo_name}", (_receiver(project.name, project),))
     async with db.transaction() as session:
         await projects.rotate_webhook_secret(session, changed.id, secret="second-secret", box=box)
     assert cache.get(GITHUB, "owner/changed") is None
     async with db.transaction() as session:
         await projects.delete_project(session, removed.id)
     assert cache.get(GITHUB, "owner/removed") is None
-    kept_receiver = cache.get(GITHUB, "owner/kept")
-    assert kept_receiver is not None and kept_receiver.project_id == kept.id
+    kept_receivers = cache.get(GITHUB, "owner/kept")
+    assert kept_receivers is not None and [r.project_id for r in kept_receivers] == [kept.id]
 
 
 async def test_a_github_apps_webhook_secret_is_accepted_besides_the_projects_own(

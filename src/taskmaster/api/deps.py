@@ -8,7 +8,6 @@ limited to one project reaches routes whose path names that project (`{project_i
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -29,8 +28,7 @@ from taskmaster.db.session import Database
 from taskmaster.projects.service import get_project
 from taskmaster.runtime import Runtime
 from taskmaster.secrets import SecretBox
-from taskmaster.webhooks.ratelimit import TokenBuckets
-from taskmaster.webhooks.receivers import ReceiverCache
+from taskmaster.webhooks.intake import WebhookIntake as WebhookIntake  # re-exported: create_app builds it
 
 
 class JobQueue(Protocol):
@@ -55,33 +53,6 @@ class Services:
     principals: PrincipalCache | None = None
     wake_worker: Callable[[], None] | None = None
     """Set when the worker runs in this process: a new delivery wakes it instead of waiting for its next poll."""
-
-
-@dataclass
-class WebhookIntake:
-    """What this process's webhook receivers share: token buckets per source address and per project, the
-    remembered projects (`ReceiverCache`), and a bound on the pooled connections they write with.
-
-    Each statement checks a connection out for itself alone, and at most the pool's size at once: at 50 concurrent
-    deliveries, taking more made the pool open and close a PostgreSQL connection for each one beyond its size
-    (bench/webhooks.py: ~250 sessions per 2,000 deliveries, 0.26x the bare endpoint; bounded: 12 sessions, 0.38x).
-    Waiting here costs nothing; a new backend costs PostgreSQL milliseconds of CPU.
-    """
-
-    by_source: TokenBuckets
-    by_project: TokenBuckets
-    remembered: ReceiverCache
-    connections: asyncio.Semaphore
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WebhookIntake:
-        hooks = settings.webhooks
-        return cls(
-            by_source=TokenBuckets(hooks.source_rate, hooks.source_burst),
-            by_project=TokenBuckets(hooks.project_rate, hooks.project_burst),
-            remembered=ReceiverCache(hooks.project_cache_seconds),
-            connections=asyncio.Semaphore(settings.database.pool_size),
-        )
 
 
 def get_services(request: Request) -> Services:

@@ -1,5 +1,5 @@
-"""What Taskmaster sends to a forge: the `Forge` protocol (statuses, check runs, comments, branches, PRs, issues),
-its value types, and the errors every forge client raises.
+"""What Taskmaster sends to a forge: the `Forge` protocol (statuses, check runs, comments, branches, pull requests
+opened, read, merged and closed, issues), its capabilities, value types, and the errors every forge client raises.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from taskmaster.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from taskmaster.forges.events import PullRequestState
 
 # GitHub accepts at most 50 annotations per create/update request; more are sent in successive updates.
 ANNOTATIONS_PER_REQUEST = 50
@@ -117,6 +118,35 @@ class PullRequestRef:
 
     number: int
     url: str
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestDetails:
+    """A pull (merge) request as the forge shows it now."""
+
+    number: int
+    url: str
+    title: str
+    state: PullRequestState
+    draft: bool
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    merge_commit_sha: str | None = None
+    """The commit a merge made (a squash commit on GitLab when squashed); None until merged."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgeCapabilities:
+    """What a client can show beyond commit statuses and comments; callers ask here instead of naming the forge."""
+
+    check_runs: bool
+    """Check runs (`create_check_run`, `update_check_run`): GitHub, reached as a GitHub App. Without them a
+    pipeline is reported by commit statuses alone, and the check-run methods raise `ForgeRejected`."""
+    annotations: bool
+    """File and line annotations on check runs."""
+    inline_review_comments: bool
+    """Review comments on lines of a pull request's diff (no client posts them yet: False everywhere)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +258,8 @@ def error_for_status(
         return ForgePermissionDenied(detail, **extra)
     if status in (404, 410):
         return ForgeNotFound(detail, **extra)
-    if status == 409 or (status in (400, 422) and "already exist" in message.lower()):
+    # 405 is how both forges refuse to merge a pull request that cannot be merged (conflicts, checks, draft).
+    if status in (405, 409) or (status in (400, 422) and "already exist" in message.lower()):
         return ForgeConflict(detail, **extra)
     if status in (400, 422):
         return ForgeRejected(detail, **extra)
@@ -264,6 +295,11 @@ class Forge(Protocol):
         """Which forge: "github" or "gitlab"."""
         ...
 
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        """What this client can show (check runs, annotations, inline review comments); known without network."""
+        ...
+
     async def set_commit_status(
         self,
         repo: str,
@@ -278,7 +314,8 @@ class Forge(Protocol):
         ...
 
     async def create_check_run(self, repo: str, spec: CheckRunSpec) -> str:
-        """Create a check run and return its id; annotations past the first 50 are added by further updates."""
+        """Create a check run and return its id; annotations past the first 50 are added by further updates.
+        Only with `capabilities.check_runs`; otherwise `ForgeRejected`."""
         ...
 
     async def update_check_run(self, repo: str, check_run_id: str, spec: CheckRunSpec) -> None:
@@ -297,6 +334,20 @@ class Forge(Protocol):
         self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequestRef:
         """Open a pull (merge) request from branch `head` into `base`."""
+        ...
+
+    async def get_pull_request(self, repo: str, number: int) -> PullRequestDetails:
+        """The pull request as it is now; `ForgeNotFound` when there is none of that number."""
+        ...
+
+    async def merge_pull_request(self, repo: str, number: int, *, squash: bool = False, sha: str | None = None) -> str:
+        """Merge the pull request (its commits squashed into one with `squash`) and return the merge commit's sha.
+        With `sha`, only while the head is still that commit. `ForgeConflict` when the forge refuses the merge
+        (conflicts, required checks, a draft, a head that moved past `sha`)."""
+        ...
+
+    async def close_pull_request(self, repo: str, number: int) -> None:
+        """Close the pull request without merging (closing a closed one is no error)."""
         ...
 
     async def create_issue(self, repo: str, *, title: str, body: str, labels: Sequence[str] = ()) -> IssueRef:

@@ -204,11 +204,10 @@ def needs_manual_review(report: PipelineReport) -> bool:
 class ForgeReporter:
     """Reports pipelines to one forge; the engine calls `report` on every pipeline state change.
 
-    Each report sets the commit statuses `<prefix>/<step>` and `<prefix>`; with `check_runs` (a GitHub App) it
-    also creates, then updates, the check run named `<prefix>`. A finished pipeline of a pull request writes the
-    pull request's one persistent comment (edited on later runs); a superseded one leaves the comment to the
-    pipeline of the newer commit. GitLab has no check runs (its client would post a second status named like
-    the overall one), so `check_runs` is ignored there.
+    Each report sets the commit statuses `<prefix>/<step>` and `<prefix>`; when the forge's capabilities include
+    check runs (GitHub as an App) it also creates, then updates, the check run named `<prefix>`. A finished
+    pipeline of a pull request writes the pull request's one persistent comment (edited on later runs); a
+    superseded one leaves the comment to the pipeline of the newer commit.
 
     Reporting is best effort: a `ForgeError` is logged and collected in `ReportResult.errors`, and the other
     calls still happen. With `skip_unchanged`, the reporter remembers (bounded, in this process) the last state
@@ -221,7 +220,6 @@ class ForgeReporter:
         forge: Forge,
         *,
         context_prefix: str = "taskmaster",
-        check_runs: bool,
         issue_labels: Sequence[str] = (),
         skip_unchanged: bool = True,
     ) -> None:
@@ -229,7 +227,7 @@ class ForgeReporter:
             raise InvalidInput(f"a status context prefix is a non-empty name, got {context_prefix!r}")
         self._forge = forge
         self._prefix = context_prefix
-        self._check_runs = check_runs and forge.name != "gitlab"
+        self._check_runs = forge.capabilities.check_runs
         self._issue_labels = tuple(issue_labels)
         self._sent: OrderedDict[tuple[str, str, str], tuple[CommitState, str, str | None]] | None = (
             OrderedDict() if skip_unchanged else None

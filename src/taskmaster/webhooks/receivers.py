@@ -29,6 +29,7 @@ from taskmaster.config.settings import Settings, WebhookSettings
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Project
 from taskmaster.forges.events import Provider
+from taskmaster.forges.sources import source_for
 from taskmaster.projects import settings as project_settings
 from taskmaster.secrets import SecretBox
 
@@ -93,16 +94,14 @@ class Receiver:
         return accepted
 
 
-async def load_receiver(
+async def load_receivers(
     connection: AsyncConnection, provider: Provider, full_name: str, box: SecretBox, settings: Settings
-) -> Receiver | None:
-    """The receiver of the project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any
-    case; None when no project, or more than one, has it. Only the columns needed: no ORM object per delivery."""
+) -> tuple[Receiver, ...]:
+    """The receivers of every project whose repository is `full_name` (owner/name, or GitLab's group/…/project), any
+    case, oldest project first; empty when none has it. Only the columns needed: no ORM object per delivery."""
     found = (await connection.execute(_by_repository(), {"forge": provider.value, "path": full_name.lower()})).all()
-    if len(found) != 1:
-        return None
-    app = settings.github.webhook_secret if provider is Provider.GITHUB else None
-    return Receiver.of(found[0], box, settings.webhooks, app_secret=app.get_secret_value() if app else None)
+    app_secret = source_for(provider).app_secret(settings)
+    return tuple(Receiver.of(row, box, settings.webhooks, app_secret=app_secret) for row in found)
 
 
 @functools.cache
@@ -110,17 +109,17 @@ def _by_repository() -> Select[Any]:
     path = func.lower(Project.owner + "/" + Project.repo_name)
     columns = (Project.id, Project.name, Project.webhook_secret, Project.webhook_secret_previous,
                Project.webhook_secret_rotated_at, Project.settings)  # fmt: skip
-    return select(*columns).where(Project.forge == bindparam("forge"), path == bindparam("path")).limit(2)
+    return select(*columns).where(Project.forge == bindparam("forge"), path == bindparam("path")).order_by(Project.id)
 
 
 @dataclass(frozen=True)
 class _Entry:
-    receiver: Receiver
+    receivers: tuple[Receiver, ...]
     cached_at: float
 
 
 class ReceiverCache:
-    """(provider, repository path in lower case) -> `Receiver` for `ttl` seconds (0 disables it); at most
+    """(provider, repository path in lower case) -> its projects' `Receiver`s for `ttl` seconds (0 disables it); at most
     `max_entries`, least recently used out. Unknown repositories are not remembered, so a project added by another
     process receives at once. One event loop: not thread-safe."""
 
@@ -131,7 +130,7 @@ class ReceiverCache:
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         _live_caches.add(self)
 
-    def get(self, provider: Provider, full_name: str) -> Receiver | None:
+    def get(self, provider: Provider, full_name: str) -> tuple[Receiver, ...] | None:
         key = (provider.value, full_name.lower())
         entry = self._entries.get(key)
         if entry is None:
@@ -140,13 +139,13 @@ class ReceiverCache:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return entry.receiver
+        return entry.receivers
 
-    def put(self, provider: Provider, full_name: str, receiver: Receiver) -> None:
-        if self.ttl <= 0:
+    def put(self, provider: Provider, full_name: str, receivers: tuple[Receiver, ...]) -> None:
+        if self.ttl <= 0 or not receivers:
             return
         key = (provider.value, full_name.lower())
-        self._entries[key] = _Entry(receiver, self._clock())
+        self._entries[key] = _Entry(receivers, self._clock())
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -157,7 +156,7 @@ class ReceiverCache:
 
     def forget(self, project_id: uuid.UUID) -> None:
         """Drop every entry of a project (it changed or was removed)."""
-        for key in [k for k, e in self._entries.items() if e.receiver.project_id == project_id]:
+        for key in [k for k, e in self._entries.items() if any(r.project_id == project_id for r in e.receivers)]:
             del self._entries[key]
 
     def __len__(self) -> int:

@@ -9,7 +9,6 @@ taken again and nothing half done. A failure is retried with exponential backoff
 from __future__ import annotations
 
 import functools
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,14 +30,12 @@ from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.core.ids import new_id
 from taskmaster.db.models import Project, PullRequest, WebhookDelivery
 from taskmaster.db.session import Database
-from taskmaster.forges.events import DeliveryIdentity, EventKind, ForgeEvent, Provider, WebhookPayloadError
-from taskmaster.forges.github import webhooks as github
-from taskmaster.forges.gitlab import webhooks as gitlab
+from taskmaster.forges.events import DeliveryIdentity, EventKind, ForgeEvent
+from taskmaster.forges.sources import source_for
 from taskmaster.pipelines import service as pipelines
 from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
 from taskmaster.projects import settings as project_settings
-from taskmaster.webhooks.receivers import Receiver
 from taskmaster.workflows import service as workflows
 from taskmaster.workflows.service import RunRequest
 
@@ -46,7 +43,8 @@ log = structlog.stdlib.get_logger("taskmaster.webhooks")
 
 RECEIVED, RETRY, PROCESSED, FAILED = "received", "retry", "processed", "failed"
 DUE_STATUSES = (RECEIVED, RETRY)
-_UNSTORED_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
+_UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+"""Never stored, whatever the forge (each `WebhookSource` adds its own signature and token headers)."""
 _COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
 
 PermissionCheck = Callable[[Project, str], Awaitable[bool]]
@@ -54,42 +52,6 @@ PermissionCheck = Callable[[Project, str], Awaitable[bool]]
 
 
 # -------------------------------------------------------------------------------- receiving
-
-
-def decode_payload(provider: Provider, body: bytes) -> dict[str, Any]:
-    """The JSON body as a dict (GitHub may send it form-encoded as `payload=`); `WebhookPayloadError` when
-    unreadable. Used once per delivery on receipt, to find the project and the action."""
-    text = github.json_body(body) if provider is Provider.GITHUB else body
-    try:
-        payload = json.loads(text) if isinstance(text, bytes | str) else dict(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise WebhookPayloadError("body is JSON but not an object")
-    return payload
-
-
-def raw_action(provider: Provider, payload: Mapping[str, Any]) -> str | None:
-    value = payload.get("action")
-    if provider is Provider.GITLAB:
-        attributes = payload.get("object_attributes")
-        value = attributes.get("action") if isinstance(attributes, Mapping) else None
-    return str(value)[:100] if value is not None else None
-
-
-def verify(provider: Provider, receiver: Receiver, headers: Mapping[str, str], body: bytes) -> None:
-    """Check the delivery's signature or token against the project's secrets (raises `Unauthenticated`).
-
-    On GitLab a secret written `whsec_…` is a signing token (HMAC over id, timestamp and body); any other is
-    the plain `X-Gitlab-Token`.
-    """
-    secrets = receiver.secrets()
-    if provider is Provider.GITHUB:
-        github.verify(headers, body, secrets, allow_sha1=receiver.allow_sha1)
-        return
-    signing = [s for s in secrets if s.startswith("whsec_")]
-    tokens = [s for s in secrets if not s.startswith("whsec_")]
-    gitlab.verify(headers, body, tokens, signing_keys=signing)
 
 
 @dataclass(frozen=True)
@@ -108,7 +70,8 @@ async def store_delivery(
     body: bytes,
     action: str | None,
 ) -> Stored:
-    """Insert the delivery unless its (provider, hook id, delivery id) is already stored; one round trip.
+    """Insert the delivery unless its (provider, hook id, delivery id) is already stored for this project; one
+    round trip.
 
     On a bare connection (the receiving route) the insert skips the ORM session's bookkeeping. An insert whose
     project has been removed meanwhile raises `IntegrityError` (the foreign key).
@@ -121,7 +84,7 @@ async def store_delivery(
         "event": identity.event[:100],
         "action": action,
         "project_id": project_id,
-        "headers": {k.lower(): v for k, v in headers.items() if k.lower() not in _UNSTORED_HEADERS},
+        "headers": _storable(headers, source_for(identity.provider).unstored_headers),
         "body": body,
         "status": RECEIVED,
         "attempts": 0,
@@ -139,11 +102,25 @@ async def store_delivery(
             WebhookDelivery.provider == values["provider"],
             WebhookDelivery.hook_id == values["hook_id"],
             WebhookDelivery.delivery_id == values["delivery_id"],
+            WebhookDelivery.project_id == project_id,
         )
     )
     if first is None:  # the conflicting row was deleted in between: vanishingly rare, and safe to refuse
         raise Conflict("the delivery could not be stored; send it again")
     return Stored(first, duplicate=True)
+
+
+def shown_headers(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A stored delivery's headers as they may be shown: none that carries or proves a secret, even in rows stored
+    before its forge's source left them out."""
+    return _storable(delivery.headers, source_for(delivery.provider).unstored_headers)
+
+
+def _storable(headers: Mapping[str, Any], unstored: frozenset[str]) -> dict[str, Any]:
+    """The headers worth keeping: none that carries or proves a secret (a signature shown to a viewer could be
+    checked offline against guessed secrets)."""
+    kept = {k.lower(): v for k, v in headers.items()}
+    return {k: v for k, v in kept.items() if k not in _UNSTORED_HEADERS and k not in unstored}
 
 
 @functools.cache
@@ -154,7 +131,7 @@ def _insert_unless_stored(dialect: str) -> Any:
     table: Table = WebhookDelivery.__table__  # type: ignore[assignment]
     return (
         insert(table)
-        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id"])
+        .on_conflict_do_nothing(index_elements=["provider", "hook_id", "delivery_id", "project_id"])
         .returning(table.c.id)
     )
 
@@ -213,7 +190,27 @@ def backoff(attempt: int, settings: WebhookSettings) -> timedelta:
 
 
 async def process_next(db: Database, settings: Settings, *, permission: PermissionCheck | None = None) -> bool:
-    """Process one due delivery; False when none is due. Safe with several workers on PostgreSQL."""
+    """Process one due delivery; False when none is due. Safe with several workers on PostgreSQL.
+
+    A command's author is checked with `permission` (an HTTP call to the forge) outside any transaction: the
+    delivery's transaction stops where it needs an answer not known yet, the answer is asked with no row locked
+    and no write lock held, and the delivery is processed again knowing it.
+    """
+    known = _KnownPermissions() if permission is not None else None
+    for _ in range(_PERMISSION_ROUNDS):
+        try:
+            return await _process_one(db, settings, known)
+        except _PermissionNeeded as needed:
+            assert permission is not None and known is not None
+            try:
+                known.learn(needed, await _ask(db, permission, needed))
+            except Exception as exc:
+                await _record_failure(db, needed.delivery_id, exc, settings.webhooks)
+                return True
+    return True  # each round learned an answer another delivery needed; the caller comes back for more
+
+
+async def _process_one(db: Database, settings: Settings, permission: PermissionCheck | None) -> bool:
     delivery_id: uuid.UUID | None = None
     try:
         async with db.transaction() as session:
@@ -237,11 +234,51 @@ async def process_next(db: Database, settings: Settings, *, permission: Permissi
             delivery.attempts += 1
             delivery.processed_at = utcnow()
         return True
+    except _PermissionNeeded as needed:
+        assert delivery_id is not None
+        needed.delivery_id = delivery_id
+        raise
     except Exception as exc:
         if delivery_id is None:
             raise
         await _record_failure(db, delivery_id, exc, settings.webhooks)
         return True
+
+
+_PERMISSION_ROUNDS = 4
+
+
+class _PermissionNeeded(Exception):
+    """Raised inside a delivery's transaction (rolling it back) when a command's author must be asked about."""
+
+    def __init__(self, project_id: uuid.UUID, login: str) -> None:
+        super().__init__(f"permission of {login} on project {project_id} not known yet")
+        self.project_id = project_id
+        self.login = login
+        self.delivery_id = project_id  # replaced by the delivery's id before it leaves `_process_one`
+
+
+class _KnownPermissions:
+    """The `PermissionCheck` used inside transactions: answers learned outside them, never an HTTP call."""
+
+    def __init__(self) -> None:
+        self._answers: dict[tuple[uuid.UUID, str], bool] = {}
+
+    async def __call__(self, project: Project, login: str) -> bool:
+        answer = self._answers.get((project.id, login.lower()))
+        if answer is None:
+            raise _PermissionNeeded(project.id, login)
+        return answer
+
+    def learn(self, needed: _PermissionNeeded, answer: bool) -> None:
+        self._answers[(needed.project_id, needed.login.lower())] = answer
+
+
+async def _ask(db: Database, permission: PermissionCheck, needed: _PermissionNeeded) -> bool:
+    """The forge's answer, asked after the project is read and its session closed (no transaction open)."""
+    async with db.session() as session:
+        project = await session.get(Project, needed.project_id)
+    return project is not None and await permission(project, needed.login)
 
 
 async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, settings: WebhookSettings) -> None:
@@ -250,7 +287,8 @@ async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, 
         if delivery is None:
             return
         delivery.attempts += 1
-        delivery.error = f"{type(exc).__name__}: {exc}"[:4000]
+        # PostgreSQL text cannot hold NUL, which a message quoting the delivery may carry.
+        delivery.error = f"{type(exc).__name__}: {exc}".replace("\x00", "\ufffd")[:4000]
         if delivery.attempts >= settings.max_attempts:
             delivery.status, delivery.next_attempt_at = FAILED, None
         else:
@@ -262,9 +300,8 @@ async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, 
 
 
 def parse_delivery(delivery: WebhookDelivery) -> ForgeEvent:
-    if delivery.provider == Provider.GITHUB.value:
-        return github.parse(delivery.event, delivery.body)
-    return gitlab.parse(delivery.event, delivery.body)
+    """The stored delivery as a `ForgeEvent`, read by its forge's `WebhookSource`."""
+    return source_for(delivery.provider).parse(delivery.event, delivery.body)
 
 
 async def _route(

@@ -6,7 +6,9 @@ import asyncio
 import uuid
 
 import structlog
+from sqlalchemy import select, update
 
+from taskmaster.db.models import Pipeline
 from taskmaster.db.session import Database
 from taskmaster.forges.github.client import GitHubForge
 from taskmaster.pipelines.annotations import with_log_annotations
@@ -39,7 +41,6 @@ class ForgeUpdates:
         self.db = db
         self.forges = forges
         self._app: tuple[GitHubForge, ForgeReporter] | None = None
-        self._check_runs: dict[uuid.UUID, str] = {}
         self._reported_final: set[uuid.UUID] = set()
         self._changed: set[uuid.UUID] = set()
         self._senders: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -80,6 +81,7 @@ class ForgeUpdates:
     async def _update(self, pipeline_id: uuid.UUID) -> None:
         async with self.db.session() as session:
             found = await pipeline_report(session, pipeline_id)
+            check_run_id = await session.scalar(select(Pipeline.check_run_id).where(Pipeline.id == pipeline_id))
         if found is None:
             return
         project, report = found
@@ -89,28 +91,29 @@ class ForgeUpdates:
         if self.forges.uses_app(project):
             _, reporter = self._app_client()
             result = await reporter.report(
-                with_log_annotations(report),
-                previous_check_run_id=self._check_runs.get(pipeline_id),
-                open_issue=open_issue,
+                with_log_annotations(report), previous_check_run_id=check_run_id, open_issue=open_issue
             )
-            if result.check_run_id is not None:
-                self._check_runs[pipeline_id] = result.check_run_id
         else:
             forge = self.forges.for_project(project)
             if forge is None:
                 return
             try:
-                result = await ForgeReporter(forge, check_runs=False).report(report, open_issue=open_issue)
+                result = await ForgeReporter(forge).report(report, open_issue=open_issue)
             finally:
                 await forge.aclose()
+        if result.check_run_id is not None and result.check_run_id != check_run_id:
+            # Kept with the pipeline, so a report from another worker (or after a restart) updates the same run.
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(Pipeline).where(Pipeline.id == pipeline_id).values(check_run_id=result.check_run_id)
+                )
         if report.is_finished:
             self._reported_final.add(pipeline_id)
-            self._check_runs.pop(pipeline_id, None)
         for error in result.errors:
             log.warning("forge update failed", pipeline_id=str(pipeline_id), error=error.detail)
 
     def _app_client(self) -> tuple[GitHubForge, ForgeReporter]:
         if self._app is None:
             forge = self.forges.app()
-            self._app = (forge, ForgeReporter(forge, check_runs=True))
+            self._app = (forge, ForgeReporter(forge))
         return self._app

@@ -186,6 +186,9 @@ class FakeGitHub(RecordingServer):
         self.route("PATCH", rf"{repo}/issues/comments/(?P<id>\d+)", self._update_comment)
         self.route("POST", rf"{repo}/git/refs", self._create_ref)
         self.route("POST", rf"{repo}/pulls", self._create_pull)
+        self.route("GET", rf"{repo}/pulls/(?P<number>\d+)", self._get_pull)
+        self.route("PATCH", rf"{repo}/pulls/(?P<number>\d+)", self._update_pull)
+        self.route("PUT", rf"{repo}/pulls/(?P<number>\d+)/merge", self._merge_pull)
         self.route("POST", rf"{repo}/issues", self._create_issue)
         self.route("GET", rf"{repo}/contents/(?P<path>.+)", self._get_content)
         self.route("GET", rf"{repo}/collaborators/(?P<login>{_SEGMENT})/permission", self._permission)
@@ -494,74 +497,110 @@ class FakeGitHub(RecordingServer):
         repo = f"{call.params['owner']}/{call.params['repo']}"
         body = call.body or {}
         number = len(self.state.pulls) + len(self.state.issues) + 1
-        self.state.pulls.append({"repo": repo, "number": number, **body})
-        base = call.base_url
+        pull = {"repo": repo, "number": number, "state": "open", "merged": False, "mergeable": True, **body}
+        self.state.pulls.append(pull)
+        return JSONResponse(self._pull_body(call.base_url, pull), status_code=201)
+
+    def _pull_body(self, base: str, pull: dict[str, Any]) -> dict[str, Any]:
+        repo, number, body = pull["repo"], pull["number"], pull
         repo_body = repository(base, repo)
         api = f"{base}/repos/{repo}/pulls/{number}"
         html = f"{base}/{repo}/pull/{number}"
         author = user(base, "taskmaster[bot]", 9, "Bot")
-        return JSONResponse(
-            {
-                "url": api,
-                "id": 5000 + number,
-                "node_id": f"PR_{number}",
-                "html_url": html,
-                **{name: f"{api}/{name.removesuffix('_url')}" for name in PULL_REQUEST_URLS},
-                "number": number,
-                "state": "open",
-                "locked": False,
-                "title": body.get("title"),
+        return {
+            "url": api,
+            "id": 5000 + number,
+            "node_id": f"PR_{number}",
+            "html_url": html,
+            **{name: f"{api}/{name.removesuffix('_url')}" for name in PULL_REQUEST_URLS},
+            "number": number,
+            "state": pull["state"],
+            "locked": False,
+            "title": body.get("title"),
+            "user": author,
+            "body": body.get("body"),
+            "labels": [],
+            "milestone": None,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "closed_at": None,
+            "merged_at": NOW if pull["merged"] else None,
+            "head": {
+                "label": f"x:{body['head']}",
+                "ref": body["head"],
+                "repo": repo_body,
+                "sha": "a" * 40,
                 "user": author,
-                "body": body.get("body"),
-                "labels": [],
-                "milestone": None,
-                "created_at": NOW,
-                "updated_at": NOW,
-                "closed_at": None,
-                "merged_at": None,
-                "head": {
-                    "label": f"x:{body['head']}",
-                    "ref": body["head"],
-                    "repo": repo_body,
-                    "sha": "a" * 40,
-                    "user": author,
-                },
-                "base": {
-                    "label": f"x:{body['base']}",
-                    "ref": body["base"],
-                    "repo": repo_body,
-                    "sha": "b" * 40,
-                    "user": author,
-                },
-                "_links": {
-                    name: {"href": f"{api}/{name}"}
-                    for name in (
-                        "comments",
-                        "commits",
-                        "statuses",
-                        "html",
-                        "issue",
-                        "review_comments",
-                        "review_comment",
-                        "self",
-                    )
-                },
-                "author_association": "NONE",
-                "auto_merge": None,
-                "draft": bool(body.get("draft", False)),
-                "merged": False,
-                "mergeable": None,
-                "mergeable_state": "unknown",
-                "merged_by": None,
-                "comments": 0,
-                "review_comments": 0,
-                "maintainer_can_modify": False,
-                "commits": 1,
-                "additions": 1,
-                "deletions": 0,
-                "changed_files": 1,
             },
-            status_code=201,
+            "base": {
+                "label": f"x:{body['base']}",
+                "ref": body["base"],
+                "repo": repo_body,
+                "sha": "b" * 40,
+                "user": author,
+            },
+            "_links": {
+                name: {"href": f"{api}/{name}"}
+                for name in (
+                    "comments",
+                    "commits",
+                    "statuses",
+                    "html",
+                    "issue",
+                    "review_comments",
+                    "review_comment",
+                    "self",
+                )
+            },
+            "author_association": "NONE",
+            "auto_merge": None,
+            "draft": bool(body.get("draft", False)),
+            "merged": pull["merged"],
+            "merge_commit_sha": pull.get("merge_commit_sha"),
+            "mergeable": None,
+            "mergeable_state": "unknown",
+            "merged_by": None,
+            "comments": 0,
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 1,
+            "deletions": 0,
+            "changed_files": 1,
+        }
+
+    def _find_pull(self, call: Call) -> tuple[dict[str, Any] | None, Response | None]:
+        if (denied := self._check_token(call)) is not None:
+            return None, denied
+        repo, number = f"{call.params['owner']}/{call.params['repo']}", int(call.params["number"])
+        found = next((p for p in self.state.pulls if p["repo"] == repo and p["number"] == number), None)
+        return found, None if found else _error(404, "Not Found")
+
+    async def _get_pull(self, call: Call) -> Response:
+        pull, denied = self._find_pull(call)
+        return denied or JSONResponse(self._pull_body(call.base_url, pull or {}))
+
+    async def _update_pull(self, call: Call) -> Response:
+        pull, denied = self._find_pull(call)
+        if denied is not None or pull is None:
+            return denied or _error(404, "Not Found")
+        if (call.body or {}).get("state") == "closed":
+            pull["state"] = "closed"
+        return JSONResponse(self._pull_body(call.base_url, pull))
+
+    async def _merge_pull(self, call: Call) -> Response:
+        pull, denied = self._find_pull(call)
+        if denied is not None or pull is None:
+            return denied or _error(404, "Not Found")
+        body = call.body or {}
+        if pull["state"] != "open" or not pull["mergeable"]:
+            return _error(405, "Pull Request is not mergeable")
+        if body.get("sha") not in (None, "a" * 40):
+            return _error(409, "Head branch was modified. Review and try the merge again.")
+        pull["state"], pull["merged"], pull["merge_commit_sha"] = "closed", True, f"{next(self._ids):040x}"
+        pull["merge_method"] = body.get("merge_method", "merge")
+        return JSONResponse(
+            {"sha": pull["merge_commit_sha"], "merged": True, "message": "Pull Request successfully merged"}
         )
 
     async def _create_issue(self, call: Call) -> Response:

@@ -60,6 +60,9 @@ class FakeGitLab(RecordingServer):
         self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)", self._update_note)
         self.route("POST", rf"{project}/repository/branches", self._create_branch)
         self.route("POST", rf"{project}/merge_requests", self._create_merge_request)
+        self.route("GET", rf"{project}/merge_requests/(?P<iid>\d+)", self._get_merge_request)
+        self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)/merge", self._merge_merge_request)
+        self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)", self._update_merge_request)
         self.route("POST", rf"{project}/issues", self._create_issue)
         self.route("GET", rf"{project}/repository/files/(?P<path>[^/]+)/raw", self._raw_file)
         self.route("GET", rf"{project}/members/all/(?P<user>\d+)", self._member)
@@ -261,25 +264,62 @@ class FakeGitLab(RecordingServer):
                     status_code=409,
                 )
         iid = len([m for m in self.state.merge_requests if m["project"] == project]) + 1
-        stored = {"project": project, "iid": iid, **body}
+        stored = {"project": project, "iid": iid, "state": "opened", "sha": "a" * 40, "mergeable": True, **body}
         self.state.merge_requests.append(stored)
-        path = next(p for p, i in self.state.projects.items() if i == project)
-        title = body.get("title", "")
-        return JSONResponse(
-            {
-                "id": 9000 + iid,
-                "iid": iid,
-                "project_id": project,
-                "title": title,
-                "description": body.get("description"),
-                "state": "opened",
-                "draft": title.lower().startswith("draft:"),
-                "source_branch": body.get("source_branch"),
-                "target_branch": body.get("target_branch"),
-                "web_url": f"{call.base_url}/{path}/-/merge_requests/{iid}",
-            },
-            status_code=201,
-        )
+        return JSONResponse(self._merge_request_body(call.base_url, stored), status_code=201)
+
+    def _merge_request_body(self, base: str, mr: dict[str, Any]) -> dict[str, Any]:
+        path = next(p for p, i in self.state.projects.items() if i == mr["project"])
+        title = mr.get("title", "")
+        return {
+            "id": 9000 + mr["iid"],
+            "iid": mr["iid"],
+            "project_id": mr["project"],
+            "title": title,
+            "description": mr.get("description"),
+            "state": mr["state"],
+            "draft": title.lower().startswith("draft:"),
+            "source_branch": mr.get("source_branch"),
+            "target_branch": mr.get("target_branch"),
+            "sha": mr["sha"],
+            "merge_commit_sha": mr.get("merge_commit_sha"),
+            "squash_commit_sha": mr.get("squash_commit_sha"),
+            "web_url": f"{base}/{path}/-/merge_requests/{mr['iid']}",
+        }
+
+    def _find_merge_request(self, call: Call) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+        project, denied = self._guard(call)
+        if denied is not None:
+            return None, denied
+        iid = int(call.params["iid"])
+        found = next((m for m in self.state.merge_requests if m["project"] == project and m["iid"] == iid), None)
+        return found, None if found else JSONResponse({"message": "404 Not found"}, status_code=404)
+
+    async def _get_merge_request(self, call: Call) -> Response:
+        mr, denied = self._find_merge_request(call)
+        return denied or JSONResponse(self._merge_request_body(call.base_url, mr or {}))
+
+    async def _merge_merge_request(self, call: Call) -> Response:
+        mr, denied = self._find_merge_request(call)
+        if denied is not None or mr is None:
+            return denied or JSONResponse({}, status_code=404)
+        body = call.body or {}
+        if mr["state"] != "opened" or not mr["mergeable"]:
+            return JSONResponse({"message": "405 Method Not Allowed"}, status_code=405)
+        if body.get("sha") not in (None, mr["sha"]):
+            return JSONResponse({"message": "SHA does not match HEAD of source branch"}, status_code=409)
+        commit = f"{next(self._ids):040x}"
+        mr["state"] = "merged"
+        mr["squash_commit_sha" if body.get("squash") else "merge_commit_sha"] = commit
+        return JSONResponse(self._merge_request_body(call.base_url, mr))
+
+    async def _update_merge_request(self, call: Call) -> Response:
+        mr, denied = self._find_merge_request(call)
+        if denied is not None or mr is None:
+            return denied or JSONResponse({}, status_code=404)
+        if (call.body or {}).get("state_event") == "close" and mr["state"] == "opened":
+            mr["state"] = "closed"
+        return JSONResponse(self._merge_request_body(call.base_url, mr))
 
     async def _create_issue(self, call: Call) -> Response:
         project, denied = self._guard(call)

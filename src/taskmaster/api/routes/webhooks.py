@@ -1,15 +1,9 @@
-"""POST /webhooks/{github,gitlab}: verify, store, answer; and /api/webhooks/deliveries to look back at them.
+"""POST /webhooks/{github,gitlab}: render what the intake (`webhooks/intake.py`) decided; and
+/api/webhooks/deliveries to look back at stored deliveries.
 
-A delivery is checked in this order, each failure answered with problem+json and nothing stored: body size (413),
-content type (415), event and delivery headers (400), rate per source address (429), JSON (400), project by
-repository (404), rate per project (429), signature or token (401). A verified delivery is stored, then answered
-202 with its id; the same delivery again answers 200 with the first one's id. The worker processes it. An event
-that names no repository (an App installation, some GitLab job events) is answered 200 `ignored` and not stored:
-there is no project secret to check it with.
-
-The project and its decrypted secrets are remembered for `webhooks.project_cache_seconds` (`webhooks/receivers.py`):
-a delivery that fails the check against remembered secrets, or whose insert finds the project gone, is decided
-again on a fresh lookup, so a rotation or removal made by another process never refuses a good delivery.
+A verified delivery is answered 202 with its id (and one id per project of a repository shared by several); the
+same delivery again answers 200 with the first one's id; a refusal is problem+json, nothing stored. An event that
+names no repository (an App installation, some GitLab job events) is answered 200 `ignored`.
 """
 
 from __future__ import annotations
@@ -21,38 +15,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 
-from taskmaster.api.deps import (
-    ScopedAdmin,
-    ScopedViewer,
-    Services,
-    ServicesDep,
-    SessionDep,
-    WebhookIntake,
-    get_services,
-    hide_outside,
-)
+from taskmaster.api.deps import ScopedAdmin, ScopedViewer, ServicesDep, SessionDep, get_services, hide_outside
 from taskmaster.api.errors import problem
 from taskmaster.auth.schemas import Principal
 from taskmaster.db.models import WebhookDelivery
-from taskmaster.forges.events import DeliveryIdentity, Provider
-from taskmaster.forges.github import webhooks as github
-from taskmaster.forges.gitlab import webhooks as gitlab
-from taskmaster.forges.signatures import WebhookSignatureError
-from taskmaster.webhooks import service
+from taskmaster.forges.events import Provider
+from taskmaster.forges.sources import source_for
+from taskmaster.webhooks import intake, service
 from taskmaster.webhooks.ratelimit import retry_after_header
-from taskmaster.webhooks.receivers import Receiver, load_receiver
+from taskmaster.webhooks.service import Stored
 
 receivers = APIRouter(prefix="/webhooks", tags=["webhooks"])
 router = APIRouter(prefix="/api/webhooks/deliveries", tags=["webhooks"])
 
-_JSON_TYPES = {Provider.GITHUB: ("application/json", "application/x-www-form-urlencoded"), Provider.GITLAB: (
-    "application/json",)}  # fmt: skip
-
 
 class Acknowledged(BaseModel):
     id: uuid.UUID
+    ids: list[uuid.UUID]
+    """One stored row per project of the repository that the delivery verified against."""
     status: str
     duplicate: bool = False
 
@@ -62,132 +43,45 @@ class Acknowledged(BaseModel):
 @receivers.post("/github", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": Acknowledged}})
 async def github_webhook(request: Request) -> Any:
     """A GitHub delivery, signed with `X-Hub-Signature-256` by the project's webhook secret."""
-    return await _receive(Provider.GITHUB, request, get_services(request))
+    return await _receive(Provider.GITHUB, request)
 
 
 @receivers.post("/gitlab", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": Acknowledged}})
 async def gitlab_webhook(request: Request) -> Any:
     """A GitLab delivery, with the project's `X-Gitlab-Token` or signed with its signing token (`whsec_…`)."""
-    return await _receive(Provider.GITLAB, request, get_services(request))
+    return await _receive(Provider.GITLAB, request)
 
 
-async def _receive(provider: Provider, request: Request, services: Services) -> Any:
-    limit = services.settings.server.max_body_bytes
-    body = await _read_body(request, limit)
-    if body is None:
-        return problem(413, title="Payload too large", detail=f"the body is larger than {limit} bytes")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in _JSON_TYPES[provider]:
-        allowed = " or ".join(_JSON_TYPES[provider])
-        return problem(
-            415, title="Unsupported media type", detail=f"content type must be {allowed}, not {content_type!r}"
-        )
-    forge = github if provider is Provider.GITHUB else gitlab
-    identity = forge.identify(request.headers)  # InvalidInput -> 400 naming the header
-    intake = services.webhooks
-    assert intake is not None, "create_app sets up the webhook intake"
-    source = request.client.host if request.client else "unknown"
-    if wait := intake.by_source.take(source):
-        return _too_many(wait, f"too many deliveries from {source}")
-    payload = service.decode_payload(provider, body)
-    key = forge.repository_key(payload)
-    if key is None or not key.full_name:
-        # Nothing to verify it against, so nothing is stored; 200 so that the forge does not retry it.
-        return JSONResponse({"status": "ignored", "detail": f"{identity.event}: no repository to route to"})
-    full_name = key.full_name
-    remembered = intake.remembered
-
-    async def fresh() -> Receiver | None:
-        async with intake.connections, services.db.autocommit_engine.connect() as connection:
-            found = await load_receiver(connection, provider, full_name, services.box, services.settings)
-        if found is None:
-            remembered.drop(provider, full_name)
-        else:
-            remembered.put(provider, full_name, found)
-        return found
-
-    receiver = remembered.get(provider, full_name)
-    from_memory = receiver is not None
-    if receiver is None and (receiver := await fresh()) is None:
-        return _unknown_project(provider, full_name)
-    if wait := intake.by_project.take(str(receiver.project_id)):
-        return _too_many(wait, f"too many deliveries for project {receiver.name}")
-    action = service.raw_action(provider, payload)
-    try:
-        accepted = await _accept(provider, receiver, identity, request, body, action, services, intake)
-    except WebhookSignatureError:
-        if not from_memory:
-            raise
-        accepted = None  # a remembered project may have been rotated elsewhere: decide on fresh data
-    if accepted is None:
-        # The remembered project failed the check, or the insert found the project gone: look it up again
-        # (once), so that a change made by another process never refuses a good delivery.
-        if (receiver := await fresh()) is None:
-            return _unknown_project(provider, full_name)
-        accepted = await _accept(provider, receiver, identity, request, body, action, services, intake)
-        if accepted is None:
-            return _unknown_project(provider, full_name)
-    if not isinstance(accepted, service.Stored):
-        return accepted
-    if accepted.duplicate:
-        return JSONResponse({"id": str(accepted.id), "status": "duplicate", "duplicate": True})
-    if services.wake_worker is not None:
-        services.wake_worker()
-    return JSONResponse({"id": str(accepted.id), "status": "received", "duplicate": False}, status_code=202)
+async def _receive(provider: Provider, request: Request) -> JSONResponse:
+    services = get_services(request)
+    assert services.webhooks is not None, "create_app sets up the webhook intake"
+    incoming = intake.Incoming(request.headers, request.stream(), request.client.host if request.client else "unknown")
+    result = await intake.receive(
+        source_for(provider), incoming, intake=services.webhooks, db=services.db, box=services.box,
+        settings=services.settings,
+    )  # fmt: skip
+    match result:
+        case intake.Received(stored=stored) if result.duplicate:
+            return JSONResponse(_acknowledged(stored, "duplicate", duplicate=True))
+        case intake.Received(stored=stored):
+            if services.wake_worker is not None:
+                services.wake_worker()
+            return JSONResponse(_acknowledged(stored, "received", duplicate=False), status_code=202)
+        case intake.Pong(projects=names):
+            return JSONResponse({"status": "pong", "project": names[0], "projects": list(names)})
+        case intake.Ignored(detail=detail):
+            # Nothing to verify it against, so nothing is stored; 200 so that the forge does not retry it.
+            return JSONResponse({"status": "ignored", "detail": detail})
+        case intake.Refused(status=code, title=title, detail=detail, retry_after=wait):
+            response = problem(code, title=title, detail=detail)
+            if wait is not None:
+                response.headers["Retry-After"] = retry_after_header(wait)
+            return response
 
 
-async def _accept(
-    provider: Provider,
-    receiver: Receiver,
-    identity: DeliveryIdentity,
-    request: Request,
-    body: bytes,
-    action: str | None,
-    services: Services,
-    intake: WebhookIntake,
-) -> service.Stored | JSONResponse | None:
-    """Verify (raises `WebhookSignatureError`), then store; the answer to a ping; None when the project is gone."""
-    service.verify(provider, receiver, request.headers, body)
-    if identity.event == "ping":
-        return JSONResponse({"status": "pong", "project": receiver.name})
-    try:
-        async with (
-            intake.connections,
-            services.db.single_writer(),
-            services.db.autocommit_engine.connect() as connection,
-        ):
-            return await service.store_delivery(
-                connection, identity=identity, project_id=receiver.project_id, headers=request.headers, body=body,
-                action=action,
-            )  # fmt: skip
-    except IntegrityError:
-        # The only constraint the insert can break is the project's foreign key (the delivery key is ON CONFLICT).
-        return None
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The raw body, or None as soon as it is known to exceed `limit` (without reading the rest)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _unknown_project(provider: Provider, full_name: str) -> JSONResponse:
-    return problem(404, title="Unknown project", detail=f"no {provider.value} project for {full_name}")
-
-
-def _too_many(wait: float, detail: str) -> JSONResponse:
-    response = problem(429, title="Too many requests", detail=detail)
-    response.headers["Retry-After"] = retry_after_header(wait)
-    return response
+def _acknowledged(stored: tuple[Stored, ...], status_: str, *, duplicate: bool) -> dict[str, Any]:
+    """The first project's row as `id` (the answer for one project); `ids` lists every project's row."""
+    return {"id": str(stored[0].id), "ids": [str(s.id) for s in stored], "status": status_, "duplicate": duplicate}
 
 
 # -------------------------------------------------------------------------------- deliveries
@@ -247,7 +141,7 @@ async def get_delivery(delivery_id: str, session: SessionDep, principal: ScopedV
     """One delivery with its stored headers and body."""
     row = await _visible_delivery(session, delivery_id, principal)
     return DeliveryDetail(
-        **_out(row).model_dump(), headers=row.headers, body=row.body.decode("utf-8", errors="replace")
+        **_out(row).model_dump(), headers=service.shown_headers(row), body=row.body.decode("utf-8", errors="replace")
     )
 
 

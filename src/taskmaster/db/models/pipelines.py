@@ -51,6 +51,8 @@ class Pipeline(IdMixin, TimestampMixin, Base):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     """The engine that owns (is running) it: a `workers.name`. Another worker takes it over only when that one's
     heartbeat is stale (see `pipelines.leases`)."""
+    check_run_id: Mapped[str | None] = mapped_column(String(100))
+    """The forge's check run that shows it (GitHub as an App), updated by every later report, whichever worker."""
 
 
 class PipelineStep(IdMixin, TimestampMixin, Base):

@@ -15,8 +15,9 @@ from taskmaster.db.base import Base, IdMixin, TimestampMixin
 class WebhookDelivery(IdMixin, TimestampMixin, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        # hook_id is '' when the forge sends none, so the pair stays unique on PostgreSQL too.
-        UniqueConstraint("provider", "hook_id", "delivery_id"),
+        # hook_id is '' when the forge sends none, so the key stays unique on PostgreSQL too. The project is part of
+        # it: one delivery is kept for each project of a repository whose secret verifies it.
+        UniqueConstraint("provider", "hook_id", "delivery_id", "project_id"),
         Index("ix_webhook_deliveries_status_created_at", "status", "created_at"),
         # The worker's queue: deliveries due for (another) processing attempt.
         Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),

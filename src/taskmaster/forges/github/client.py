@@ -38,11 +38,13 @@ from taskmaster.forges.base import (
     CheckStatus,
     CommitState,
     ForgeAuthError,
+    ForgeCapabilities,
     ForgeError,
     ForgeNotFound,
     ForgeUnavailable,
     IssueRef,
     Permission,
+    PullRequestDetails,
     PullRequestRef,
     annotation_batches,
     error_for_status,
@@ -147,6 +149,12 @@ class GitHubForge:
     def name(self) -> str:
         return "github"
 
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        # GitHub lets only Apps write check runs; a token reports with commit statuses.
+        as_app = self._app_id is not None
+        return ForgeCapabilities(check_runs=as_app, annotations=as_app, inline_review_comments=False)
+
     async def set_commit_status(
         self,
         repo: str,
@@ -248,6 +256,38 @@ class GitHubForge:
             return PullRequestRef(number=response.parsed_data.number, url=response.parsed_data.html_url)
 
         return await self._call(repo, f"open a pull request from {head!r} into {base!r}", call)
+
+    async def get_pull_request(self, repo: str, number: int) -> PullRequestDetails:
+        async def call(gh: GitHub[Any], owner: str, name: str) -> PullRequestDetails:
+            response = await gh.rest.pulls.async_get(owner, name, number)
+            pull = response.parsed_data
+            merged = bool(pull.merged) or pull.merged_at is not None
+            # githubkit's model omits `merge_commit_sha`, which the API sends: read it from the JSON.
+            merge_sha = response.json().get("merge_commit_sha") if merged else None
+            return PullRequestDetails(
+                number=pull.number, url=pull.html_url, title=pull.title,
+                state="merged" if merged else ("open" if pull.state == "open" else "closed"),
+                draft=bool(pull.draft), head_ref=pull.head.ref, head_sha=pull.head.sha, base_ref=pull.base.ref,
+                merge_commit_sha=str(merge_sha) if merge_sha else None,
+            )  # fmt: skip
+
+        return await self._call(repo, f"read pull request #{number}", call)
+
+    async def merge_pull_request(self, repo: str, number: int, *, squash: bool = False, sha: str | None = None) -> str:
+        body: Any = {"merge_method": "squash" if squash else "merge"}
+        if sha is not None:
+            body["sha"] = sha
+
+        async def call(gh: GitHub[Any], owner: str, name: str) -> str:
+            return (await gh.rest.pulls.async_merge(owner, name, number, data=body)).parsed_data.sha
+
+        return await self._call(repo, f"merge pull request #{number}", call)
+
+    async def close_pull_request(self, repo: str, number: int) -> None:
+        async def call(gh: GitHub[Any], owner: str, name: str) -> None:
+            await gh.rest.pulls.async_update(owner, name, number, data={"state": "closed"})
+
+        await self._call(repo, f"close pull request #{number}", call)
 
     async def create_issue(self, repo: str, *, title: str, body: str, labels: Sequence[str] = ()) -> IssueRef:
         async def call(gh: GitHub[Any], owner: str, name: str) -> IssueRef:

@@ -9,7 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
+from taskmaster.config import Settings
 from taskmaster.forges.events import (
+    MAX_DELIVERY_ID,
+    MAX_HOOK_ID,
     TAG_PREFIX,
     CheckInfo,
     CommentInfo,
@@ -24,6 +27,8 @@ from taskmaster.forges.events import (
     RepositoryKey,
     WebhookHeaderMissing,
     WebhookPayloadError,
+    checked_id,
+    decode_json_object,
     is_zero_sha,
     validate_payload,
 )
@@ -100,14 +105,14 @@ def identify(headers: Mapping[str, str]) -> DeliveryIdentity:
     event = header_value(headers, EVENT_HEADER)
     if not event:
         raise WebhookHeaderMissing(f"{EVENT_HEADER} header missing: not a GitHub webhook delivery")
-    delivery = header_value(headers, DELIVERY_HEADER)
+    delivery = checked_id(DELIVERY_HEADER, header_value(headers, DELIVERY_HEADER), MAX_DELIVERY_ID)
     if not delivery:
         raise WebhookHeaderMissing(f"{DELIVERY_HEADER} header missing: not a GitHub webhook delivery")
     return DeliveryIdentity(
         provider=Provider.GITHUB,
         event=event.strip(),
-        delivery_id=delivery.strip(),
-        hook_id=header_value(headers, HOOK_ID_HEADER),
+        delivery_id=delivery,
+        hook_id=checked_id(HOOK_ID_HEADER, header_value(headers, HOOK_ID_HEADER), MAX_HOOK_ID),
         instance=header_value(headers, "X-GitHub-Enterprise-Host"),
         target_type=header_value(headers, "X-GitHub-Hook-Installation-Target-Type"),
         target_id=header_value(headers, "X-GitHub-Hook-Installation-Target-ID"),
@@ -461,3 +466,35 @@ _HANDLERS: dict[str, Callable[[str, Any, DeliveryIdentity | None], ForgeEvent]] 
     "installation": _simple(EventKind.INSTALLATION),
     "installation_repositories": _simple(EventKind.INSTALLATION),
 }
+
+
+class GitHubSource:
+    """GitHub's `WebhookSource` (see `forges.sources`): HMAC-signed JSON or form-encoded deliveries."""
+
+    provider = Provider.GITHUB
+    content_types = ("application/json", "application/x-www-form-urlencoded")
+    unstored_headers = frozenset({SIGNATURE_256_HEADER.lower(), SIGNATURE_1_HEADER.lower()})
+
+    def identify(self, headers: Mapping[str, str]) -> DeliveryIdentity:
+        return identify(headers)
+
+    def decode(self, body: bytes) -> dict[str, Any]:
+        text = json_body(body)
+        return decode_json_object(text) if isinstance(text, bytes | str) else dict(text)
+
+    def repository_key(self, payload: Mapping[str, Any]) -> RepositoryKey | None:
+        return repository_key(payload)
+
+    def action(self, payload: Mapping[str, Any]) -> str | None:
+        value = payload.get("action")
+        return str(value).replace("\x00", "\ufffd")[:100] if value is not None else None
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], *, allow_sha1: bool) -> None:
+        verify(headers, body, secrets, allow_sha1=allow_sha1)
+
+    def app_secret(self, settings: Settings) -> str | None:
+        secret = settings.github.webhook_secret
+        return secret.get_secret_value() if secret else None
+
+    def parse(self, event: str, body: bytes) -> ForgeEvent:
+        return parse(event, body)

@@ -1,8 +1,7 @@
 """`Forge` on GitLab's REST API v4: a small async httpx client (gitlab.com or a self-managed instance).
 
-GitLab has no check runs: a check run is a commit status named after the check (one per name and commit), whose
-description is the check's title; its summary, text and annotations have no place there and are not sent
-(put what a reader needs in the merge request comment).
+GitLab has no check runs: its `capabilities` say so, and a pipeline is reported with commit statuses and the merge
+request comment alone (the check-run methods raise `ForgeRejected`).
 """
 
 from __future__ import annotations
@@ -19,21 +18,22 @@ import httpx
 from taskmaster.core.errors import InvalidInput
 from taskmaster.core.redact import redact
 from taskmaster.forges.base import (
-    CheckConclusion,
     CheckRunSpec,
-    CheckStatus,
     CommitState,
+    ForgeCapabilities,
     ForgeError,
     ForgeNotFound,
     ForgeRejected,
     ForgeUnavailable,
     IssueRef,
     Permission,
+    PullRequestDetails,
     PullRequestRef,
     error_for_status,
     is_marked,
     marked_body,
 )
+from taskmaster.forges.events import PullRequestState
 from taskmaster.forges.throttle import (
     IDEMPOTENT_METHODS,
     RetryPolicy,
@@ -57,17 +57,6 @@ _STATUS_STATE: dict[CommitState, str] = {
     CommitState.ERROR: "failed",
     CommitState.CANCELED: "canceled",
     CommitState.SKIPPED: "skipped",
-}
-
-# Neutral means "not a failure": GitLab's nearest state is success.
-_CONCLUSION_STATE: dict[CheckConclusion, str] = {
-    CheckConclusion.SUCCESS: "success",
-    CheckConclusion.NEUTRAL: "success",
-    CheckConclusion.FAILURE: "failed",
-    CheckConclusion.TIMED_OUT: "failed",
-    CheckConclusion.ACTION_REQUIRED: "failed",
-    CheckConclusion.CANCELLED: "canceled",
-    CheckConclusion.SKIPPED: "skipped",
 }
 
 # Access levels: 5 minimal, 10 guest, 15 planner, 20 reporter, 30 developer, 40 maintainer, 50 owner.
@@ -138,27 +127,15 @@ class GitLabForge:
             repo, sha, name=context, state=_STATUS_STATE[state], description=description, target_url=target_url
         )
 
+    @property
+    def capabilities(self) -> ForgeCapabilities:
+        return ForgeCapabilities(check_runs=False, annotations=False, inline_review_comments=False)
+
     async def create_check_run(self, repo: str, spec: CheckRunSpec) -> str:
-        status = await self._post_status(
-            repo,
-            spec.head_sha,
-            name=spec.name,
-            state=_check_state(spec),
-            description=_check_description(spec),
-            target_url=spec.details_url,
-        )
-        return str(status.get("id", f"{spec.head_sha}:{spec.name}"))
+        raise _no_check_runs(spec)
 
     async def update_check_run(self, repo: str, check_run_id: str, spec: CheckRunSpec) -> None:
-        # A status is identified by commit and name; posting again replaces the previous state.
-        await self._post_status(
-            repo,
-            spec.head_sha,
-            name=spec.name,
-            state=_check_state(spec),
-            description=_check_description(spec),
-            target_url=spec.details_url,
-        )
+        raise _no_check_runs(spec)
 
     async def _post_status(
         self,
@@ -230,6 +207,31 @@ class GitLabForge:
         )
         data = _json_object(response)
         return PullRequestRef(number=int(data["iid"]), url=str(data["web_url"]))
+
+    async def get_pull_request(self, repo: str, number: int) -> PullRequestDetails:
+        response = await self._request(
+            "GET", f"{_project(repo)}/merge_requests/{number}", f"read merge request !{number} of {repo}"
+        )
+        return _merge_request(_json_object(response))
+
+    async def merge_pull_request(self, repo: str, number: int, *, squash: bool = False, sha: str | None = None) -> str:
+        body: dict[str, Any] = {"squash": squash}
+        if sha is not None:
+            body["sha"] = sha
+        response = await self._request(
+            "PUT", f"{_project(repo)}/merge_requests/{number}/merge", f"merge merge request !{number} of {repo}",
+            json=body,
+        )  # fmt: skip
+        merged = _merge_request(_json_object(response))
+        if merged.merge_commit_sha is None:
+            raise ForgeError(f"{FORGE} merge merge request !{number} of {repo}: no merge commit in the answer")
+        return merged.merge_commit_sha
+
+    async def close_pull_request(self, repo: str, number: int) -> None:
+        await self._request(
+            "PUT", f"{_project(repo)}/merge_requests/{number}", f"close merge request !{number} of {repo}",
+            json={"state_event": "close"},
+        )  # fmt: skip
 
     async def create_issue(self, repo: str, *, title: str, body: str, labels: Sequence[str] = ()) -> IssueRef:
         payload: dict[str, Any] = {"title": title, "description": body}
@@ -350,20 +352,26 @@ def _project(repo: str) -> str:
     return f"projects/{repo if repo.isdigit() else quote(repo, safe='')}"
 
 
-def _check_state(spec: CheckRunSpec) -> str:
-    if spec.status is CheckStatus.QUEUED:
-        return "pending"
-    if spec.status is CheckStatus.IN_PROGRESS:
-        return "running"
-    assert spec.conclusion is not None  # CheckRunSpec guarantees it for completed runs
-    return _CONCLUSION_STATE[spec.conclusion]
+def _no_check_runs(spec: CheckRunSpec) -> ForgeRejected:
+    return ForgeRejected(
+        f"{FORGE} has no check runs ({spec.name!r}): report with commit statuses (capabilities.check_runs is False)",
+        forge=FORGE,
+    )
 
 
-def _check_description(spec: CheckRunSpec) -> str | None:
-    if spec.title:
-        return spec.title
-    first_line = spec.summary.strip().splitlines()[0] if spec.summary.strip() else ""
-    return first_line or None
+_MR_STATES: dict[str, PullRequestState] = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "closed"}
+
+
+def _merge_request(data: dict[str, Any]) -> PullRequestDetails:
+    """A merge request of the API as `PullRequestDetails` (a squash merge's commit is its `squash_commit_sha`)."""
+    state = _MR_STATES.get(str(data.get("state")), "closed")
+    merged_sha = data.get("merge_commit_sha") or data.get("squash_commit_sha")
+    return PullRequestDetails(
+        number=int(data["iid"]), url=str(data["web_url"]), title=str(data.get("title") or ""), state=state,
+        draft=bool(data.get("draft", data.get("work_in_progress", False))), head_ref=str(data["source_branch"]),
+        head_sha=str(data.get("sha") or ""), base_ref=str(data["target_branch"]),
+        merge_commit_sha=str(merged_sha) if state == "merged" and merged_sha else None,
+    )  # fmt: skip
 
 
 def _failure_message(response: httpx.Response) -> str:

@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic_core import from_json
 
+from taskmaster.config import Settings
 from taskmaster.forges.events import (
+    MAX_DELIVERY_ID,
     TAG_PREFIX,
     CommentInfo,
     DeliveryIdentity,
@@ -31,6 +33,8 @@ from taskmaster.forges.events import (
     RepositoryKey,
     WebhookHeaderMissing,
     WebhookPayloadError,
+    checked_id,
+    decode_json_object,
     is_zero_sha,
     validate_payload,
 )
@@ -170,12 +174,12 @@ def identify(headers: Mapping[str, str]) -> DeliveryIdentity:
         raise WebhookHeaderMissing(f"{EVENT_HEADER} header missing: not a GitLab webhook delivery")
     stable = True
     delivery = (
-        header_value(headers, IDEMPOTENCY_HEADER)
-        or header_value(headers, SIGNATURE_ID_HEADER)
-        or header_value(headers, EVENT_UUID_HEADER)
+        _delivery_id(headers, IDEMPOTENCY_HEADER)
+        or _delivery_id(headers, SIGNATURE_ID_HEADER)
+        or _delivery_id(headers, EVENT_UUID_HEADER)
     )
     if not delivery:
-        delivery = header_value(headers, WEBHOOK_UUID_HEADER)
+        delivery = _delivery_id(headers, WEBHOOK_UUID_HEADER)
         stable = False
     if not delivery:
         raise WebhookHeaderMissing(
@@ -189,6 +193,10 @@ def identify(headers: Mapping[str, str]) -> DeliveryIdentity:
         delivery_id_stable=stable,
         instance=header_value(headers, INSTANCE_HEADER),
     )
+
+
+def _delivery_id(headers: Mapping[str, str], name: str) -> str | None:
+    return checked_id(name, header_value(headers, name), MAX_DELIVERY_ID)
 
 
 def repository_key(payload: Payload) -> RepositoryKey | None:
@@ -499,3 +507,38 @@ _HANDLERS: dict[str, Callable[[str, dict[str, Any], DeliveryIdentity | None], Fo
     "tag_push": _push,
     "note": _note,
 }
+
+
+class GitLabSource:
+    """GitLab's `WebhookSource` (see `forges.sources`): a secret token, or a signing token (`whsec_…`) whose HMAC
+    covers id, timestamp and body."""
+
+    provider = Provider.GITLAB
+    content_types = ("application/json",)
+    unstored_headers = frozenset({TOKEN_HEADER.lower(), SIGNATURE_HEADER.lower()})
+
+    def identify(self, headers: Mapping[str, str]) -> DeliveryIdentity:
+        return identify(headers)
+
+    def decode(self, body: bytes) -> dict[str, Any]:
+        return decode_json_object(body)
+
+    def repository_key(self, payload: Mapping[str, Any]) -> RepositoryKey | None:
+        return repository_key(payload)
+
+    def action(self, payload: Mapping[str, Any]) -> str | None:
+        attributes = payload.get("object_attributes")
+        value = attributes.get("action") if isinstance(attributes, Mapping) else None
+        return str(value).replace("\x00", "\ufffd")[:100] if value is not None else None
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secrets: Sequence[str], *, allow_sha1: bool) -> None:
+        # allow_sha1 concerns GitHub's legacy header only.
+        signing = [s for s in secrets if s.startswith(SIGNING_KEY_PREFIX)]
+        tokens = [s for s in secrets if not s.startswith(SIGNING_KEY_PREFIX)]
+        verify(headers, body, tokens, signing_keys=signing)
+
+    def app_secret(self, settings: Settings) -> str | None:
+        return None
+
+    def parse(self, event: str, body: bytes) -> ForgeEvent:
+        return parse(event, body)
