@@ -13,11 +13,14 @@ from taskmaster.workspaces import sandbox
 
 
 class LocalExecutor:
-    """Runs each step in a sandbox on this machine: read-only host, writable workdir, no network unless the spec
-    asks for it, its own PID namespace, an unprivileged user, `limits`, and `hidden` paths covered.
+    """Runs each step in a sandbox on this machine: only the host's toolchain visible (read-only), the workdir
+    writable at `/workspace`, its own network namespace (outbound network through slirp4netns when the spec asks
+    for it, never the host's loopback or addresses), its own PID namespace, an unprivileged user, `limits`, and
+    `hidden` paths covered. `isolation` "none" (the setting `executor.sandbox = "off"`) runs steps unsandboxed.
 
     `spec.workdir` is the step's workspace on this machine; `spec.max_output_bytes` replaces the output cap of
-    `limits`. `hidden` may be a function, asked at each step (the paths to cover may appear while the executor
+    `limits`. `run` raises `SandboxUnavailable` (a configuration error: nothing ran) when a tool the sandbox needs
+    is missing. `hidden` may be a function, asked at each step (the paths to cover may appear while the executor
     lives). Any number of steps may run at once: the pipeline's and the worker's concurrency limit them.
     """
 
@@ -28,12 +31,12 @@ class LocalExecutor:
         *,
         limits: sandbox.Limits = sandbox.Limits(),
         hidden: tuple[Path, ...] | Callable[[], tuple[Path, ...]] = (),
-        isolation: Literal["auto", "bwrap", "none"] = "auto",
+        isolation: Literal["bwrap", "none"] = "bwrap",
         read_only: tuple[Path, ...] = (),
     ) -> None:
         self.limits = limits
         self.hidden = hidden
-        self.isolation: Literal["auto", "bwrap", "none"] = isolation
+        self.isolation: Literal["bwrap", "none"] = isolation
         self.read_only = read_only
 
     def showing(self, *paths: Path) -> LocalExecutor:

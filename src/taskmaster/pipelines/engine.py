@@ -38,7 +38,7 @@ from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.sites import LocalSites, Site, Sites
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
 from taskmaster.secrets import SecretBox
-from taskmaster.workspaces.errors import WorkspaceError
+from taskmaster.workspaces.errors import SandboxUnavailable, WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
 log = structlog.stdlib.get_logger("taskmaster.pipelines.engine")
@@ -453,6 +453,9 @@ class PipelineEngine:
             except WorkspaceError as exc:
                 await writer.write(f"{exc.detail}\n".encode())
                 outcome = AttemptOutcome("failed", FailureReason.INFRA, None, exc.detail)
+            except SandboxUnavailable as exc:  # a configuration error: nothing ran, retrying cannot help
+                await writer.write(f"{exc.detail}\n".encode())
+                outcome = AttemptOutcome("error", message=exc.detail)
             tail = writer.tail
         if pipeline_id in self._fenced:  # the new owner records this attempt (as lost) and redoes it
             return StepStatus.RUNNING

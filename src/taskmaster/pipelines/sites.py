@@ -30,6 +30,7 @@ from taskmaster.executors.ssh import SshExecutor, SshInstance
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache, token_env
+from taskmaster.workspaces.sandbox import Limits
 
 log = structlog.stdlib.get_logger("taskmaster.pipelines.sites")
 
@@ -74,10 +75,17 @@ class LocalSites:
 
     @classmethod
     def of(cls, settings: Settings, mirror: MirrorCache, executor: Executor | None = None) -> LocalSites:
-        """Workspaces under the configured root; steps through `executor`, by default the sandbox with other
-        pipelines' workspaces, the mirrors and the state directory hidden from the step."""
+        """Workspaces under the configured root; steps through `executor`, by default the sandbox as configured
+        (`executor.sandbox`, `executor.limits`), with other pipelines' workspaces, the mirrors and the state
+        directory hidden from the step should they lie inside the host directories it shows."""
         paths = (settings.workspace_root, mirror.root, settings.state_dir)
-        return cls(mirror, settings.workspace_root, executor or LocalExecutor(hidden=lambda: _hideable(paths)))
+        if executor is None:
+            executor = LocalExecutor(
+                limits=step_limits(settings),
+                hidden=lambda: _hideable(paths),
+                isolation="bwrap" if settings.executor.sandbox == "required" else "none",
+            )
+        return cls(mirror, settings.workspace_root, executor)
 
     async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> LocalSite:
         executor = self.executor
@@ -206,6 +214,18 @@ def remote_sites(settings: Settings) -> SshSites | None:
         for item in chosen.ssh
     ]
     return SshSites(SshPool(instances))
+
+
+def step_limits(settings: Settings) -> Limits:
+    """The sandbox limits of a step from the settings (`executor.limits`)."""
+    chosen = settings.executor.limits
+    return Limits(
+        cpu_seconds=chosen.cpu_seconds,
+        memory_bytes=chosen.memory_bytes,
+        max_processes=chosen.max_processes,
+        disk_bytes=chosen.disk_bytes,
+        tmp_bytes=chosen.tmp_bytes,
+    )
 
 
 def _make_reachable_dir(path: Path) -> None:
