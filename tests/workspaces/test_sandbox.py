@@ -566,3 +566,53 @@ async def test_files_a_step_made_read_only_are_still_removed(workspace: Path) ->
     await remove_tree(workspace)
 
     assert not workspace.exists()
+
+
+async def test_disk_cap_a_workspace_growing_past_the_limit_is_stopped_and_says_so(workspace: Path) -> None:
+    # Each file is under the cap; together they pass it: the watchdog, not the file-size limit, stops the step.
+    spec = SandboxSpec(
+        "for i in 1 2 3 4 5 6 7 8; do head -c 8M /dev/zero > part-$i; sleep 0.5; done; echo wrote-all",
+        workspace,
+        limits=Limits(disk_bytes=20 * 1024 * 1024),
+        grace=1,
+    )
+
+    result, collected = await run_collecting(spec)
+
+    assert result.reason == "limit: disk" and result.failure_reason == "code" and not result.ok
+    assert b"wrote-all" not in collected.data
+    assert len(list(workspace.glob("part-*"))) < 8
+
+
+async def test_disk_cap_one_file_larger_than_the_limit_fails_the_step_and_says_so(workspace: Path) -> None:
+    spec = SandboxSpec("head -c 40M /dev/zero > big", workspace, limits=Limits(disk_bytes=16 * 1024 * 1024))
+
+    result, _ = await run_collecting(spec)
+
+    assert result.reason == "limit: disk" and result.failure_reason == "code"
+    assert (workspace / "big").stat().st_size <= 16 * 1024 * 1024
+
+
+async def test_memory_cap_counts_the_step_processes_together(workspace: Path) -> None:
+    # Four processes of 96 MiB each: every one is under the per-process limit, together they are above it.
+    hold = "/usr/bin/python3 -c 'import time; x = bytearray(96 * 1024 * 1024); time.sleep(30)'"
+    spec = SandboxSpec(
+        f"for i in 1 2 3 4; do {hold} & done; wait; echo finished",
+        workspace,
+        limits=Limits(memory_bytes=256 * 1024 * 1024),
+        grace=1,
+    )
+
+    result, collected = await run_collecting(spec)
+
+    assert result.reason == "limit: memory" and result.failure_reason == "code"
+    assert b"finished" not in collected.data and result.duration < 20
+
+
+async def test_tmp_is_bounded_and_a_full_tmp_is_named(workspace: Path) -> None:
+    spec = SandboxSpec("head -c 32M /dev/zero > /tmp/fill", workspace, limits=Limits(tmp_bytes=8 * 1024 * 1024))
+
+    result, collected = await run_collecting(spec)
+
+    assert b"No space left on device" in collected.data
+    assert result.reason == "limit: tmp" and result.failure_reason == "code"

@@ -106,7 +106,7 @@ def load_settings(
     """Build the settings tree. `environ` defaults to the process environment (read here and only here)."""
     env = os.environ if environ is None else environ
     origin: dict[tuple[str, ...], str] = {}
-    tree: dict[str, Any] = {}
+    tree: dict[str, Any] = {"state_dir": str(default_state_dir(env))}
 
     path = config_file or _config_file_path(env)
     if path is not None:
@@ -127,6 +127,16 @@ def load_settings(
         return Settings.model_validate(tree)
     except ValidationError as exc:
         raise ConfigurationError([_describe(err, origin) for err in exc.errors()]) from None
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """Where state lives unless TASKMASTER_HOME says otherwise: `$XDG_STATE_HOME/taskmaster`, by default
+    `~/.local/state/taskmaster`; outside any repository, so no step of a pipeline run from a checkout sees it."""
+    base = env.get("XDG_STATE_HOME") or ""
+    if not Path(base).is_absolute():  # the XDG specification: a relative value is invalid and ignored
+        home = env.get("HOME") or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / "taskmaster"
 
 
 def _config_file_path(env: Mapping[str, str]) -> Path | None:

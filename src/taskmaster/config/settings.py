@@ -309,6 +309,8 @@ class Settings(_Section):
     """Everything Taskmaster reads from its environment, `taskmaster.toml` and defaults."""
 
     state_dir: Path = Path(".taskmaster")
+    """TASKMASTER_HOME. `load_settings` defaults it to `$XDG_STATE_HOME/taskmaster` (~/.local/state/taskmaster);
+    this default only serves settings built by hand."""
     environment: Literal["development", "production", "test"] = "development"
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()
