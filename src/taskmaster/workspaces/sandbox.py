@@ -6,6 +6,7 @@ then SIGKILL) on timeout, cancel, or a limit hit.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import json
@@ -14,6 +15,7 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -816,23 +818,95 @@ def _toolchain_view() -> tuple[str, ...]:
             args += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             args += ["--ro-bind", path, path]
-    args += ["--dir", "/etc"]
-    for name in _ETC:
-        path = f"/etc/{name}"
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
     return tuple(args)
 
 
 def _host_view(hidden: tuple[Path, ...]) -> list[str]:
-    """The toolchain view, with `hidden` paths inside it covered by empty directories (the rest of the host is
-    not shown at all)."""
-    shown = (*_TOOLCHAIN, *_ROOT_LINKS, "/etc")
+    """The toolchain view and the step's /etc, with `hidden` paths inside the toolchain covered by empty
+    directories (the rest of the host is not shown at all)."""
     covered = [str(path.absolute()) for path in hidden]
     return [
         *_toolchain_view(),
-        *(arg for path in covered if any(_is_under(path, root) for root in shown) for arg in ("--tmpfs", path)),
+        "--ro-bind",
+        _ETC_VIEW.current(),
+        "/etc",
+        *(arg for path in covered if any(_is_under(path, root) for root in _TOOLCHAIN) for arg in ("--tmpfs", path)),
     ]
+
+
+class _EtcView:
+    """A copy of the `_ETC` parts of /etc that every user may read, mounted as the step's /etc.
+
+    One mount instead of one per entry: bubblewrap's ~50 bind mounts cost more than the rest of a step's start-up.
+    Copied again when an entry (or the certificate or alternatives directory) changes; what only "others" cannot
+    read (e.g. /etc/ssl/private) is never copied. Kept under /run (or the temporary directory) for the process's
+    life; the previous copy is removed at the next change (a step starting meanwhile has mounted it already).
+    """
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.signature: tuple[tuple[str, int], ...] = ()
+        self.old: list[str] = []
+
+    def current(self) -> str:
+        signature = _etc_signature()
+        if self.path is None or signature != self.signature:
+            self._rebuild(signature)
+        assert self.path is not None
+        return self.path
+
+    def _rebuild(self, signature: tuple[tuple[str, int], ...]) -> None:
+        base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else tempfile.gettempdir()
+        made = tempfile.mkdtemp(prefix="taskmaster-etc-", dir=base)
+        for name in _ETC:
+            _copy_readable(f"/etc/{name}", os.path.join(made, name))
+        resolv = os.path.join(made, "resolv.conf")
+        if not os.path.lexists(resolv):  # a mount point for a network step's resolv.conf
+            with open(resolv, "w", encoding="ascii"):
+                pass
+        os.chmod(made, 0o755)  # noqa: S103 - the sandbox user reads it as its /etc
+        for stale in self.old[:-1]:
+            shutil.rmtree(stale, ignore_errors=True)
+        self.old = [*self.old[-1:], *([self.path] if self.path else [])]
+        self.path, self.signature = made, signature
+        if len(self.old) == 0:
+            atexit.register(self._remove_all)
+
+    def _remove_all(self) -> None:
+        for path in (*self.old, self.path):
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _etc_signature() -> tuple[tuple[str, int], ...]:
+    found = []
+    for path in (*(f"/etc/{name}" for name in _ETC), "/etc/ssl/certs", "/etc/alternatives"):
+        with contextlib.suppress(OSError):
+            found.append((path, os.lstat(path).st_mtime_ns))
+    return tuple(found)
+
+
+def _copy_readable(source: str, target: str) -> None:
+    """Copy `source` (links as links) to `target`, leaving out whatever other users may not read."""
+    try:
+        info = os.lstat(source)
+    except OSError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(source), target)
+    elif stat.S_ISREG(info.st_mode) and info.st_mode & stat.S_IROTH:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(source, target)
+            os.chmod(target, 0o644)
+    elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IROTH and info.st_mode & stat.S_IXOTH:
+        os.mkdir(target, 0o755)
+        os.chmod(target, 0o755)  # noqa: S103 - only what others could read already
+        with contextlib.suppress(OSError), os.scandir(source) as entries:
+            for entry in entries:
+                _copy_readable(entry.path, os.path.join(target, entry.name))
+
+
+_ETC_VIEW = _EtcView()
 
 
 def _sandbox_user_reaches(path: Path) -> bool:
