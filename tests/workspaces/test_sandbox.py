@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -19,7 +20,7 @@ from taskmaster.core.logging import configure_logging
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.errors import SandboxUnavailable
 from taskmaster.workspaces.git_cache import MirrorCache
-from taskmaster.workspaces.sandbox import SANDBOX_UID, Limits, SandboxResult, SandboxSpec, run
+from taskmaster.workspaces.sandbox import SANDBOX_UID, Limits, SandboxResult, SandboxSpec, _copy_readable, run
 from tests.support import LogCapture, OutputCollector, processes_with
 from tests.workspaces.conftest import make_repo
 
@@ -616,3 +617,35 @@ async def test_tmp_is_bounded_and_a_full_tmp_is_named(workspace: Path) -> None:
 
     assert b"No space left on device" in collected.data
     assert result.reason == "limit: tmp" and result.failure_reason == "code"
+
+
+def test_the_steps_etc_copies_only_what_every_user_may_read(tmp_path: Path) -> None:
+    source = tmp_path / "etc-ssl"
+    (source / "private").mkdir(parents=True)
+    (source / "private").chmod(0o700)
+    (source / "private" / "server.key").write_text("secret key\n")
+    (source / "openssl.cnf").write_text("public\n")
+    (source / "openssl.cnf").chmod(0o644)
+    (source / "root-only.conf").write_text("password=x\n")
+    (source / "root-only.conf").chmod(0o600)
+    (source / "link.pem").symlink_to("/usr/share/ca-certificates/x.crt")
+    source.chmod(0o755)
+
+    _copy_readable(str(source), str(tmp_path / "copy"))
+
+    copy = tmp_path / "copy"
+    assert sorted(path.name for path in copy.iterdir()) == ["link.pem", "openssl.cnf"]
+    assert (copy / "openssl.cnf").read_text() == "public\n"
+    assert os.readlink(copy / "link.pem") == "/usr/share/ca-certificates/x.crt"
+
+
+async def test_the_steps_etc_resolves_users_and_certificates(workspace: Path) -> None:
+    result, collected = await run_collecting(
+        SandboxSpec(
+            "id -un; getent passwd root | cut -d: -f1; test -s /etc/ssl/certs/ca-certificates.crt && echo certs; "
+            "ls /etc/shadow /etc/ssl/private 2>&1 | grep -c 'No such'",
+            workspace,
+        )
+    )
+
+    assert result.ok and collected.data.decode().split() == ["nobody", "root", "certs", "2"], collected.data

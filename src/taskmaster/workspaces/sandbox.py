@@ -63,6 +63,7 @@ _ETC = (
     "subgid", "subuid", "terminfo", "timezone", "vim", "wgetrc", "xdg",
 )  # fmt: skip
 _RUN_BYTES = 16 * 1024 * 1024
+_ETC_CHECK_SECONDS = 1.0
 # Where, when the sandbox user cannot walk to a workspace, a private mount namespace shows it to bwrap.
 _STAGE = "/run/taskmaster-stage"
 _STAGE_SCRIPT = (
@@ -838,20 +839,25 @@ class _EtcView:
     """A copy of the `_ETC` parts of /etc that every user may read, mounted as the step's /etc.
 
     One mount instead of one per entry: bubblewrap's ~50 bind mounts cost more than the rest of a step's start-up.
-    Copied again when an entry (or the certificate or alternatives directory) changes; what only "others" cannot
-    read (e.g. /etc/ssl/private) is never copied. Kept under /run (or the temporary directory) for the process's
-    life; the previous copy is removed at the next change (a step starting meanwhile has mounted it already).
+    Copied again when an entry (or the certificate or alternatives directory) changes, looked at once a second;
+    what only "others" cannot read (e.g. /etc/ssl/private) is never copied. Kept under /run (or the temporary
+    directory) for the process's life; the previous copy is removed at the next change (a step starting meanwhile
+    has mounted it already).
     """
 
     def __init__(self) -> None:
         self.path: str | None = None
         self.signature: tuple[tuple[str, int], ...] = ()
+        self.checked = 0.0
         self.old: list[str] = []
 
     def current(self) -> str:
-        signature = _etc_signature()
-        if self.path is None or signature != self.signature:
-            self._rebuild(signature)
+        now = time.monotonic()
+        if self.path is None or now - self.checked >= _ETC_CHECK_SECONDS:
+            self.checked = now
+            signature = _etc_signature()
+            if self.path is None or signature != self.signature:
+                self._rebuild(signature)
         assert self.path is not None
         return self.path
 
