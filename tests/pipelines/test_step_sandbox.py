@@ -20,8 +20,10 @@ from taskmaster.config import Settings
 from taskmaster.config.settings import DatabaseSettings, ExecutorSettings, StepLimitSettings
 from taskmaster.db.models import Pipeline, Project
 from taskmaster.db.session import Database, create_engine
+from taskmaster.pipelines.definition import DefinitionError, load_definition
 from taskmaster.pipelines.engine import PipelineEngine
 from taskmaster.pipelines.logs import read_logs
+from taskmaster.pipelines.plan import Plan, compile_plan
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.secrets.box import SecretBox, key_file_path
@@ -223,3 +225,59 @@ async def test_fork_bomb_in_a_pipeline_is_stopped_and_the_step_failed_with_the_l
     assert steps["bomb"].status == "failed" and steps["bomb"].failure_reason == "code"
     assert "limit: processes" in (steps["bomb"].error_message or "")
     assert steps["bomb"].duration_ms is None or steps["bomb"].duration_ms < 30_000
+
+
+def test_step_limits_are_read_with_units_and_kept_in_the_plan() -> None:
+    definition = load_definition(
+        "steps:\n"
+        "  build: {run: make, limits: {memory: 512MiB, disk: 2GB, processes: 64, cpu: 600}}\n"
+        "  lint: {run: ruff}\n"
+    )
+
+    plan = compile_plan(definition)
+
+    assert dict(plan["build"].limits) == {"cpu": 600, "memory": 512 * 1024**2, "processes": 64, "disk": 2 * 10**9}
+    assert dict(plan["lint"].limits) == {}
+    assert Plan.from_json(plan.to_json()) == plan
+
+
+def test_an_unknown_or_bad_step_limit_is_named_with_its_line() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        load_definition("steps:\n  build:\n    run: make\n    limits: {memroy: 1GiB, processes: -1}\n")
+
+    detail = caught.value.detail
+    assert ".taskmaster.yml:4" in detail and "memroy" in detail and "processes" in detail, detail
+
+
+async def test_disk_cap_a_step_asking_for_less_disk_is_stopped_at_its_own_limit(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    definition = (
+        "steps:\n"
+        "  fill: {run: 'for i in 1 2 3 4 5 6; do head -c 4M /dev/zero > f$i; sleep 0.5; done', limits: {disk: 8MiB}}\n"
+        "  small: {run: 'head -c 1M /dev/zero > f; echo fits'}\n"
+    )
+    runner = run_in(db, settings, tmp_path, definition)
+
+    pipeline = await runner.run()
+
+    _, steps, _ = await load(db, pipeline.id)
+    assert steps["fill"].status == "failed" and "limit: disk" in (steps["fill"].error_message or "")
+    assert steps["small"].status == "success"
+
+
+async def test_a_step_asking_above_the_maximum_is_an_error_and_runs_nothing(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    capped = settings.model_copy(
+        update={"executor": ExecutorSettings(max_limits=StepLimitSettings(memory_bytes=1024**3))}
+    )
+    runner = run_in(db, capped, tmp_path, f"steps:\n  big: {{run: 'touch {marker}', limits: {{memory: 2GiB}}}}\n")
+
+    pipeline = await runner.run()
+
+    _, steps, attempts = await load(db, pipeline.id)
+    assert pipeline.status == PipelineStatus.ERROR.value and steps["big"].status == "error"
+    assert len(attempts["big"]) == 1 and not marker.exists()
+    assert "executor.max_limits.memory_bytes" in (steps["big"].error_message or "")

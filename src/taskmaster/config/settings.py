@@ -180,6 +180,14 @@ class ExecutorSettings(_Section):
     tool) where it cannot be made; `off`: local steps run unsandboxed as the server's user, which must be asked for
     by name."""
     limits: StepLimitSettings = StepLimitSettings()
+    max_limits: StepLimitSettings = StepLimitSettings(
+        cpu_seconds=4 * 3600,
+        memory_bytes=16 * 1024**3,
+        max_processes=4096,
+        disk_bytes=50 * 1024**3,
+        tmp_bytes=8 * 1024**3,
+    )
+    """The most a step may ask for in its `.taskmaster.yml` `limits`; None (0) lets it ask for any amount."""
 
     @model_validator(mode="after")
     def _instances_for_ssh(self) -> ExecutorSettings:

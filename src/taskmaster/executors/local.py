@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from taskmaster.executors.base import OutputCallback, StepOutcome, StepSpec, signal_name
 from taskmaster.workspaces import sandbox
+from taskmaster.workspaces.errors import SandboxUnavailable
+
+# `.taskmaster.yml` names of the limits -> `sandbox.Limits` fields.
+_LIMIT_NAMES = {
+    "cpu": "cpu_seconds",
+    "memory": "memory_bytes",
+    "processes": "max_processes",
+    "disk": "disk_bytes",
+    "tmp": "tmp_bytes",
+}
 
 
 class LocalExecutor:
@@ -33,8 +43,10 @@ class LocalExecutor:
         hidden: tuple[Path, ...] | Callable[[], tuple[Path, ...]] = (),
         isolation: Literal["bwrap", "none"] = "bwrap",
         read_only: tuple[Path, ...] = (),
+        maximum: sandbox.Limits | None = None,
     ) -> None:
         self.limits = limits
+        self.maximum = maximum
         self.hidden = hidden
         self.isolation: Literal["bwrap", "none"] = isolation
         self.read_only = read_only
@@ -43,7 +55,11 @@ class LocalExecutor:
         """The same executor with `paths` visible read-only inside the sandbox, even under a hidden path (a
         checkout's objects live in its repository's mirror, which is hidden)."""
         return LocalExecutor(
-            limits=self.limits, hidden=self.hidden, isolation=self.isolation, read_only=(*self.read_only, *paths)
+            limits=self.limits,
+            hidden=self.hidden,
+            isolation=self.isolation,
+            read_only=(*self.read_only, *paths),
+            maximum=self.maximum,
         )
 
     async def run(
@@ -62,7 +78,7 @@ class LocalExecutor:
                 network=spec.network,
                 timeout=spec.timeout,
                 grace=spec.grace,
-                limits=replace(self.limits, max_output_bytes=spec.max_output_bytes),
+                limits=replace(self.asked(spec.limits), max_output_bytes=spec.max_output_bytes),
                 hidden=self.hidden() if callable(self.hidden) else self.hidden,
                 read_only=self.read_only,
                 isolation=self.isolation,
@@ -82,6 +98,23 @@ class LocalExecutor:
             output_bytes=result.output_bytes,
             ran_on=self.name,
         )
+
+    def asked(self, asked: Mapping[str, int]) -> sandbox.Limits:
+        """`limits` with what the step asks for (`StepSpec.limits`) instead; `SandboxUnavailable` for a value
+        above `maximum` (a configuration error: the step does not run)."""
+        changes: dict[str, int] = {}
+        for key, value in asked.items():
+            name = _LIMIT_NAMES.get(key)
+            if name is None:
+                raise SandboxUnavailable(f"unknown step limit {key!r}; known: {', '.join(_LIMIT_NAMES)}")
+            most = getattr(self.maximum, name) if self.maximum is not None else None
+            if most is not None and value > most:
+                raise SandboxUnavailable(
+                    f"the step asks for limits.{key} = {value}, above this server's maximum {most} "
+                    f"(executor.max_limits.{name}): ask for less, or raise the maximum"
+                )
+            changes[name] = value
+        return replace(self.limits, **changes) if changes else self.limits
 
     async def aclose(self) -> None:
         """Nothing to release: each step's processes end with the step."""

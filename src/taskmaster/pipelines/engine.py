@@ -511,6 +511,7 @@ class PipelineEngine:
                 "TASKMASTER_COMMIT_SHA": context.sha,
             },
             network=planned.network,
+            limits=planned.limits,
             timeout=float(planned.timeout),
             grace=self.grace,
             max_output_bytes=self.log_max_bytes,  # the log keeps no more: the executor need not pass more on

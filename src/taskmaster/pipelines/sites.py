@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from taskmaster.config import Settings
+from taskmaster.config.settings import StepLimitSettings
 from taskmaster.executors.base import Executor, StepOutcome, StepSpec
 from taskmaster.executors.local import LocalExecutor
 from taskmaster.executors.pool import SshPool
@@ -81,7 +82,8 @@ class LocalSites:
         paths = (settings.workspace_root, mirror.root, settings.state_dir)
         if executor is None:
             executor = LocalExecutor(
-                limits=step_limits(settings),
+                limits=step_limits(settings.executor.limits),
+                maximum=step_limits(settings.executor.max_limits),
                 hidden=lambda: _hideable(paths),
                 isolation="bwrap" if settings.executor.sandbox == "required" else "none",
             )
@@ -216,9 +218,8 @@ def remote_sites(settings: Settings) -> SshSites | None:
     return SshSites(SshPool(instances))
 
 
-def step_limits(settings: Settings) -> Limits:
-    """The sandbox limits of a step from the settings (`executor.limits`)."""
-    chosen = settings.executor.limits
+def step_limits(chosen: StepLimitSettings) -> Limits:
+    """Sandbox limits from settings (`executor.limits`, the defaults, or `executor.max_limits`, the maxima)."""
     return Limits(
         cpu_seconds=chosen.cpu_seconds,
         memory_bytes=chosen.memory_bytes,
