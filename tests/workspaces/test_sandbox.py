@@ -649,3 +649,26 @@ async def test_the_steps_etc_resolves_users_and_certificates(workspace: Path) ->
     )
 
     assert result.ok and collected.data.decode().split() == ["nobody", "root", "certs", "2"], collected.data
+
+
+async def test_cores_limit_puts_the_step_in_a_cpu_cgroup_with_its_quota(workspace: Path) -> None:
+    # This machine has a writable cgroup v1 cpu controller (as root); the step gets 0.25 of a core.
+    root = Path("/sys/fs/cgroup/cpu/taskmaster")
+    burn = "python3 -c 'import os, time\nend = time.time() + 2\nwhile time.time() < end: pass\nprint(os.times().user)'"
+    task = asyncio.ensure_future(run_collecting(SandboxSpec(burn, workspace, limits=Limits(cpus=0.25))))
+    seen: list[tuple[str, str]] = []
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        for group in root.glob("step-*") if root.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if (group / "cgroup.procs").read_text().strip():
+                    seen.append(((group / "cpu.cfs_quota_us").read_text().strip(), group.name))
+        if seen:
+            break
+
+    result, collected = await task
+
+    assert result.ok, collected.data
+    assert seen and seen[0][0] == "25000"  # 0.25 x the 100 ms period
+    assert float(collected.data.decode().split()[-1]) < 1.0  # 2 s of busy loop got at most about half a second
+    assert not (root / seen[0][1]).exists()  # removed after the step

@@ -52,6 +52,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_STEP_MAX_PROCESSES": "executor.limits.max_processes",
     "TASKMASTER_STEP_DISK_BYTES": "executor.limits.disk_bytes",
     "TASKMASTER_STEP_TMP_BYTES": "executor.limits.tmp_bytes",
+    "TASKMASTER_STEP_CPUS": "executor.limits.cpus",
     "TASKMASTER_STEP_MAX_CPU_SECONDS": "executor.max_limits.cpu_seconds",
     "TASKMASTER_STEP_MAX_MEMORY_BYTES": "executor.max_limits.memory_bytes",
     "TASKMASTER_STEP_MAX_MAX_PROCESSES": "executor.max_limits.max_processes",

@@ -162,6 +162,9 @@ class StepLimitSettings(_Section):
     """Size of the step's workspace, checkout included."""
     tmp_bytes: int | None = Field(1024**3, ge=0)
     """Size of the step's private /tmp (held in memory)."""
+    cpus: float | None = Field(None, ge=0)
+    """CPU cores' worth of time for the step's processes together (a cpu cgroup; not enforced where none can be
+    made)."""
 
     @field_validator("*", mode="after")
     @classmethod

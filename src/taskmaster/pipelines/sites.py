@@ -226,6 +226,7 @@ def step_limits(chosen: StepLimitSettings) -> Limits:
         max_processes=chosen.max_processes,
         disk_bytes=chosen.disk_bytes,
         tmp_bytes=chosen.tmp_bytes,
+        cpus=chosen.cpus,
     )
 
 

@@ -109,7 +109,9 @@ class Limits:
     in the sandbox at once, the sandbox's init included; a step that stays at the limit is stopped.
     `disk_bytes`: the size of the workspace, watched (a step above it is stopped), and of any one file written
     (RLIMIT_FSIZE). `tmp_bytes`: the size of the private /tmp (a tmpfs, so it is memory too).
-    `max_output_bytes`: output forwarded to `on_output`; the rest is drained and dropped.
+    `max_output_bytes`: output forwarded to `on_output`; the rest is drained and dropped. `cpus`: CPU cores' worth
+    of time per period for all the step's processes together, through the cpu cgroup controller where this process
+    may write one (cgroup v1 `cpu.cfs_quota_us` or v2 `cpu.max`, as root); elsewhere not enforced (logged once).
     """
 
     cpu_seconds: int | None = None
@@ -118,9 +120,10 @@ class Limits:
     max_output_bytes: int | None = 10 * 1024 * 1024
     disk_bytes: int | None = None
     tmp_bytes: int | None = 1024 * 1024 * 1024
+    cpus: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("cpu_seconds", "memory_bytes", "max_processes", "disk_bytes", "tmp_bytes"):
+        for name in ("cpu_seconds", "memory_bytes", "max_processes", "disk_bytes", "tmp_bytes", "cpus"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InvalidInput(f"limit {name} must be positive, got {value}")
@@ -261,6 +264,7 @@ class _Step:
         self.block_write: int | None = None  # held until the step's network is ready; closing it lets the step start
         self.network_proc: asyncio.subprocess.Process | None = None
         self.network_exit: int | None = None  # slirp4netns ends when this end of its exit pipe closes
+        self.cgroup: str | None = None  # the step's cpu cgroup, when it has a cores limit
 
     async def run(self, on_output: OutputCallback | None, cancel: asyncio.Event | None) -> SandboxResult:
         try:
@@ -289,6 +293,8 @@ class _Step:
                 os.close(self.init_fd)
             if self.home is not None:
                 shutil.rmtree(self.home, ignore_errors=True)
+            if self.cgroup is not None:
+                await asyncio.to_thread(_remove_cgroup, self.cgroup)
 
     def _close_network(self) -> None:
         for fd in (self.block_write, self.network_exit):
@@ -366,6 +372,11 @@ class _Step:
         binds = ["--bind", sources[0], WORKSPACE]
         for source, path in zip(sources[1:], shown, strict=True):
             binds += ["--ro-bind", source, path]
+        cores: list[str] = []
+        if limits.cpus is not None:
+            self.cgroup = _cpu_cgroup(limits.cpus)
+            if self.cgroup is not None:  # the first process joins it before anything forks, and everything inherits it
+                cores = [_SHELL, "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(self.cgroup, "cgroup.procs")]
         network: list[str] = []
         if spec.network:
             resolv = os.memfd_create("resolv.conf", os.MFD_CLOEXEC)
@@ -378,6 +389,7 @@ class _Step:
         view = _host_view(spec.hidden)
         sizes = ["--size", str(limits.tmp_bytes)] if limits.tmp_bytes else []
         argv = [
+            *cores,
             *stage,
             *drop,
             self.bwrap,
@@ -913,6 +925,60 @@ def _copy_readable(source: str, target: str) -> None:
 
 
 _ETC_VIEW = _EtcView()
+
+
+_CPU_PERIOD_US = 100_000
+_cpu_warned = False
+
+
+def _cpu_cgroup(cpus: float) -> str | None:
+    """A new cpu cgroup allowing `cpus` cores' worth of time (cgroup v1 or v2, under `taskmaster/`); None where
+    none can be made here (not root, no writable cpu controller), logged once."""
+    global _cpu_warned
+    quota = max(1000, int(cpus * _CPU_PERIOD_US))
+    name = f"step-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        if os.path.isdir("/sys/fs/cgroup/cpu") and os.path.exists("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+            parent = "/sys/fs/cgroup/cpu/taskmaster"
+            os.makedirs(parent, exist_ok=True)
+            path = os.path.join(parent, name)
+            os.mkdir(path)
+            _write(os.path.join(path, "cpu.cfs_period_us"), str(_CPU_PERIOD_US))
+            _write(os.path.join(path, "cpu.cfs_quota_us"), str(quota))
+            return path
+        with open("/sys/fs/cgroup/cgroup.subtree_control", encoding="ascii") as handle:
+            if "cpu" not in handle.read().split():
+                raise OSError("the cpu controller is not enabled for child cgroups")
+        parent = "/sys/fs/cgroup/taskmaster"
+        os.makedirs(parent, exist_ok=True)
+        _write(os.path.join(parent, "cgroup.subtree_control"), "+cpu")
+        path = os.path.join(parent, name)
+        os.mkdir(path)
+        _write(os.path.join(path, "cpu.max"), f"{quota} {_CPU_PERIOD_US}")
+        return path
+    except OSError as exc:
+        if not _cpu_warned:
+            _cpu_warned = True
+            log.warning("no cpu cgroup can be made here: the cores limit (cpus) is not enforced", error=str(exc))
+        return None
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+def _remove_cgroup(path: str) -> None:
+    """Remove the step's cgroup once its processes are gone (the kernel takes a moment to let go of them)."""
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+    log.warning("step cgroup left behind", path=path)
 
 
 def _sandbox_user_reaches(path: Path) -> bool:
