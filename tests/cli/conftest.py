@@ -15,10 +15,12 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The parent's environment minus anything that configures Taskmaster, plus `extra`."""
+    """The parent's environment minus anything that configures Taskmaster, plus `extra`. The state directory is
+    `.taskmaster` in the command's working directory unless `extra` names one: never the user's real one."""
     from taskmaster.config.loading import CONFIG_FILE_VAR, ENV_VARS
 
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k != CONFIG_FILE_VAR}
+    env["TASKMASTER_HOME"] = ".taskmaster"
     env.update(extra)
     return env
 

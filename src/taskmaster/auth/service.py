@@ -17,6 +17,7 @@ from taskmaster.audit import service as audit
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.schemas import Principal, Role, TokenCreated, TokenInfo, TokenSpec
 from taskmaster.config import Settings
+from taskmaster.config.state import private_dir
 from taskmaster.core.clock import as_utc, utcnow
 from taskmaster.core.errors import InvalidInput, NotFound, Unauthenticated
 from taskmaster.db.models import ApiToken, Project
@@ -165,7 +166,7 @@ async def ensure_local_admin_token(session: AsyncSession, settings: Settings) ->
     created = await create_token(
         session, spec=TokenSpec(name=LOCAL_ADMIN_NAME, role=Role.admin), created_by="taskmaster"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(created.token + "\n")

@@ -46,6 +46,18 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_MIRROR_ROOT": "workspace.mirror_root",
     "TASKMASTER_MIRROR_MAX_BYTES": "workspace.mirror_max_bytes",
     "TASKMASTER_EXECUTOR": "executor.kind",
+    "TASKMASTER_EXECUTOR_SANDBOX": "executor.sandbox",
+    "TASKMASTER_STEP_CPU_SECONDS": "executor.limits.cpu_seconds",
+    "TASKMASTER_STEP_MEMORY_BYTES": "executor.limits.memory_bytes",
+    "TASKMASTER_STEP_MAX_PROCESSES": "executor.limits.max_processes",
+    "TASKMASTER_STEP_DISK_BYTES": "executor.limits.disk_bytes",
+    "TASKMASTER_STEP_TMP_BYTES": "executor.limits.tmp_bytes",
+    "TASKMASTER_STEP_CPUS": "executor.limits.cpus",
+    "TASKMASTER_STEP_MAX_CPU_SECONDS": "executor.max_limits.cpu_seconds",
+    "TASKMASTER_STEP_MAX_MEMORY_BYTES": "executor.max_limits.memory_bytes",
+    "TASKMASTER_STEP_MAX_MAX_PROCESSES": "executor.max_limits.max_processes",
+    "TASKMASTER_STEP_MAX_DISK_BYTES": "executor.max_limits.disk_bytes",
+    "TASKMASTER_STEP_MAX_TMP_BYTES": "executor.max_limits.tmp_bytes",
     "TASKMASTER_HOME": "state_dir",
     "TASKMASTER_ENV": "environment",
     "TASKMASTER_HOST": "server.host",
@@ -100,7 +112,7 @@ def load_settings(
     """Build the settings tree. `environ` defaults to the process environment (read here and only here)."""
     env = os.environ if environ is None else environ
     origin: dict[tuple[str, ...], str] = {}
-    tree: dict[str, Any] = {}
+    tree: dict[str, Any] = {"state_dir": str(default_state_dir(env))}
 
     path = config_file or _config_file_path(env)
     if path is not None:
@@ -121,6 +133,16 @@ def load_settings(
         return Settings.model_validate(tree)
     except ValidationError as exc:
         raise ConfigurationError([_describe(err, origin) for err in exc.errors()]) from None
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """Where state lives unless TASKMASTER_HOME says otherwise: `$XDG_STATE_HOME/taskmaster`, by default
+    `~/.local/state/taskmaster`; outside any repository, so no step of a pipeline run from a checkout sees it."""
+    base = env.get("XDG_STATE_HOME") or ""
+    if not Path(base).is_absolute():  # the XDG specification: a relative value is invalid and ignored
+        home = env.get("HOME") or str(Path.home())
+        base = str(Path(home) / ".local" / "state")
+    return Path(base) / "taskmaster"
 
 
 def _config_file_path(env: Mapping[str, str]) -> Path | None:

@@ -148,12 +148,49 @@ class SshInstanceSettings(_Section):
     max_concurrent_steps: int = Field(4, ge=1, le=64)
 
 
+class StepLimitSettings(_Section):
+    """Resource limits of each step in the local sandbox (`[executor.limits]`); a limit hit fails the step with the
+    limit named. None (or 0 in the environment) means no limit."""
+
+    cpu_seconds: int | None = Field(3600, ge=0)
+    """CPU time of each of the step's processes."""
+    memory_bytes: int | None = Field(4 * 1024**3, ge=0)
+    """Memory of the step's processes together (resident), and the data segment of each."""
+    max_processes: int | None = Field(1024, ge=0)
+    """Processes and threads of the step at once; a step that stays at the limit (a fork bomb) is stopped."""
+    disk_bytes: int | None = Field(10 * 1024**3, ge=0)
+    """Size of the step's workspace, checkout included."""
+    tmp_bytes: int | None = Field(1024**3, ge=0)
+    """Size of the step's private /tmp (held in memory)."""
+    cpus: float | None = Field(None, ge=0)
+    """CPU cores' worth of time for the step's processes together (a cpu cgroup; not enforced where none can be
+    made)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _zero_is_none(cls, value: int | None) -> int | None:
+        return value or None
+
+
 class ExecutorSettings(_Section):
     """Where pipeline steps run: `local` (this machine, in the sandbox) or `ssh` (the `[[executor.ssh]]` instances;
     each pipeline goes to one of them, checked out there)."""
 
     kind: Literal["local", "ssh"] = "local"
     ssh: tuple[SshInstanceSettings, ...] = ()
+    sandbox: Literal["required", "off"] = "required"
+    """`required`: local steps run only in the bubblewrap sandbox, and a pipeline ends `error` (naming the missing
+    tool) where it cannot be made; `off`: local steps run unsandboxed as the server's user, which must be asked for
+    by name."""
+    limits: StepLimitSettings = StepLimitSettings()
+    max_limits: StepLimitSettings = StepLimitSettings(
+        cpu_seconds=4 * 3600,
+        memory_bytes=16 * 1024**3,
+        max_processes=4096,
+        disk_bytes=50 * 1024**3,
+        tmp_bytes=8 * 1024**3,
+    )
+    """The most a step may ask for in its `.taskmaster.yml` `limits`; None (0) lets it ask for any amount."""
 
     @model_validator(mode="after")
     def _instances_for_ssh(self) -> ExecutorSettings:
@@ -283,6 +320,8 @@ class Settings(_Section):
     """Everything Taskmaster reads from its environment, `taskmaster.toml` and defaults."""
 
     state_dir: Path = Path(".taskmaster")
+    """TASKMASTER_HOME. `load_settings` defaults it to `$XDG_STATE_HOME/taskmaster` (~/.local/state/taskmaster);
+    this default only serves settings built by hand."""
     environment: Literal["development", "production", "test"] = "development"
     database: DatabaseSettings = DatabaseSettings()
     server: ServerSettings = ServerSettings()

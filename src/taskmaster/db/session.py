@@ -16,6 +16,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from taskmaster.config import Settings
+from taskmaster.config.state import private_dir, private_file
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,13 @@ def create_engine(settings: Settings, *, autocommit: bool = False) -> AsyncEngin
     if autocommit:
         options |= {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "skip_autocommit_rollback": True}
     if url.get_backend_name() == "sqlite":
-        if url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:":
+            database = Path(url.database)
+            if database.parent.absolute() == settings.state_dir.absolute():
+                private_dir(database.parent)
+            else:
+                database.parent.mkdir(parents=True, exist_ok=True)
+            private_file(database)
         engine = create_async_engine(url, connect_args={"timeout": db.pool_timeout, **connect_args}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 import taskmaster
 from taskmaster.config import Settings
+from taskmaster.config.state import private_dir, private_file
 from taskmaster.config.urls import sync_database_url
 from taskmaster.core.errors import Conflict
 from taskmaster.durable import names
@@ -120,7 +121,8 @@ def shutdown(grace_seconds: float = 0.0) -> None:
 
 def _prepare_state_dir(settings: Settings) -> None:
     if settings.embedded:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.state_dir)
+        private_file(settings.state_dir / names.SQLITE_FILE)
 
 
 def _route_dbos_logs() -> None:

@@ -27,6 +27,8 @@ class StepSpec:
     step's processes get SIGTERM, then SIGKILL after `grace` seconds. Output (stdout and stderr merged) beyond
     `max_output_bytes` is dropped after one marker line. `network`: whether the step may reach the network; an
     executor that can isolate steps (the local sandbox) cuts it off otherwise, one that cannot (SSH) ignores it.
+    `limits`: resource limits the step asks for (`cpu`, `memory`, `processes`, `disk`, `tmp`); an executor that
+    enforces limits applies them within its maximum, one that cannot (SSH) ignores them.
     """
 
     command: str
@@ -36,6 +38,7 @@ class StepSpec:
     grace: float = 5.0
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     network: bool = False
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, value in self.env.items():

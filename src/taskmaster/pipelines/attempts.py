@@ -30,7 +30,7 @@ from taskmaster.pipelines.plan import PlannedStep
 from taskmaster.pipelines.recovery import RecoveryHook, RecoveryNeeded
 from taskmaster.pipelines.sites import Site
 from taskmaster.pipelines.states import PipelineStatus, StepStatus
-from taskmaster.workspaces.errors import WorkspaceError
+from taskmaster.workspaces.errors import SandboxUnavailable, WorkspaceError
 
 SHARED_WORKSPACE = "shared"
 
@@ -102,6 +102,9 @@ class AttemptRunner:
             except WorkspaceError as exc:
                 await writer.write(f"{exc.detail}\n".encode())
                 outcome = Outcome.infra(exc.detail)
+            except SandboxUnavailable as exc:  # a configuration error: nothing ran, retrying cannot help
+                await writer.write(f"{exc.detail}\n".encode())
+                outcome = Outcome.cannot_run(exc.detail)
             return outcome, writer.tail
 
     async def _execute(
@@ -149,6 +152,7 @@ class AttemptRunner:
                 "TASKMASTER_COMMIT_SHA": context.sha,
             },
             network=planned.network,
+            limits=planned.limits,
             timeout=float(planned.timeout),
             grace=self.grace,
             max_output_bytes=self.log_max_bytes,  # the log keeps no more: the executor need not pass more on

@@ -15,7 +15,17 @@ from enum import StrEnum
 from typing import Annotated, Any, NoReturn, Self, TypeAlias
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
@@ -277,6 +287,20 @@ TypeName = Annotated[str, _one_of([t.value for t in PipelineType])]
 # --- the schema ---
 
 
+class StepLimitsDefinition(BaseModel):
+    """Resource limits a step asks for instead of the server's defaults (`executor.limits`), each at most the
+    server's maximum (`executor.max_limits`): `cpu` seconds of CPU time per process, `processes`, and the sizes
+    `memory`, `disk` (the workspace) and `tmp` in bytes or with a unit ("512MiB", "2GB")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: PositiveInt | None = None
+    memory: ByteSize | None = None
+    processes: PositiveInt | None = None
+    disk: ByteSize | None = None
+    tmp: ByteSize | None = None
+
+
 class StepDefinition(BaseModel):
     """One step: exactly one of `run` (a shell command) or `uses` (a built-in step: checkout, ai_review).
 
@@ -286,6 +310,7 @@ class StepDefinition(BaseModel):
     even if this step fails. `when`: `on_success` (default: every need succeeded), `on_failure` (the pipeline has a
     failure) or `always`; an `on_failure`/`always` step without `needs` runs last (see `plan`). `workspace`:
     `shared` (default) or `fresh`. `network`: whether the sandbox lets the step reach the network (default false).
+    `limits`: resource limits other than the server's defaults (see `StepLimitsDefinition`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -304,6 +329,7 @@ class StepDefinition(BaseModel):
     when: Annotated[StepWhen, _one_of([w.value for w in StepWhen], StepWhen)] = StepWhen.ON_SUCCESS
     workspace: Annotated[WorkspaceMode, _one_of([w.value for w in WorkspaceMode], WorkspaceMode)] = WorkspaceMode.SHARED
     network: StrictBool = False
+    limits: StepLimitsDefinition = StepLimitsDefinition()
 
     @model_validator(mode="after")
     def _run_or_uses(self) -> Self:

@@ -72,6 +72,8 @@ class PlannedStep:
     network: bool
     position: int
     level: int
+    limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Resource limits the step asks for (`cpu`, `memory`, `processes`, `disk`, `tmp`); absent: the defaults."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (e.g. for `pipeline_steps.config`); `from_json` reads it back equal."""
@@ -96,6 +98,7 @@ class PlannedStep:
             "network": self.network,
             "position": self.position,
             "level": self.level,
+            "limits": dict(self.limits),
         }
 
     @classmethod
@@ -122,6 +125,7 @@ class PlannedStep:
             network=_typed(data["network"], bool),
             position=_typed(data["position"], int),
             level=_typed(data["level"], int),
+            limits=MappingProxyType({_typed(k, str): _typed(v, int) for k, v in data.get("limits", {}).items()}),
         )
 
 
@@ -244,6 +248,7 @@ def compile_plan(definition: PipelineDefinition, *, pipeline_type: PipelineType 
                 network=step.network,
                 position=position[name],
                 level=level[name],
+                limits=MappingProxyType({k: int(v) for k, v in step.limits.model_dump(exclude_none=True).items()}),
             )
         )
     return Plan(resolved.pipeline_type, tuple(steps), resolved.timeout, resolved.concurrency)

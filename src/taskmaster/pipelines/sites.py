@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from taskmaster.config import Settings
+from taskmaster.config.settings import StepLimitSettings
 from taskmaster.executors.base import Executor, StepOutcome, StepSpec
 from taskmaster.executors.local import LocalExecutor
 from taskmaster.executors.pool import SshPool
@@ -30,6 +31,7 @@ from taskmaster.executors.ssh import SshExecutor, SshInstance
 from taskmaster.workspaces.cleanup import remove_tree
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache, token_env
+from taskmaster.workspaces.sandbox import Limits
 
 log = structlog.stdlib.get_logger("taskmaster.pipelines.sites")
 
@@ -74,10 +76,18 @@ class LocalSites:
 
     @classmethod
     def of(cls, settings: Settings, mirror: MirrorCache, executor: Executor | None = None) -> LocalSites:
-        """Workspaces under the configured root; steps through `executor`, by default the sandbox with other
-        pipelines' workspaces, the mirrors and the state directory hidden from the step."""
+        """Workspaces under the configured root; steps through `executor`, by default the sandbox as configured
+        (`executor.sandbox`, `executor.limits`), with other pipelines' workspaces, the mirrors and the state
+        directory hidden from the step should they lie inside the host directories it shows."""
         paths = (settings.workspace_root, mirror.root, settings.state_dir)
-        return cls(mirror, settings.workspace_root, executor or LocalExecutor(hidden=lambda: _hideable(paths)))
+        if executor is None:
+            executor = LocalExecutor(
+                limits=step_limits(settings.executor.limits),
+                maximum=step_limits(settings.executor.max_limits),
+                hidden=lambda: _hideable(paths),
+                isolation="bwrap" if settings.executor.sandbox == "required" else "none",
+            )
+        return cls(mirror, settings.workspace_root, executor)
 
     async def site_for(self, pipeline_id: uuid.UUID, repository: str) -> LocalSite:
         executor = self.executor
@@ -206,6 +216,18 @@ def remote_sites(settings: Settings) -> SshSites | None:
         for item in chosen.ssh
     ]
     return SshSites(SshPool(instances))
+
+
+def step_limits(chosen: StepLimitSettings) -> Limits:
+    """Sandbox limits from settings (`executor.limits`, the defaults, or `executor.max_limits`, the maxima)."""
+    return Limits(
+        cpu_seconds=chosen.cpu_seconds,
+        memory_bytes=chosen.memory_bytes,
+        max_processes=chosen.max_processes,
+        disk_bytes=chosen.disk_bytes,
+        tmp_bytes=chosen.tmp_bytes,
+        cpus=chosen.cpus,
+    )
 
 
 def _make_reachable_dir(path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from taskmaster.config import Settings
+from taskmaster.config.state import private_dir
 from taskmaster.core.errors import InvalidInput, TaskmasterError
 
 KEY_FILE = "secret.key"
@@ -102,7 +103,7 @@ def write_key_file(path: Path, keys: Sequence[str]) -> None:
 
 def _private_copy(path: Path, keys: Sequence[str]) -> Path:
     """A new file beside `path` (a name of its own, mode 0600) holding `keys`, written through."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
         fh.write("\n".join(keys) + "\n")

@@ -1,4 +1,4 @@
-"""The workspaces package's one error: a mirror, checkout or clean-up failed for infrastructure reasons."""
+"""The workspaces package's errors: a mirror, checkout or clean-up failed (infra), or the sandbox cannot be made."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ class WorkspaceError(TaskmasterError):
     code = "workspace_error"
     title = "Workspace could not be prepared"
     failure_reason: Literal["infra"] = "infra"
+
+
+class SandboxUnavailable(TaskmasterError):
+    """The sandbox a step needs cannot be made on this machine (a tool is missing): a configuration error.
+
+    Nothing of the step ran. Not retried: the pipeline ends `error`, and the message names the missing tool, how to
+    install it, and the setting that turns the sandbox off on purpose.
+    """
+
+    code = "sandbox_unavailable"
+    title = "Sandbox unavailable"
