@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 Forge = Literal["github", "gitlab", "local"]
+
+# As git reads a repository argument (and workspaces.git_cache with it): a URL, or scp-like `user@host:path`.
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+
+
+def is_repository_url(repository: str) -> bool:
+    """Whether `repository` names a remote repository rather than a path on this machine."""
+    return "://" in repository or _SCP_LIKE.match(repository) is not None
 
 
 class ProjectCreate(BaseModel):
@@ -22,6 +31,24 @@ class ProjectCreate(BaseModel):
     webhook_secret: SecretStr | None = None
     forge_token: SecretStr | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("repository")
+    @classmethod
+    def _url_or_absolute_path(cls, value: str) -> str:
+        # A relative path would be resolved against the server's working directory, which the caller cannot see.
+        if not is_repository_url(value) and not value.startswith("/"):
+            raise ValueError("must be a repository URL or an absolute path (a relative path has no meaning here)")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_an_id(cls, value: str) -> str:
+        # References take an id or a name; a name that reads as an id would make them ambiguous.
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return value
+        raise ValueError("a project name must not read as a project id (a UUID)")
 
 
 class ProjectOut(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from taskmaster.api.deps import (
+    PageOffset,
     ReadSessionDep,
     ScopedDeveloper,
     ScopedViewer,
@@ -44,7 +46,7 @@ from taskmaster.pipelines.engine import cancel_pipeline
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
-from taskmaster.projects.service import get_project
+from taskmaster.projects.service import check_local_repository, get_project
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -176,7 +178,7 @@ async def list_pipelines(
     status_: Annotated[PipelineStatus | None, Query(alias="status")] = None,
     type_: Annotated[PipelineType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> PipelinePage:
     """Pipelines, newest first (of its own project only, for a credential limited to one)."""
     project_id = await project_filter(session, principal, project)
@@ -200,9 +202,11 @@ async def create_pipeline(
     principal: ScopedDeveloper,
 ) -> PipelineOut:
     """A run of the project's pipeline for a ref, planned and `pending` (like `pipeline run --detach`); the worker
-    runs it. An unknown ref is a 404 naming it; an invalid `.taskmaster.yml` gives an `error` pipeline."""
+    runs it. An unknown ref, or a local repository that does not exist, is a 404 naming it; an invalid
+    `.taskmaster.yml` gives an `error` pipeline."""
     await require_own_project(read, principal, spec.project)
     project = await get_project(read, spec.project)
+    check_local_repository(project)
     try:
         # The project came from the read session: the write transaction's first statement is the insert.
         pipeline = await create_run(
@@ -351,6 +355,10 @@ async def _visible(session: AsyncSession, pipeline_id: uuid.UUID, principal: Pri
         hide_outside(principal, owner, f"pipeline {pipeline_id} does not exist")
 
 
+# ASCII digits only ('²'.isdigit() is true), and few enough to fit the 64-bit offset column.
+_BYTE_OFFSET = re.compile(r"[0-9]{1,18}")
+
+
 def _parse_cursor(token: str | None, step: str | None) -> tuple[dict[str, int], int]:
     """Per-step offsets from a resume token, and the offset of steps it does not list.
 
@@ -359,12 +367,12 @@ def _parse_cursor(token: str | None, step: str | None) -> tuple[dict[str, int], 
     token = (token or "").strip()
     if not token:
         return {}, 0
-    if token.isdigit():
+    if _BYTE_OFFSET.fullmatch(token):
         return ({step: int(token)}, 0) if step is not None else ({}, int(token))
     cursor: dict[str, int] = {}
     for pair in token.split(","):
         name, sep, number = pair.strip().rpartition(":")
-        if not sep or not name or not number.isdigit():
+        if not sep or not name or not _BYTE_OFFSET.fullmatch(number):
             raise InvalidInput(f"not a log resume token: {token[:200]!r} (a byte offset, or name:offset,…)")
         cursor[name] = int(number)
     return ({step: cursor.get(step, 0)}, 0) if step is not None else (cursor, 0)

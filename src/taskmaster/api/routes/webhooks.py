@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from taskmaster.api.deps import (
+    PageOffset,
     ScopedAdmin,
     ScopedViewer,
     Services,
@@ -232,7 +233,7 @@ async def list_deliveries(
     principal: ScopedViewer,
     status_: Annotated[str | None, Query(alias="status", description="received, retry, processed or failed")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> DeliveryPage:
     """Stored deliveries, newest first, with what processing did or the error it ended with (only its project's,
     for a credential limited to one)."""
