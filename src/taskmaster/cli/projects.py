@@ -69,7 +69,7 @@ def add_command(
         spec = ProjectCreate.model_validate(
             {
                 "name": name,
-                "repository": _repository(repo),
+                "repository": _repository(repo, forge),
                 "forge": forge,
                 "default_branch": default_branch,
                 "webhook_secret": webhook_secret,
@@ -87,11 +87,17 @@ def add_command(
     _show(common.run_in_transaction(settings, go), json_output)
 
 
-def _repository(repo: str) -> str:
-    """A local path made absolute here, where it was typed: the server resolves nothing against its own directory."""
+def _repository(repo: str, forge: str) -> str:
+    """A local path made absolute here, where it was typed: the server resolves nothing against its own directory.
+
+    A forge project's bare `owner/name` stays as it is, unless such a directory exists here.
+    """
     from taskmaster.projects.schemas import is_repository_url
 
-    return repo if is_repository_url(repo) else str(Path(repo).expanduser().resolve())
+    path = Path(repo).expanduser()
+    if is_repository_url(repo) or (forge != "local" and not path.exists()):
+        return repo
+    return str(path.resolve())
 
 
 def _secret(what: str, value: str | None, file: str | None) -> str | None:

@@ -7,12 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 Forge = Literal["github", "gitlab", "local"]
 
 # As git reads a repository argument (and workspaces.git_cache with it): a URL, or scp-like `user@host:path`.
 _SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+_FORGE_NAME = re.compile(r"[\w-][\w.-]*/[\w.-]+")
 
 
 def is_repository_url(repository: str) -> bool:
@@ -32,13 +34,19 @@ class ProjectCreate(BaseModel):
     forge_token: SecretStr | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("repository")
-    @classmethod
-    def _url_or_absolute_path(cls, value: str) -> str:
+    @model_validator(mode="after")
+    def _url_or_absolute_path(self) -> ProjectCreate:
         # A relative path would be resolved against the server's working directory, which the caller cannot see.
-        if not is_repository_url(value) and not value.startswith("/"):
-            raise ValueError("must be a repository URL or an absolute path (a relative path has no meaning here)")
-        return value
+        # A GitHub or GitLab project may be named `owner/name` alone: webhooks route by it, and nothing clones it.
+        repository = self.repository
+        if is_repository_url(repository) or repository.startswith("/"):
+            return self
+        if self.forge != "local" and _FORGE_NAME.fullmatch(repository):
+            return self
+        raise PydanticCustomError(
+            "relative_repository",
+            "repository: must be a URL or an absolute path (a relative path means nothing to the server)",
+        )
 
     @field_validator("name")
     @classmethod

@@ -90,7 +90,8 @@ def check_local_repository(project: Project) -> None:
         return
     if not repository.startswith("/"):
         raise InvalidInput(
-            f"project {project.name}'s repository {repository!r} is a relative path; register it with an absolute one"
+            f"project {project.name}'s repository {repository!r} is neither a URL nor an absolute path: nothing to "
+            "clone (a relative path means nothing to the server)"
         )
     if not Path(repository).exists():
         raise NotFound(f"project {project.name}'s repository {repository} does not exist on the server")
