@@ -297,6 +297,17 @@ def test_log_resume_token_with_a_superscript_digit_is_422(api: Api, tmp_path: Pa
     assert fine.status_code == 200
 
 
+def test_token_with_a_naive_expiry_or_an_overlong_name_is_422(api: Api) -> None:
+    with api.client(Role.admin) as client:
+        naive = client.post("/api/tokens", json={"name": "n", "role": "viewer", "expires_at": "2030-01-01T00:00:00"})
+        long_name = client.post("/api/tokens", json={"name": "x" * 201, "role": "viewer"})
+        aware = client.post("/api/tokens", json={"name": "n", "role": "viewer", "expires_at": "2030-01-01T00:00:00Z"})
+    assert naive.status_code == 422, naive.text
+    assert naive.json()["errors"][0]["location"] == "body.expires_at"
+    assert long_name.status_code == 422, long_name.text
+    assert aware.status_code == 201, aware.text
+
+
 # --- identifiers ---------------------------------------------------------------------------------------------
 
 
@@ -338,7 +349,7 @@ async def test_uuid_named_project_gives_no_reach_into_the_project_it_names(api: 
 # --- headers -------------------------------------------------------------------------------------------------
 
 
-def test_overlong_headers_are_400_and_too_many_header_bytes_413(api: Api) -> None:
+def test_overlong_headers_are_400_too_many_header_bytes_413_and_a_long_url_414(api: Api) -> None:
     with httpx.Client(base_url=api.url) as client:
         long_token = client.get("/api/projects", headers={"Authorization": "Bearer tm_" + "a" * 9000})
         many = client.get("/api/projects", headers={f"x-extra-{i}": "v" * 4000 for i in range(10)})
@@ -347,6 +358,9 @@ def test_overlong_headers_are_400_and_too_many_header_bytes_413(api: Api) -> Non
     assert "header authorization is longer than 8192 bytes" in long_token.json()["detail"]
     assert many.status_code == 413, many.text
     assert fine.status_code == 200
+    with api.client(Role.admin) as client:
+        long_query = client.get("/api/pipelines", params={"project": "p" * 9000})
+    assert long_query.status_code == 414, long_query.text
 
 
 # --- repositories --------------------------------------------------------------------------------------------

@@ -84,11 +84,13 @@ def _request_id(scope: Scope) -> str:
 # settings); 64 leaves room and stays far below the recursion the parser and serializers can take.
 MAX_JSON_DEPTH = 64
 MAX_HEADER_BYTES = 8 * 1024
+MAX_URL_BYTES = 8 * 1024
 MAX_HEADERS_TOTAL_BYTES = 32 * 1024
 
 
 class RequestGuardMiddleware:
-    """Refuses before it reads: header sizes, NUL characters, credentials, then the body within a size and a time.
+    """Refuses before it reads: URL and header sizes, NUL characters, credentials, then the body within a size and a
+    time.
 
     For a request with a body under `/api`, the credential is checked before a byte of the body is read, so an
     unauthenticated client cannot make the server buffer or parse anything (401 before 413, 400 or 422). Every body
@@ -149,6 +151,9 @@ def _has_body(scope: Scope) -> bool:
 
 
 def _refuse_headers(scope: Scope) -> Response | None:
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+    if target > MAX_URL_BYTES:
+        return _closing(problem(414, f"the request's path and query exceed {MAX_URL_BYTES} bytes"))
     total = 0
     for name, value in scope["headers"]:
         total += len(name) + len(value)
