@@ -13,7 +13,7 @@ from fastapi import FastAPI
 import taskmaster
 from taskmaster.api.deps import Services, WebhookIntake
 from taskmaster.api.errors import install_error_handlers
-from taskmaster.api.middleware import RequestContextMiddleware
+from taskmaster.api.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from taskmaster.api.routes import health, jobs, metrics, pipelines, prd, projects, tasks, tokens, webhooks
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.service import ensure_local_admin_token
@@ -81,6 +81,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         lifespan=lifespan,
     )
     app.state.services = services
+    # Added first, so it runs inside the request context: its refusals carry the request id and are logged.
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     # The webhook receivers first: routes are matched in order, and deliveries are the hottest path (matching

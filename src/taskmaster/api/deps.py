@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmaster.api.middleware import AUTHENTICATED
 from taskmaster.auth import service as auth_service
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.schemas import Principal, Role
@@ -25,10 +26,15 @@ from taskmaster.config import Settings
 from taskmaster.core.errors import NotFound, PermissionDenied, Unauthenticated
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
-from taskmaster.projects.service import get_project
+from taskmaster.projects.service import as_project_id, get_project
 from taskmaster.runtime import Runtime
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks.intake import WebhookIntake as WebhookIntake  # re-exported: create_app builds it
+
+# Numbers a client sends are bounded before they reach SQL: beyond the column's range PostgreSQL (and SQLite past
+# 64 bits) fails the statement, which is the caller's mistake and must read as one.
+MAX_PAGE_OFFSET = 2**31 - 1
+PageOffset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET, description="How many matching items to skip.")]
 
 
 class JobQueue(Protocol):
@@ -100,12 +106,15 @@ def authorize(role: Role, *, route_confines: bool = False) -> Callable[..., Coro
         session: ReadSessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
-        # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
-        principal = await auth_service.authenticate(
-            session, services.settings, credentials.credentials, cache=services.principals
-        )
+        # A request with a body was authenticated before it was read (`RequestGuardMiddleware`).
+        principal: Principal | None = getattr(request.state, AUTHENTICATED, None)
+        if principal is None:
+            if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+                raise Unauthenticated("missing credentials: send 'Authorization: Bearer <token>'")
+            # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
+            principal = await auth_service.authenticate(
+                session, services.settings, credentials.credentials, cache=services.principals
+            )
         if not principal.role.covers(role):
             raise PermissionDenied(f"this needs the {role.value} role; the credential has {principal.role.value}")
         project = request.path_params.get("project_id")
@@ -158,8 +167,9 @@ async def _is_project(session: AsyncSession, project_id: uuid.UUID, ref: str | N
     """Whether a route's `{project_id}` (an id or a name) names `project_id`."""
     if ref is None:
         return False
-    if ref == str(project_id):
-        return True
+    named_id = as_project_id(ref)
+    if named_id is not None:
+        return named_id == project_id
     name = await session.scalar(select(Project.name).where(Project.id == project_id))
     return name == ref
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Role(StrEnum):
@@ -38,10 +38,10 @@ class Principal(BaseModel):
 
 
 class TokenSpec(BaseModel):
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     role: Role
     project_id: uuid.UUID | None = None
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = Field(None, description="With a time zone (e.g. `2030-01-01T00:00:00Z`).")
 
 
 class TokenInfo(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,10 +44,20 @@ def add_command(
     forge: Annotated[str, typer.Option(help="github, gitlab or local.")] = "local",
     default_branch: Annotated[str, typer.Option(help="Branch pull requests target.")] = "main",
     webhook_secret: Annotated[
-        str | None, typer.Option(help="Secret the forge signs webhooks with (stored encrypted).")
+        str | None,
+        typer.Option(help="Secret the forge signs webhooks with (stored encrypted); visible to `ps`: prefer the file."),
+    ] = None,
+    webhook_secret_file: Annotated[
+        str | None, typer.Option(help="Read the webhook secret from this file ('-': standard input).")
     ] = None,
     forge_token: Annotated[
-        str | None, typer.Option(help="Token for the forge's API: statuses, comments, permissions (stored encrypted).")
+        str | None,
+        typer.Option(
+            help="Token for the forge's API: statuses, comments, permissions (stored encrypted); prefer the file."
+        ),
+    ] = None,
+    forge_token_file: Annotated[
+        str | None, typer.Option(help="Read the forge token from this file ('-': standard input).")
     ] = None,
     forge_api_url: Annotated[
         str | None, typer.Option(help="The forge's API URL, for GitHub Enterprise or a self-managed GitLab.")
@@ -59,12 +71,16 @@ def add_command(
     from taskmaster.projects.schemas import ProjectCreate
     from taskmaster.secrets import SecretBox
 
+    if webhook_secret_file == "-" and forge_token_file == "-":
+        common.fail("only one of --webhook-secret-file and --forge-token-file can read standard input", code=2)
+    webhook_secret = _secret("webhook secret", webhook_secret, webhook_secret_file)
+    forge_token = _secret("forge token", forge_token, forge_token_file)
     settings = common.settings()
     try:
         spec = ProjectCreate.model_validate(
             {
                 "name": name,
-                "repository": repo,
+                "repository": _repository(repo, forge),
                 "forge": forge,
                 "default_branch": default_branch,
                 "webhook_secret": webhook_secret,
@@ -80,6 +96,35 @@ def add_command(
         return service.to_out(await service.create_project(session, spec=spec, box=box, actor="cli"))
 
     _show(common.run_in_transaction(settings, go), json_output)
+
+
+def _repository(repo: str, forge: str) -> str:
+    """A local path made absolute here, where it was typed: the server resolves nothing against its own directory.
+
+    A forge project's bare `owner/name` stays as it is, unless such a directory exists here.
+    """
+    from taskmaster.projects.schemas import is_repository_url
+
+    path = Path(repo).expanduser()
+    if is_repository_url(repo) or (forge != "local" and not path.exists()):
+        return repo
+    return str(path.resolve())
+
+
+def _secret(what: str, value: str | None, file: str | None) -> str | None:
+    """The secret given inline, or read from `file` ('-' for standard input), without its trailing newline."""
+    if file is None:
+        return value
+    if value is not None:
+        common.fail(f"give the {what} inline or from a file, not both", code=2)
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        common.fail(f"could not read the {what} from {file}: {exc}", code=2)
+    secret = text.rstrip("\r\n")
+    if not secret:
+        common.fail(f"the {what} file {file} is empty", code=2)
+    return secret
 
 
 @command.command("list")
@@ -157,14 +202,20 @@ def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) 
 def rotate_webhook_secret_command(
     project: Annotated[str, typer.Argument(help="Name or id.")],
     secret: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, help="The new secret (asked for when not given).")
-    ],
+        str | None, typer.Option(help="The new secret (asked for when neither it nor --secret-file is given).")
+    ] = None,
+    secret_file: Annotated[
+        str | None, typer.Option(help="Read the new secret from this file ('-': standard input).")
+    ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Replace the webhook secret; the previous one is still accepted for the configured overlap."""
     from taskmaster.projects import service
     from taskmaster.secrets import SecretBox
 
+    secret = _secret("webhook secret", secret, secret_file)
+    if secret is None:
+        secret = str(typer.prompt("Secret", hide_input=True))
     settings = common.settings()
     box = SecretBox.from_settings(settings)
 

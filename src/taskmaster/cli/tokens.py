@@ -22,7 +22,7 @@ def create_command(
     role: Annotated[str, typer.Option(help="viewer, developer or admin.")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
     project: Annotated[str | None, typer.Option(help="Limit the token to one project (name or id).")] = None,
-    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days.")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=36500, help="Expire after this many days.")] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Create a token. Its value is printed once and cannot be shown again."""
@@ -35,6 +35,8 @@ def create_command(
         parsed_role = Role(role)
     except ValueError:
         common.fail(f"--role must be one of viewer, developer, admin (got {role!r})")
+    if not 1 <= len(name) <= 200:
+        common.fail(f"--name must have 1 to 200 characters (got {len(name)})")
     expires_at: datetime | None = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def go(session: AsyncSession) -> TokenCreated:

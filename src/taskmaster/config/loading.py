@@ -63,6 +63,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_HOST": "server.host",
     "TASKMASTER_PORT": "server.port",
     "TASKMASTER_MAX_BODY_BYTES": "server.max_body_bytes",
+    "TASKMASTER_BODY_TIMEOUT_SECONDS": "server.body_timeout_seconds",
     "TASKMASTER_LOG_LEVEL": "logging.level",
     "TASKMASTER_LOG_FORMAT": "logging.format",
     "TASKMASTER_WORKER_ID": "worker.id",

@@ -45,6 +45,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(15.0, gt=0)
+    """A request's whole body must arrive within this time (a slow client holds a connection and a buffer)."""
 
 
 class LoggingSettings(_Section):

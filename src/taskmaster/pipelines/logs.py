@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -278,6 +279,10 @@ class LogEnd:
     failure_reason: str | None
 
 
+# ASCII digits only ('²'.isdigit() is true), and few enough to fit the 64-bit offset column.
+_BYTE_OFFSET = re.compile(r"[0-9]{1,18}")
+
+
 @dataclass(slots=True)
 class LogCursor:
     """Where a reader is in a pipeline's log: a byte offset per step (`default` for steps it does not list), for
@@ -294,12 +299,12 @@ class LogCursor:
         token = (token or "").strip()
         if not token:
             return cls(step=step)
-        if token.isdigit():
+        if _BYTE_OFFSET.fullmatch(token):
             return cls({step: int(token)}, step=step) if step is not None else cls(default=int(token))
         offsets: dict[str, int] = {}
         for pair in token.split(","):
             name, sep, number = pair.strip().rpartition(":")
-            if not sep or not name or not number.isdigit():
+            if not sep or not name or not _BYTE_OFFSET.fullmatch(number):
                 raise InvalidInput(f"not a log resume token: {token[:200]!r} (a byte offset, or name:offset,…)")
             offsets[name] = int(number)
         return cls({step: offsets.get(step, 0)}, step=step) if step is not None else cls(offsets)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from taskmaster.projects.settings import ProjectSettings
 
 Forge = Literal["github", "gitlab", "local"]
+
+# As git reads a repository argument (and workspaces.git_cache with it): a URL, or scp-like `user@host:path`.
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+_FORGE_NAME = re.compile(r"[\w-][\w.-]*/[\w.-]+")
+
+
+def is_repository_url(repository: str) -> bool:
+    """Whether `repository` names a remote repository rather than a path on this machine."""
+    return "://" in repository or _SCP_LIKE.match(repository) is not None
 
 
 class ProjectCreate(BaseModel):
@@ -26,6 +37,30 @@ class ProjectCreate(BaseModel):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="Project settings by dotted key (or nested by group); see ProjectSettings."
     )
+
+    @model_validator(mode="after")
+    def _url_or_absolute_path(self) -> ProjectCreate:
+        # A relative path would be resolved against the server's working directory, which the caller cannot see.
+        # A GitHub or GitLab project may be named `owner/name` alone: webhooks route by it, and nothing clones it.
+        repository = self.repository
+        if is_repository_url(repository) or repository.startswith("/"):
+            return self
+        if self.forge != "local" and _FORGE_NAME.fullmatch(repository):
+            return self
+        raise PydanticCustomError(
+            "relative_repository",
+            "repository: must be a URL or an absolute path (a relative path means nothing to the server)",
+        )
+
+    @field_validator("name")
+    @classmethod
+    def _not_an_id(cls, value: str) -> str:
+        # References take an id or a name; a name that reads as an id would make them ambiguous.
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return value
+        raise ValueError("a project name must not read as a project id (a UUID)")
 
 
 class ProjectOut(BaseModel):

@@ -6,6 +6,7 @@ import functools
 import re
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, or_, select, update
@@ -17,7 +18,7 @@ from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
 from taskmaster.projects import settings as project_settings
-from taskmaster.projects.schemas import ProjectCreate, ProjectOut
+from taskmaster.projects.schemas import ProjectCreate, ProjectOut, is_repository_url
 from taskmaster.secrets import SecretBox
 
 # owner/name from https://host/owner/name(.git), git@host:owner/name(.git) or a bare owner/name.
@@ -82,6 +83,23 @@ async def create_project(
     return project
 
 
+def check_local_repository(project: Project) -> None:
+    """For a repository on this machine: `InvalidInput` if its path is relative, `NotFound` if nothing is there.
+
+    Both are the project's configuration, not the server's health, so they are told apart from git failing.
+    """
+    repository = project.repository
+    if is_repository_url(repository):
+        return
+    if not repository.startswith("/"):
+        raise InvalidInput(
+            f"project {project.name}'s repository {repository!r} is neither a URL nor an absolute path: nothing to "
+            "clone (a relative path means nothing to the server)"
+        )
+    if not Path(repository).exists():
+        raise NotFound(f"project {project.name}'s repository {repository} does not exist on the server")
+
+
 async def list_projects(session: AsyncSession) -> list[Project]:
     return list((await session.scalars(select(Project).order_by(Project.name))).all())
 
@@ -133,22 +151,26 @@ def _lookup_statement(by_id: bool, by_name: bool) -> Select[Project]:
     return select(Project).where(or_(*conditions))
 
 
-def _lookup(ref: str | uuid.UUID) -> tuple[Select[Project], dict[str, object]]:
+def as_project_id(ref: str | uuid.UUID) -> uuid.UUID | None:
+    """The id a reference names, when it is one: an id is an id, never a name (names cannot parse as ids)."""
     if isinstance(ref, uuid.UUID):
-        return _lookup_statement(True, False), {"id": ref}
+        return ref
     try:
-        return _lookup_statement(True, True), {"id": uuid.UUID(ref), "name": ref}
+        return uuid.UUID(ref)
     except ValueError:
-        return _lookup_statement(False, True), {"name": ref}
+        return None
+
+
+def _lookup(ref: str | uuid.UUID) -> tuple[Select[Project], dict[str, object]]:
+    project_id = as_project_id(ref)
+    if project_id is not None:
+        return _lookup_statement(True, False), {"id": project_id}
+    return _lookup_statement(False, True), {"name": ref}
 
 
 def _named(ref: str | uuid.UUID) -> ColumnElement[bool]:
-    if isinstance(ref, uuid.UUID):
-        return Project.id == ref
-    try:
-        return or_(Project.id == uuid.UUID(ref), Project.name == ref)
-    except ValueError:
-        return Project.name == ref
+    project_id = as_project_id(ref)
+    return Project.id == project_id if project_id is not None else Project.name == ref
 
 
 async def rotate_webhook_secret(

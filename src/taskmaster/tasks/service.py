@@ -77,6 +77,10 @@ class TaskFilter:
 # -------------------------------------------------------------------------------- lookups
 
 
+MAX_TASK_NUMBER = 2**31 - 1
+"""Task numbers are 32-bit integer columns."""
+
+
 def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
@@ -86,7 +90,11 @@ async def get_task(session: AsyncSession, project_id: uuid.UUID, ref: str | int 
     query = select(Task).where(Task.project_id == project_id)
     if isinstance(ref, uuid.UUID):
         query = query.where(Task.id == ref)
-    elif isinstance(ref, int) or ref.isdigit():
+    elif isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
+        # '²'.isdigit() is true, hence isascii; a number beyond the column's range names no task, and would make
+        # PostgreSQL fail the statement.
+        if not 0 < int(ref) <= MAX_TASK_NUMBER:
+            raise InvalidInput(f"task number {str(ref)[:40]} is out of range (1 to {MAX_TASK_NUMBER})")
         query = query.where(Task.number == int(ref))
     else:
         try:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from taskmaster.api.deps import (
+    PageOffset,
     ReadSessionDep,
     ScopedDeveloper,
     ScopedViewer,
@@ -47,7 +48,7 @@ from taskmaster.pipelines.schemas import (
     RunRequest,
 )
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
-from taskmaster.projects.service import get_project
+from taskmaster.projects.service import check_local_repository, get_project
 
 router = APIRouter(prefix="/api/pipelines", tags=["pipelines"])
 
@@ -60,7 +61,7 @@ async def list_pipelines(
     status_: Annotated[PipelineStatus | None, Query(alias="status")] = None,
     type_: Annotated[PipelineType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> PipelinePage:
     """Pipelines, newest first (of its own project only, for a credential limited to one)."""
     project_id = await project_filter(session, principal, project)
@@ -84,9 +85,11 @@ async def create_pipeline(
     principal: ScopedDeveloper,
 ) -> PipelineOut:
     """A run of the project's pipeline for a ref, planned and `pending` (like `pipeline run --detach`); the worker
-    runs it. An unknown ref is a 404 naming it; an invalid `.taskmaster.yml` gives an `error` pipeline."""
+    runs it. An unknown ref, or a local repository that does not exist, is a 404 naming it; an invalid
+    `.taskmaster.yml` gives an `error` pipeline."""
     await require_own_project(read, principal, spec.project)
     project = await get_project(read, spec.project)
+    check_local_repository(project)
     runtime = services.runtime
     # The project came from the read session: the write transaction's first statement is the insert.
     pipeline = await service.create_pipeline(

@@ -35,6 +35,8 @@ async def parse_prd(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
+    if "\x00" in text or "\x00" in (file.filename or "") or "\x00" in (model or ""):
+        raise InvalidInput("the PRD, its file name or the model contains a NUL character")
     async with services.runtime.llm(provider, model) as llm:
         result = await parse_into_project(
             services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from taskmaster.api.deps import Developer, ReadSessionDep, ServicesDep, SessionDep, Viewer
+from taskmaster.api.deps import Developer, PageOffset, ReadSessionDep, ServicesDep, SessionDep, Viewer
 from taskmaster.tasks import refine, service
 from taskmaster.tasks.schemas import (
     ClaimRequest,
@@ -49,7 +49,7 @@ async def list_tasks(
     top_level: bool = False,
     details: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> TaskPage:
     project = await service.get_project(session, project_id)
     where = service.TaskFilter(status=status_, type=type_, assignee=assignee, top_level=top_level)

@@ -16,7 +16,15 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from taskmaster.api.deps import ScopedAdmin, ScopedViewer, ServicesDep, SessionDep, get_services, hide_outside
+from taskmaster.api.deps import (
+    PageOffset,
+    ScopedAdmin,
+    ScopedViewer,
+    ServicesDep,
+    SessionDep,
+    get_services,
+    hide_outside,
+)
 from taskmaster.api.errors import problem
 from taskmaster.auth.schemas import Principal
 from taskmaster.db.models import WebhookDelivery
@@ -126,7 +134,7 @@ async def list_deliveries(
     principal: ScopedViewer,
     status_: Annotated[str | None, Query(alias="status", description="received, retry, processed or failed")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> DeliveryPage:
     """Stored deliveries, newest first, with what processing did or the error it ended with (only its project's,
     for a credential limited to one)."""

@@ -1,0 +1,78 @@
+"""Secrets reach `taskmaster project` through files or standard input, never the command line (visible in `ps`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from tests.cli.conftest import TASKMASTER, Runner, clean_env
+
+
+def _stored(workdir: Path, column: str, name: str) -> str:
+    state = workdir / ".taskmaster"
+    with sqlite3.connect(state / "taskmaster.db") as conn:
+        stored: str = conn.execute(f"select {column} from projects where name = ?", (name,)).fetchone()[0]
+    key = Fernet((state / "secret.key").read_text().strip().encode())
+    return key.decrypt(stored.encode()).decode()
+
+
+def test_project_add_reads_secrets_from_files_and_stdin(taskmaster_cli: Runner, workdir: Path) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    (workdir / "hook.secret").write_text("whsec-from-a-file-42\n")
+    (workdir / "forge.token").write_text("ghp_token_from_file\n")
+    added = taskmaster_cli(
+        "project", "add", "app", "--repo", "https://github.com/o/app", "--forge", "github",
+        "--webhook-secret-file", "hook.secret", "--forge-token-file", "forge.token", "--json",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["has_webhook_secret"] is True
+    assert _stored(workdir, "webhook_secret", "app") == "whsec-from-a-file-42"
+    assert _stored(workdir, "forge_token", "app") == "ghp_token_from_file"
+
+    piped = subprocess.run(
+        [TASKMASTER, "project", "add", "app2", "--repo", "https://github.com/o/app2", "--forge", "github",
+         "--webhook-secret-file", "-"],
+        cwd=workdir, env=clean_env(), input="whsec-from-stdin-77\n", capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert _stored(workdir, "webhook_secret", "app2") == "whsec-from-stdin-77"
+
+    rotated = subprocess.run(
+        [TASKMASTER, "project", "rotate-webhook-secret", "app2", "--secret-file", "-"],
+        cwd=workdir, env=clean_env(), input="whsec-rotated-88\n", capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    assert _stored(workdir, "webhook_secret", "app2") == "whsec-rotated-88"
+
+
+def test_project_add_refuses_a_missing_or_empty_secret_file_and_both_forms(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    (workdir / "empty").write_text("\n")
+    cases = {
+        "could not read the webhook secret from nowhere": ("--webhook-secret-file", "nowhere"),
+        "the forge token file empty is empty": ("--forge-token-file", "empty"),
+        "inline or from a file, not both": ("--webhook-secret", "whsec-x-12345", "--webhook-secret-file", "empty"),
+        "only one of": ("--webhook-secret-file", "-", "--forge-token-file", "-"),
+    }
+    for message, options in cases.items():
+        result = taskmaster_cli("project", "add", "app", "--repo", "https://github.com/o/app", *options)
+        assert result.returncode == 2, (options, result.stderr)
+        assert message in result.stderr
+    assert taskmaster_cli("project", "show", "app").returncode == 1
+
+
+def test_project_add_makes_a_relative_repository_path_absolute_where_it_is_typed(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    added = taskmaster_cli("project", "add", "app", "--repo", "checkouts/app", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["repository"] == str((workdir / "checkouts" / "app").resolve())
