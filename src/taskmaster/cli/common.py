@@ -83,13 +83,18 @@ def _unreachable(line: str) -> str:
     return f"cannot reach the database: {line}"
 
 
-def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the database, run `action`, always dispose the engine."""
+def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Open the database, run `action`, always dispose the engine. The embedded database is first migrated to
+    the schema of this version, as `serve` does (`migrate=False` for the `db` commands, which manage it)."""
     from taskmaster.db.session import Database
 
     async def go() -> T:
         db = Database.from_settings(settings)
         try:
+            if migrate and settings.embedded:
+                from taskmaster.db.migrate import upgrade
+
+                await upgrade(db)
             return await action(db)
         finally:
             await db.dispose()

@@ -1,4 +1,5 @@
-"""`taskmaster pipeline run | retry | list | show | logs | cancel`: run a repository's pipeline here and inspect runs.
+"""`taskmaster pipeline run | retry | list | show | logs | cancel | init`: run a repository's pipeline here, inspect
+runs, and write the default pipeline out as `.taskmaster.yml`.
 
 `run` and `retry` follow the pipeline live and exit 0 on success, 1 on failure (failed, timed out, canceled), 2 on
 error.
@@ -12,6 +13,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -388,3 +390,42 @@ def cancel_command(
         return (await cancel_pipeline(session, pipeline_id, reason=reason)).status
 
     print(f"pipeline {pipeline_id} {common.run_in_transaction(common.settings(), go)}")
+
+
+@command.command("init")
+def init_command(
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Write into this project's local repository.")
+    ] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="The repository's directory (default: here).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing .taskmaster.yml.")] = False,
+) -> None:
+    """Write the pipeline Taskmaster would run for this repository (detected from its files) as `.taskmaster.yml`,
+    for you to edit and commit."""
+    from taskmaster.pipelines.defaults import detect_directory
+    from taskmaster.pipelines.definition import DEFAULT_SOURCE
+
+    if project is not None and path is not None:
+        common.fail("give --project or --path, not both")
+    if project is not None:
+
+        async def go(session: AsyncSession) -> str:
+            from taskmaster.projects.service import get_project
+
+            return (await get_project(session, project)).repository
+
+        repository = common.run_in_transaction(common.settings(), go)
+        path = Path(repository)
+        if not path.is_dir():
+            common.fail(f"project {project}'s repository is not a directory here ({repository}): use --path DIR")
+    directory = path if path is not None else Path.cwd()
+    if not directory.is_dir():
+        common.fail(f"--path {directory}: no such directory")
+    target = directory / DEFAULT_SOURCE
+    if (target.exists() or target.is_symlink()) and not force:
+        common.fail(f"{target} exists: edit it, or use --force to replace it", common.EXIT_FAILURE)
+    detected = detect_directory(directory)
+    target.unlink(missing_ok=True)  # never write through a symlink planted in the repository
+    target.write_text(detected.to_yaml())
+    what = ", ".join(detected.kinds) or "no known project files"
+    print(f"wrote {target} (detected: {what}); edit it, then commit it")
