@@ -82,11 +82,11 @@ def test_token_create_list_revoke(taskmaster_cli: Runner) -> None:
     assert [t["name"] for t in listed] == ["ci"]
     assert "token" not in listed[0]
     assert token["token"] not in taskmaster_cli("token", "list").stdout
-    assert taskmaster_cli("token", "revoke", token["id"]).returncode == 0
+    assert taskmaster_cli("token", "revoke", token["id"], "--yes").returncode == 0
     assert json.loads(taskmaster_cli("token", "list", "--json").stdout) == []
-    missing = taskmaster_cli("token", "revoke", "not-a-uuid")
+    missing = taskmaster_cli("token", "revoke", "not-a-uuid", "--yes")
     assert missing.returncode == 1
-    assert "not a valid id" in missing.stderr
+    assert "not a token id" in missing.stderr
 
 
 def test_project_add_show_remove_and_secret_rotation(taskmaster_cli: Runner, workdir: Path) -> None:
@@ -98,10 +98,10 @@ def test_project_add_show_remove_and_secret_rotation(taskmaster_cli: Runner, wor
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["has_webhook_secret"] is True
     assert "whsec-distinct-99" not in added.stdout
-    duplicate = taskmaster_cli("project", "add", "hello", "--repo", "/x")
+    duplicate = taskmaster_cli("project", "add", "hello", "--repo", ".")
     assert duplicate.returncode == 1
     assert "already exists" in duplicate.stderr
-    invalid = taskmaster_cli("project", "add", "h2", "--repo", "/x", "--forge", "svn")
+    invalid = taskmaster_cli("project", "add", "h2", "--repo", ".", "--forge", "svn")
     assert invalid.returncode == 2
     assert "forge" in invalid.stderr
     key_file = workdir / ".taskmaster" / "secret.key"
@@ -119,7 +119,7 @@ def test_project_add_show_remove_and_secret_rotation(taskmaster_cli: Runner, wor
     shown = json.loads(taskmaster_cli("project", "show", "hello", "--json").stdout)
     assert shown["owner"] == "o"
     assert shown["repo_name"] == "hello"
-    assert taskmaster_cli("project", "remove", "hello").returncode == 0
+    assert taskmaster_cli("project", "remove", "hello", "--yes").returncode == 0
     gone = taskmaster_cli("project", "show", "hello")
     assert gone.returncode == 1
     assert "does not exist" in gone.stderr

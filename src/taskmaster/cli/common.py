@@ -25,11 +25,22 @@ EXIT_FAILURE = 1
 EXIT_ERROR = 2
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+YesOption = typer.Option(False, "--yes", "-y", help="Do it without asking.")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     print(f"taskmaster: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before something that cannot be undone; without `--yes` and without a terminal to ask on, refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"{question.split('?')[0]}: not confirmed (no terminal to ask on); add --yes to do it")
+    if not typer.confirm(question, default=False):
+        fail("not done", EXIT_FAILURE)
 
 
 def settings(*, logs: bool = True) -> Settings:
@@ -121,11 +132,21 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+_WHOLE_COLUMNS = frozenset({"id", "#"})
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*columns, title=title)
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        if column in _WHOLE_COLUMNS:
+            # Ids are what people copy into the next command: the other columns shrink or wrap instead.
+            width = max([len(column), *(len(str(row[i])) for row in rows if row[i] is not None)])
+            table.add_column(column, no_wrap=True, min_width=width)
+        else:
+            table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     Console().print(table)

@@ -32,11 +32,23 @@ if TYPE_CHECKING:
 command = typer.Typer(no_args_is_help=True)
 
 
-def _pipeline_id(text: str) -> uuid.UUID:
+def _pipeline_ref(text: str) -> str:
+    """`text` when it can name a pipeline (a whole id or a prefix), else a usage error before anything opens."""
+    from taskmaster.db.prefix import MIN_PREFIX, is_prefix
+
     try:
-        return uuid.UUID(text)
+        uuid.UUID(text)
     except ValueError:
-        common.fail(f"not a pipeline id: {text!r}")
+        if not is_prefix(text):
+            common.fail(f"not a pipeline id: {text!r} (give the id or at least {MIN_PREFIX} of its first characters)")
+    return text
+
+
+async def _pipeline_id(session: AsyncSession, text: str) -> uuid.UUID:
+    from taskmaster.db.models import Pipeline
+    from taskmaster.db.prefix import resolve_id
+
+    return await resolve_id(session, Pipeline.id, text, "pipeline")
 
 
 def _time(value: Any) -> str | None:
@@ -176,14 +188,14 @@ def retry_command(
 ) -> None:
     """Run a finished pipeline again: same project, commit and type, planned afresh from that commit; followed live
     in this process like `run` (exit 0 success, 1 failure, 2 error)."""
-    source_id = _pipeline_id(pipeline_id)
+    ref = _pipeline_ref(pipeline_id)
     settings = common.settings()
 
     async def create(session: AsyncSession, mirror: MirrorCache) -> Pipeline:
         from taskmaster.pipelines import queries
         from taskmaster.secrets import SecretBox
 
-        source, project = await queries.source_of_retry(session, source_id)
+        source, project = await queries.source_of_retry(session, await _pipeline_id(session, ref))
         token = SecretBox.from_settings(settings).decrypt(project.forge_token) if project.forge_token else None
         return await queries.retry_run(session, source, project, mirror=mirror, token=token)
 
@@ -317,11 +329,13 @@ def list_command(
     if json_output:
         common.print_json({"items": rows})
         return
+    from taskmaster.db.prefix import short_ids
+
     common.print_table(
         ["id", "created", "type", "ref", "commit", "status", "time"],
         [
             (
-                r["id"],
+                short,
                 (r["created_at"] or "")[:19].replace("T", " "),
                 r["pipeline_type"],
                 r["branch_name"],
@@ -329,7 +343,7 @@ def list_command(
                 r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
                 _seconds(r["duration_ms"]),
             )
-            for r in rows
+            for short, r in zip(short_ids([r["id"] for r in rows]), rows, strict=True)
         ],
         title=f"{len(rows)} pipelines",
     )
@@ -337,14 +351,14 @@ def list_command(
 
 @command.command("show")
 def show_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     json_output: bool = common.JsonOption,
 ) -> None:
     """One pipeline: its steps with every attempt, statuses, timings and failure reasons."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
 
     async def go(session: AsyncSession) -> dict[str, Any]:
-        return await _detail(session, pipeline_id)
+        return await _detail(session, await _pipeline_id(session, ref))
 
     detail = common.run_in_transaction(common.settings(), go)
     if json_output:
@@ -355,16 +369,20 @@ def show_command(
 
 @command.command("logs")
 def logs_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     step: Annotated[str | None, typer.Option("--step", "-s", help="Only this step.")] = None,
 ) -> None:
     """The stored output of a pipeline's steps (every attempt, in order)."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
 
     async def go(session: AsyncSession) -> list[tuple[str, int, str]]:
+        from taskmaster.core.errors import InvalidInput
         from taskmaster.pipelines.logs import read_logs
 
-        await _detail(session, pipeline_id)  # NotFound for an unknown pipeline
+        pipeline_id = await _pipeline_id(session, ref)
+        names = [s["name"] for s in (await _detail(session, pipeline_id))["steps"]]  # NotFound for no pipeline
+        if step is not None and step not in names:
+            raise InvalidInput(f"pipeline {pipeline_id} has no step {step!r}; its steps: {', '.join(names) or 'none'}")
         return [(c.step, c.attempt, c.content) for c in await read_logs(session, pipeline_id, step=step)]
 
     current: tuple[str, int] | None = None
@@ -378,18 +396,20 @@ def logs_command(
 
 @command.command("cancel")
 def cancel_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     reason: Annotated[str, typer.Option(help="Recorded as the pipeline's error message.")] = "canceled by request",
 ) -> None:
     """Cancel a live pipeline; the engine running it stops its steps (TERM, grace, KILL) within a second."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
 
-    async def go(session: AsyncSession) -> str:
+    async def go(session: AsyncSession) -> tuple[uuid.UUID, str]:
         from taskmaster.pipelines.engine import cancel_pipeline
 
-        return (await cancel_pipeline(session, pipeline_id, reason=reason)).status
+        pipeline_id = await _pipeline_id(session, ref)
+        return pipeline_id, (await cancel_pipeline(session, pipeline_id, reason=reason)).status
 
-    print(f"pipeline {pipeline_id} {common.run_in_transaction(common.settings(), go)}")
+    pipeline_id, status = common.run_in_transaction(common.settings(), go)
+    print(f"pipeline {pipeline_id} {status}")
 
 
 @command.command("init")

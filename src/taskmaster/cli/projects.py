@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +16,12 @@ if TYPE_CHECKING:
     from taskmaster.projects.schemas import ProjectOut
 
 command = typer.Typer(no_args_is_help=True)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|[^/\s]+@[^/\s]+:")
+
+
+def _is_path(repository: str) -> bool:
+    """A local path, not a URL (`https://…`, `ssh://…`) nor scp-like `git@host:owner/name`."""
+    return not _URL.match(repository)
 
 
 def _show(project: ProjectOut, json_output: bool) -> None:
@@ -39,15 +47,21 @@ def add_command(
     forge_api_url: Annotated[
         str | None, typer.Option(help="The forge's API URL, for GitHub Enterprise or a self-managed GitLab.")
     ] = None,
+    force: Annotated[bool, typer.Option(help="Add it even if another project uses the same repository.")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Register a project."""
+    """Register a project. A local repository is given by its path (stored absolute)."""
     from pydantic import ValidationError
 
     from taskmaster.projects import service
     from taskmaster.projects.schemas import ProjectCreate
     from taskmaster.secrets import SecretBox
 
+    if forge == "local" and _is_path(repo):
+        path = Path(repo).expanduser()
+        if not path.is_dir():
+            common.fail(f"--repo {repo}: no such directory (give an existing repository's path, or its URL)")
+        repo = str(path.resolve())
     settings = common.settings()
     try:
         spec = ProjectCreate.model_validate(
@@ -66,6 +80,14 @@ def add_command(
     box = SecretBox.from_settings(settings)
 
     async def go(session: AsyncSession) -> ProjectOut:
+        from taskmaster.core.errors import Conflict
+
+        same = [p.name for p in await service.list_projects(session) if p.repository.rstrip("/") == repo.rstrip("/")]
+        if same and not force:
+            raise Conflict(
+                f"project {same[0]} already uses {repo}: its webhooks and pipelines would be shared; "
+                "use --force to add a second project on it"
+            )
         return service.to_out(await service.create_project(session, spec=spec, box=box, actor="cli"))
 
     _show(common.run_in_transaction(settings, go), json_output)
@@ -103,9 +125,11 @@ def show_command(
 
 
 @command.command("remove")
-def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
+def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")], yes: bool = common.YesOption) -> None:
     """Remove a project and everything recorded for it."""
     from taskmaster.projects import service
+
+    common.confirm(f"remove project {project} with its tasks, pipelines and logs?", yes)
 
     async def go(session: AsyncSession) -> str:
         return (await service.delete_project(session, project, actor="cli")).name

@@ -37,6 +37,7 @@ from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.core.ids import new_id
 from taskmaster.db.models import Project, Task, TaskDependency
+from taskmaster.db.prefix import is_prefix, resolve_id
 
 # Task use cases work per project; the project lookups are re-exported for their callers.
 from taskmaster.projects.service import get_project as get_project
@@ -82,17 +83,18 @@ def _dialect(session: AsyncSession) -> str:
 
 
 async def get_task(session: AsyncSession, project_id: uuid.UUID, ref: str | int | uuid.UUID) -> Task:
-    """A task of the project by id or by its number ("12" or 12)."""
+    """A task of the project by id, by a unique prefix of its id, or by its number ("12" or 12)."""
     query = select(Task).where(Task.project_id == project_id)
     if isinstance(ref, uuid.UUID):
         query = query.where(Task.id == ref)
     elif isinstance(ref, int) or ref.isdigit():
         query = query.where(Task.number == int(ref))
+    elif is_prefix(ref) or "-" in ref:
+        query = query.where(
+            Task.id == await resolve_id(session, Task.id, ref, "task", where=Task.project_id == project_id)
+        )
     else:
-        try:
-            query = query.where(Task.id == uuid.UUID(ref))
-        except ValueError:
-            raise InvalidInput(f"{ref!r} is neither a task number nor a task id") from None
+        raise InvalidInput(f"{ref!r} is neither a task number nor a task id")
     task = await session.scalar(query)
     if task is None:
         raise NotFound(f"task {ref} does not exist in this project")
