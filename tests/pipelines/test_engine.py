@@ -55,7 +55,7 @@ async def test_acceptance_pipeline_ends_with_expected_statuses_retries_skips_and
     ]  # fmt: skip
     assert steps["flaky"].retry_count == 2
     assert (steps["broken"].exit_code, steps["broken"].failure_reason) == (3, "code")
-    assert steps["deploy"].error_message == "'broken' did not succeed"
+    assert steps["deploy"].error_message == "'broken' failed"
     left, right = attempts["left"][0], attempts["right"][0]
     assert left.started_at and left.finished_at and right.started_at and right.finished_at
     assert max(left.started_at, right.started_at) < min(left.finished_at, right.finished_at), "branches overlap"
@@ -280,3 +280,16 @@ async def test_a_crashing_attempt_stops_the_other_steps_and_a_later_run_redoes_t
     assert [(a.status, a.error_message) for a in attempts["slow"]] == [("failed", "agent lost"), ("success", None)]
     assert [(a.status, a.exit_code) for a in attempts["breaks"]][-1] == ("failed", 3)
     assert (steps["breaks"].status, pipeline.failure_reason) == ("failed", "code")
+
+
+async def test_a_step_skipped_after_a_skipped_need_says_the_need_was_skipped(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n  review: {uses: ai_review}\n  merge: {run: 'echo merge', needs: [review]}\n"
+    )
+    created = await harness.create()
+
+    await harness.engine().run(created.id)
+
+    _, steps, _ = await load(harness.db, created.id)
+    assert steps["review"].status == steps["merge"].status == "skipped"
+    assert steps["merge"].error_message == "'review' was skipped"

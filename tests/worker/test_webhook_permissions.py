@@ -43,4 +43,4 @@ async def test_without_a_forge_token_nobody_may_command() -> None:
     box = SecretBox([new_key()])
     project = Project(name="app", repository="https://github.com/octo/app", forge="github", owner="octo",
                       repo_name="app", settings={})  # fmt: skip
-    assert await ForgePermissions(box, Settings())(project, "anyone") is False
+    assert await ForgePermissions(box, Settings())(project, "anyone") is None  # cannot ask: refused, saying why

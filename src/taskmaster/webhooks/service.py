@@ -48,7 +48,8 @@ PUSH_PIPELINES = "push_pipelines"
 _UNSTORED_HEADERS = frozenset({"x-gitlab-token", "authorization", "cookie", "proxy-authorization"})
 _COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
 
-PermissionCheck = Callable[[Project, str], Awaitable[bool]]
+PermissionCheck = Callable[[Project, str], Awaitable[bool | None]]
+"""Whether a user may write to the project's repository; None when no credential can ask the forge."""
 """Whether a forge user may make Taskmaster act (write access), asked of the forge and cached by the caller."""
 
 
@@ -408,10 +409,14 @@ async def _route_command(
     if comment.author_is_bot:
         result["refused"] = "bots' comments are not commands"
         return
-    if permission is None:
-        result["refused"] = "no forge credentials to check the author's permission"
+    allowed = await permission(project, author) if permission is not None else None
+    if allowed is None:
+        result["refused"] = (
+            f"cannot check whether {author} may write to {project.owner}/{project.repo_name}: project {project.name} "
+            "has no forge token (store one with --forge-token) and no GitHub App covers it"
+        )
         return
-    if not await permission(project, author):
+    if not allowed:
         result["refused"] = f"{author} has no write access to {project.owner}/{project.repo_name}"
         return
     pull = await session.scalar(
