@@ -65,6 +65,12 @@ def settings(*, logs: bool = True) -> Settings:
     return loaded
 
 
+def detail(exc: TaskmasterError) -> str:
+    """The error's text; one that can be overridden names this door's option (`override`: "force" -> --force)."""
+    override = exc.extra.get("override")
+    return f"{exc.detail} with --{override}" if override else exc.detail
+
+
 def run(awaitable: Awaitable[T]) -> T:
     """Run a coroutine; domain errors become one line on stderr and exit code 1."""
 
@@ -76,7 +82,7 @@ def run(awaitable: Awaitable[T]) -> T:
     try:
         return asyncio.run(wrapper())
     except TaskmasterError as exc:
-        fail(exc.detail, EXIT_FAILURE)
+        fail(detail(exc), EXIT_FAILURE)
     except (ProgrammingError, OperationalError) as exc:
         line = _first_line(exc)
         if _MISSING_SCHEMA.search(line):

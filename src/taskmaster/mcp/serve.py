@@ -7,6 +7,7 @@ from taskmaster.config import Settings
 from taskmaster.core.logging import get_logger
 from taskmaster.db import migrate
 from taskmaster.db.session import Database
+from taskmaster.mcp.auth import ExplainedUnauthorized
 from taskmaster.mcp.server import build_server
 
 log = get_logger(__name__)
@@ -37,7 +38,8 @@ async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> 
                 token_file = await auth_service.ensure_local_admin_token(session, settings)
             log.info("local admin token ready", admin_token_file=str(token_file))
         base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        app = build_server(db, settings, http_url=base).streamable_http_app(streamable_http_path=path, host=host)
+        mcp_app = build_server(db, settings, http_url=base).streamable_http_app(streamable_http_path=path, host=host)
+        app = ExplainedUnauthorized(mcp_app, db, settings)
         log.info("mcp server listening", url=base + path, auth="bearer token (Taskmaster API token or JWT)")
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on"

@@ -4,6 +4,7 @@ Tools mirror `/api/projects/{id}/tasks…` in operations and JSON field names. R
 `details=true`; domain errors come back as tool errors whose text is the error's one-line detail.
 """
 
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -415,7 +416,26 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
 
 
 class _Server(MCPServer[Any]):
-    """The SDK's server, with arguments that fail the input schema reported in one line, like domain errors."""
+    """The SDK's server, with arguments that fail the input schema reported in one line, like domain errors;
+    advertising only the capabilities it has (tools), and tool descriptions without the docstrings' indentation."""
+
+    # The SDK answers these (with empty lists) and so advertises them; a client then offers its model resource tools
+    # for nothing. Without the handlers the capabilities say tools only, and such a request is "method not found".
+    _NOT_PROVIDED = ("resources/list", "resources/read", "resources/templates/list", "prompts/list", "prompts/get")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, subscriptions=False, **kwargs)
+        for method in self._NOT_PROVIDED:
+            self._lowlevel_server._request_handlers.pop(method, None)
+
+    def tool(  # type: ignore[override]
+        self, name: str | None = None, *, annotations: ToolAnnotations | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            return super(_Server, self).tool(name, description=description, annotations=annotations)(fn)
+
+        return register
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -494,7 +514,9 @@ async def _tool_errors() -> AsyncIterator[None]:
     try:
         yield
     except TaskmasterError as exc:
-        raise ToolError(exc.detail) from None
+        # In the words of the tool's arguments: an error the caller may override names `force=true`, not a flag.
+        override = exc.extra.get("override")
+        raise ToolError(f"{exc.detail} with {override}=true" if override else exc.detail) from None
     except ValidationError as exc:
         raise ToolError(_one_line(exc)) from None
     except (OperationalError, InterfaceError, OSError) as exc:

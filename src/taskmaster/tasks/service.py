@@ -203,8 +203,9 @@ async def set_status(
         if open_descendants and not cascade:
             names = ", ".join(f"#{t.number}" for t in open_descendants[:10])
             raise Conflict(
-                f"task #{task.number} has open subtasks ({names}); finish them first or use --cascade",
+                f"task #{task.number} has open subtasks ({names}); finish them first or cascade the change",
                 open_subtasks=[str(t.id) for t in open_descendants],
+                override="cascade",
             )
         changed += open_descendants
     now = utcnow()
@@ -248,7 +249,8 @@ async def delete_task(session: AsyncSession, task: Task, *, force: bool = False,
     if dependents and not force:
         raise Conflict(
             f"tasks {', '.join(f'#{n}' for n in dependents)} depend on task #{task.number}; "
-            "remove those dependencies first or use --force"
+            "remove those dependencies first or force the removal",
+            override="force",
         )
     neighbours = await _dependency_ids(session, [task.id])
     dependent_rows = await session.scalars(
