@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
-from taskmaster.auth import service as auth_service
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import PermissionDenied, Unauthenticated
 from taskmaster.core.logging import get_logger
-from taskmaster.db.session import Database
+
+if TYPE_CHECKING:
+    from taskmaster.db.session import Database
 
 log = get_logger(__name__)
 
@@ -37,6 +38,8 @@ class ApiTokenVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The caller's principal, or None (the SDK then answers 401) for an unknown, revoked or expired one."""
+        from taskmaster.auth import service as auth_service
+
         # Autocommit: the lookup (and the rare last-used update) need no transaction of their own.
         async with self.db.autocommit_session() as session:
             try:
@@ -115,6 +118,8 @@ class ExplainedUnauthorized:
 
     async def reason(self, credential: str | None) -> str:
         """Why `credential` (the bearer value, None when none was sent) is refused."""
+        from taskmaster.auth import service as auth_service
+
         if not credential:
             return "no bearer token: send 'Authorization: Bearer <token>' with a Taskmaster API token or JWT"
         async with self.db.autocommit_session() as session:

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from taskmaster.auth import service as auth_service
+from typing import TYPE_CHECKING
+
 from taskmaster.config import Settings
 from taskmaster.core.logging import get_logger
-from taskmaster.db import migrate
-from taskmaster.db.session import Database
 from taskmaster.mcp.auth import ExplainedUnauthorized
 from taskmaster.mcp.server import build_server
+
+if TYPE_CHECKING:
+    from taskmaster.db.session import Database
 
 log = get_logger(__name__)
 
 
 async def serve_stdio(settings: Settings) -> None:
-    """Serve one client on stdin/stdout until it closes them. Nothing else may write to stdout."""
-    db = Database.from_settings(settings)
-    try:
+    """Serve one client on stdin/stdout until it closes them. Nothing else may write to stdout.
+
+    The schema is checked (the embedded database migrated) at the first tool call, not before `initialize`:
+    clients wait for the handshake at start-up, and Alembic takes a good part of a second to load.
+    """
+    opened: list[Database] = []
+
+    async def prepare() -> Database:
+        from taskmaster.db import migrate
+        from taskmaster.db.session import Database
+
+        db = Database.from_settings(settings)
+        opened.append(db)
         await migrate.ensure_schema(db, embedded=settings.embedded)
-        await build_server(db, settings).run_stdio_async()
+        return db
+
+    try:
+        await build_server(None, settings, prepare=prepare).run_stdio_async()
     finally:
-        await db.dispose()
+        for db in opened:
+            await db.dispose()
 
 
 async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> None:
@@ -29,6 +45,10 @@ async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> 
     On the embedded default, `<state dir>/admin-token` holds a token to start with, as for `taskmaster serve`.
     """
     import uvicorn
+
+    from taskmaster.auth import service as auth_service
+    from taskmaster.db import migrate
+    from taskmaster.db.session import Database
 
     db = Database.from_settings(settings)
     try:
