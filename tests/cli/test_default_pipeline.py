@@ -125,3 +125,9 @@ def test_pipeline_init_writes_the_detected_pipeline_and_refuses_to_overwrite_it(
 
     missing = taskmaster_cli("pipeline", "init", "--path", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "no such directory" in missing.stderr
+
+    target.unlink()
+    assert taskmaster_cli("project", "add", "tiny", "--repo", str(repo)).returncode == 0
+    by_project = taskmaster_cli("pipeline", "init", "-p", "tiny")
+    assert by_project.returncode == 0, by_project.stderr
+    assert f"wrote {target}" in by_project.stdout and target.exists()
