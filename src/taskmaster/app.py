@@ -14,7 +14,7 @@ import taskmaster
 from taskmaster.api.deps import Services, WebhookIntake
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware, RequestGuardMiddleware
-from taskmaster.api.routes import health, jobs, metrics, pipelines, prd, projects, tasks, tokens, webhooks
+from taskmaster.api.routes import docs, health, jobs, metrics, pipelines, prd, projects, tasks, tokens, webhooks
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
@@ -79,6 +79,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         version=taskmaster.__version__,
         description="AI-driven CI/CD orchestrator: tasks, pipelines, agents, forges.",
         lifespan=lifespan,
+        docs_url=None,  # served by api/routes/docs.py from the package's own assets, not a CDN
+        redoc_url=None,
     )
     app.state.services = services
     # Added first, so it runs inside the request context: its refusals carry the request id and are logged.
@@ -89,7 +91,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     # them against every /api route first cost ~0.15 ms each).
     routers = (
         webhooks.receivers, health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router,
-        webhooks.router, pipelines.router, metrics.router,
+        webhooks.router, pipelines.router, metrics.router, docs.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -361,7 +361,7 @@ async def test_a_project_removed_by_another_process_gets_404_and_no_row(
     with remembering_server(settings) as (_, http):
         first = post_signed(http, SECRET)
         assert first.status_code == 202  # remembered, and its secret still matches below
-        other_process(settings, "project", "remove", "Codertocat-Hello-World")
+        other_process(settings, "project", "remove", "Codertocat-Hello-World", "--yes")
         gone = post_signed(http, SECRET)
         again = post_signed(http, SECRET)  # now known to be gone: looked up, not remembered
     assert (gone.status_code, again.status_code) == (404, 404), gone.text

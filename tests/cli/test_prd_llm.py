@@ -39,7 +39,7 @@ def test_prd_parse_with_a_provider_stores_the_models_plan(kind: str, taskmaster_
     prd = workdir / "shop.md"
     prd.write_text(PRD)
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "shop", "--repo", "/s").returncode == 0
+    assert taskmaster_cli("project", "add", "shop", "--repo", ".").returncode == 0
     with serve(kind) as (url, fake):
         fake.reset(_brain)
         env = (
@@ -70,7 +70,7 @@ def test_unknown_provider_and_missing_key_are_clear(taskmaster_cli: Runner, work
     prd = workdir / "shop.md"
     prd.write_text(PRD)
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "shop", "--repo", "/s").returncode == 0
+    assert taskmaster_cli("project", "add", "shop", "--repo", ".").returncode == 0
     unknown = taskmaster_cli("prd", "parse", str(prd), "-p", "shop", "--provider", "gpt")
     assert unknown.returncode == 2 and "--provider must be one of" in unknown.stderr
     no_key = taskmaster_cli("prd", "parse", str(prd), "-p", "shop", "--provider", "anthropic")

@@ -14,7 +14,7 @@ def test_task_workflow_from_the_command_line(taskmaster_cli: Runner) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
     none = taskmaster_cli("task", "list")
     assert none.returncode == 1 and "no project yet" in none.stderr
-    assert taskmaster_cli("project", "add", "app", "--repo", "/app").returncode == 0
+    assert taskmaster_cli("project", "add", "app", "--repo", ".").returncode == 0
     first = json.loads(taskmaster_cli("task", "add", "Schema", "--priority", "1", "--json").stdout)
     assert first["number"] == 1 and first["status"] == "pending" and first["dependencies"] == []
     second = json.loads(taskmaster_cli("task", "add", "API", "-d", "1", "--type", "feature", "--json").stdout)
@@ -35,19 +35,19 @@ def test_task_workflow_from_the_command_line(taskmaster_cli: Runner) -> None:
     assert [(t["number"], t["status"]) for t in listed] == [(1, "done"), (2, "pending")]
     valid = taskmaster_cli("task", "validate", "--json")
     assert valid.returncode == 0 and json.loads(valid.stdout)["ok"] is True
-    assert taskmaster_cli("project", "add", "other", "--repo", "/o").returncode == 0
+    assert taskmaster_cli("project", "add", "other", "--repo", "/").returncode == 0
     ambiguous = taskmaster_cli("task", "list")
     assert ambiguous.returncode == 2 and "choose one with --project" in ambiguous.stderr
-    refused = taskmaster_cli("task", "remove", "1", "-p", "app")
+    refused = taskmaster_cli("task", "remove", "1", "-p", "app", "--yes")
     assert refused.returncode == 1 and "depend on task #1" in refused.stderr
-    assert taskmaster_cli("task", "remove", "1", "-p", "app", "--force").returncode == 0
+    assert taskmaster_cli("task", "remove", "1", "-p", "app", "--force", "--yes").returncode == 0
     shown = json.loads(taskmaster_cli("task", "show", "2", "-p", "app", "--json").stdout)
     assert shown["dependencies"] == []
 
 
 def test_prd_parse_then_next_follows_the_documents_order(taskmaster_cli: Runner, workdir: Path) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "billing", "--repo", "/b").returncode == 0
+    assert taskmaster_cli("project", "add", "billing", "--repo", ".").returncode == 0
     parsed = taskmaster_cli("prd", "parse", str(EXAMPLES / "prd-saas-billing.md"), "-p", "billing", "--json")
     assert parsed.returncode == 0, parsed.stderr
     tasks = json.loads(parsed.stdout)
@@ -65,7 +65,7 @@ def test_prd_parse_then_next_follows_the_documents_order(taskmaster_cli: Runner,
 
 def test_claude_task_master_file_round_trips_through_the_database(taskmaster_cli: Runner, workdir: Path) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "ctm", "--repo", "/c").returncode == 0
+    assert taskmaster_cli("project", "add", "ctm", "--repo", ".").returncode == 0
     source = Path(__file__).parents[1] / "tasks" / "data" / "claude-task-master-tasks.json"
     imported = taskmaster_cli("task", "import", str(source))
     assert imported.returncode == 0, imported.stderr

@@ -67,9 +67,12 @@ def test_deliveries_are_listed_shown_and_redelivered_and_secrets_rotate(taskmast
     assert item["result"]["kind"] == "pr_opened" and item["result"]["pipeline_created"] is True
     table = taskmaster_cli("webhooks", "list", env={"COLUMNS": "200"})
     assert "github pull_request.opened" in table.stdout and f"pipeline {item['result']['pipeline']}" in table.stdout
+    narrow = taskmaster_cli("webhooks", "list", env={"COLUMNS": "80"})
+    assert delivery[:13] in narrow.stdout  # the id as the list prints it, whole at 80 columns
+    assert json.loads(taskmaster_cli("webhooks", "show", delivery[:13], "--json").stdout)["id"] == delivery
     shown = json.loads(taskmaster_cli("webhooks", "show", delivery, "--json").stdout)
     assert json.loads(shown["body"])["number"] == 2 and shown["headers"]["x-github-hook-id"] == "7"
-    again = taskmaster_cli("webhooks", "redeliver", delivery)
+    again = taskmaster_cli("webhooks", "redeliver", delivery[:18])
     assert again.returncode == 0 and "queued for processing again" in again.stdout
     assert json.loads(taskmaster_cli("webhooks", "list", "--status", "received", "--json").stdout)["total"] == 1
     twice = taskmaster_cli("webhooks", "redeliver", delivery)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mcp.client import Client
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
 
 from taskmaster.config import Settings
 from taskmaster.db.session import Database
@@ -26,6 +27,7 @@ async def test_tools_are_listed_with_input_and_output_schemas(server: MCPServer[
         assert set(tools) == TOOLS
         for tool in tools.values():
             assert tool.description and tool.output_schema and tool.output_schema["type"] == "object"
+            assert not any(line.startswith(" ") for line in tool.description.splitlines()), tool.description
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
             if tool.name != "list_projects":
                 assert "project" in tool.input_schema["properties"]
@@ -155,7 +157,9 @@ async def test_add_update_and_status_rules(server: MCPServer[Any], seeded: dict[
         assert "nothing to change" in error_text(await client.call_tool("update_task", {"task": 8}))
 
         refused = error_text(await client.call_tool("set_task_status", {"task": 6, "status": "done"}))
-        assert "task #6 has open subtasks (#7, #8)" in refused
+        assert refused.endswith(
+            "task #6 has open subtasks (#7, #8); finish them first or cascade the change with cascade=true"
+        )
         assert payload(await client.call_tool("get_task", {"task": 6}))["status"] == "in_progress"  # rolled back
         changed = payload(await client.call_tool("set_task_status", {"task": 6, "status": "done", "cascade": True}))
         assert sorted(t["number"] for t in changed["items"]) == [6, 7, 8]
@@ -220,7 +224,10 @@ async def test_validate_reports_and_fix_repairs_faults_written_around_the_servic
 async def test_delete_is_refused_while_others_depend_unless_forced(server: MCPServer[Any]) -> None:
     async with Client(server) as client:
         refused = error_text(await client.call_tool("delete_task", {"task": 1}))
-        assert "tasks #2 depend on task #1" in refused
+        assert refused.endswith(
+            "tasks #2 depend on task #1; remove those dependencies first or force the removal with force=true"
+        )
+        assert "--" not in refused
         removed = payload(await client.call_tool("delete_task", {"task": 1, "force": True}))
         assert removed["number"] == 1 and removed["title"] == "Schema"
         assert error_text(await client.call_tool("get_task", {"task": 1})).endswith(
@@ -307,3 +314,13 @@ async def test_a_prd_becomes_tasks_which_expand_and_get_complexity_scores(
 
         empty = await client.call_tool("parse_prd", {"text": "   "})
         assert (empty.is_error and "PRD" in error_text(empty)) or "task" in error_text(empty)
+
+
+async def test_the_server_advertises_only_the_tools_it_has(server: MCPServer[Any]) -> None:
+    async with Client(server) as client:
+        capabilities = client.server_capabilities
+
+        assert capabilities.tools is not None
+        assert capabilities.resources is None and capabilities.prompts is None
+        with pytest.raises(MCPError, match=r"[Mm]ethod not found"):
+            await client.list_resources()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from taskmaster.auth import service as auth_service
 from taskmaster.auth.schemas import Role, TokenSpec
+from taskmaster.core.clock import utcnow
 from taskmaster.db import migrate
+from taskmaster.db.models import ApiToken
 from taskmaster.db.session import Database
 from taskmaster.tasks import service as tasks
 from tests.cli.conftest import clean_env
@@ -87,12 +90,17 @@ async def _prepare_home(state: Path) -> tuple[dict[str, str], dict[str, str]]:
                 "developer": TokenSpec(name="developer", role=Role.developer),
                 "limited": TokenSpec(name="limited", role=Role.developer, project_id=found["private"].id),
                 "revoked": TokenSpec(name="revoked", role=Role.admin),
+                "expired": TokenSpec(name="expired", role=Role.admin),
             }
             for key, spec in specs.items():
                 created = await auth_service.create_token(session, spec=spec)
                 tokens[key] = created.token
                 if key == "revoked":
                     await auth_service.revoke_token(session, token_id=created.id)
+                if key == "expired":
+                    row = await session.get(ApiToken, created.id)
+                    assert row is not None
+                    row.expires_at = utcnow() - timedelta(minutes=1)
         return tokens, {name: str(project.id) for name, project in found.items()}
     finally:
         await db.dispose()
@@ -143,13 +151,20 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) 
 async def test_http_refuses_calls_without_a_valid_taskmaster_token(http_server: HttpServer) -> None:
     request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     accept = {"Accept": "application/json, text/event-stream"}
-    revoked = http_server.tokens["revoked"]
-    credentials = [{}, {"Authorization": "Bearer tm_unknown"}, {"Authorization": f"Bearer {revoked}"}]
+    revoked, expired = http_server.tokens["revoked"], http_server.tokens["expired"]
+    credentials = {
+        "no bearer token: send 'Authorization: Bearer <token>'": {},
+        "unknown API token": {"Authorization": "Bearer tm_unknown"},
+        f"API token {revoked[:10]}… was revoked": {"Authorization": f"Bearer {revoked}"},
+        f"API token {expired[:10]}… expired at ": {"Authorization": f"Bearer {expired}"},
+    }
     async with httpx.AsyncClient(timeout=10) as http:
-        for headers in credentials:
+        for reason, headers in credentials.items():
             response = await http.post(http_server.url, json=request, headers=accept | headers)
             assert response.status_code == 401
-            assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+            challenge = response.headers["www-authenticate"]
+            assert challenge.startswith(f'Bearer error="invalid_token", error_description="{reason}')
+            assert response.json()["error_description"].startswith(reason)
 
 
 async def test_http_roles_follow_the_rest_api_and_reach_the_audit_log(http_server: HttpServer) -> None:

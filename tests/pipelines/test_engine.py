@@ -56,7 +56,7 @@ async def test_acceptance_pipeline_ends_with_expected_statuses_retries_skips_and
     ]  # fmt: skip
     assert steps["flaky"].retry_count == 2
     assert (steps["broken"].exit_code, steps["broken"].failure_reason) == (3, "code")
-    assert steps["deploy"].error_message == "'broken' did not succeed"
+    assert steps["deploy"].error_message == "'broken' failed"
     left, right = attempts["left"][0], attempts["right"][0]
     assert left.started_at and left.finished_at and right.started_at and right.finished_at
     assert max(left.started_at, right.started_at) < min(left.finished_at, right.finished_at), "branches overlap"
@@ -318,3 +318,16 @@ async def test_a_built_in_step_from_the_registry_runs_in_place_of_the_default_an
     assert steps["review"].error_message == "exit code 1 (1 blocker)"
     assert "the change deletes the tests" in (pipeline.error_message or "")
     assert sorted(DEFAULT_BUILTINS.with_steps(StrictReviewer())) == ["ai_review", "checkout"]
+
+
+async def test_a_step_skipped_after_a_skipped_need_says_the_need_was_skipped(harness_factory: Any) -> None:
+    harness: Harness = await harness_factory(
+        "steps:\n  review: {uses: ai_review}\n  merge: {run: 'echo merge', needs: [review]}\n"
+    )
+    created = await harness.create()
+
+    await harness.engine().run(created.id)
+
+    _, steps, _ = await load(harness.db, created.id)
+    assert steps["review"].status == steps["merge"].status == "skipped"
+    assert steps["merge"].error_message == "'review' was skipped"

@@ -148,7 +148,8 @@ async def test_comment_commands_need_write_access_and_bots_are_ignored(db: Datab
     await _deliver(db, project, "issue_comment", bot)
     await _drain(db, settings, permission=None)
     first = (await results())[0]
-    assert first["refused"] == "no forge credentials to check the author's permission"
+    assert first["refused"].startswith("cannot check whether ") and " may write to " in first["refused"]
+    assert "has no forge token (store one with --forge-token) and no GitHub App covers it" in first["refused"]
 
     await _deliver(db, project, "issue_comment", comment)
     async with db.transaction() as session:  # the pending pipeline finished, so a retry makes a new one

@@ -45,4 +45,6 @@ async def test_without_a_forge_token_nobody_may_command() -> None:
     box = SecretBox([new_key()])
     project = Project(name="app", repository="https://github.com/octo/app", forge="github", owner="octo",
                       repo_name="app", settings={})  # fmt: skip
-    assert await ForgePermissions(ForgeFactory(Settings(), Credentials(box)))(project, "anyone") is False
+    assert (
+        await ForgePermissions(ForgeFactory(Settings(), Credentials(box)))(project, "anyone") is None
+    )  # cannot ask: refused, saying why

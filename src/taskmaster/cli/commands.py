@@ -16,7 +16,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("project", "projects", "Register and inspect projects (repositories)."),
     ("prd", "prd", "Turn a product requirements document into tasks."),
     ("task", "tasks", "The task graph: add, list, next, claim, ready, deps, set-status, import, export."),
-    ("pipeline", "pipelines", "Pipelines: run one here (live), list, show, logs, cancel."),
+    (
+        "pipeline",
+        "pipelines",
+        "Pipelines: run one here (live), list, show, logs, cancel, init (write .taskmaster.yml).",
+    ),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
     ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),

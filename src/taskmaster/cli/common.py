@@ -25,11 +25,22 @@ EXIT_FAILURE = 1
 EXIT_ERROR = 2
 
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
+YesOption = typer.Option(False, "--yes", "-y", help="Do it without asking.")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     print(f"taskmaster: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before something that cannot be undone; without `--yes` and without a terminal to ask on, refuse."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail(f"{question.split('?')[0]}: not confirmed (no terminal to ask on); add --yes to do it")
+    if not typer.confirm(question, default=False):
+        fail("not done", EXIT_FAILURE)
 
 
 def settings(*, logs: bool = True) -> Settings:
@@ -54,6 +65,12 @@ def settings(*, logs: bool = True) -> Settings:
     return loaded
 
 
+def detail(exc: TaskmasterError) -> str:
+    """The error's text; one that can be overridden names this door's option (`override`: "force" -> --force)."""
+    override = exc.extra.get("override")
+    return f"{exc.detail} with --{override}" if override else exc.detail
+
+
 def run(awaitable: Awaitable[T]) -> T:
     """Run a coroutine; domain errors become one line on stderr and exit code 1."""
 
@@ -65,7 +82,7 @@ def run(awaitable: Awaitable[T]) -> T:
     try:
         return asyncio.run(wrapper())
     except TaskmasterError as exc:
-        fail(exc.detail, EXIT_FAILURE)
+        fail(detail(exc), EXIT_FAILURE)
     except (ProgrammingError, OperationalError) as exc:
         line = _first_line(exc)
         if _MISSING_SCHEMA.search(line):
@@ -83,13 +100,18 @@ def _unreachable(line: str) -> str:
     return f"cannot reach the database: {line}"
 
 
-def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the database, run `action`, always dispose the engine."""
+def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Open the database, run `action`, always dispose the engine. The embedded database is first migrated to
+    the schema of this version, as `serve` does (`migrate=False` for the `db` commands, which manage it)."""
     from taskmaster.db.session import Database
 
     async def go() -> T:
         db = Database.from_settings(settings)
         try:
+            if migrate and settings.embedded:
+                from taskmaster.db.migrate import upgrade
+
+                await upgrade(db)
             return await action(db)
         finally:
             await db.dispose()
@@ -116,11 +138,21 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+_WHOLE_COLUMNS = frozenset({"id", "#"})
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*columns, title=title)
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        if column in _WHOLE_COLUMNS:
+            # Ids are what people copy into the next command: the other columns shrink or wrap instead.
+            width = max([len(column), *(len(str(row[i])) for row in rows if row[i] is not None)])
+            table.add_column(column, no_wrap=True, min_width=width)
+        else:
+            table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     Console().print(table)

@@ -24,7 +24,7 @@ def migrate_command(revision: Annotated[str, typer.Argument(help="Target revisio
         await migrate.upgrade(db, revision)
         return await migrate.status(db)
 
-    state = common.run_with_db(common.settings(), go)
+    state = common.run_with_db(common.settings(), go, migrate=False)
     print(f"database at {state.current} (head {state.head})")
 
 
@@ -33,7 +33,7 @@ def status_command(json_output: bool = common.JsonOption) -> None:
     """Show the current and head revisions; exit 1 when the database is behind."""
     from taskmaster.db import migrate
 
-    state = common.run_with_db(common.settings(), migrate.status)
+    state = common.run_with_db(common.settings(), migrate.status, migrate=False)
     if json_output:
         common.print_json({"current": state.current, "head": state.head, "up_to_date": state.up_to_date})
     else:
@@ -53,4 +53,4 @@ def create_migration_command(name: Annotated[str, typer.Argument(help="What the 
             common.fail("the database is behind head; run `taskmaster db migrate` first", common.EXIT_FAILURE)
         return str(await migrate.create_migration(db, name))
 
-    print(f"wrote {common.run_with_db(common.settings(), go)}")
+    print(f"wrote {common.run_with_db(common.settings(), go, migrate=False)}")

@@ -29,5 +29,14 @@ def command(
     configure_logging(settings.logging.level, settings.logging.format)
     if http:
         common.run(serve_http(settings, host=host, port=port, path=path))
-    else:
-        common.run(serve_stdio(settings))
+        return
+    # Not `common.run`: its database error handling loads SQLAlchemy, which stdio defers past the handshake (tool
+    # calls report database errors themselves).
+    import asyncio
+
+    from taskmaster.core.errors import TaskmasterError
+
+    try:
+        asyncio.run(serve_stdio(settings))
+    except TaskmasterError as exc:
+        common.fail(exc.detail, common.EXIT_FAILURE)

@@ -46,19 +46,20 @@ def command(
 
 
 def _print(figures: Metrics, window: str, project: str | None) -> None:
-    statuses = ("success", "failed", "error", "timed_out", "canceled")
-    rows = [(name, figures.by_type[name]) for name in figures.by_type]
-    rows.append(("all", figures.overall))
+    # One column per pipeline type and one row per figure: as many columns as types, so 80 columns are enough.
+    columns = [*figures.by_type.items(), ("all", figures.overall)]
+    rows: list[tuple[str, ...]] = [("pipelines", *(str(f.total) for _, f in columns))]
+    for status in ("success", "failed", "error", "timed_out", "canceled"):
+        rows.append((status.replace("_", " "), *(str(f.by_status.get(status, 0)) for _, f in columns)))
+    rows += [
+        ("live", *(str(_live(f)) for _, f in columns)),
+        ("success rate", *("-" if f.success_rate is None else f"{f.success_rate:.1%}" for _, f in columns)),
+        ("average time", *(_duration(f.average_duration_ms) for _, f in columns)),
+        ("median time", *(_duration(f.median_duration_ms) for _, f in columns)),
+    ]
     common.print_table(
-        ["type", "pipelines", *statuses, "live", "success rate", "average", "median"],
-        [
-            (
-                name, f.total, *(f.by_status.get(s, 0) for s in statuses), _live(f),
-                "-" if f.success_rate is None else f"{f.success_rate:.1%}",
-                _duration(f.average_duration_ms), _duration(f.median_duration_ms),
-            )
-            for name, f in rows
-        ],
+        ["", *(name for name, _ in columns)],
+        rows,
         title=f"Pipelines requested in the last {window}" + (f" in {project}" if project else "")
         + f" (since {figures.since:%Y-%m-%d %H:%M} UTC); success rate leaves canceled out",
     )  # fmt: skip
@@ -77,12 +78,14 @@ def _print(figures: Metrics, window: str, project: str | None) -> None:
     else:
         print("No failing steps in the window.")
     if figures.stuck:
+        from taskmaster.db.prefix import short_ids
+
         common.print_table(
-            ["pipeline", "type", "status", "since", "for", "branch"],
+            ["id", "type", "status", "since", "for", "branch"],
             [
-                (str(p.id), p.pipeline_type, p.status, f"{p.since:%Y-%m-%d %H:%M}", _duration(p.age_seconds * 1000),
+                (short, p.pipeline_type, p.status, f"{p.since:%Y-%m-%d %H:%M}", _duration(p.age_seconds * 1000),
                  p.branch_name)
-                for p in figures.stuck
+                for short, p in zip(short_ids([p.id for p in figures.stuck]), figures.stuck, strict=True)
             ],
             title=f"Stuck pipelines: running over {_duration(figures.stuck_running_after_seconds * 1000)}, "
             f"pending or queued over {_duration(figures.stuck_waiting_after_seconds * 1000)}",

@@ -1,4 +1,5 @@
-"""`taskmaster pipeline run | retry | list | show | logs | cancel`: run a repository's pipeline here and inspect runs.
+"""`taskmaster pipeline run | retry | list | show | logs | cancel | init`: run a repository's pipeline here, inspect
+runs, and write the default pipeline out as `.taskmaster.yml`.
 
 `run` and `retry` follow the pipeline live and exit 0 on success, 1 on failure (failed, timed out, canceled), 2 on
 error.
@@ -12,6 +13,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,11 +32,23 @@ if TYPE_CHECKING:
 command = typer.Typer(no_args_is_help=True)
 
 
-def _pipeline_id(text: str) -> uuid.UUID:
+def _pipeline_ref(text: str) -> str:
+    """`text` when it can name a pipeline (a whole id or a prefix), else a usage error before anything opens."""
+    from taskmaster.db.prefix import MIN_PREFIX, is_prefix
+
     try:
-        return uuid.UUID(text)
+        uuid.UUID(text)
     except ValueError:
-        common.fail(f"not a pipeline id: {text!r}")
+        if not is_prefix(text):
+            common.fail(f"not a pipeline id: {text!r} (give the id or at least {MIN_PREFIX} of its first characters)")
+    return text
+
+
+async def _pipeline_id(session: AsyncSession, text: str) -> uuid.UUID:
+    from taskmaster.db.models import Pipeline
+    from taskmaster.db.prefix import resolve_id
+
+    return await resolve_id(session, Pipeline.id, text, "pipeline")
 
 
 async def _detail(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, Any]:
@@ -127,15 +141,16 @@ def retry_command(
 ) -> None:
     """Run a finished pipeline again: same project, commit and type, planned afresh from that commit; followed live
     in this process like `run` (exit 0 success, 1 failure, 2 error)."""
-    source_id = _pipeline_id(pipeline_id)
+    ref = _pipeline_ref(pipeline_id)
     settings = common.settings()
 
     async def create(session: AsyncSession, runtime: Runtime) -> Pipeline:
         from taskmaster.pipelines.service import retry_pipeline
 
         return await retry_pipeline(
-            session, source_id, mirror=runtime.mirror, credentials=runtime.credentials, actor="cli"
-        )
+            session, await _pipeline_id(session, ref), mirror=runtime.mirror, credentials=runtime.credentials,
+            actor="cli",
+        )  # fmt: skip
 
     _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
 
@@ -255,11 +270,13 @@ def list_command(
     if json_output:
         common.print_json({"items": rows})
         return
+    from taskmaster.db.prefix import short_ids
+
     common.print_table(
         ["id", "created", "type", "ref", "commit", "status", "time"],
         [
             (
-                r["id"],
+                short,
                 (r["created_at"] or "")[:19].replace("T", " "),
                 r["pipeline_type"],
                 r["branch_name"],
@@ -267,7 +284,7 @@ def list_command(
                 r["status"] + (f" ({r['failure_reason']})" if r["failure_reason"] else ""),
                 _seconds(r["duration_ms"]),
             )
-            for r in rows
+            for short, r in zip(short_ids([r["id"] for r in rows]), rows, strict=True)
         ],
         title=f"{len(rows)} pipelines",
     )
@@ -275,14 +292,14 @@ def list_command(
 
 @command.command("show")
 def show_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     json_output: bool = common.JsonOption,
 ) -> None:
     """One pipeline: its steps with every attempt, statuses, timings and failure reasons."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
 
     async def go(session: AsyncSession) -> dict[str, Any]:
-        return await _detail(session, pipeline_id)
+        return await _detail(session, await _pipeline_id(session, ref))
 
     detail = common.run_in_transaction(common.settings(), go)
     if json_output:
@@ -293,16 +310,20 @@ def show_command(
 
 @command.command("logs")
 def logs_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     step: Annotated[str | None, typer.Option("--step", "-s", help="Only this step.")] = None,
 ) -> None:
     """The stored output of a pipeline's steps (every attempt, in order)."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
 
     async def go(session: AsyncSession) -> list[tuple[str, int, str]]:
+        from taskmaster.core.errors import InvalidInput
         from taskmaster.pipelines.logs import read_logs
 
-        await _detail(session, pipeline_id)  # NotFound for an unknown pipeline
+        pipeline_id = await _pipeline_id(session, ref)
+        names = [s["name"] for s in (await _detail(session, pipeline_id))["steps"]]  # NotFound for no pipeline
+        if step is not None and step not in names:
+            raise InvalidInput(f"pipeline {pipeline_id} has no step {step!r}; its steps: {', '.join(names) or 'none'}")
         return [(c.step, c.attempt, c.content) for c in await read_logs(session, pipeline_id, step=step)]
 
     current: tuple[str, int] | None = None
@@ -316,15 +337,63 @@ def logs_command(
 
 @command.command("cancel")
 def cancel_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline's id.")],
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's id (or a unique prefix of it).")],
     reason: Annotated[str, typer.Option(help="Recorded as the pipeline's error message.")] = "canceled by request",
 ) -> None:
     """Cancel a live pipeline; the engine running it stops its steps (TERM, grace, KILL) within a second."""
-    pipeline_id = _pipeline_id(pipeline)
+    ref = _pipeline_ref(pipeline)
+
+    settings = common.settings()
+
+    async def resolve(session: AsyncSession) -> uuid.UUID:
+        return await _pipeline_id(session, ref)
+
+    # The id is resolved in a transaction of its own: the cancel's transaction must start with the pipeline's lock.
+    pipeline_id = common.run_in_transaction(settings, resolve)
 
     async def go(session: AsyncSession) -> str:
         from taskmaster.pipelines.service import cancel_pipeline
 
         return (await cancel_pipeline(session, pipeline_id, reason=reason, actor="cli")).status
 
-    print(f"pipeline {pipeline_id} {common.run_in_transaction(common.settings(), go)}")
+    status = common.run_in_transaction(settings, go)
+    print(f"pipeline {pipeline_id} {status}")
+
+
+@command.command("init")
+def init_command(
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Write into this project's local repository.")
+    ] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="The repository's directory (default: here).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing .taskmaster.yml.")] = False,
+) -> None:
+    """Write the pipeline Taskmaster would run for this repository (detected from its files) as `.taskmaster.yml`,
+    for you to edit and commit."""
+    from taskmaster.pipelines.defaults import detect_directory
+    from taskmaster.pipelines.definition import DEFAULT_SOURCE
+
+    if project is not None and path is not None:
+        common.fail("give --project or --path, not both")
+    if project is not None:
+
+        async def go(session: AsyncSession) -> str:
+            from taskmaster.projects.service import get_project
+
+            return (await get_project(session, project)).repository
+
+        repository = common.run_in_transaction(common.settings(), go)
+        path = Path(repository)
+        if not path.is_dir():
+            common.fail(f"project {project}'s repository is not a directory here ({repository}): use --path DIR")
+    directory = path if path is not None else Path.cwd()
+    if not directory.is_dir():
+        common.fail(f"--path {directory}: no such directory")
+    target = directory / DEFAULT_SOURCE
+    if (target.exists() or target.is_symlink()) and not force:
+        common.fail(f"{target} exists: edit it, or use --force to replace it", common.EXIT_FAILURE)
+    detected = detect_directory(directory)
+    target.unlink(missing_ok=True)  # never write through a symlink planted in the repository
+    target.write_text(detected.to_yaml())
+    what = ", ".join(detected.kinds) or "no known project files"
+    print(f"wrote {target} (detected: {what}); edit it, then commit it")

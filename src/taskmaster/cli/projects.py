@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
     from taskmaster.projects.schemas import ProjectOut
 
 command = typer.Typer(no_args_is_help=True)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|[^/\s]+@[^/\s]+:")
+
+
+def _is_path(repository: str) -> bool:
+    """A local path, not a URL (`https://…`, `ssh://…`) nor scp-like `git@host:owner/name`."""
+    return not _URL.match(repository)
 
 
 def _show(project: ProjectOut, json_output: bool) -> None:
@@ -62,9 +69,10 @@ def add_command(
     forge_api_url: Annotated[
         str | None, typer.Option(help="The forge's API URL, for GitHub Enterprise or a self-managed GitLab.")
     ] = None,
+    force: Annotated[bool, typer.Option(help="Add it even if another project uses the same repository.")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Register a project."""
+    """Register a project. A local repository is given by its path (stored absolute)."""
     from pydantic import ValidationError
 
     from taskmaster.projects import service
@@ -75,6 +83,11 @@ def add_command(
         common.fail("only one of --webhook-secret-file and --forge-token-file can read standard input", code=2)
     webhook_secret = _secret("webhook secret", webhook_secret, webhook_secret_file)
     forge_token = _secret("forge token", forge_token, forge_token_file)
+    if forge == "local" and _is_path(repo):
+        path = Path(repo).expanduser()
+        if not path.is_dir():
+            common.fail(f"--repo {repo}: no such directory (give an existing repository's path, or its URL)")
+        repo = str(path.resolve())
     settings = common.settings()
     try:
         spec = ProjectCreate.model_validate(
@@ -93,6 +106,15 @@ def add_command(
     box = SecretBox.from_settings(settings)
 
     async def go(session: AsyncSession) -> ProjectOut:
+        from taskmaster.core.errors import Conflict
+
+        wanted = spec.repository.rstrip("/")
+        same = [p.name for p in await service.list_projects(session) if p.repository.rstrip("/") == wanted]
+        if same and not force:
+            raise Conflict(
+                f"project {same[0]} already uses {repo}: its webhooks and pipelines would be shared; "
+                "use --force to add a second project on it"
+            )
         return service.to_out(await service.create_project(session, spec=spec, box=box, actor="cli"))
 
     _show(common.run_in_transaction(settings, go), json_output)
@@ -188,9 +210,11 @@ def update_command(
 
 
 @command.command("remove")
-def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")]) -> None:
+def remove_command(project: Annotated[str, typer.Argument(help="Name or id.")], yes: bool = common.YesOption) -> None:
     """Remove a project and everything recorded for it."""
     from taskmaster.projects import service
+
+    common.confirm(f"remove project {project} with its tasks, pipelines and logs?", yes)
 
     async def go(session: AsyncSession) -> str:
         return (await service.delete_project(session, project, actor="cli")).name

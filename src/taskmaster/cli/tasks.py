@@ -56,25 +56,61 @@ async def _only_project(db: Database) -> uuid.UUID:
             common.fail(exc.detail, common.EXIT_ERROR)
 
 
-def _summary_rows(tasks: list[Task]) -> list[tuple[Any, ...]]:
+def _summary_rows(tasks: list[Task], numbers: dict[str, int]) -> list[tuple[Any, ...]]:
     return [
-        (t.number, t.status, t.priority, t.type, t.title, _deps(t), t.assignee or "")
+        (t.number, t.status, t.priority, t.type, t.title, _deps(t, numbers), t.assignee or "")
         for t in tasks
     ]  # fmt: skip
 
 
-def _deps(task: Task) -> str:
-    return ",".join(str(d)[:8] for d in task.dependencies)
+async def _numbers(session: AsyncSession, tasks: list[Task]) -> dict[str, int]:
+    """The numbers of every task the listed tasks depend on (listed or not)."""
+    from sqlalchemy import select
+
+    from taskmaster.db.models import Task as TaskRow
+
+    wanted = {uuid.UUID(str(d)) for t in tasks for d in t.dependencies if _is_uuid(str(d))}
+    known = {str(t.id): t.number for t in tasks}
+    missing = [i for i in wanted if str(i) not in known]
+    if missing:
+        rows = await session.execute(select(TaskRow.id, TaskRow.number).where(TaskRow.id.in_(missing)))
+        known.update({str(i): n for i, n in rows.tuples()})
+    return known
 
 
-def _print_tasks(tasks: list[Task], json_output: bool, details: bool = False, title: str | None = None) -> None:
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _deps(task: Task, numbers: dict[str, int]) -> str:
+    """Dependencies as task numbers (`show` takes them); one that names no task keeps its whole id."""
+    return ",".join(f"#{numbers[str(d)]}" if str(d) in numbers else str(d) for d in task.dependencies)
+
+
+Listed = tuple[list["Task"], dict[str, int]]
+"""Tasks to print, and the numbers of the tasks they depend on."""
+
+
+async def _listed(session: AsyncSession, tasks: list[Task]) -> Listed:
+    return tasks, await _numbers(session, tasks)
+
+
+def _print_tasks(
+    listed: list[Task] | Listed, json_output: bool, details: bool = False, title: str | None = None
+) -> None:
     from taskmaster.tasks import service
 
+    tasks, numbers = listed if isinstance(listed, tuple) else (listed, {str(t.id): t.number for t in listed})
     if json_output:
         render = service.to_out if details else service.to_summary
         common.print_json([render(t).model_dump(mode="json") for t in tasks])
         return
-    common.print_table(["#", "status", "pri", "type", "title", "depends on", "assignee"], _summary_rows(tasks), title)
+    rows = _summary_rows(tasks, numbers)
+    common.print_table(["#", "status", "pri", "type", "title", "depends on", "assignee"], rows, title)
 
 
 def _print_task(task: Task | TaskOut | None, json_output: bool) -> None:
@@ -113,10 +149,10 @@ def list_command(
     """List tasks in number order."""
     from taskmaster.tasks import service
 
-    async def go(session: AsyncSession, found: Project) -> list[Task]:
+    async def go(session: AsyncSession, found: Project) -> Listed:
         where = service.TaskFilter(status=status, type=type_, assignee=assignee)  # type: ignore[arg-type]
         tasks, _ = await service.list_tasks(session, found.id, where=where, limit=limit)
-        return tasks
+        return await _listed(session, tasks)
 
     _print_tasks(_in_project(project, go, lock=False), json_output, details)
 
@@ -265,9 +301,9 @@ def ready_command(
     """List every task that could start now, best first (for parallel agents)."""
     from taskmaster.tasks import service
 
-    async def go(session: AsyncSession, found: Project) -> list[Task]:
+    async def go(session: AsyncSession, found: Project) -> Listed:
         where = service.TaskFilter(type=type_, assignee=assignee)
-        return await service.ready_tasks(session, found, where=where, limit=limit)
+        return await _listed(session, await service.ready_tasks(session, found, where=where, limit=limit))
 
     _print_tasks(_in_project(project, go, lock=False), json_output, title="ready")
 
@@ -324,14 +360,14 @@ def deps_command(
     """Show a task's dependencies, or change them with --add/--remove (cycles are refused, naming the cycle)."""
     from taskmaster.tasks import service
 
-    async def go(session: AsyncSession, found: Project) -> list[Task]:
+    async def go(session: AsyncSession, found: Project) -> Listed:
         target = await service.get_task(session, found.id, task)
         for ref in add or []:
             await service.add_dependency(session, target, await service.get_task(session, found.id, ref), actor=ACTOR)
         for ref in remove or []:
             other = await service.get_task(session, found.id, ref)
             await service.remove_dependency(session, target, other, actor=ACTOR)
-        return [await service.get_task(session, found.id, dep) for dep in target.dependencies]
+        return await _listed(session, [await service.get_task(session, found.id, dep) for dep in target.dependencies])
 
     _print_tasks(_in_project(project, go, lock=bool(add or remove)), json_output, title=f"task {task} depends on")
 
@@ -341,9 +377,12 @@ def remove_command(
     task: TaskArgument,
     project: ProjectOption = None,
     force: Annotated[bool, typer.Option(help="Remove even if other tasks depend on it.")] = False,
+    yes: bool = common.YesOption,
 ) -> None:
     """Remove a task and its subtasks."""
     from taskmaster.tasks import service
+
+    common.confirm(f"remove task {task} and its subtasks?", yes)
 
     async def go(session: AsyncSession, found: Project) -> int:
         target = await service.get_task(session, found.id, task)

@@ -67,11 +67,13 @@ def list_command(
     if json_output:
         common.print_json([t.model_dump(mode="json") for t in tokens])
         return
+    from taskmaster.db.prefix import short_ids
+
     common.print_table(
         ["id", "name", "prefix", "role", "project", "expires", "last used", "revoked"],
         [
             (
-                t.id,
+                short,
                 t.name,
                 t.token_prefix,
                 t.role.value,
@@ -80,19 +82,26 @@ def list_command(
                 t.last_used_at,
                 t.revoked_at,
             )
-            for t in tokens
+            for short, t in zip(short_ids([t.id for t in tokens]), tokens, strict=True)
         ],
     )
 
 
 @command.command("revoke")
-def revoke_command(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
+def revoke_command(
+    token_id: Annotated[str, typer.Argument(help="The token's id (or a unique prefix of it).")],
+    yes: bool = common.YesOption,
+) -> None:
     """Revoke a token: it stops working at once."""
     from taskmaster.auth import service
-    from taskmaster.core.ids import parse_id
+    from taskmaster.db.models import ApiToken
+    from taskmaster.db.prefix import resolve_id
+
+    common.confirm(f"revoke token {token_id}? Whatever uses it stops working at once.", yes)
 
     async def go(session: AsyncSession) -> TokenInfo:
-        return await service.revoke_token(session, token_id=parse_id(token_id), actor="cli")
+        found = await resolve_id(session, ApiToken.id, token_id, "token")
+        return await service.revoke_token(session, token_id=found, actor="cli")
 
     revoked = common.run_in_transaction(common.settings(), go)
     print(f"token {revoked.id} ({revoked.name}) revoked")

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
 command = typer.Typer(no_args_is_help=True)
 
 
+async def _delivery_id(session: AsyncSession, text: str) -> str:
+    from taskmaster.db.models import WebhookDelivery
+    from taskmaster.db.prefix import resolve_id
+
+    return str(await resolve_id(session, WebhookDelivery.id, text, "webhook delivery"))
+
+
 def _summary(row: WebhookDelivery) -> dict[str, Any]:
     return {
         "id": str(row.id), "provider": row.provider, "event": row.event, "action": row.action,
@@ -46,18 +53,20 @@ def list_command(
     if json_output:
         common.print_json({"items": rows, "total": total})
         return
+    from taskmaster.db.prefix import short_ids
+
     common.print_table(
         ["id", "received", "event", "status", "tries", "outcome"],
         [
             (
-                r["id"],
+                short,
                 r["created_at"][:19].replace("T", " "),
                 f"{r['provider']} {r['event']}" + (f".{r['action']}" if r["action"] else ""),
                 r["status"],
                 r["attempts"],
                 r["error"] or _outcome(r["result"]),
             )
-            for r in rows
+            for short, r in zip(short_ids([r["id"] for r in rows]), rows, strict=True)
         ],
         title=f"{len(rows)} of {total} deliveries",
     )
@@ -76,14 +85,14 @@ def _outcome(result: dict[str, Any]) -> str:
 
 @command.command("show")
 def show_command(
-    delivery: Annotated[str, typer.Argument(help="The delivery's id.")],
+    delivery: Annotated[str, typer.Argument(help="The delivery's id (or a unique prefix of it).")],
     json_output: bool = common.JsonOption,
 ) -> None:
     """One delivery: its outcome or error, its headers and its body."""
     from taskmaster.webhooks import service
 
     async def go(session: AsyncSession) -> dict[str, Any]:
-        row = await service.get_delivery(session, delivery)
+        row = await service.get_delivery(session, await _delivery_id(session, delivery))
         return {**_summary(row), "headers": row.headers, "body": row.body.decode("utf-8", errors="replace")}
 
     shown = common.run_in_transaction(common.settings(), go)
@@ -97,11 +106,13 @@ def show_command(
 
 
 @command.command("redeliver")
-def redeliver_command(delivery: Annotated[str, typer.Argument(help="The delivery's id.")]) -> None:
+def redeliver_command(
+    delivery: Annotated[str, typer.Argument(help="The delivery's id (or a unique prefix of it).")],
+) -> None:
     """Process a stored delivery again; a running worker takes it within its poll interval."""
     from taskmaster.webhooks import service
 
     async def go(session: AsyncSession) -> str:
-        return str((await service.redeliver(session, delivery)).id)
+        return str((await service.redeliver(session, await _delivery_id(session, delivery))).id)
 
     print(f"delivery {common.run_in_transaction(common.settings(), go)} queued for processing again")

@@ -58,6 +58,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    if logging.getLevelName(level.upper()) != logging.DEBUG:
+        handler.addFilter(_quiet_chatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -68,6 +70,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         lg.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+
+# Libraries that narrate their start-up at info level (each migration step, DBOS's console link, uvicorn's banner):
+# below warning, they are shown only at debug level. A filter on the handler, as DBOS resets its logger's level.
+_CHATTY = ("alembic", "dbos", "uvicorn.error")
+
+
+def _quiet_chatter(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(_CHATTY)
 
 
 def current_request_id() -> str | None:

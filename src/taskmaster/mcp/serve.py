@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-from taskmaster.auth import service as auth_service
+from typing import TYPE_CHECKING
+
 from taskmaster.config import Settings
 from taskmaster.core.logging import get_logger
-from taskmaster.db import migrate
-from taskmaster.db.session import Database
+from taskmaster.mcp.auth import ExplainedUnauthorized
 from taskmaster.mcp.server import build_server
+
+if TYPE_CHECKING:
+    from taskmaster.db.session import Database
 
 log = get_logger(__name__)
 
 
 async def serve_stdio(settings: Settings) -> None:
-    """Serve one client on stdin/stdout until it closes them. Nothing else may write to stdout."""
-    db = Database.from_settings(settings)
-    try:
+    """Serve one client on stdin/stdout until it closes them. Nothing else may write to stdout.
+
+    The schema is checked (the embedded database migrated) at the first tool call, not before `initialize`:
+    clients wait for the handshake at start-up, and Alembic takes a good part of a second to load.
+    """
+    opened: list[Database] = []
+
+    async def prepare() -> Database:
+        from taskmaster.db import migrate
+        from taskmaster.db.session import Database
+
+        db = Database.from_settings(settings)
+        opened.append(db)
         await migrate.ensure_schema(db, embedded=settings.embedded)
-        await build_server(db, settings).run_stdio_async()
+        return db
+
+    try:
+        await build_server(None, settings, prepare=prepare).run_stdio_async()
     finally:
-        await db.dispose()
+        for db in opened:
+            await db.dispose()
 
 
 async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> None:
@@ -29,6 +46,10 @@ async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> 
     """
     import uvicorn
 
+    from taskmaster.auth import service as auth_service
+    from taskmaster.db import migrate
+    from taskmaster.db.session import Database
+
     db = Database.from_settings(settings)
     try:
         await migrate.ensure_schema(db, embedded=settings.embedded)
@@ -37,7 +58,8 @@ async def serve_http(settings: Settings, *, host: str, port: int, path: str) -> 
                 token_file = await auth_service.ensure_local_admin_token(session, settings)
             log.info("local admin token ready", admin_token_file=str(token_file))
         base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-        app = build_server(db, settings, http_url=base).streamable_http_app(streamable_http_path=path, host=host)
+        mcp_app = build_server(db, settings, http_url=base).streamable_http_app(streamable_http_path=path, host=host)
+        app = ExplainedUnauthorized(mcp_app, db, settings)
         log.info("mcp server listening", url=base + path, auth="bearer token (Taskmaster API token or JWT)")
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, server_header=False, lifespan="on"

@@ -4,28 +4,28 @@ Tools mirror `/api/projects/{id}/tasks…` in operations and JSON field names. R
 `details=true`; domain errors come back as tool errors whose text is the error's one-line detail.
 """
 
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 import taskmaster
-from taskmaster.agents.llm import planning_model
 from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import InvalidInput, TaskmasterError
-from taskmaster.db.models import Project, Task
-from taskmaster.db.session import Database
 from taskmaster.mcp import auth
 from taskmaster.mcp.schemas import (
     PROJECT_SUMMARY_FIELDS,
@@ -38,10 +38,37 @@ from taskmaster.mcp.schemas import (
     TaskPick,
     TaskView,
 )
-from taskmaster.projects import service as projects
-from taskmaster.tasks import refine, service
-from taskmaster.tasks.prd import parse_into_project
 from taskmaster.tasks.schemas import TaskCreate, TaskStatus, TaskType, TaskUpdate
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from taskmaster.agents.llm import planning_model
+    from taskmaster.db.models import Project, Task
+    from taskmaster.db.session import Database
+    from taskmaster.projects import service as projects
+    from taskmaster.tasks import refine, service
+    from taskmaster.tasks.prd import parse_into_project
+else:
+    # `initialize` is answered before any of these is needed: the services (SQLAlchemy, the planners and their
+    # LLM SDKs) load at the first tool call, so a client's start-up does not wait for them.
+
+    class _Lazy:
+        def __init__(self, module: str, name: str | None = None) -> None:
+            self._module, self._name = module, name
+
+        def __getattr__(self, attribute: str) -> Any:
+            found = importlib.import_module(self._module)
+            return getattr(found, attribute) if self._name is None else getattr(getattr(found, self._name), attribute)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(self._module), self._name)(*args, **kwargs)
+
+    projects = _Lazy("taskmaster.projects.service")
+    service = _Lazy("taskmaster.tasks.service")
+    refine = _Lazy("taskmaster.tasks.refine")
+    planning_model = _Lazy("taskmaster.agents.llm", "planning_model")
+    parse_into_project = _Lazy("taskmaster.tasks.prd", "parse_into_project")
 
 T = TypeVar("T")
 
@@ -78,9 +105,17 @@ Provider = Annotated[
 Model = Annotated[str | None, Field(description="The provider's model; its configured default when left out.")]
 
 
-def build_server(db: Database, settings: Settings, *, http_url: str | None = None) -> MCPServer[Any]:
+def build_server(
+    db: Database | None,
+    settings: Settings,
+    *,
+    http_url: str | None = None,
+    prepare: Callable[[], Awaitable[Database | None]] | None = None,
+) -> MCPServer[Any]:
     """The MCP server over `db`. With `http_url` (the server's own URL), HTTP callers must present a Taskmaster
-    API token or JWT, and each tool checks the caller's role (viewer to read, developer to change) and project."""
+    API token or JWT, and each tool checks the caller's role (viewer to read, developer to change) and project.
+    `prepare` runs once, before the first tool call touches the database: it may open it (when `db` is None) and
+    migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic."""
     if http_url is not None:
         server: MCPServer[Any] = _Server(
             "taskmaster",
@@ -88,11 +123,11 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
             instructions=INSTRUCTIONS,
             # Taskmaster issues its own tokens; without a resource URL no OAuth discovery document is published.
             auth=AuthSettings(issuer_url=http_url, resource_server_url=None),
-            token_verifier=auth.ApiTokenVerifier(db, settings),
+            token_verifier=auth.ApiTokenVerifier(_required(db), settings),
         )
     else:
         server = _Server("taskmaster", version=taskmaster.__version__, instructions=INSTRUCTIONS)
-    door = _Door(db)
+    door = _Door(db, prepare)
 
     @server.tool(annotations=READ)
     async def list_projects(details: Details = False) -> Annotated[CallToolResult, ProjectList]:
@@ -185,7 +220,7 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
         async with _tool_errors():
             caller = auth.require(Role.developer)
             ref = await door.project_ref(project, caller)
-            async with db.transaction() as session:
+            async with door.db.transaction() as session:
                 claimed = await service.claim_task(
                     session,
                     ref,
@@ -360,11 +395,11 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
             ref = await door.project_ref(project, caller)
             async with planning_model(settings, provider, model) as llm:
                 result = await parse_into_project(
-                    db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, source=source,
+                    door.db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, source=source,
                     actor=caller.subject if caller else LOCAL_ACTOR,
                 )  # fmt: skip
             first, last = result.imported.numbers
-            async with db.autocommit_session() as session:
+            async with door.db.autocommit_session() as session:
                 tasks, _ = await service.list_tasks(
                     session, result.project_id, limit=result.imported.created, offset=first - 1
                 )
@@ -393,7 +428,7 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
             ref = await door.project_ref(project, caller)
             async with planning_model(settings, provider, model) as llm:
                 created = await refine.expand_task(
-                    db, ref, str(_ref(task)), model=llm, num=num, actor=caller.subject if caller else LOCAL_ACTOR
+                    door.db, ref, str(_ref(task)), model=llm, num=num, actor=caller.subject if caller else LOCAL_ACTOR
                 )
         return _result({"items": _tasks(created, False)})
 
@@ -407,7 +442,7 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
             ref = await door.project_ref(project, caller)
             async with planning_model(settings, provider, model) as llm:
                 scores = await refine.analyze_complexity(
-                    db, ref, model=llm, actor=caller.subject if caller else LOCAL_ACTOR
+                    door.db, ref, model=llm, actor=caller.subject if caller else LOCAL_ACTOR
                 )
         return _result({"items": [vars(score) for score in scores]})
 
@@ -415,7 +450,26 @@ def build_server(db: Database, settings: Settings, *, http_url: str | None = Non
 
 
 class _Server(MCPServer[Any]):
-    """The SDK's server, with arguments that fail the input schema reported in one line, like domain errors."""
+    """The SDK's server, with arguments that fail the input schema reported in one line, like domain errors;
+    advertising only the capabilities it has (tools), and tool descriptions without the docstrings' indentation."""
+
+    # The SDK answers these (with empty lists) and so advertises them; a client then offers its model resource tools
+    # for nothing. Without the handlers the capabilities say tools only, and such a request is "method not found".
+    _NOT_PROVIDED = ("resources/list", "resources/read", "resources/templates/list", "prompts/list", "prompts/get")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, subscriptions=False, **kwargs)
+        for method in self._NOT_PROVIDED:
+            self._lowlevel_server._request_handlers.pop(method, None)
+
+    def tool(  # type: ignore[override]
+        self, name: str | None = None, *, annotations: ToolAnnotations | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            description = inspect.cleandoc(fn.__doc__ or "")
+            return super(_Server, self).tool(name, description=description, annotations=annotations)(fn)
+
+        return register
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -433,13 +487,29 @@ class _Server(MCPServer[Any]):
 class _Door:
     """What every tool shares: roles, the project a call is about, and one transaction per call."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database | None, prepare: Callable[[], Awaitable[Database | None]] | None = None) -> None:
+        self._db = db
+        self._prepare = prepare
+        self._prepared = asyncio.Lock()
+
+    @property
+    def db(self) -> Database:
+        return _required(self._db)
+
+    async def ready(self) -> None:
+        """Run `prepare` once (callers arriving meanwhile wait for it); a failure is tried again next call."""
+        if self._prepare is None:
+            return
+        async with self._prepared:
+            if self._prepare is not None:
+                self._db = await self._prepare() or self._db
+                self._prepare = None
 
     async def session(self, role: Role, action: Callable[[AsyncSession, Principal | None], Awaitable[T]]) -> T:
         """Run `action` in one transaction, for a caller holding `role`."""
         async with _tool_errors():
             caller = auth.require(role)
+            await self.ready()
             async with self.db.transaction() as session:
                 return await action(session, caller)
 
@@ -455,6 +525,7 @@ class _Door:
         the transaction's first statement (see `tasks.service`: a write must not follow a read on SQLite)."""
         async with _tool_errors():
             caller = auth.require(role)
+            await self.ready()
             ref = await self.project_ref(project, caller)
             async with self.db.transaction() as session:
                 found = await (service.lock_project(session, ref) if lock else service.get_project(session, ref))
@@ -467,6 +538,7 @@ class _Door:
         credential is limited to one project: a project's id never changes, and the transaction then still
         starts with the project's lock.
         """
+        await self.ready()
         limited = caller.project_id if caller is not None else None
         if project is not None and limited is None:
             return project
@@ -480,6 +552,12 @@ class _Door:
         return found.id
 
 
+def _required(db: Database | None) -> Database:
+    if db is None:
+        raise RuntimeError("the database is opened by `prepare`, before the first tool call")
+    return db
+
+
 async def _only_project(session: AsyncSession) -> uuid.UUID:
     return await projects.only_project(session, how_to_choose="pass `project` (a name or an id)")
 
@@ -491,10 +569,14 @@ async def _tool_errors() -> AsyncIterator[None]:
     Anything else is left to the SDK, which logs the traceback here and tells the caller only that the tool
     failed.
     """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     try:
         yield
     except TaskmasterError as exc:
-        raise ToolError(exc.detail) from None
+        # In the words of the tool's arguments: an error the caller may override names `force=true`, not a flag.
+        override = exc.extra.get("override")
+        raise ToolError(f"{exc.detail} with {override}=true" if override else exc.detail) from None
     except ValidationError as exc:
         raise ToolError(_one_line(exc)) from None
     except (OperationalError, InterfaceError, OSError) as exc:

@@ -1,7 +1,8 @@
 """`.taskmaster.yml`: the schema of a repository's own pipeline, loading it with line-numbered errors, and the default.
 
 `load_definition` reports every problem as one line, `file:line: key.path: what was expected`, so that a person can
-fix the file without guessing; `default_validation_definition` is what runs when a repository has no file.
+fix the file without guessing; `default_validation_definition` is the shape of what runs when a repository has no
+file (`pipelines/defaults.py` detects the commands).
 """
 
 from __future__ import annotations
@@ -696,9 +697,10 @@ def load_definition(text: str, *, source: str = DEFAULT_SOURCE) -> PipelineDefin
 
 # --- the default, for repositories without a `.taskmaster.yml` ---
 
-DEFAULT_INSTALL = "python -m pip install -e '.[test]' pytest ruff"
-DEFAULT_LINT = "python -m ruff check ."
-DEFAULT_TEST = "python -m pytest -q"
+# Plain Python commands for callers that give none; a run detects its repository's own (`pipelines/defaults.py`).
+DEFAULT_INSTALL = "python3 -m venv .venv && .venv/bin/python -m pip install -e '.[test]' pytest ruff"
+DEFAULT_LINT = ".venv/bin/python -m ruff check ."
+DEFAULT_TEST = ".venv/bin/python -m pytest -q"
 
 
 def default_validation_definition(

@@ -326,7 +326,7 @@ class PipelineEngine:
                     skipped_rows = await _steps(session, pipeline_id, skip) if skip else {}
                     for name in skip:
                         need = next((n for n in plan[name].needs if _blocks(statuses[n])), None)
-                        why = f"'{need}' did not succeed" if need else "no step failed"
+                        why = f"'{need}' {_ENDED.get(statuses[need], 'did not succeed')}" if need else "no step failed"
                         transitions.apply_step(skipped_rows[name], transitions.STEP_SKIP, reason=why, now=now)
                         statuses[name] = StepStatus.SKIPPED.value
                         changed = True
@@ -554,6 +554,10 @@ async def _step_views(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str
         )
     )
     return {name: _StepView(status, next_at) for name, status, next_at in rows.all()}
+
+
+# Why a dependent is skipped, in the need's own terms: a skipped need did not fail.
+_ENDED = {"failed": "failed", "skipped": "was skipped", "canceled": "was canceled", "timed_out": "timed out"}
 
 
 def _blocks(status: str) -> bool:

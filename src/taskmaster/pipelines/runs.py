@@ -15,13 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Pipeline, PipelineStep, Project
-from taskmaster.pipelines import transitions
-from taskmaster.pipelines.definition import (
-    DEFAULT_SOURCE,
-    DefinitionError,
-    default_validation_definition,
-    load_definition,
-)
+from taskmaster.pipelines import defaults, transitions
+from taskmaster.pipelines.definition import DEFAULT_SOURCE, DefinitionError, PipelineDefinition, load_definition
 from taskmaster.pipelines.plan import Plan, compile_plan
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, PipelineType, StepStatus
 from taskmaster.workspaces.git_cache import MirrorCache
@@ -92,7 +87,10 @@ async def _plan(session: AsyncSession, pipeline: Pipeline, repository: str, mirr
     assert pipeline.commit_sha is not None
     try:
         text = await read_file_at(mirror, repository, pipeline.commit_sha, DEFAULT_SOURCE)
-        definition = load_definition(text) if text is not None else default_validation_definition()
+        if text is not None:
+            definition = load_definition(text)
+        else:
+            definition = await detect_at(mirror, repository, pipeline.commit_sha)
         plan = compile_plan(definition, pipeline_type=pipeline.pipeline_type)
     except DefinitionError as exc:
         transitions.apply(pipeline, transitions.ERROR, reason=str(exc), failure_reason=FailureReason.CODE)
@@ -147,6 +145,24 @@ async def read_file_at(mirror: MirrorCache, repository: str, sha: str, name: str
     if code != 0:  # a directory or a submodule by that name
         raise InvalidInput(f"{name} at {sha} is not a file")
     return out.decode(errors="replace")
+
+
+async def detect_at(mirror: MirrorCache, repository: str, sha: str) -> PipelineDefinition:
+    """The default pipeline for the commit `sha`, detected from its top-level files (`pipelines/defaults.py`)."""
+    path = mirror.mirror_path(repository)
+    code, out, err = await _git(path, "ls-tree", "--name-only", "-z", sha)
+    if code != 0:
+        raise NotFound(f"commit {sha} is not in the mirror of {repository}: {err.decode(errors='replace').strip()}")
+    names = [name for name in out.decode(errors="replace").split("\0") if name]
+    texts: dict[str, str] = {}
+    for name in defaults.files_to_read(names):
+        try:
+            text = await read_file_at(mirror, repository, sha, name)
+        except InvalidInput:  # a directory by that name
+            continue
+        if text is not None:
+            texts[name] = text
+    return defaults.detect(names, texts).definition()
 
 
 def _is_sha_of(ref: str, sha: str) -> bool:

@@ -38,6 +38,7 @@ from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.core.ids import new_id
 from taskmaster.db.leases import Leased, renew, stale
 from taskmaster.db.models import Project, Task, TaskDependency
+from taskmaster.db.prefix import is_prefix, resolve_id
 
 # Task use cases work per project; the project lookups are re-exported for their callers.
 from taskmaster.projects import settings as project_settings
@@ -86,7 +87,7 @@ def _dialect(session: AsyncSession) -> str:
 
 
 async def get_task(session: AsyncSession, project_id: uuid.UUID, ref: str | int | uuid.UUID) -> Task:
-    """A task of the project by id or by its number ("12" or 12)."""
+    """A task of the project by id, by a unique prefix of its id, or by its number ("12" or 12)."""
     query = select(Task).where(Task.project_id == project_id)
     if isinstance(ref, uuid.UUID):
         query = query.where(Task.id == ref)
@@ -96,11 +97,12 @@ async def get_task(session: AsyncSession, project_id: uuid.UUID, ref: str | int 
         if not 0 < int(ref) <= MAX_TASK_NUMBER:
             raise InvalidInput(f"task number {str(ref)[:40]} is out of range (1 to {MAX_TASK_NUMBER})")
         query = query.where(Task.number == int(ref))
+    elif is_prefix(ref) or "-" in ref:
+        query = query.where(
+            Task.id == await resolve_id(session, Task.id, ref, "task", where=Task.project_id == project_id)
+        )
     else:
-        try:
-            query = query.where(Task.id == uuid.UUID(ref))
-        except ValueError:
-            raise InvalidInput(f"{ref!r} is neither a task number nor a task id") from None
+        raise InvalidInput(f"{ref!r} is neither a task number nor a task id")
     task = await session.scalar(query)
     if task is None:
         raise NotFound(f"task {ref} does not exist in this project")
@@ -209,8 +211,9 @@ async def set_status(
         if open_descendants and not cascade:
             names = ", ".join(f"#{t.number}" for t in open_descendants[:10])
             raise Conflict(
-                f"task #{task.number} has open subtasks ({names}); finish them first or use --cascade",
+                f"task #{task.number} has open subtasks ({names}); finish them first or cascade the change",
                 open_subtasks=[str(t.id) for t in open_descendants],
+                override="cascade",
             )
         changed += open_descendants
     now = utcnow()
@@ -254,7 +257,8 @@ async def delete_task(session: AsyncSession, task: Task, *, force: bool = False,
     if dependents and not force:
         raise Conflict(
             f"tasks {', '.join(f'#{n}' for n in dependents)} depend on task #{task.number}; "
-            "remove those dependencies first or use --force"
+            "remove those dependencies first or force the removal",
+            override="force",
         )
     neighbours = await _dependency_ids(session, [task.id])
     dependent_rows = await session.scalars(

@@ -47,7 +47,8 @@ _UNSTORED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"}
 """Never stored, whatever the forge (each `WebhookSource` adds its own signature and token headers)."""
 _COMMAND = re.compile(r"^\s*/taskmaster\s+(retry|review|fix)\b", re.IGNORECASE | re.MULTILINE)
 
-PermissionCheck = Callable[[Project, str], Awaitable[bool]]
+PermissionCheck = Callable[[Project, str], Awaitable[bool | None]]
+"""Whether a user may write to the project's repository; None when no credential can ask the forge."""
 """Whether a forge user may make Taskmaster act (write access), asked of the forge and cached by the caller."""
 
 
@@ -262,23 +263,24 @@ class _KnownPermissions:
     """The `PermissionCheck` used inside transactions: answers learned outside them, never an HTTP call."""
 
     def __init__(self) -> None:
-        self._answers: dict[tuple[uuid.UUID, str], bool] = {}
+        self._answers: dict[tuple[uuid.UUID, str], bool | None] = {}
 
-    async def __call__(self, project: Project, login: str) -> bool:
-        answer = self._answers.get((project.id, login.lower()))
-        if answer is None:
+    async def __call__(self, project: Project, login: str) -> bool | None:
+        key = (project.id, login.lower())
+        if key not in self._answers:
             raise _PermissionNeeded(project.id, login)
-        return answer
+        return self._answers[key]
 
-    def learn(self, needed: _PermissionNeeded, answer: bool) -> None:
+    def learn(self, needed: _PermissionNeeded, answer: bool | None) -> None:
         self._answers[(needed.project_id, needed.login.lower())] = answer
 
 
-async def _ask(db: Database, permission: PermissionCheck, needed: _PermissionNeeded) -> bool:
-    """The forge's answer, asked after the project is read and its session closed (no transaction open)."""
+async def _ask(db: Database, permission: PermissionCheck, needed: _PermissionNeeded) -> bool | None:
+    """The forge's answer, asked after the project is read and its session closed (no transaction open); None
+    when there is no credential to ask with."""
     async with db.session() as session:
         project = await session.get(Project, needed.project_id)
-    return project is not None and await permission(project, needed.login)
+    return await permission(project, needed.login) if project is not None else False
 
 
 async def _record_failure(db: Database, delivery_id: uuid.UUID, exc: Exception, settings: WebhookSettings) -> None:
@@ -446,10 +448,14 @@ async def _route_command(
     if comment.author_is_bot:
         result["refused"] = "bots' comments are not commands"
         return
-    if permission is None:
-        result["refused"] = "no forge credentials to check the author's permission"
+    allowed = await permission(project, author) if permission is not None else None
+    if allowed is None:
+        result["refused"] = (
+            f"cannot check whether {author} may write to {project.owner}/{project.repo_name}: project {project.name} "
+            "has no forge token (store one with --forge-token) and no GitHub App covers it"
+        )
         return
-    if not await permission(project, author):
+    if not allowed:
         result["refused"] = f"{author} has no write access to {project.owner}/{project.repo_name}"
         return
     pull = await session.scalar(

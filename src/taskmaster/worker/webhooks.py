@@ -25,14 +25,15 @@ class ForgePermissions:
         self.forges = forges
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
 
-    async def __call__(self, project: Project, login: str) -> bool:
+    async def __call__(self, project: Project, login: str) -> bool | None:
+        """Whether `login` may write to the project's repository; None when there is no credential to ask with."""
         key = (str(project.id), login.lower())
         cached = self._cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < PERMISSION_TTL_SECONDS:
             return cached[1]
         forge = self.forges.for_project(project)
         if forge is None:
-            return False
+            return None
         try:
             allowed = (await forge.user_permission(f"{project.owner}/{project.repo_name}", login)).can_write
         finally:
