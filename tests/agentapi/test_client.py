@@ -26,7 +26,7 @@ async def test_status_messages_send_and_wait_raw_and_upload(server: str) -> None
         assert messages[2].time.tzinfo is not None
         with pytest.raises(AgentApiError) as empty:
             await api.send("   ")
-        assert empty.value.status == 500
+        assert empty.value.status == 422
         assert "must not be empty" in empty.value.detail
         await api.send("permission")
         await asyncio.sleep(0.3)

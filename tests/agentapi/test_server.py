@@ -43,16 +43,16 @@ def test_300_line_reply_is_captured_whole_and_next_reply_is_its_own_message(clie
 def test_user_message_refused_while_running_and_when_empty(client: httpx.Client) -> None:
     wait_stable(client)
     empty = client.post("/message", json={"content": "   ", "type": "user"})
-    assert empty.status_code == 500
+    assert empty.status_code == 422
     assert empty.headers["content-type"] == "application/problem+json"
     assert empty.json()["detail"] == "failed to send message: message must not be empty"
     assert client.post("/message", json={"content": "slow 2", "type": "user"}).status_code == 200
     busy = client.post("/message", json={"content": "too early", "type": "user"})
-    assert busy.status_code == 500
+    assert busy.status_code == 409
     problem = busy.json()
     assert "waiting for user input" in problem["detail"]
-    assert problem["title"] == "Internal Server Error"
-    assert problem["status"] == 500
+    assert problem["title"] == "Conflict"
+    assert problem["status"] == 409
     assert problem["$schema"].endswith("/schemas/ErrorModel.json")
 
 
@@ -178,7 +178,7 @@ def test_crashing_agent_reports_agent_error_and_refuses_messages(client: httpx.C
     messages = client.get("/messages").json()["messages"]
     assert messages[-1]["content"] == "Something went wrong, bailing out"
     refused = client.post("/message", json={"content": "still there?", "type": "user"})
-    assert refused.status_code == 500
+    assert refused.status_code == 409
     assert "exited" in refused.json()["detail"]
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -121,6 +122,8 @@ class AgentApiClient:
         prefix: str = "",
     ) -> None:
         url = base_url or (settings.agentapi.url if settings is not None else DEFAULT_URL)
+        if token is None and settings is not None:
+            token = settings.agentapi.token or _saved_token(settings.agentapi_token_file)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._owns_http = http is None
         # A user message returns only once the agent reacts, which can take the reference up to ~30 s.
@@ -262,6 +265,14 @@ class AgentApiClient:
         response = await self._http.delete(f"/sessions/{session_id}")
         if response.status_code >= 400:
             raise _error(response)
+
+
+def _saved_token(path: Path) -> str | None:
+    """The token a local `agentapi serve` saved, if there is one."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _error(response: httpx.Response) -> AgentApiError:

@@ -19,7 +19,7 @@ from taskmaster.agents.agentapi.pty import PtyProcess
 from taskmaster.agents.agentapi.rules import rules_for
 from taskmaster.agents.agentapi.rules.common import WHITESPACE, AgentRules, trim_empty_lines
 from taskmaster.agents.agentapi.screen import Mark, Terminal
-from taskmaster.core.errors import TaskmasterError
+from taskmaster.core.errors import Conflict, InvalidInput, TaskmasterError
 
 Role = Literal["agent", "user"]
 Status = Literal["running", "stable"]
@@ -36,6 +36,24 @@ class SendError(TaskmasterError):
 
     code = "send_failed"
     title = "Internal Server Error"
+
+
+class EmptyMessage(InvalidInput):
+    """A user message with nothing but white space."""
+
+    code = "empty_message"
+
+
+class AgentBusy(Conflict):
+    """A user message while the agent is not waiting for input (the reference answers 500; a refusal is a 409)."""
+
+    code = "agent_busy"
+
+
+class AgentGone(Conflict):
+    """A message for an agent that has exited."""
+
+    code = "agent_exited"
 
 
 @dataclass
@@ -276,23 +294,24 @@ class Conversation:
     def check_can_send(self, content: str) -> str:
         text = content.strip(WHITESPACE)
         if not text:
-            raise SendError("failed to send message: message must not be empty")
+            raise EmptyMessage("failed to send message: message must not be empty")
         if not self.alive:
-            raise SendError("failed to send message: the agent has exited")
+            raise AgentGone("failed to send message: the agent has exited")
         return text
 
     async def send_user(self, content: str) -> None:
         """Type `content` as a bracketed paste and press Enter; returns once the agent reacts.
 
-        Raises SendError when the content is empty, the agent is not waiting for input (unless queueing is on, in
-        which case the message is delivered when the agent is next stable), or the agent does not react.
+        Raises EmptyMessage for white space only, AgentGone when the agent has exited, AgentBusy when it is not
+        waiting for input (unless queueing is on: the message is then delivered when the agent is next stable), and
+        SendError when the agent does not react.
         """
         text = self.check_can_send(content)
         if self.config.queue and (self.status != "stable" or self._send_lock.locked() or self._pending):
             self._pending.append(text)
             return
         if self.status != "stable" or self._send_lock.locked():
-            raise SendError("failed to send message: message can only be sent when the agent is waiting for user input")
+            raise AgentBusy("failed to send message: message can only be sent when the agent is waiting for user input")
         async with self._send_lock:
             await self._deliver(text)
 
@@ -344,7 +363,7 @@ class Conversation:
                 if now > deadline:
                     raise SendError("failed to send message: failed to wait for processing to start: timeout")
                 if not self.alive:
-                    raise SendError("failed to send message: the agent has exited")
+                    raise AgentGone("failed to send message: the agent has exited")
                 # Enter again only after a pause: some agents (aider) act on every Enter they get.
                 if now - last_enter >= ENTER_RETRY:
                     process.write(b"\r")
@@ -374,7 +393,7 @@ class Conversation:
     def send_raw(self, content: str) -> None:
         """Write `content` to the terminal verbatim (keys, escape sequences); not recorded."""
         if self._process is None or not self.alive:
-            raise SendError("failed to send message: the agent has exited")
+            raise AgentGone("failed to send message: the agent has exited")
         try:
             self._process.write(content.encode())
         except OSError as exc:
