@@ -72,11 +72,20 @@ def test_permission_menu_is_answered_with_raw_keys(client: httpx.Client) -> None
     wait_stable(client)
     assert client.post("/message", json={"content": "permission", "type": "user"}).status_code == 200
     wait_until(lambda: "Choose 1 or 2" in client.get("/messages").json()["messages"][-1]["content"])
-    time.sleep(0.6)
-    assert client.get("/status").json()["status"] == "running"  # a menu is not the input prompt
+    # A question on screen: stable (as the reference decides), and what it asks, with the keys that answer it.
+    wait_until(lambda: client.get("/status").json()["status"] == "stable")
+    status = client.get("/status").json()
+    assert status["waiting_for"] == {
+        "question": "Allow the agent to edit files?",
+        "choices": [{"key": "1", "label": "Yes"}, {"key": "2", "label": "No"}],
+    }
+    refused = client.post("/message", json={"content": "yes please", "type": "user"})
+    assert refused.status_code == 409
+    assert "Allow the agent to edit files?" in refused.json()["detail"]
     raw = client.post("/message", json={"content": "1", "type": "raw"})
     assert raw.status_code == 200
     wait_stable(client)
+    assert "waiting_for" not in client.get("/status").json()
     messages = client.get("/messages").json()["messages"]
     assert len(messages) == 3  # raw input is not recorded
     assert messages[-1]["content"].endswith("Permission granted")

@@ -66,9 +66,13 @@ class AgentMessage:
 
 @dataclass(frozen=True)
 class AgentStatus:
+    """`waiting_for` (our server only): the question the agent shows, `{"question": …, "choices": [{key, label}]}`;
+    answer it with `send_raw(choice["key"])`."""
+
     status: Literal["running", "stable"]
     agent_type: str | None = None
     transport: str | None = None
+    waiting_for: dict[str, Any] | None = None
 
     @property
     def stable(self) -> bool:
@@ -90,6 +94,7 @@ class Transcript:
     messages: dict[int, AgentMessage] = field(default_factory=dict)
     status: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: dict[str, Any] | None = None
 
     def apply(self, event: AgentEvent) -> None:
         if event.type == "message_update":
@@ -99,6 +104,9 @@ class Transcript:
             self.status = str(event.data.get("status"))
         elif event.type == "agent_error":
             self.errors.append(event.data)
+        elif event.type == "waiting_for":
+            waiting = event.data.get("waiting_for")
+            self.waiting_for = waiting if isinstance(waiting, dict) else None
 
     def ordered(self) -> list[AgentMessage]:
         return [self.messages[i] for i in sorted(self.messages)]
@@ -154,7 +162,10 @@ class AgentApiClient:
     async def status(self) -> AgentStatus:
         data = await self._request("GET", "/status")
         status: Literal["running", "stable"] = "stable" if data.get("status") == "stable" else "running"
-        return AgentStatus(status, data.get("agent_type"), data.get("transport"))
+        waiting = data.get("waiting_for")
+        return AgentStatus(
+            status, data.get("agent_type"), data.get("transport"), waiting if isinstance(waiting, dict) else None
+        )
 
     async def messages(self) -> list[AgentMessage]:
         data = await self._request("GET", "/messages")

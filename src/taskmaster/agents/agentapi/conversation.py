@@ -1,7 +1,7 @@
 """One agent session: its PTY, its terminal, and the conversation read from the screen.
 
-Status is `stable` when the screen has not changed for the stability window and the agent shows its input prompt,
-`running` otherwise. The reply to a user message is what is new on the screen (scrollback included) since the
+Status is `stable` when the screen has not changed for the stability window and the agent shows its input prompt
+or asks a question (a permission menu: then `waiting_for` names it and its choices), `running` otherwise. The reply to a user message is what is new on the screen (scrollback included) since the
 message was sent, cleaned up by the agent type's rules.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from taskmaster.agents.agentapi.pty import PtyProcess
 from taskmaster.agents.agentapi.rules import rules_for
-from taskmaster.agents.agentapi.rules.common import WHITESPACE, AgentRules, trim_empty_lines
+from taskmaster.agents.agentapi.rules.common import WHITESPACE, AgentRules, Question, trim_empty_lines
 from taskmaster.agents.agentapi.screen import Mark, Terminal
 from taskmaster.core.errors import Conflict, InvalidInput, TaskmasterError
 
@@ -77,7 +77,7 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class Event:
-    name: Literal["message_update", "status_change", "agent_error"]
+    name: Literal["message_update", "status_change", "agent_error", "waiting_for"]
     data: dict[str, Any]
 
 
@@ -133,6 +133,8 @@ class Conversation:
         self.terminal = Terminal(config.columns, config.lines)
         self.messages: list[Message] = [Message(0, "agent", "", _now())]
         self.status: Status = "running"
+        # The question the agent waits on while stable, if it shows one instead of its input prompt.
+        self.waiting_for: Question | None = None
         self.exit_code: int | None = None
         self.started_at = _now()
         self._base_env = base_env
@@ -256,13 +258,23 @@ class Conversation:
         if quiet_for < self.config.stability_window:
             self._schedule_stability_check()
             return
-        if self.rules.prompt_visible(self.terminal.text()):
+        screen = self.terminal.text()
+        question = None if self.rules.prompt_visible(screen) else self.rules.question(screen)
+        if question is not None or self.rules.prompt_visible(screen):
             self._refresh()
+            self._set_waiting(question)
             self._set_status("stable")
-            if self._pending and self._queue_task is None and self._loop is not None:
+            if question is None and self._pending and self._queue_task is None and self._loop is not None:
                 self._queue_task = self._loop.create_task(self._deliver_pending())
 
+    def _set_waiting(self, question: Question | None) -> None:
+        if question != self.waiting_for:
+            self.waiting_for = question
+            self._emit(Event("waiting_for", {"waiting_for": question.as_json() if question else None}))
+
     def _set_status(self, status: Status) -> None:
+        if status == "running":
+            self._set_waiting(None)
         if status != self.status:
             self.status = status
             self._wake.set()
@@ -307,9 +319,14 @@ class Conversation:
         SendError when the agent does not react.
         """
         text = self.check_can_send(content)
-        if self.config.queue and (self.status != "stable" or self._send_lock.locked() or self._pending):
+        busy = self.status != "stable" or self.waiting_for is not None or self._send_lock.locked()
+        if self.config.queue and (busy or self._pending):
             self._pending.append(text)
             return
+        if self.waiting_for is not None:
+            raise AgentBusy(
+                f"failed to send message: the agent asks {self.waiting_for.question!r}; answer it with a raw message"
+            )
         if self.status != "stable" or self._send_lock.locked():
             raise AgentBusy("failed to send message: message can only be sent when the agent is waiting for user input")
         async with self._send_lock:
@@ -317,7 +334,7 @@ class Conversation:
 
     async def _deliver_pending(self) -> None:
         try:
-            while self._pending and self.status == "stable" and self.alive:
+            while self._pending and self.status == "stable" and self.waiting_for is None and self.alive:
                 text = self._pending.pop(0)
                 async with self._send_lock:
                     await self._deliver(text)
@@ -405,6 +422,8 @@ class Conversation:
         """The events that rebuild the current state, and a queue of the events after them."""
         replay = [Event("message_update", message.as_event()) for message in self.messages]
         replay.append(Event("status_change", {"status": self.status, "agent_type": self.agent_type}))
+        if self.waiting_for is not None:
+            replay.append(Event("waiting_for", {"waiting_for": self.waiting_for.as_json()}))
         queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIBER_BUFFER + 1)
         self._subscribers.add(queue)
         return replay, queue
@@ -428,6 +447,7 @@ class Conversation:
         return {
             "agent_type": self.agent_type,
             "status": self.status,
+            "waiting_for": self.waiting_for.as_json() if self.waiting_for else None,
             "alive": self.alive,
             "exit_code": self.exit_code,
             "pid": self.pid,

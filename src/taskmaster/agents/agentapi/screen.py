@@ -68,12 +68,33 @@ class _Screen(pyte.Screen):
         self.dirty.clear()
         self.changed = True
 
+    def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+        # Private SGR (`ESC[>4;?m`, xterm's modifyOtherKeys, which Gemini CLI sends at start) sets key modes, not
+        # colours; pyte 0.8 raises on its `private` flag.
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
         super().resize(lines, columns)
         self.rows = [""] * self.lines
         self.dirty.update(range(self.lines))
         self.render_dirty()
         self.changed = True
+
+
+class _TolerantStream(pyte.ByteStream):
+    """A byte stream that drops an escape sequence it cannot handle and goes on with the rest of the chunk.
+
+    pyte raises from its parser when a handler refuses a sequence, and the caller loses everything after it in the
+    chunk (text, and queries such as device attributes that the agent then waits on).
+    """
+
+    def _send_to_parser(self, data: str) -> bool | None:
+        try:
+            return super()._send_to_parser(data)
+        # Any handler error: the sequence is dropped, never the output after it.
+        except Exception:
+            return False
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ class Terminal:
 
     def __init__(self, columns: int = 80, lines: int = 1000, scrollback_limit: int = 100_000) -> None:
         self._screen = _Screen(columns, lines, scrollback_limit)
-        self._stream = pyte.ByteStream(self._screen)
+        self._stream = _TolerantStream(self._screen)
 
     def on_response(self, respond: Callable[[bytes], None] | None) -> None:
         """Send the terminal's answers to the agent's queries (cursor position report, device attributes) here."""

@@ -159,9 +159,11 @@ def conversation_routes(resolve: Callable[..., Conversation], upload_dir: Callab
 
     @router.get("/status", summary="Get status")
     async def get_status(request: Request, conv: Conversation = conv_dep) -> Response:
-        return body(
-            request, "StatusResponseBody", {"agent_type": conv.agent_type, "status": conv.status, "transport": "pty"}
-        )
+        data: dict[str, Any] = {"agent_type": conv.agent_type, "status": conv.status, "transport": "pty"}
+        if conv.waiting_for is not None:
+            # Beyond the reference, and only while a question is shown: what the agent asks and how to answer.
+            data["waiting_for"] = conv.waiting_for.as_json()
+        return body(request, "StatusResponseBody", data)
 
     @router.get("/messages", summary="Get messages")
     async def get_messages(request: Request, conv: Conversation = conv_dep) -> Response:
