@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.agentapi.conftest import agent_argv, agentapi_server, wait_stable, wait_until
 
@@ -151,12 +152,9 @@ async def test_client_sends_the_token_saved_by_serve_or_given_in_settings(tmp_pa
     with agentapi_server(agent_argv(), auth_token="saved-token") as url:
         settings = make_settings(tmp_path, AGENTAPI_URL=url)
         async with AgentApiClient(settings=settings) as anonymous:
-            try:
+            with pytest.raises(AgentApiError) as refused:
                 await anonymous.status()
-            except AgentApiError as exc:
-                assert exc.status == 401
-            else:
-                raise AssertionError("a request without the token was served")
+            assert refused.value.status == 401
         settings.agentapi_token_file.write_text("saved-token\n")
         async with AgentApiClient(settings=settings) as api:
             assert (await api.wait_stable()).stable

@@ -106,6 +106,10 @@ def serve_command(
 
         db = Database.from_settings(common.settings())
         store = DatabaseStore(db)
+    from taskmaster.agents.agentapi.pty import enable_child_subreaper
+
+    # Daemons an agent detaches (Codex's app-server) stay below this process, and end with their session.
+    enable_child_subreaper()
     manager = SessionManager(store=store)
     exit_code = 0
     server: uvicorn.Server | None = None

@@ -1,8 +1,9 @@
 """One agent session: its PTY, its terminal, and the conversation read from the screen.
 
 Status is `stable` when the screen has not changed for the stability window and the agent shows its input prompt
-or asks a question (a permission menu: then `waiting_for` names it and its choices), `running` otherwise. The reply to a user message is what is new on the screen (scrollback included) since the
-message was sent, cleaned up by the agent type's rules.
+or asks a question (a permission menu: then `waiting_for` names it and its choices), `running` otherwise.
+The reply to a user message is what is new on the screen (scrollback included) since the message was sent,
+cleaned up by the agent type's rules.
 """
 
 from __future__ import annotations
