@@ -416,6 +416,12 @@ class Conversation:
             self._process.write(content.encode())
         except OSError as exc:
             raise SendError(f"failed to send message: {exc}") from None
+        if self.waiting_for is not None:
+            # Keys for a question: the answer is on its way, so a client polling right after must not see the
+            # question as still open; if the keys did not answer it, it is found again after the window.
+            self._last_change = time.monotonic()
+            self._set_status("running")
+            self._schedule_stability_check()
 
     # events
 

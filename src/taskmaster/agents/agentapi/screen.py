@@ -5,10 +5,17 @@ Only lines pyte marks dirty are re-rendered, so a snapshot of an 80x1000 screen 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyte
+
+# CSI sequences with a `<` or `=` parameter prefix (the kitty keyboard protocol: `ESC[<u`, `ESC[=1;1u`), which pyte
+# mistakes for a sequence ending at the prefix and then draws the rest (`u`) as text. They set input modes only.
+_PREFIXED_CSI = re.compile(rb"\x1b\[[<=][0-9;:]*[\x40-\x7e]")
+# The start of such a sequence at the end of a chunk: held until the next chunk completes it.
+_PREFIXED_CSI_START = re.compile(rb"\x1b(\[([<=][0-9;:]*)?)?$")
 
 
 def _render(line: dict[int, pyte.screens.Char]) -> str:
@@ -114,6 +121,7 @@ class Terminal:
     def __init__(self, columns: int = 80, lines: int = 1000, scrollback_limit: int = 100_000) -> None:
         self._screen = _Screen(columns, lines, scrollback_limit)
         self._stream = _TolerantStream(self._screen)
+        self._held = b""
 
     def on_response(self, respond: Callable[[bytes], None] | None) -> None:
         """Send the terminal's answers to the agent's queries (cursor position report, device attributes) here."""
@@ -130,7 +138,12 @@ class Terminal:
     def feed(self, data: bytes) -> bool:
         screen = self._screen
         screen.changed = False
-        self._stream.feed(data)
+        data = self._held + data
+        tail = _PREFIXED_CSI_START.search(data)
+        self._held = data[tail.start() :] if tail else b""
+        if tail:
+            data = data[: tail.start()]
+        self._stream.feed(_PREFIXED_CSI.sub(b"", data))
         screen.render_dirty()
         return bool(screen.changed)
 

@@ -68,6 +68,7 @@ def is_rule(row: str) -> bool:
 _OPTION = re.compile(r"^(?P<cursor>[❯›>●▶]\s*)?(?P<key>\d{1,2})[.)]\s+(?P<label>\S.*)$")
 # Aider's `Create new file hello.txt? (Y)es/(N)o [Yes]:`, with any number of `(X)word` choices.
 _YES_NO = re.compile(r"^(?P<question>.*\?)\s+(?P<choices>\(\w\)[^\[]*?)\s*(\[[^\]]*\])?:?\s*$")
+_ASKING = re.compile(r"^(Do|Would|Allow|Apply|Are|Should|Can|May|Proceed|Continue|Approve|Run|Trust)\b", re.I)
 _LETTER_CHOICE = re.compile(r"\((\w)\)([^/]*)")
 
 
@@ -116,13 +117,10 @@ def _find_menu(rows: list[str], last: int) -> Question | None:
     in_order = keys == list(range(keys[0], keys[0] + len(keys)))
     if len(options) < 2 or not in_order or not any(m["cursor"] for m, _ in options):
         return None
-    question = ""
-    for index in range(start - 1, max(start - QUESTION_SEARCH_ROWS, -1), -1):
-        if rows[index].endswith("?"):
-            question = rows[index]
-            break
-        if not question and rows[index]:
-            question = rows[index]
+    above = [row for row in rows[max(start - QUESTION_SEARCH_ROWS, 0) : start] if row][::-1]
+    asked = [row for row in above if row.endswith("?")]
+    # The menu's own question (`Do you want to proceed?`) before a `?` in the details it shows (a reason, a command).
+    question = next((row for row in asked if _ASKING.match(row)), asked[0] if asked else above[0] if above else "")
     choices = tuple(Choice(m["key"], " ".join([m["label"].strip(), *more])) for m, more in options)
     return Question(question, choices)
 
