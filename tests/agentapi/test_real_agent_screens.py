@@ -206,3 +206,16 @@ def test_kitty_keyboard_sequences_draw_nothing_even_split_across_chunks() -> Non
     assert terminal.text() == " * Type here"
     terminal.feed(b"[1mX")
     assert terminal.text() == " * Type hereX"
+
+
+# Codex 0.171.0: "pause please" at 6990 - 2.5 s into the reply, whose stream pauses 4 s after its second row.
+def test_codex_paused_reply_is_busy_by_its_title_spinner_though_its_screen_looks_idle() -> None:
+    replay = Replay("codex_0.171.0_pause.ansi")
+    rules = rules_for("codex")
+    screen = replay.to(6990)
+    assert "› Ask Codex" in screen
+    assert "Working" not in screen  # no busy row: the screen alone reads as idle
+    assert rules.prompt_visible(screen)
+    assert rules.title_busy(replay.terminal.title)
+    replay.to()
+    assert not rules.title_busy(replay.terminal.title)

@@ -244,11 +244,13 @@ class Conversation:
         self._refresh()
 
     def _schedule_stability_check(self) -> None:
+        self._schedule_stability_check_in(max(self._last_change + self.config.stability_window - time.monotonic(), 0))
+
+    def _schedule_stability_check_in(self, delay: float) -> None:
         if self._loop is None:
             return
         if self._stable_timer is not None:
             self._stable_timer.cancel()
-        delay = max(self._last_change + self.config.stability_window - time.monotonic(), 0.0)
         self._stable_timer = self._loop.call_later(delay, self._stability_check)
 
     def _stability_check(self) -> None:
@@ -260,8 +262,13 @@ class Conversation:
             self._schedule_stability_check()
             return
         screen = self.terminal.text()
-        question = None if self.rules.prompt_visible(screen) else self.rules.question(screen)
-        if question is not None or self.rules.prompt_visible(screen):
+        prompt = self.rules.prompt_visible(screen)
+        question = None if prompt else self.rules.question(screen)
+        # A question outranks a busy title: Codex spins its title while it waits for an approval.
+        if question is None and self.rules.title_busy(self.terminal.title):
+            self._schedule_stability_check_in(self.config.stability_window)
+            return
+        if question is not None or prompt:
             self._refresh()
             self._set_waiting(question)
             self._set_status("stable")

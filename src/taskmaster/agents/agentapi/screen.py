@@ -147,6 +147,11 @@ class Terminal:
         screen.render_dirty()
         return bool(screen.changed)
 
+    @property
+    def title(self) -> str:
+        """The window title the agent set last (OSC 0 or 2)."""
+        return str(self._screen.title)
+
     def rows(self) -> tuple[str, ...]:
         """The visible screen, one right-trimmed string per row."""
         return tuple(self._screen.rows)

@@ -1,8 +1,9 @@
 """Codex CLI: the input sits on a `›` row (or in a rounded box) near the bottom.
 
 `›` is also the cursor of Codex's approval menus (`› 1. Yes, proceed (y)`): a `›` before a numbered option is
-not the input row. While it works Codex shows `• Working (3s • esc to interrupt)` above the input row; after a reply
-it prints a `Worked for 3s • 12:04` row and sometimes `└ Tip: …` rows, which are not part of the reply.
+not the input row. While it works Codex shows `• Working (3s • esc to interrupt)` above the input row until the
+reply streams, and a braille spinner in the window title throughout (so a reply that pauses is not taken for the
+end). After a reply it prints a `Worked for 3s • 12:04` row and sometimes `└ Tip: …` rows, not part of the reply.
 """
 
 import re
@@ -23,6 +24,8 @@ def _chevron_row(lines: list[str]) -> int:
 RULES = AgentRules(
     name="codex",
     find_input_box=first_of(_chevron_row, rounded_box, slim_box),
-    busy_markers=("esc to interrupt",),
+    # `Waiting for startup · esc cancel`: a message sent before its tools are up waits under the input row.
+    busy_markers=("esc to interrupt", "esc cancel"),
     trailing_noise=re.compile(r"^[\s─]*Worked for [^•]*(•\s*\d{1,2}:\d{2}(:\d{2})?)?[\s─]*$|^\s*(└\s*)?Tip: "),
+    busy_title=re.compile("^[\u2800-\u28ff]"),
 )

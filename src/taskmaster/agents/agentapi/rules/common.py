@@ -138,6 +138,12 @@ class AgentRules:
     busy_markers: tuple[str, ...] = ()
     # Status rows the agent prints after a reply (Claude's `✻ Worked for 3s`), dropped from the end of a reply.
     trailing_noise: re.Pattern[str] | None = None
+    # A window title that means the agent is working (Codex's braille spinner, Gemini's `Working…`), which it keeps
+    # while its screen is still: Codex shows no busy row while a reply it streams pauses.
+    busy_title: re.Pattern[str] | None = None
+
+    def title_busy(self, title: str) -> bool:
+        return self.busy_title is not None and self.busy_title.search(title) is not None
 
     def prompt_visible(self, screen_text: str) -> bool:
         lines = trim_empty_lines(screen_text).split("\n")

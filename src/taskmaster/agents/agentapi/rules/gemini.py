@@ -3,7 +3,8 @@
 0.61 draws, from the bottom up: footer rows (`workspace … sandbox`), the prompt row (` >   Type your message`),
 a hint (`Shift+Tab to accept edits`, `YOLO Ctrl+Y`), the rule, and `? for shortcuts` above it; none of these
 belongs to a reply. Approval dialogs are boxes in boxes (`? WriteFile …`, then the choices); they are not the input
-area, so they stay in the reply. While it works Gemini shows `(esc to cancel, 3s)`.
+area, so they stay in the reply. While it works Gemini shows `(esc to cancel, 3s)` and titles its window
+`✦  Working…`.
 """
 
 import re
@@ -31,6 +32,7 @@ RULES = AgentRules(
     find_input_box=gemini_prompt,
     trailing_echo_box=("╯", "╰"),
     busy_markers=("esc to cancel",),
+    busy_title=re.compile("Working…"),
     trailing_noise=re.compile(
         r"^\s*(\? for shortcuts|Shift\+Tab to accept edits|YOLO Ctrl\+Y|accepting edits.*|YOLO mode.*|─+)\s*$"
     ),
