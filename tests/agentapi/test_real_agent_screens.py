@@ -219,3 +219,17 @@ def test_codex_paused_reply_is_busy_by_its_title_spinner_though_its_screen_looks
     assert rules.title_busy(replay.terminal.title)
     replay.to()
     assert not rules.title_busy(replay.terminal.title)
+
+
+def test_aider_question_with_many_choices_names_each_key() -> None:
+    screen = "Run shell command? (Y)es/(N)o/(A)ll/(S)kip all/(D)on't ask again [Yes]: "
+    question = rules_for("aider").question(screen)
+    assert question is not None
+    assert question.question == "Run shell command?"
+    assert [(c.key, c.label) for c in question.choices] == [
+        ("y", "Yes"),
+        ("n", "No"),
+        ("a", "All"),
+        ("s", "Skip all"),
+        ("d", "Don't ask again"),
+    ]
