@@ -233,3 +233,11 @@ def test_aider_question_with_many_choices_names_each_key() -> None:
         ("s", "Skip all"),
         ("d", "Don't ask again"),
     ]
+
+
+def test_a_numbered_list_streaming_while_busy_is_not_a_question() -> None:
+    screen = (
+        "❯ list two steps\n\n● Here they are?\n● 1. First step\n  2. Second step\n\n"
+        "✻ Thinking… (esc to interrupt)\n" + "─" * 80 + "\n❯ \n" + "─" * 80
+    )
+    assert rules_for("claude").question(screen) is None

@@ -169,8 +169,14 @@ class AgentRules:
         return trim_empty_lines("\n".join(collapse_blank_runs(lines)))
 
     def question(self, screen_text: str) -> Question | None:
-        """The question the agent shows at the bottom of its screen, if any."""
-        return self.find_question(trim_empty_lines(screen_text).split("\n"))
+        """The question the agent shows at the bottom of its screen, if any.
+
+        None while a busy marker shows: a numbered list streaming in a reply (Claude's `● 1. …`) is no menu.
+        """
+        lines = trim_empty_lines(screen_text).split("\n")
+        if any(marker in line for line in lines[-QUESTION_SEARCH_ROWS:] for marker in self.busy_markers):
+            return None
+        return self.find_question(lines)
 
 
 def collapse_blank_runs(lines: list[str], keep: int = MAX_BLANK_RUN) -> list[str]:
