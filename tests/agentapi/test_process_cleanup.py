@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.agentapi.conftest import agentapi_server, wait_until
 from tests.agentapi.test_cli import LAUNCH
@@ -84,3 +85,30 @@ def test_serve_is_the_subreaper_and_its_shutdown_ends_the_daemon(tmp_path: Path)
 def _parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+# The same, with a daemon that exits after half a second.
+SHORT_DAEMON_AGENT = DAEMONIZING_AGENT.replace("time.sleep(600)\n    os._exit", "time.sleep(0.5)\n    os._exit", 1)
+
+
+@pytest.mark.slow
+def test_serve_collects_adopted_daemons_that_exit_on_their_own(tmp_path: Path) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    port = free_port()
+    env = {**os.environ, "TASKMASTER_HOME": str(tmp_path / "state")}
+    argv = [sys.executable, "-c", LAUNCH, "serve", "--port", str(port), "--prompt-regex", "^> ?$", "--no-auth"]
+    server = subprocess.Popen(
+        [*argv, "--", sys.executable, "-c", SHORT_DAEMON_AGENT, str(pid_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(pid_file.exists, timeout=30)
+        daemon = int(pid_file.read_text())
+        # It exits after half a second, a zombie of the server until the server collects it.
+        wait_until(lambda: not os.path.exists(f"/proc/{daemon}"), timeout=20)
+        assert server.poll() is None
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)

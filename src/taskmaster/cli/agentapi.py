@@ -14,6 +14,7 @@ from taskmaster.cli import common
 command = typer.Typer(no_args_is_help=True)
 
 # The reference guesses the agent type from the program's name when --type is not given.
+REAP_INTERVAL = 5.0  # seconds between collections of exited daemons adopted as subreaper
 KNOWN_PROGRAMS = {"claude": "claude", "aider": "aider", "goose": "goose", "codex": "codex", "gemini": "gemini"}
 
 
@@ -106,10 +107,10 @@ def serve_command(
 
         db = Database.from_settings(common.settings())
         store = DatabaseStore(db)
-    from taskmaster.agents.agentapi.pty import enable_child_subreaper
+    from taskmaster.agents.agentapi.pty import enable_child_subreaper, reap_adopted
 
     # Daemons an agent detaches (Codex's app-server) stay below this process, and end with their session.
-    enable_child_subreaper()
+    subreaper = enable_child_subreaper()
     manager = SessionManager(store=store)
     exit_code = 0
     server: uvicorn.Server | None = None
@@ -130,6 +131,14 @@ def serve_command(
             await m.create(config, default=True)
         if argv and not multi:
             asyncio.get_running_loop().create_task(_stop_when_agent_exits(m))
+        if subreaper:
+            asyncio.get_running_loop().create_task(_reap_adopted(m))
+
+    async def _reap_adopted(m: SessionManager) -> None:
+        # Daemons adopted as subreaper that exit on their own would stay zombies until their session ends.
+        while True:
+            await asyncio.sleep(REAP_INTERVAL)
+            reap_adopted({pid for c in m.sessions.values() if (pid := c.pid) is not None})
 
     async def _stop_when_agent_exits(m: SessionManager) -> None:
         nonlocal exit_code

@@ -19,7 +19,7 @@ import signal
 import struct
 import subprocess
 import termios
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from taskmaster.core.errors import InvalidInput
@@ -59,6 +59,24 @@ def _processes() -> dict[int, int]:
         if len(fields) > 1:
             found[int(entry.name)] = int(fields[1])
     return found
+
+
+def reap_adopted(keep: Collection[int]) -> int:
+    """Collect the orphans this process adopted as subreaper once they exit; returns how many.
+
+    `keep` are the agents' own pids: their `Popen` collects them, and must be the one that does.
+    """
+    me = os.getpid()
+    reaped = 0
+    for pid, parent in _processes().items():
+        if parent != me or pid in keep:
+            continue
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            continue
+        reaped += bool(done)
+    return reaped
 
 
 def _carries(pid: int, marker: bytes) -> bool:
