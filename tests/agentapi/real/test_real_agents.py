@@ -21,7 +21,8 @@ from tests.agentapi.real.models import FILE_CONTENT, GREETING, PAUSED_REPLY, Scr
 from tests.agentapi.test_cli import LAUNCH
 from tests.support import free_port
 
-pytestmark = [pytest.mark.agents_real, pytest.mark.slow]
+# The first test also installs the CLIs (Aider's dependencies take minutes from PyPI); later runs reuse the cache.
+pytestmark = [pytest.mark.agents_real, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 WINDOW = "1.5"  # shorter than the model's 4 s pause: a pause mistaken for the prompt would show as stable
 CHROME = ("? for shortcuts", "Tokens:", "Tip:", "esc to", "Type your message", "Worked for", "for shortcuts", "─────")
