@@ -45,6 +45,7 @@ def agentapi_server(
             manager.started_pid = m.default.pid  # type: ignore[attr-defined]
 
     app_options.setdefault("stability_window", WINDOW)
+    app_options.setdefault("auth_token", None)
     app = create_app(manager, multi=multi, on_startup=start, **app_options)
     with live_server(app) as url:
         yield url

@@ -26,10 +26,13 @@ async def test_status_messages_send_and_wait_raw_and_upload(server: str) -> None
         assert messages[2].time.tzinfo is not None
         with pytest.raises(AgentApiError) as empty:
             await api.send("   ")
-        assert empty.value.status == 500
+        assert empty.value.status == 422
         assert "must not be empty" in empty.value.detail
         await api.send("permission")
-        await asyncio.sleep(0.3)
+        waiting = await api.wait_stable(timeout=20)
+        assert waiting.waiting_for is not None
+        assert waiting.waiting_for["question"] == "Allow the agent to edit files?"
+        assert [c["key"] for c in waiting.waiting_for["choices"]] == ["1", "2"]
         await api.send_raw("2")
         await api.wait_stable(timeout=20)
         assert (await api.messages())[-1].content.endswith("Permission denied")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import httpx
 
@@ -43,16 +42,16 @@ def test_300_line_reply_is_captured_whole_and_next_reply_is_its_own_message(clie
 def test_user_message_refused_while_running_and_when_empty(client: httpx.Client) -> None:
     wait_stable(client)
     empty = client.post("/message", json={"content": "   ", "type": "user"})
-    assert empty.status_code == 500
+    assert empty.status_code == 422
     assert empty.headers["content-type"] == "application/problem+json"
     assert empty.json()["detail"] == "failed to send message: message must not be empty"
     assert client.post("/message", json={"content": "slow 2", "type": "user"}).status_code == 200
     busy = client.post("/message", json={"content": "too early", "type": "user"})
-    assert busy.status_code == 500
+    assert busy.status_code == 409
     problem = busy.json()
     assert "waiting for user input" in problem["detail"]
-    assert problem["title"] == "Internal Server Error"
-    assert problem["status"] == 500
+    assert problem["title"] == "Conflict"
+    assert problem["status"] == 409
     assert problem["$schema"].endswith("/schemas/ErrorModel.json")
 
 
@@ -72,11 +71,20 @@ def test_permission_menu_is_answered_with_raw_keys(client: httpx.Client) -> None
     wait_stable(client)
     assert client.post("/message", json={"content": "permission", "type": "user"}).status_code == 200
     wait_until(lambda: "Choose 1 or 2" in client.get("/messages").json()["messages"][-1]["content"])
-    time.sleep(0.6)
-    assert client.get("/status").json()["status"] == "running"  # a menu is not the input prompt
+    # A question on screen: stable (as the reference decides), and what it asks, with the keys that answer it.
+    wait_until(lambda: client.get("/status").json()["status"] == "stable")
+    status = client.get("/status").json()
+    assert status["waiting_for"] == {
+        "question": "Allow the agent to edit files?",
+        "choices": [{"key": "1", "label": "Yes"}, {"key": "2", "label": "No"}],
+    }
+    refused = client.post("/message", json={"content": "yes please", "type": "user"})
+    assert refused.status_code == 409
+    assert "Allow the agent to edit files?" in refused.json()["detail"]
     raw = client.post("/message", json={"content": "1", "type": "raw"})
     assert raw.status_code == 200
     wait_stable(client)
+    assert "waiting_for" not in client.get("/status").json()
     messages = client.get("/messages").json()["messages"]
     assert len(messages) == 3  # raw input is not recorded
     assert messages[-1]["content"].endswith("Permission granted")
@@ -178,7 +186,7 @@ def test_crashing_agent_reports_agent_error_and_refuses_messages(client: httpx.C
     messages = client.get("/messages").json()["messages"]
     assert messages[-1]["content"] == "Something went wrong, bailing out"
     refused = client.post("/message", json={"content": "still there?", "type": "user"})
-    assert refused.status_code == 500
+    assert refused.status_code == 409
     assert "exited" in refused.json()["detail"]
 
 

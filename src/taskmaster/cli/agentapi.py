@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +14,7 @@ from taskmaster.cli import common
 command = typer.Typer(no_args_is_help=True)
 
 # The reference guesses the agent type from the program's name when --type is not given.
+REAP_INTERVAL = 5.0  # seconds between collections of exited daemons adopted as subreaper
 KNOWN_PROGRAMS = {"claude": "claude", "aider": "aider", "goose": "goose", "codex": "codex", "gemini": "gemini"}
 
 
@@ -41,8 +44,16 @@ def serve_command(
         list[str] | None, typer.Option("--allowed-origins", "-o", help="Allowed CORS origins (comma separated; '*').")
     ] = None,
     auth_token: Annotated[
-        str | None, typer.Option("--auth-token", help="Require `Authorization: Bearer TOKEN` (or ?token=).")
+        str | None,
+        typer.Option("--auth-token", help="Require this bearer token (default: one generated at start, saved 0600)."),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option("--no-auth", help="No token, as the reference server: loopback interface and clients only."),
+    ] = False,
+    max_message_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request body accepted (uploads: 10 MB), else 413.")
+    ] = 1 << 20,
     prompt_regex: Annotated[
         str | None, typer.Option("--prompt-regex", help="Regex matching the agent's input prompt row (custom).")
     ] = None,
@@ -59,6 +70,18 @@ def serve_command(
     if not argv and not multi:
         common.fail("give the agent command after `--` (or use --multi to start sessions over HTTP)")
     kind = agent_type or KNOWN_PROGRAMS.get(os.path.basename(argv[0]) if argv else "", "custom")
+    if argv and kind == "custom" and not prompt_regex:
+        # Without a pattern nothing tells a custom agent's prompt from its output: it would never become stable.
+        common.fail(
+            "a custom agent needs --prompt-regex, a regex matching its input prompt row (e.g. '^> ?$' or '\\$ $'),"
+            " or --type claude|aider|goose|codex|gemini"
+        )
+    if no_auth and auth_token:
+        common.fail("give --auth-token or --no-auth, not both")
+    from taskmaster.agents.agentapi.guards import is_loopback
+
+    if no_auth and not is_loopback(host):
+        common.fail(f"--no-auth serves loopback only; --host {host} is not a loopback address")
     import asyncio
 
     import uvicorn
@@ -74,6 +97,9 @@ def serve_command(
         rules_for(kind, prompt_regex)
     except TaskmasterError as exc:
         common.fail(exc.detail)
+    token = auth_token
+    if token is None and not no_auth:
+        token = _new_token(common.settings().agentapi_token_file)
     db = None
     store: TranscriptStore = MemoryStore()
     if persist:
@@ -81,6 +107,10 @@ def serve_command(
 
         db = Database.from_settings(common.settings())
         store = DatabaseStore(db)
+    from taskmaster.agents.agentapi.pty import enable_child_subreaper, reap_adopted
+
+    # Daemons an agent detaches (Codex's app-server) stay below this process, and end with their session.
+    subreaper = enable_child_subreaper()
     manager = SessionManager(store=store)
     exit_code = 0
     server: uvicorn.Server | None = None
@@ -101,6 +131,14 @@ def serve_command(
             await m.create(config, default=True)
         if argv and not multi:
             asyncio.get_running_loop().create_task(_stop_when_agent_exits(m))
+        if subreaper:
+            asyncio.get_running_loop().create_task(_reap_adopted(m))
+
+    async def _reap_adopted(m: SessionManager) -> None:
+        # Daemons adopted as subreaper that exit on their own would stay zombies until their session ends.
+        while True:
+            await asyncio.sleep(REAP_INTERVAL)
+            reap_adopted({pid for c in m.sessions.values() if (pid := c.pid) is not None})
 
     async def _stop_when_agent_exits(m: SessionManager) -> None:
         nonlocal exit_code
@@ -116,7 +154,8 @@ def serve_command(
             multi=multi,
             allowed_hosts=_split(allowed_hosts or []) or DEFAULT_ALLOWED_HOSTS,
             allowed_origins=_split(allowed_origins or []) or DEFAULT_ALLOWED_ORIGINS,
-            auth_token=auth_token,
+            auth_token=token,
+            max_body_bytes=max_message_bytes,
             stability_window=stability_window,
             ping_interval=ping_interval,
             on_startup=start,
@@ -132,3 +171,19 @@ def serve_command(
             asyncio.run(db.dispose())
     if exit_code or not server.started:
         raise typer.Exit(exit_code or common.EXIT_FAILURE)
+
+
+def _new_token(path: Path) -> str:
+    """A fresh bearer token, saved to `path` (mode 0600, in a 0700 directory) and printed once."""
+    token = secrets.token_urlsafe(32)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        # An existing file keeps its old mode through O_CREAT: set it again.
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        common.fail(f"cannot save the AgentAPI token to {path}: {exc.strerror or exc}")
+    print(f"AgentAPI token: {token}  (saved to {path}; send it as `Authorization: Bearer <token>`)", flush=True)
+    return token

@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "CODEGEN_API_URL": "codegen.api_url",
     "CODEGEN_ORG_ID": "codegen.org_id",
     "AGENTAPI_URL": "agentapi.url",
+    "AGENTAPI_TOKEN": "agentapi.token",
     "GITHUB_APP_ID": "github.app_id",
     "GITHUB_APP_PRIVATE_KEY": "github.private_key",
     "GITHUB_APP_PRIVATE_KEY_PATH": "github.private_key_file",

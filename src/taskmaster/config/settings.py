@@ -123,6 +123,8 @@ class ClientSettings(_Section):
 
 class AgentApiSettings(_Section):
     url: str = "http://localhost:3284"
+    token: str | None = None
+    """AGENTAPI_TOKEN: the bearer token the client sends. Unset: the one `agentapi serve` saved in the state dir."""
 
 
 class WorkspaceSettings(_Section):
@@ -359,6 +361,11 @@ class Settings(_Section):
     def admin_token_file(self) -> Path:
         """Where the embedded default keeps its local admin token (mode 0600)."""
         return self.state_dir / "admin-token"
+
+    @property
+    def agentapi_token_file(self) -> Path:
+        """Where `taskmaster agentapi serve` saves the token it generated at start (mode 0600)."""
+        return self.state_dir / "agentapi-token"
 
     @property
     def mirror_root(self) -> Path:

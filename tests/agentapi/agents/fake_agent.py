@@ -78,7 +78,7 @@ class Agent:
             out("Something went wrong, bailing out\n")
             sys.exit(3)
         elif words[:1] == ["permission"]:
-            out("Allow the agent to edit files?\n  1. Yes\n  2. No\nChoose 1 or 2: ")
+            out("Allow the agent to edit files?\n❯ 1. Yes\n  2. No\nChoose 1 or 2: ")
             key = read_key()
             out("\n")
             out("Permission granted\n" if key == b"1" else "Permission denied\n")

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -65,9 +66,13 @@ class AgentMessage:
 
 @dataclass(frozen=True)
 class AgentStatus:
+    """`waiting_for` (our server only): the question the agent shows, `{"question": …, "choices": [{key, label}]}`;
+    answer it with `send_raw(choice["key"])`."""
+
     status: Literal["running", "stable"]
     agent_type: str | None = None
     transport: str | None = None
+    waiting_for: dict[str, Any] | None = None
 
     @property
     def stable(self) -> bool:
@@ -89,6 +94,7 @@ class Transcript:
     messages: dict[int, AgentMessage] = field(default_factory=dict)
     status: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for: dict[str, Any] | None = None
 
     def apply(self, event: AgentEvent) -> None:
         if event.type == "message_update":
@@ -98,6 +104,9 @@ class Transcript:
             self.status = str(event.data.get("status"))
         elif event.type == "agent_error":
             self.errors.append(event.data)
+        elif event.type == "waiting_for":
+            waiting = event.data.get("waiting_for")
+            self.waiting_for = waiting if isinstance(waiting, dict) else None
 
     def ordered(self) -> list[AgentMessage]:
         return [self.messages[i] for i in sorted(self.messages)]
@@ -121,6 +130,8 @@ class AgentApiClient:
         prefix: str = "",
     ) -> None:
         url = base_url or (settings.agentapi.url if settings is not None else DEFAULT_URL)
+        if token is None and settings is not None:
+            token = settings.agentapi.token or _saved_token(settings.agentapi_token_file)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._owns_http = http is None
         # A user message returns only once the agent reacts, which can take the reference up to ~30 s.
@@ -151,7 +162,10 @@ class AgentApiClient:
     async def status(self) -> AgentStatus:
         data = await self._request("GET", "/status")
         status: Literal["running", "stable"] = "stable" if data.get("status") == "stable" else "running"
-        return AgentStatus(status, data.get("agent_type"), data.get("transport"))
+        waiting = data.get("waiting_for")
+        return AgentStatus(
+            status, data.get("agent_type"), data.get("transport"), waiting if isinstance(waiting, dict) else None
+        )
 
     async def messages(self) -> list[AgentMessage]:
         data = await self._request("GET", "/messages")
@@ -262,6 +276,14 @@ class AgentApiClient:
         response = await self._http.delete(f"/sessions/{session_id}")
         if response.status_code >= 400:
             raise _error(response)
+
+
+def _saved_token(path: Path) -> str | None:
+    """The token a local `agentapi serve` saved, if there is one."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _error(response: httpx.Response) -> AgentApiError:

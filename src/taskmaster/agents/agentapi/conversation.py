@@ -1,8 +1,9 @@
 """One agent session: its PTY, its terminal, and the conversation read from the screen.
 
-Status is `stable` when the screen has not changed for the stability window and the agent shows its input prompt,
-`running` otherwise. The reply to a user message is what is new on the screen (scrollback included) since the
-message was sent, cleaned up by the agent type's rules.
+Status is `stable` when the screen has not changed for the stability window and the agent shows its input prompt
+or asks a question (a permission menu: then `waiting_for` names it and its choices), `running` otherwise.
+The reply to a user message is what is new on the screen (scrollback included) since the message was sent,
+cleaned up by the agent type's rules.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any, Literal
 
 from taskmaster.agents.agentapi.pty import PtyProcess
 from taskmaster.agents.agentapi.rules import rules_for
-from taskmaster.agents.agentapi.rules.common import WHITESPACE, AgentRules, trim_empty_lines
+from taskmaster.agents.agentapi.rules.common import WHITESPACE, AgentRules, Question, trim_empty_lines
 from taskmaster.agents.agentapi.screen import Mark, Terminal
-from taskmaster.core.errors import TaskmasterError
+from taskmaster.core.errors import Conflict, InvalidInput, TaskmasterError
 
 Role = Literal["agent", "user"]
 Status = Literal["running", "stable"]
@@ -36,6 +37,24 @@ class SendError(TaskmasterError):
 
     code = "send_failed"
     title = "Internal Server Error"
+
+
+class EmptyMessage(InvalidInput):
+    """A user message with nothing but white space."""
+
+    code = "empty_message"
+
+
+class AgentBusy(Conflict):
+    """A user message while the agent is not waiting for input (the reference answers 500; a refusal is a 409)."""
+
+    code = "agent_busy"
+
+
+class AgentGone(Conflict):
+    """A message for an agent that has exited."""
+
+    code = "agent_exited"
 
 
 @dataclass
@@ -59,7 +78,7 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class Event:
-    name: Literal["message_update", "status_change", "agent_error"]
+    name: Literal["message_update", "status_change", "agent_error", "waiting_for"]
     data: dict[str, Any]
 
 
@@ -115,6 +134,8 @@ class Conversation:
         self.terminal = Terminal(config.columns, config.lines)
         self.messages: list[Message] = [Message(0, "agent", "", _now())]
         self.status: Status = "running"
+        # The question the agent waits on while stable, if it shows one instead of its input prompt.
+        self.waiting_for: Question | None = None
         self.exit_code: int | None = None
         self.started_at = _now()
         self._base_env = base_env
@@ -223,11 +244,13 @@ class Conversation:
         self._refresh()
 
     def _schedule_stability_check(self) -> None:
+        self._schedule_stability_check_in(max(self._last_change + self.config.stability_window - time.monotonic(), 0))
+
+    def _schedule_stability_check_in(self, delay: float) -> None:
         if self._loop is None:
             return
         if self._stable_timer is not None:
             self._stable_timer.cancel()
-        delay = max(self._last_change + self.config.stability_window - time.monotonic(), 0.0)
         self._stable_timer = self._loop.call_later(delay, self._stability_check)
 
     def _stability_check(self) -> None:
@@ -238,13 +261,28 @@ class Conversation:
         if quiet_for < self.config.stability_window:
             self._schedule_stability_check()
             return
-        if self.rules.prompt_visible(self.terminal.text()):
+        screen = self.terminal.text()
+        prompt = self.rules.prompt_visible(screen)
+        question = None if prompt else self.rules.question(screen)
+        # A question outranks a busy title: Codex spins its title while it waits for an approval.
+        if question is None and self.rules.title_busy(self.terminal.title):
+            self._schedule_stability_check_in(self.config.stability_window)
+            return
+        if question is not None or prompt:
             self._refresh()
+            self._set_waiting(question)
             self._set_status("stable")
-            if self._pending and self._queue_task is None and self._loop is not None:
+            if question is None and self._pending and self._queue_task is None and self._loop is not None:
                 self._queue_task = self._loop.create_task(self._deliver_pending())
 
+    def _set_waiting(self, question: Question | None) -> None:
+        if question != self.waiting_for:
+            self.waiting_for = question
+            self._emit(Event("waiting_for", {"waiting_for": question.as_json() if question else None}))
+
     def _set_status(self, status: Status) -> None:
+        if status == "running":
+            self._set_waiting(None)
         if status != self.status:
             self.status = status
             self._wake.set()
@@ -276,29 +314,35 @@ class Conversation:
     def check_can_send(self, content: str) -> str:
         text = content.strip(WHITESPACE)
         if not text:
-            raise SendError("failed to send message: message must not be empty")
+            raise EmptyMessage("failed to send message: message must not be empty")
         if not self.alive:
-            raise SendError("failed to send message: the agent has exited")
+            raise AgentGone("failed to send message: the agent has exited")
         return text
 
     async def send_user(self, content: str) -> None:
         """Type `content` as a bracketed paste and press Enter; returns once the agent reacts.
 
-        Raises SendError when the content is empty, the agent is not waiting for input (unless queueing is on, in
-        which case the message is delivered when the agent is next stable), or the agent does not react.
+        Raises EmptyMessage for white space only, AgentGone when the agent has exited, AgentBusy when it is not
+        waiting for input (unless queueing is on: the message is then delivered when the agent is next stable), and
+        SendError when the agent does not react.
         """
         text = self.check_can_send(content)
-        if self.config.queue and (self.status != "stable" or self._send_lock.locked() or self._pending):
+        busy = self.status != "stable" or self.waiting_for is not None or self._send_lock.locked()
+        if self.config.queue and (busy or self._pending):
             self._pending.append(text)
             return
+        if self.waiting_for is not None:
+            raise AgentBusy(
+                f"failed to send message: the agent asks {self.waiting_for.question!r}; answer it with a raw message"
+            )
         if self.status != "stable" or self._send_lock.locked():
-            raise SendError("failed to send message: message can only be sent when the agent is waiting for user input")
+            raise AgentBusy("failed to send message: message can only be sent when the agent is waiting for user input")
         async with self._send_lock:
             await self._deliver(text)
 
     async def _deliver_pending(self) -> None:
         try:
-            while self._pending and self.status == "stable" and self.alive:
+            while self._pending and self.status == "stable" and self.waiting_for is None and self.alive:
                 text = self._pending.pop(0)
                 async with self._send_lock:
                     await self._deliver(text)
@@ -344,7 +388,7 @@ class Conversation:
                 if now > deadline:
                     raise SendError("failed to send message: failed to wait for processing to start: timeout")
                 if not self.alive:
-                    raise SendError("failed to send message: the agent has exited")
+                    raise AgentGone("failed to send message: the agent has exited")
                 # Enter again only after a pause: some agents (aider) act on every Enter they get.
                 if now - last_enter >= ENTER_RETRY:
                     process.write(b"\r")
@@ -374,11 +418,17 @@ class Conversation:
     def send_raw(self, content: str) -> None:
         """Write `content` to the terminal verbatim (keys, escape sequences); not recorded."""
         if self._process is None or not self.alive:
-            raise SendError("failed to send message: the agent has exited")
+            raise AgentGone("failed to send message: the agent has exited")
         try:
             self._process.write(content.encode())
         except OSError as exc:
             raise SendError(f"failed to send message: {exc}") from None
+        if self.waiting_for is not None:
+            # Keys for a question: the answer is on its way, so a client polling right after must not see the
+            # question as still open; if the keys did not answer it, it is found again after the window.
+            self._last_change = time.monotonic()
+            self._set_status("running")
+            self._schedule_stability_check()
 
     # events
 
@@ -386,6 +436,8 @@ class Conversation:
         """The events that rebuild the current state, and a queue of the events after them."""
         replay = [Event("message_update", message.as_event()) for message in self.messages]
         replay.append(Event("status_change", {"status": self.status, "agent_type": self.agent_type}))
+        if self.waiting_for is not None:
+            replay.append(Event("waiting_for", {"waiting_for": self.waiting_for.as_json()}))
         queue: asyncio.Queue[Event | None] = asyncio.Queue(SUBSCRIBER_BUFFER + 1)
         self._subscribers.add(queue)
         return replay, queue
@@ -409,6 +461,7 @@ class Conversation:
         return {
             "agent_type": self.agent_type,
             "status": self.status,
+            "waiting_for": self.waiting_for.as_json() if self.waiting_for else None,
             "alive": self.alive,
             "exit_code": self.exit_code,
             "pid": self.pid,

@@ -5,10 +5,17 @@ Only lines pyte marks dirty are re-rendered, so a snapshot of an 80x1000 screen 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyte
+
+# CSI sequences with a `<` or `=` parameter prefix (the kitty keyboard protocol: `ESC[<u`, `ESC[=1;1u`), which pyte
+# mistakes for a sequence ending at the prefix and then draws the rest (`u`) as text. They set input modes only.
+_PREFIXED_CSI = re.compile(rb"\x1b\[[<=][0-9;:]*[\x40-\x7e]")
+# The start of such a sequence at the end of a chunk: held until the next chunk completes it.
+_PREFIXED_CSI_START = re.compile(rb"\x1b(\[([<=][0-9;:]*)?)?$")
 
 
 def _render(line: dict[int, pyte.screens.Char]) -> str:
@@ -68,12 +75,33 @@ class _Screen(pyte.Screen):
         self.dirty.clear()
         self.changed = True
 
+    def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+        # Private SGR (`ESC[>4;?m`, xterm's modifyOtherKeys, which Gemini CLI sends at start) sets key modes, not
+        # colours; pyte 0.8 raises on its `private` flag.
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
         super().resize(lines, columns)
         self.rows = [""] * self.lines
         self.dirty.update(range(self.lines))
         self.render_dirty()
         self.changed = True
+
+
+class _TolerantStream(pyte.ByteStream):
+    """A byte stream that drops an escape sequence it cannot handle and goes on with the rest of the chunk.
+
+    pyte raises from its parser when a handler refuses a sequence, and the caller loses everything after it in the
+    chunk (text, and queries such as device attributes that the agent then waits on).
+    """
+
+    def _send_to_parser(self, data: str) -> bool | None:
+        try:
+            return super()._send_to_parser(data)
+        # Any handler error: the sequence is dropped, never the output after it.
+        except Exception:
+            return False
 
 
 @dataclass(frozen=True)
@@ -92,7 +120,8 @@ class Terminal:
 
     def __init__(self, columns: int = 80, lines: int = 1000, scrollback_limit: int = 100_000) -> None:
         self._screen = _Screen(columns, lines, scrollback_limit)
-        self._stream = pyte.ByteStream(self._screen)
+        self._stream = _TolerantStream(self._screen)
+        self._held = b""
 
     def on_response(self, respond: Callable[[bytes], None] | None) -> None:
         """Send the terminal's answers to the agent's queries (cursor position report, device attributes) here."""
@@ -109,9 +138,19 @@ class Terminal:
     def feed(self, data: bytes) -> bool:
         screen = self._screen
         screen.changed = False
-        self._stream.feed(data)
+        data = self._held + data
+        tail = _PREFIXED_CSI_START.search(data)
+        self._held = data[tail.start() :] if tail else b""
+        if tail:
+            data = data[: tail.start()]
+        self._stream.feed(_PREFIXED_CSI.sub(b"", data))
         screen.render_dirty()
         return bool(screen.changed)
+
+    @property
+    def title(self) -> str:
+        """The window title the agent set last (OSC 0 or 2)."""
+        return str(self._screen.title)
 
     def rows(self) -> tuple[str, ...]:
         """The visible screen, one right-trimmed string per row."""

@@ -1,16 +1,15 @@
 """The AgentAPI HTTP server: the reference's single-session API at `/`, and per session under `/sessions/{id}/`.
 
 Bodies and errors follow coder/agentapi (huma): JSON with a `$schema` link, errors as `application/problem+json`.
-Guards, outermost first: Host allow-list (400), CORS allow-list, optional bearer token (header or `?token=`).
+Guards (guards.py), outermost first: Host allow-list (400), CORS, then Origin, bearer token, body type and size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -26,12 +25,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from taskmaster.agents.agentapi.conversation import Conversation, SessionConfig
+from taskmaster.agents.agentapi.guards import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_UPLOAD_BYTES,
+    PROBLEM_JSON,
+    HostGuard,
+    RequestGuard,
+    parse_allowed_hosts,
+)
 from taskmaster.agents.agentapi.rules import AGENT_TYPES
 from taskmaster.agents.agentapi.sessions import SessionManager
 from taskmaster.core import errors
 
-PROBLEM_JSON = "application/problem+json"
-MAX_UPLOAD_BYTES = 10 << 20
+# Longest file name most filesystems take, in bytes.
+MAX_FILENAME_BYTES = 255
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost:3284", "http://localhost:3000", "http://localhost:3001")
 NO_BUFFERING = {
@@ -42,11 +49,6 @@ NO_BUFFERING = {
     "X-Accel-Buffering": "no",
     "X-Proxy-Buffering": "no",
 }
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _schema_url(request: Request, name: str) -> str:
@@ -120,6 +122,21 @@ def _validate_message(payload: Any) -> tuple[str, str] | list[dict[str, Any]]:
     return content, kind
 
 
+def _upload_name(filename: str | None) -> str | list[dict[str, Any]]:
+    """The name an upload is stored under (its base name), or error details naming what is wrong with it."""
+    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
+    reason = None
+    if name in (".", ".."):
+        reason = "must name a file, not '.' or '..'"
+    elif "\0" in name or any(ord(c) < 32 for c in name):
+        reason = "must not contain control characters"
+    elif len(name.encode()) > MAX_FILENAME_BYTES:
+        reason = f"must be at most {MAX_FILENAME_BYTES} bytes long"
+    if reason is None:
+        return name
+    return [{"message": f"file name {reason}", "location": "body.file.filename", "value": (filename or "")[:300]}]
+
+
 def conversation_routes(resolve: Callable[..., Conversation], upload_dir: Callable[..., Path]) -> APIRouter:
     """The single-session API, over whichever conversation `resolve` (a FastAPI dependency) returns."""
     router = APIRouter()
@@ -130,9 +147,11 @@ def conversation_routes(resolve: Callable[..., Conversation], upload_dir: Callab
 
     @router.get("/status", summary="Get status")
     async def get_status(request: Request, conv: Conversation = conv_dep) -> Response:
-        return body(
-            request, "StatusResponseBody", {"agent_type": conv.agent_type, "status": conv.status, "transport": "pty"}
-        )
+        data: dict[str, Any] = {"agent_type": conv.agent_type, "status": conv.status, "transport": "pty"}
+        if conv.waiting_for is not None:
+            # Beyond the reference, and only while a question is shown: what the agent asks and how to answer.
+            data["waiting_for"] = conv.waiting_for.as_json()
+        return body(request, "StatusResponseBody", data)
 
     @router.get("/messages", summary="Get messages")
     async def get_messages(request: Request, conv: Conversation = conv_dep) -> Response:
@@ -147,6 +166,8 @@ def conversation_routes(resolve: Callable[..., Conversation], upload_dir: Callab
             payload = json.loads(raw)
         except ValueError as exc:
             return problem(request, 400, f"invalid JSON: {exc}")
+        except RecursionError:
+            return problem(request, 400, "invalid JSON: nested too deeply")
         parsed = _validate_message(payload)
         if isinstance(parsed, list):
             return problem(request, 422, "validation failed", parsed)
@@ -168,12 +189,14 @@ def conversation_routes(resolve: Callable[..., Conversation], upload_dir: Callab
             data = await upload.read(MAX_UPLOAD_BYTES + 1)
             if len(data) > MAX_UPLOAD_BYTES:
                 return problem(request, 400, "file size exceeds 10MB limit")
+            name = _upload_name(upload.filename)
+            if isinstance(name, list):
+                return problem(request, 422, "validation failed", name)
             checksum = hashlib.sha256(data).hexdigest()[:16]
             target_dir = directory / checksum
-            target_dir.mkdir(parents=True, exist_ok=True)
-            name = Path(upload.filename or "upload").name or "upload"
+            await asyncio.to_thread(target_dir.mkdir, parents=True, exist_ok=True)
             target = target_dir / name
-            target.write_bytes(data)
+            await asyncio.to_thread(target.write_bytes, data)
         finally:
             await form.close()
         return body(request, "UploadResponseBody", {"ok": True, "filePath": str(target)})
@@ -263,131 +286,27 @@ def session_routes(manager: SessionManager, stability_window: float) -> APIRoute
     return router
 
 
-def parse_allowed_hosts(items: Sequence[str]) -> list[str]:
-    """Hostnames without ports or schemes (as the reference validates them); `*` allows every host."""
-    if not items:
-        raise errors.InvalidInput("the allowed hosts list must not be empty")
-    if "*" in items:
-        return ["*"]
-    hosts = []
-    for item in items:
-        if any(c.isspace() for c in item) or "," in item:
-            raise errors.InvalidInput(f"'{item}' contains whitespace or comma characters, which are not allowed")
-        if "://" in item:
-            raise errors.InvalidInput(f"'{item}' must not include http:// or https://")
-        name = _hostname(item)
-        if name is None:
-            raise errors.InvalidInput(f"'{item}' must not include a port")
-        hosts.append(name)
-    return hosts
-
-
-def _hostname(host: str) -> str | None:
-    """The hostname of a Host header value, lower-cased, brackets dropped; None when it carries a port."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        name, rest = host[1:end], host[end + 1 :]
-    else:
-        name, _, port = host.partition(":")
-        rest = ":" + port if port else ""
-    return name if not rest else None
-
-
-def _host_of(header: str) -> str:
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")]
-    return header.split(":", 1)[0]
-
-
-class GuardMiddleware:
-    """Host allow-list and bearer token, as one ASGI layer (Host outside CORS, the token inside)."""
-
-    def __init__(self, app: AsgiApp, *, allowed_hosts: list[str] | None = None, token: str | None = None) -> None:
-        self.app = app
-        self.allowed_hosts = allowed_hosts
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.allowed_hosts is not None and "*" not in self.allowed_hosts:
-            host = headers.get("host", "")
-            if not host or _host_of(host) not in self.allowed_hosts:
-                message = "Invalid host header. Allowed hosts: " + ", ".join(self.allowed_hosts) + "\n"
-                await _plain(send, 400, message)
-                return
-        if self.token is not None and scope["method"] != "OPTIONS" and not self._authorized(scope, headers):
-            await _problem_asgi(send, 401, "a valid bearer token is required (Authorization header or ?token=)")
-            return
-        await self.app(scope, receive, send)
-
-    def _authorized(self, scope: Scope, headers: dict[str, str]) -> bool:
-        assert self.token is not None
-        given = ""
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            given = value.strip()
-        else:
-            from urllib.parse import parse_qs
-
-            given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
-
-
-async def _plain(send: Send, status: int, text: str) -> None:
-    payload = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _problem_asgi(send: Send, status: int, detail: str) -> None:
-    payload = json.dumps({"title": HTTPStatus(status).phrase, "status": status, "detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"www-authenticate", b"Bearer"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
 def create_app(
     manager: SessionManager,
     *,
     multi: bool = True,
     allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
     allowed_origins: Sequence[str] = DEFAULT_ALLOWED_ORIGINS,
-    auth_token: str | None = None,
+    auth_token: str | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     stability_window: float = 2.0,
     ping_interval: float = 15.0,
     on_startup: Callable[[SessionManager], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The server app over `manager`. Root routes serve the manager's default session; `multi` adds /sessions.
 
+    `auth_token` has no default: None is a choice (no authentication, loopback clients only), made by the caller.
+
     The app's lifespan runs `on_startup(manager)` (start sessions there: agents belong to the serving loop) and
     closes the manager, ending every agent, on shutdown. Raises InvalidInput for a malformed host list.
     """
     hosts = parse_allowed_hosts(list(allowed_hosts))
-    origins = ["*"] if "*" in allowed_origins else [o.rstrip("/") for o in allowed_origins]
+    origins = ["*"] if "*" in allowed_origins else [o.rstrip("/").lower() for o in allowed_origins]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -419,8 +338,8 @@ def create_app(
     if multi:
         app.include_router(session_routes(manager, stability_window))
 
-    # Added innermost first: the token check runs inside CORS so that preflights get their headers.
-    app.add_middleware(GuardMiddleware, token=auth_token)
+    # Added innermost first: the request guard runs inside CORS so that preflights and refusals get its headers.
+    app.add_middleware(RequestGuard, token=auth_token, allowed_origins=origins, max_body_bytes=max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
@@ -430,8 +349,8 @@ def create_app(
         expose_headers=["Link"],
         max_age=300,
     )
-    app.add_middleware(GuardMiddleware, allowed_hosts=hosts)
+    app.add_middleware(HostGuard, allowed_hosts=hosts)
     return app
 
 
-__all__ = ["AGENT_TYPES", "create_app", "problem"]
+__all__ = ["AGENT_TYPES", "create_app", "parse_allowed_hosts", "problem"]

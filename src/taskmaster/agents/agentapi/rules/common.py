@@ -1,10 +1,11 @@
-"""Shared pieces of the agent rules: echoed-input removal, input-box finders, empty-line trimming."""
+"""Shared pieces of the agent rules: echoed-input removal, input-box finders, questions on screen, blank runs."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 WHITESPACE = " \t\n\r\f\v"
 RULE = "───────────────"
@@ -17,7 +18,111 @@ ECHO_LOOKAHEAD = 5
 # Busy markers count in the input box, under it, and this many rows above it (Codex's `• Working` row).
 BUSY_ROWS_ABOVE = 4
 
+# A reply keeps at most this many blank rows in a row: more is the unused part of the agent's screen, not text.
+MAX_BLANK_RUN = 2
+# A menu's options must end this close to the bottom of the screen (hint rows below them) to count as a question.
+QUESTION_TAIL_ROWS = 6
+QUESTION_SEARCH_ROWS = 10
+BOX_EDGES = "│┃|"
+
 BoxFinder = Callable[[list[str]], int]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer to a question on screen: `key` is what to send as a raw message to pick it."""
+
+    key: str
+    label: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"key": self.key, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question the agent waits on (a permission menu, a yes/no prompt), with its choices."""
+
+    question: str
+    choices: tuple[Choice, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"question": self.question, "choices": [c.as_json() for c in self.choices]}
+
+
+QuestionFinder = Callable[[list[str]], Question | None]
+
+
+def unboxed(row: str) -> str:
+    """A row without the box edges and spaces around it (`│ │ ? WriteFile │ │` -> `? WriteFile`)."""
+    return row.strip().strip(BOX_EDGES + " ").strip()
+
+
+def is_rule(row: str) -> bool:
+    """A horizontal rule: a row of `─` (at least RULE's length) and nothing else."""
+    text = row.strip()
+    return len(text) >= len(RULE) and set(text) == {"─"}
+
+
+# A numbered option, as menus draw them: Claude `❯ 1. Yes`, Codex `› 1. Yes, proceed (y)`, Gemini `● 1. Allow once`.
+_OPTION = re.compile(r"^(?P<cursor>[❯›>●▶]\s*)?(?P<key>\d{1,2})[.)]\s+(?P<label>\S.*)$")
+# Aider's `Create new file hello.txt? (Y)es/(N)o [Yes]:`, with any number of `(X)word` choices.
+_YES_NO = re.compile(r"^(?P<question>.*\?)\s+(?P<choices>\(\w\)[^\[]*?)\s*(\[[^\]]*\])?:?\s*$")
+_ASKING = re.compile(r"^(Do|Would|Allow|Apply|Are|Should|Can|May|Proceed|Continue|Approve|Run|Trust)\b", re.I)
+_LETTER_CHOICE = re.compile(r"\((\w)\)([^/]*)")
+
+
+def find_question(lines: list[str]) -> Question | None:
+    """A menu (numbered options, one under a cursor) or a `(Y)es/(N)o` prompt at the bottom of the screen, or None."""
+    rows = [unboxed(line) for line in lines]
+    last = len(rows) - 1
+    while last >= 0 and not rows[last]:
+        last -= 1
+    if last < 0:
+        return None
+    yes_no = _YES_NO.match(rows[last])
+    if yes_no:
+        choices = tuple(
+            Choice(key.lower(), (key + rest).strip()) for key, rest in _LETTER_CHOICE.findall(yes_no["choices"])
+        )
+        if len(choices) >= 2:
+            return Question(yes_no["question"].strip(), choices)
+    return _find_menu(rows, last)
+
+
+def _find_menu(rows: list[str], last: int) -> Question | None:
+    end = -1
+    for index in range(last, max(last - QUESTION_TAIL_ROWS, -1), -1):
+        if _OPTION.match(rows[index]):
+            end = index
+            break
+    if end == -1:
+        return None
+    # Walk up the options; a row of text between two options is the upper one's label, wrapped.
+    options: list[tuple[re.Match[str], list[str]]] = []
+    wrapped: list[str] = []
+    index = end
+    while index >= 0:
+        match = _OPTION.match(rows[index])
+        if match:
+            options.insert(0, (match, wrapped))
+            wrapped = []
+        elif rows[index] and len(wrapped) < 2 and any(_OPTION.match(r) for r in rows[max(index - 2, 0) : index]):
+            wrapped.insert(0, rows[index])
+        else:
+            break
+        index -= 1
+    start = index + 1 + len(wrapped)
+    keys = [int(m["key"]) for m, _ in options]
+    in_order = keys == list(range(keys[0], keys[0] + len(keys)))
+    if len(options) < 2 or not in_order or not any(m["cursor"] for m, _ in options):
+        return None
+    above = [row for row in rows[max(start - QUESTION_SEARCH_ROWS, 0) : start] if row][::-1]
+    asked = [row for row in above if row.endswith("?")]
+    # The menu's own question (`Do you want to proceed?`) before a `?` in the details it shows (a reason, a command).
+    question = next((row for row in asked if _ASKING.match(row)), asked[0] if asked else above[0] if above else "")
+    choices = tuple(Choice(m["key"], " ".join([m["label"].strip(), *more])) for m, more in options)
+    return Question(question, choices)
 
 
 @dataclass(frozen=True)
@@ -26,12 +131,19 @@ class AgentRules:
 
     name: str
     find_input_box: BoxFinder
+    find_question: QuestionFinder = find_question
     trailing_echo_box: tuple[str, ...] = ()
     # Text that, shown near the input box, means the agent is still working (Claude and Codex keep their input box
     # on screen while they think, with "esc to interrupt" next to it).
     busy_markers: tuple[str, ...] = ()
     # Status rows the agent prints after a reply (Claude's `✻ Worked for 3s`), dropped from the end of a reply.
     trailing_noise: re.Pattern[str] | None = None
+    # A window title that means the agent is working (Codex's braille spinner, Gemini's `Working…`), which it keeps
+    # while its screen is still: Codex shows no busy row while a reply it streams pauses.
+    busy_title: re.Pattern[str] | None = None
+
+    def title_busy(self, title: str) -> bool:
+        return self.busy_title is not None and self.busy_title.search(title) is not None
 
     def prompt_visible(self, screen_text: str) -> bool:
         lines = trim_empty_lines(screen_text).split("\n")
@@ -54,7 +166,34 @@ class AgentRules:
         if self.trailing_noise is not None:
             while lines and (not lines[-1].strip() or self.trailing_noise.search(lines[-1])):
                 lines.pop()
-        return trim_empty_lines("\n".join(lines))
+        return trim_empty_lines("\n".join(collapse_blank_runs(lines)))
+
+    def question(self, screen_text: str) -> Question | None:
+        """The question the agent shows at the bottom of its screen, if any.
+
+        None while a busy marker shows: a numbered list streaming in a reply (Claude's `● 1. …`) is no menu.
+        """
+        lines = trim_empty_lines(screen_text).split("\n")
+        if any(marker in line for line in lines[-QUESTION_SEARCH_ROWS:] for marker in self.busy_markers):
+            return None
+        return self.find_question(lines)
+
+
+def collapse_blank_runs(lines: list[str], keep: int = MAX_BLANK_RUN) -> list[str]:
+    """`lines` with every run of more than `keep` blank rows cut down to one blank row."""
+    out: list[str] = []
+    run = 0
+    for line in lines:
+        if line.strip():
+            if run > keep:
+                out.append("")
+            elif run:
+                out.extend([""] * run)
+            run = 0
+            out.append(line)
+        else:
+            run += 1
+    return out
 
 
 def trim_empty_lines(text: str) -> str:
@@ -125,12 +264,14 @@ def _next_match(m: int, u: int, msg: list[str], wanted: list[str]) -> tuple[int,
 
 
 def greater_than_box(lines: list[str]) -> int:
-    """A `>` prompt near the bottom (Claude Code, Aider, Goose, Gemini): under a rule, or the last row with text.
+    """A `>` prompt row near the bottom (Claude Code 1.x, Goose, custom): a row that starts with `>` (inside box
+    edges), under a rule or a box top, or the last row with text.
 
-    An echoed `> question` above a menu or a reply is neither, so it does not count as the prompt.
+    A `>` elsewhere in a row (`x > y holds`) is reply text; an echoed `> question` above a menu or a reply is neither
+    under a rule nor last, so neither counts as the prompt.
     """
     for i in range(len(lines) - 1, max(len(lines) - 7, -1), -1):
-        if ">" not in lines[i]:
+        if not unboxed(lines[i]).startswith(">"):
             continue
         if i > 0 and RULE in lines[i - 1]:
             return i - 1
@@ -169,11 +310,15 @@ def slim_box(lines: list[str]) -> int:
 
 
 def rounded_box(lines: list[str]) -> int:
-    """A rounded box `╭──╮ … ╰──╯` closing at the bottom of the screen; returns its top row."""
+    """A rounded box `╭──╮ … ╰──╯` closing at the bottom of the screen; returns its top row.
+
+    The top is the `╭` in the same column as the bottom's `╰`, so a box holding other boxes is taken whole.
+    """
     for end in range(len(lines) - 1, max(len(lines) - 6, -1), -1):
-        if "╰" in lines[end] and "╯" in lines[end]:
-            for top in range(end - 1, max(end - 30, -1), -1):
-                if "╭" in lines[top] and "╮" in lines[top]:
+        column = lines[end].find("╰")
+        if column != -1 and "╯" in lines[end]:
+            for top in range(end - 1, max(end - 60, -1), -1):
+                if lines[top].find("╭") == column:
                     return top
             return -1
     return -1
