@@ -48,6 +48,7 @@ _SUBJECT_NOISE = re.compile(r"\b(?:only|also|both|first|then|will|must|can|shoul
 _PHASE_SPLIT = re.compile(r"(?=\b(?:phase|milestone|release|stage|sprint|step|iteration)\s+[\w.]+[^:.;]{0,40}:)", re.I)
 _PHASE_LINE = re.compile(r"^(?:phase|milestone|release|stage|sprint|iteration)\s+[\w.]+[^:]{0,40}:", re.I)
 _PHASE_HEAD = re.compile(r"^(?P<phase>[^:]{1,60}):\s*(?P<rest>.*)$")
+_PRONOUN_END = re.compile(r"[.;:,(]\s*(?:this|it|which|that|and)$|^(?:this|it)$", re.I)
 _TEXT_VERBS = re.compile(r"depend|require|blocked|builds?|prerequisite|wait", re.I)
 _PRIORITY_LABEL = re.compile(r"^P[0-4]$", re.I)
 _SECTION_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)+\.?\s*|\b\d+(?:\.\d+)+\b")
@@ -264,8 +265,10 @@ def _record_edges(record: Requirement, matcher: _Matcher, graph: _Graph) -> None
             if verb in {"after", "once"}:
                 target_text = target_text.split(",")[0]
             before = text[: match.start()].rstrip()
-            at_start = not before or before.endswith((".", ";", "(", ":", ","))
-            allow_text = (bool(_TEXT_VERBS.search(verb)) and at_start) or (at_start and verb != "after")
+            at_start = not before or before.endswith((".", ";", "(", ":", ",")) or bool(_PRONOUN_END.search(before))
+            # "depends on"/"requires" name work wherever they stand; "needs"/"once" only at the head of a clause
+            # ("a team that needs a simple tool" names no task); "after" only before an ID or a number
+            allow_text = bool(_TEXT_VERBS.search(verb)) or (at_start and verb != "after")
             targets = matcher.targets(target_text, record, allow_text=allow_text)
             if verb == "after" and not at_start:
                 targets = [t for t in targets if matcher.records[t].label or matcher.records[t].number]
