@@ -257,15 +257,20 @@ ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "architecture",
             r"tech(?:nical)?(?: notes| architecture| stack| design| approach| considerations)?|architecture|"
+            r"technology(?: stack| choices)?|file structure|project structure|folder structure|libraries|"
             r"system design|data model|stack|implementation notes|design notes|infrastructure notes",
         ),
         (
             "context",
+            r"(?:(?:project|product|business|key|team|user|customer|market|solution|system|high[- ]level)\s+)?"
+            r"(?:summary|executive summary|overview|background|context|introduction|intro|purpose|vision|"
+            r"goals?|objectives?|metrics|personas?|risks?|assumptions?|constraints?|stakeholders?|research)|"
             r"summary|executive summary|overview|product overview|background|context|introduction|intro|purpose|"
             r"problem(?: statement)?|the problem|why|who|who is it for|who it'?s for|vision|motivation|"
             r"goals?(?: and non-?goals)?|objectives?|personas?|users(?: and personas)?|target (?:users|audience)|"
             r"audience|stakeholders?|user experience|success metrics|metrics|kpis?|measures? of success|"
-            r"risks?(?: and mitigations)?|assumptions?|constraints?|open (?:questions|issues)|questions|faq|"
+            r"risks?(?: and mitigations| assessment| analysis| register)?|"
+            r"assumptions?|constraints?|open (?:questions|issues)|questions|faq|"
             r"appendix|appendices|references?|notes?|revision history|change ?log|document (?:history|control)|"
             r"status|current state|today|research|competitive analysis|competitors|team|contacts?|owners?|"
             r"about|scope notes|rationale|alternatives considered|prior art|pricing",

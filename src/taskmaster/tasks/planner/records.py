@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from taskmaster.tasks.planner.document import Block, Document, Section
 from taskmaster.tasks.planner.lexicon import INLINE_PRIORITY, NEEDS, WONT, priority_class, wording_priority
-from taskmaster.tasks.planner.roles import Reading
+from taskmaster.tasks.planner.roles import Reading, heading_role
 
 __all__ = ["Extraction", "Mention", "Requirement", "Statement", "extract"]
 
@@ -64,6 +64,8 @@ class Statement:
     scope: int
     phase: str | None = None
     deferred: bool = False
+    number: str | None = None
+    """The ordinal of a numbered chain item ("depends on 3 & 4" inside the chain names its own items)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ _STORY = re.compile(r"^as an? [\w -]{1,40}?,? i (?:want|need|would like|can)\b",
 _FIELD = re.compile(
     r"^(?P<key>blocked by|depends on|dependencies|dependency|needs|requires|prerequisites?|after|priority|"
     r"acceptance(?: criteria)?|ac|done when|notes?|owner|estimate|why|how|what it does|why it'?s important|"
-    r"how it works)\s*:\s*(?P<value>.+)$",
+    r"how it works|story|benefit|value|goal|rationale|behaviou?r|details?)\s*:\s*(?P<value>.+)$",
     re.I,
 )
 _CRITERION = re.compile(r"^(?:given\b|when\b.*\bthen\b|then\b|verify\b|test that\b|check that\b)", re.I)
@@ -107,8 +109,10 @@ _META = re.compile(
     re.I,
 )
 _BUG_HEADING = re.compile(r"\b(?:bugs?|defects?|known issues|fixes)\b", re.I)
+_ASPECT_ITEM = re.compile(r"^[A-Z][\w /'-]{1,30}:\s+\S")
+_GENERIC_NAME = re.compile(r"^(?:feature|story|requirement|req|item|task|epic|capability)\s*[\w.-]{0,4}$", re.I)
 _NOT_A_NAME = re.compile(r"^(?:fix|bug|note|todo|feature|story|task|nb|ps|goal|why|how|what)$", re.I)
-_NAME_LEAD = re.compile(r"^(?P<name>[^:.;]{2,60}?)\s*(?::|\s[—–]\s)\s*(?P<rest>\S.*)$")
+_NAME_LEAD = re.compile(r"^(?P<name>[^:.;`]{2,60}?)\s*(?::\s|\s[—–]\s)\s*(?P<rest>\S.*)$")
 _VERBISH = re.compile(r"\b(?:is|are|be|can|must|should|will|shall|has|have|lets?|allows?)\b", re.I)
 
 _ID_HEADER = re.compile(r"^(?:id|#|no\.?|key|ref|req(?:uirement)? ?id|story ?id|number)$", re.I)
@@ -157,6 +161,13 @@ class _Extractor:
             own_area = area if id(section) in self.reading.generic else here
             if _PHASE_HEADING.match(section.title):
                 phase = section.title
+            if (
+                section.level
+                and id(section) not in self.reading.generic
+                and heading_class is None
+                and _aspects(section)
+            ):
+                return self.feature_heading(section, here, area)
             count += self.section_records(section, here, own_area, heading_class, phase)
             for child in section.children:
                 count += self.visit(child, here, own_area, in_roadmap=in_roadmap, deferred=deferred, phase=phase)
@@ -169,7 +180,7 @@ class _Extractor:
         if role in {"ordering", "priorities"}:
             for block in section.blocks:
                 for inner in _flat(block):
-                    self.statements.append(Statement(role, inner.text, inner.line, id(section)))
+                    self.statements.append(Statement(role, inner.text, inner.line, id(section), number=inner.number))
         elif in_roadmap:
             phase = section.title if nested_in_roadmap else None
             for block in section.blocks:
@@ -179,6 +190,16 @@ class _Extractor:
                     block.kind == "text" and (not _LABELLED.match(block.text))
                 ):
                     self.statements.append(Statement("roadmap", block.text, block.line, id(section), phase, deferred))
+                    continue
+                lead = _NAME_LEAD.match(block.text)
+                lead_name = (lead.group("name") if lead else block.text).strip().rstrip(":")
+                if heading_role(lead_name) == "out_of_scope":
+                    self.notes.append(("out_of_scope", lead_name, _render(block)))
+                    continue
+                if block.kind == "item" and block.text.rstrip().endswith(":") and block.children:
+                    for nested in block.children:  # "MVP Requirements:" over a nested list: a phase of its own
+                        item = self.record(nested, here, None, id(section))
+                        self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=lead_name))
                     continue
                 item = self.record(block, here, None, id(section))
                 self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=phase))
@@ -258,6 +279,9 @@ class _Extractor:
             tag = match.group("tag")
             if tag and priority_class(tag) is not None:
                 priority = (priority_class(tag) or 3, f'"({tag})" after {label}')
+        generic = _NAME_LEAD.match(text)
+        if generic and _GENERIC_NAME.match(generic.group("name").strip()) and label is None:
+            label, text = generic.group("name").strip(), generic.group("rest")
         inline = INLINE_PRIORITY.search(text)
         if inline and priority is None:
             word = inline.group("a") or inline.group("b") or inline.group("c") or ""
@@ -293,17 +317,30 @@ class _Extractor:
 
     def feature_heading(self, section: Section, path: tuple[str, ...], area: tuple[str, ...] | None) -> int:
         """A feature written as a heading with prose under it ("### RSS feed" / Why / How): one record."""
-        texts = [b.text for b in section.blocks if b.kind != "code"]
+        texts = [b.text for b in section.blocks if b.kind == "text"]
         details: list[str] = []
         fields: list[tuple[str, str]] = []
-        for block in section.blocks:
+        criteria: list[str] = []
+        blocks = [(None, b) for b in section.blocks] + [(c.title, b) for c in section.children for b in c.blocks]
+        for aspect, block in blocks:
             for inner in block.walk():
+                if inner is block and block.kind == "text" and aspect is None:
+                    continue
                 field = _FIELD.match(inner.text)
-                if field and inner is not block:
-                    fields.append((field.group("key").lower(), field.group("value")))
-                elif inner is not block:
-                    details.append(inner.text)
-        end = max([section.line, *(b.end for b in section.blocks)])
+                key = field.group("key").lower() if field else (aspect or "").lower()
+                if key.startswith(("acceptance", "ac", "done")):
+                    criteria.append(field.group("value") if field else inner.text)
+                elif field:
+                    fields.append((key, field.group("value")))
+                else:
+                    details.append(f"{aspect}: {inner.text}" if aspect else inner.text)
+        story = next((value for key, value in fields if key == "story"), None)
+        name: str | None = None
+        if story and re.match(r"(?i)as an? ", section.title):
+            texts = [f"{section.title}, {story}"]
+        else:
+            name = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", section.title)
+        end = max([section.line, *(b.end for _, b in blocks)])
         title = re.sub(r"^\d+(?:\.\d+)*\.?\s+", "", section.title)
         label_match = _LABELLED.match(title)
         label = label_match.group("label") if label_match else None
@@ -325,10 +362,11 @@ class _Extractor:
                 path=path,
                 area=area,
                 scope=id(section),
-                name=title,
+                name=title if name else None,
                 label=label,
                 fields=tuple(fields),
                 details=tuple(details),
+                criteria=tuple(criteria),
                 priority=priority,
             )
         )
@@ -358,6 +396,19 @@ class _Extractor:
         return out
 
 
+def _aspects(section: Section) -> bool:
+    """A feature heading whose content is aspects of it, not separate requirements: lead-in lists ("**Behavior**:",
+    "**Command Options**:") or only "Name: value" items ("Story: …", "Acceptance: …")."""
+    if any(b.kind == "row" or _LABELLED.match(b.text) or _STORY.match(b.text) for b in section.blocks):
+        return False
+    children = section.children
+    inner = [b for c in children for b in c.blocks]
+    if children and all(c.pseudo and not _PRIORITY_LINE.match(c.title + ": x") for c in children):
+        return not any(b.checked is not None or _LABELLED.match(b.text) or _STORY.match(b.text) for b in inner)
+    items = [b for b in section.blocks if b.kind == "item"]
+    return not children and len(items) >= 2 and all(_ASPECT_ITEM.match(b.text) for b in items)
+
+
 def _flat(block: Block) -> list[Block]:
     return list(block.walk())
 
@@ -370,6 +421,8 @@ def _name_of(text: str) -> str | None:
     """A feature name the text leads with ("Tool catalogue: volunteers list …"), or the whole text when short."""
     lead = _NAME_LEAD.match(text)
     name = lead.group("name").strip() if lead else ""
+    if _GENERIC_NAME.match(name) and lead:
+        return _name_of(lead.group("rest"))
     if lead and len(name.split()) <= 5 and not _VERBISH.search(name) and not _NOT_A_NAME.match(name):
         return name
     words = text.rstrip(".").split()

@@ -51,6 +51,7 @@ _PHASE_HEAD = re.compile(r"^(?P<phase>[^:]{1,60}):\s*(?P<rest>.*)$")
 _PRONOUN_END = re.compile(r"[.;:,(]\s*(?:this|it|which|that|and)$|^(?:this|it)$", re.I)
 _TEXT_VERBS = re.compile(r"depend|require|blocked|builds?|prerequisite|wait", re.I)
 _PRIORITY_LABEL = re.compile(r"^P[0-4]$", re.I)
+_PAREN_TAIL = re.compile(r"\s*\([^()]*\)\s*\.?\s*$")
 _SECTION_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)+\.?\s*|\b\d+(?:\.\d+)+\b")
 _AREA_FILLER = re.compile(r"\b(?:engine|section|part|module|area|work|features?|requirements?|capabilit\w+)\b", re.I)
 _NUMBER_WORDS = re.compile(
@@ -180,13 +181,16 @@ def relate(extraction: Extraction) -> Relations:
     for record in records:
         _record_edges(record, matcher, graph)
     phases: dict[str, list[int]] = {}
+    chains = _chains(list(extraction.statements), matcher)
     for statement in extraction.statements:
         if statement.kind == "ordering" and _PHASE_LINE.match(statement.text):
             for phase, members in _phase_members(statement, matcher):
                 phases.setdefault(phase, [])
                 phases[phase].extend(m for m in members if m not in phases[phase])
         elif statement.kind == "ordering":
-            _ordering_edges(statement, matcher, graph)
+            chain = chains.get(statement.scope, {})
+            if not (chain and statement.number and _chain_edges(statement, chain, matcher, graph)):
+                _ordering_edges(statement, matcher, graph)
         elif statement.kind == "section":
             _section_edges(statement, matcher, graph)
         elif statement.kind == "priorities":
@@ -280,6 +284,46 @@ def _is_relation(key: str) -> bool:
     return key in {"blocked by", "depends on", "dependencies", "dependency", "needs", "requires", "after"} or (
         key.startswith("prerequisite")
     )
+
+
+def _chain_edges(statement: Statement, chain: dict[str, int], matcher: _Matcher, graph: _Graph) -> bool:
+    """A numbered chain item naming earlier items by number ("5. POST endpoint (depends on 3 & 4)"): edges
+    between the requirements the items name. False when the item names no chain number."""
+    own = chain.get(statement.number or "")
+    found = False
+    for match in NEEDS.finditer(statement.text):
+        numbers = [n for m in NUMBER_LIST.finditer(match.group("target")) for n in _expand(m)]
+        if not numbers or re.search(
+            r"[A-Za-z]{4,}", NUMBER_LIST.sub(" ", SPLIT_TARGETS.sub(" ", match.group("target")))
+        ):
+            continue
+        found = True
+        for number in numbers:
+            target = chain.get(number)
+            if own is not None and target is not None:
+                graph.add(own, target, f'"{match.group(0).strip()}" (line {statement.line})')
+    return found
+
+
+def _expand(match: re.Match[str]) -> list[str]:
+    low = int(match.group("a"))
+    high = int(match.group("b") or low)
+    return [str(n) for n in range(low, min(high, low + 200) + 1)]
+
+
+def _chains(statements: list[Statement], matcher: _Matcher) -> dict[int, dict[str, int]]:
+    """Per ordering section: the requirement each numbered item names (its text without the relation phrase)."""
+    chains: dict[int, dict[str, int]] = defaultdict(dict)
+    for statement in statements:
+        if statement.kind != "ordering" or not statement.number:
+            continue
+        subject = _PAREN_TAIL.sub("", statement.text)
+        relation = NEEDS.search(subject)
+        subject = subject[: relation.start()] if relation else subject
+        hit = matcher.phrase(_strip_filler(subject), threshold=0.5)
+        if hit is not None:
+            chains[statement.scope][statement.number] = hit
+    return chains
 
 
 def _ordering_edges(statement: Statement, matcher: _Matcher, graph: _Graph) -> None:
@@ -456,7 +500,8 @@ def _absorb(first: Requirement, other: Requirement) -> Requirement:
 def _identity(record: Requirement) -> str:
     if record.label:
         return "label:" + _norm_label(record.label)
-    return "text:" + " ".join(tokens(record.name or record.text))
+    words = " ".join(tokens(record.name or record.text))
+    return "text:" + (words or " ".join((record.name or record.text).lower().split()))
 
 
 def _norm_label(label: str) -> str:

@@ -59,6 +59,7 @@ def title_of(record: Requirement) -> str:
     else:
         title = _sentence_title(_head(record.text))
     title = _shorten(title.strip().rstrip(".:;,").strip())
+    title = re.sub(r"^(?:add |implement )?setup\b", "Set up", title, flags=re.I)
     if not any(c.isalnum() for c in title):
         title = record.label or f"Requirement on line {record.line}"
     return title[:1].upper() + title[1:]
@@ -75,6 +76,9 @@ def _name_title(name: str) -> str:
     words = name.split()
     if _is_imperative(words):
         return name
+    words = name.split()
+    if len(words) > 1 and all(w[:1].isupper() or not w[:1].isalpha() for w in words):
+        name = " ".join(w if w.isupper() or any(c.isupper() for c in w[1:]) else w.lower() for w in words)
     return "Implement " + _lower_first(name)
 
 
@@ -131,21 +135,27 @@ def _want(want: str) -> str:
 
 def _active(words: list[str]) -> str | None:
     """ "Members sign in …" → "Let members sign in …"; "A driver publishes a ride" → "Let a driver publish a ride"."""
-    for i in range(1, min(len(words), 7)):
+    candidates: list[tuple[int, str, bool]] = []
+    for i in range(1, min(len(words) - 1, 7)):
         word = words[i].lower()
         base = _third_person_base(word)
         if base is None or words[i - 1].lower() in _NOT_BEFORE_VERB or " ".join(words[:i]).count("`") % 2:
             continue
-        following = words[i + 1].lower() if i + 1 < len(words) else ""
+        following = words[i + 1].lower()
         plural_subject = words[i - 1].lower().endswith("s") and words[i - 1].isalpha()
-        if word in NOUNISH and following not in _DETERMINERS and not (plural_subject and following in OBJECT_START):
+        ambiguous = word in NOUNISH or base in NOUNISH
+        if ambiguous and following not in _DETERMINERS and not (plural_subject and following in OBJECT_START):
             continue
-        subject = words[:i]
-        if any(w.lower() in VERBS and w.lower() not in NOUNISH for w in subject[1:]):
-            return None
-        rest = _and_verbs(" ".join(words[i + 1 :]))
-        return f"let {_lower_first(' '.join(subject))} {base} {rest}".rstrip()
-    return None
+        candidates.append((i, base, ambiguous))
+    if not candidates:
+        return None
+    # an unambiguous verb further on beats a word that is as often a noun ("status changes reflect …")
+    i, base, _ = next((c for c in candidates if not c[2]), candidates[0])
+    subject = words[:i]
+    if any(w.lower() in VERBS and w.lower() not in NOUNISH for w in subject[1:]):
+        return None
+    rest = _and_verbs(" ".join(words[i + 1 :]))
+    return f"let {_lower_first(' '.join(subject))} {base} {rest}".rstrip()
 
 
 def _and_verbs(rest: str) -> str:
