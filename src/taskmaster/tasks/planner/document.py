@@ -1,4 +1,4 @@
-"""A PRD as an immutable tree of sections and blocks, read from Markdown (markdown-it-py) or plain text.
+"""A PRD as an immutable tree of sections and blocks, read from Markdown or plain text in one pass over its lines.
 
 The first stage of the offline planner and the LLM planner's chunking: every later stage reads this tree, never the
 raw lines. Line numbers are 1-based and point into the text as given.
@@ -10,9 +10,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
 
 from taskmaster.tasks.planner.lexicon import clean_inline
 
@@ -166,141 +163,12 @@ def _lead_in(text: str) -> str | None:
     return None
 
 
-# --- Markdown ---------------------------------------------------------------------------------------------------------
+# --- reading lines ----------------------------------------------------------------------------------------------------
 
-_MD = MarkdownIt("commonmark").enable("table")
-_CHECK = re.compile(r"^\[([ xX])\]\s+")
-
-
-def _markdown(text: str, builder: _Builder) -> None:
-    lines = text.split("\n")
-    # Template tags, and lead-in lines right under a list item (which Markdown would fold into the item), are
-    # blanked out and replayed as events at their line, in document order with the blocks.
-    events: list[tuple[int, str, str]] = []
-    for number, raw in enumerate(lines):
-        tag = _TAG_LINE.match(raw)
-        if tag and tag.group(2).lower() not in {"br", "hr", "p", "div", "span"}:
-            events.append((number + 1, "close" if tag.group(1) else "open", tag.group(2).lower()))
-            lines[number] = ""
-        elif number and lines[number - 1].strip() and not raw[:1].isspace() and _ITEM.match(lines[number - 1]):
-            lead = _lead_in(raw)
-            if lead is not None:
-                events.append((number + 1, "lead", lead))
-                lines[number] = ""
-    tokens = _MD.parse("\n".join(lines))
-
-    def replay(before: int) -> None:
-        while events and events[0][0] < before:
-            line, kind, name = events.pop(0)
-            if kind == "lead":
-                builder.heading(name, 0, line, pseudo=True)
-            else:
-                builder.tag(name, kind == "close")
-
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        start = token.map[0] if token.map else None
-        if start is not None:
-            replay(start + 1)
-        if token.type == "heading_open":
-            title = clean_inline(tokens[i + 1].content).rstrip(":").strip()
-            builder.heading(title or "(untitled)", int(token.tag[1]), (start or 0) + 1)
-            i += 3
-            continue
-        if token.type in {"bullet_list_open", "ordered_list_open"}:
-            i, items = _md_list(tokens, i, 0)
-            for item in items:
-                replay(item.line)
-                builder.add(item)
-            continue
-        if token.type == "paragraph_open":
-            content = tokens[i + 1].content
-            first = (start or 0) + 1
-            lead = _lead_in(content) if "\n" not in content else None
-            if lead is not None:
-                builder.heading(lead, 0, first, pseudo=True)
-            else:
-                for piece, a, b in _pieces([(raw, first + n) for n, raw in enumerate(content.split("\n"))]):
-                    builder.add(Block("text", clean_inline(piece), a, b))
-            i += 3
-            continue
-        if token.type == "table_open":
-            i = _md_table(tokens, i, builder)
-            continue
-        if token.type in {"fence", "code_block"} and token.map:
-            builder.add(Block("code", token.content.rstrip("\n"), token.map[0] + 1, token.map[1]))
-        i += 1
-    replay(len(lines) + 2)
-
-
-def _md_list(tokens: list[Token], i: int, depth: int) -> tuple[int, list[Block]]:
-    """Parse a list starting at tokens[i] (its *_list_open); return the index after it and its items."""
-    close = tokens[i].type.replace("_open", "_close")
-    items: list[Block] = []
-    i += 1
-    while i < len(tokens) and tokens[i].type != close:
-        token = tokens[i]
-        if token.type != "list_item_open":
-            i += 1
-            continue
-        start, end = (token.map[0] + 1, token.map[1]) if token.map else (0, 0)
-        number = token.info or None
-        texts: list[str] = []
-        children: list[Block] = []
-        i += 1
-        while tokens[i].type != "list_item_close":
-            inner = tokens[i]
-            if inner.type in {"bullet_list_open", "ordered_list_open"}:
-                i, nested = _md_list(tokens, i, depth + 1)
-                children.extend(nested)
-                continue
-            if inner.type == "inline":
-                if texts:
-                    base = inner.map[0] + 1 if inner.map else start
-                    for piece, a, b in _pieces([(r, base + n) for n, r in enumerate(inner.content.split("\n"))]):
-                        children.append(Block("text", clean_inline(piece), a, b, depth + 1))
-                else:
-                    texts.append(inner.content)
-            i += 1
-        i += 1
-        raw = " ".join(" ".join(texts).split("\n"))
-        checked: bool | None = None
-        box = _CHECK.match(raw)
-        if box:
-            checked = box.group(1) != " "
-            raw = raw[box.end() :]
-        items.append(Block("item", clean_inline(raw), start, end, depth, number, checked, children=tuple(children)))
-    return i + 1, items
-
-
-def _md_table(tokens: list[Token], i: int, builder: _Builder) -> int:
-    header: tuple[str, ...] = ()
-    row: list[str] = []
-    row_line = 0
-    in_head = False
-    while tokens[i].type != "table_close":
-        token = tokens[i]
-        if token.type == "thead_open":
-            in_head = True
-        elif token.type == "thead_close":
-            in_head = False
-        elif token.type == "tr_open":
-            row, row_line = [], (token.map[0] + 1 if token.map else 0)
-        elif token.type == "inline":
-            row.append(clean_inline(token.content))
-        elif token.type == "tr_close":
-            if in_head:
-                header = tuple(row)
-            elif any(row):
-                text = " | ".join(cell for cell in row if cell)
-                builder.add(Block("row", text, row_line, row_line, cells=tuple(row), header=header))
-        i += 1
-    return i + 1
-
-
-# --- plain text -------------------------------------------------------------------------------------------------------
-
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?$")
+_RULE = re.compile(r"^(?:-\s*){3,}$|^(?:\*\s*){3,}$|^(?:_\s*){3,}$")
 _ITEM = re.compile(
     r"^(?P<indent>\s*)(?P<marker>[-*•+]|\d{1,3}[.)]|[a-z][.)])\s+(?:\[(?P<box>[ xX])\]\s+)?(?P<text>\S.*)$"
 )
@@ -312,7 +180,9 @@ def _is_caps(text: str) -> bool:
     return len(letters) >= 2 and all(c.isupper() for c in letters) and len(text.split()) <= 10
 
 
-def _plain(text: str, builder: _Builder) -> None:
+def _read(text: str, builder: _Builder, *, markdown: bool) -> None:
+    """One pass over the lines. Markdown headings, fences and tables in both modes; a plain-text document's
+    headings come from their look (capitals, a short line alone) instead of `#`."""
     lines = text.split("\n")
     n = len(lines)
     paragraph: list[tuple[str, int]] = []
@@ -320,46 +190,81 @@ def _plain(text: str, builder: _Builder) -> None:
     seen_heading = False
     final = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
 
-    def flush() -> None:
+    def flush_paragraph() -> None:
         nonlocal paragraph
         for piece, a, b in _pieces(paragraph):
             builder.add(Block("text", clean_inline(piece), a, b))
         paragraph = []
-        flush_items()
 
-    def flush_items() -> None:
+    def flush() -> None:
         nonlocal items
+        flush_paragraph()
         for block in _nest(items):
             builder.add(block)
         items = []
 
-    for index, raw in enumerate(lines):
+    index = 0
+    blank_before = True
+    while index < n:
+        raw = lines[index]
         line = index + 1
         stripped = raw.strip()
+        index += 1
         if not stripped:
-            if paragraph:
-                flush()
+            flush_paragraph()
+            blank_before = True
+            continue
+        was_blank, blank_before = blank_before, False
+        fence = _FENCE.match(raw)
+        if fence:
+            flush()
+            close = index
+            while close < n and not lines[close].strip().startswith(fence.group(1)):
+                close += 1
+            builder.add(Block("code", "\n".join(lines[index:close]), line, close + 1))
+            index = close + 1
+            continue
+        if stripped.startswith("<!--"):
+            while index < n and "-->" not in lines[index - 1]:
+                index += 1
             continue
         tag = _TAG_LINE.match(raw)
         if tag:
             flush()
             builder.tag(tag.group(2).lower(), bool(tag.group(1)))
             continue
-        following = lines[index + 1].strip() if index + 1 < n else ""
-        before = lines[index - 1].strip() if index else ""
-        if _SETEXT.match(following) and not _ITEM.match(raw) and len(stripped.split()) <= 12:
+        atx = _ATX.match(raw)
+        if atx and markdown:
             flush()
-            builder.heading(stripped, 1 if following.startswith("=") else 2, line)
+            builder.heading(clean_inline(atx.group(2)).rstrip(":").strip() or "(untitled)", len(atx.group(1)), line)
             seen_heading = True
             continue
-        if _SETEXT.match(raw) and before:
+        following = lines[index].strip() if index < n else ""
+        if (
+            "|" in stripped
+            and (stripped.startswith("|") or _TABLE_RULE.match(following))
+            and (_TABLE_RULE.match(following) or stripped.startswith("|"))
+        ):
+            flush()
+            index = _table(lines, index - 1, builder)
+            continue
+        if stripped.startswith(">"):
+            stripped = stripped.lstrip("> ").strip()
+            raw = stripped
+            if not stripped:
+                continue
+        before = lines[index - 2].strip() if index >= 2 else ""
+        if _SETEXT.match(following) and not _ITEM.match(raw) and len(stripped.split()) <= 12 and not items:
+            flush()
+            builder.heading(clean_inline(stripped), 1 if following.startswith("=") else 2, line)
+            seen_heading = True
+            index += 1
+            continue
+        if _RULE.match(stripped):
             continue
         item = _ITEM.match(raw)
         if item:
-            if paragraph:
-                for piece, a, b in _pieces(paragraph):
-                    builder.add(Block("text", clean_inline(piece), a, b))
-                paragraph = []
+            flush_paragraph()
             marker = item.group("marker")
             number = marker[:-1] if marker[:-1].isdigit() else None
             box = item.group("box")
@@ -368,36 +273,75 @@ def _plain(text: str, builder: _Builder) -> None:
             )
             items.append((len(item.group("indent").expandtabs(4)), block))
             continue
-        if items and not paragraph and (raw[:1].isspace() or not _heading_like(stripped, before, following)):
+        indented = raw[:1].isspace()
+        if items and not paragraph and (indented or not was_blank):
             indent, last = items[-1]
-            if raw[:1].isspace() or not _LABEL_START.match(stripped):
-                if raw[:1].isspace() and len(raw) - len(raw.lstrip()) > indent + 1 and _LABEL_START.match(stripped):
+            looks_new = (
+                _LABEL_START.match(stripped)
+                or _lead_in(stripped) is not None
+                or (not markdown and _heading_like(stripped, before, following))
+            )
+            if indented or not looks_new:
+                if indented and (was_blank or _LABEL_START.match(stripped)):
                     child = Block("text", clean_inline(stripped), line, line, last.depth + 1)
                     items[-1] = (indent, _with_child(last, child))
                 else:
                     items[-1] = (indent, _extend(last, clean_inline(stripped), line))
                 continue
-        first_line = not paragraph and not seen_heading and builder.stack[-1].level == 0 and not builder.stack[0].blocks
-        if first_line and index < final and len(stripped.split()) <= 14 and not re.search(r"[.!?,;]$", stripped):
-            flush()
-            builder.heading(stripped.rstrip(":"), 1, line)
-            seen_heading = True
-            continue
-        caps_heading = paragraph and _is_caps(stripped) and not _caps_field(stripped) and index < final
-        if caps_heading or (not paragraph and index < final and _heading_like(stripped, before, following)):
-            flush()
-            builder.heading(stripped.rstrip(":").strip(), 2, line)
-            seen_heading = True
-            continue
+        if not markdown:
+            first_line = (
+                not paragraph and not seen_heading and builder.stack[-1].level == 0 and not builder.stack[0].blocks
+            )
+            if (
+                first_line
+                and index - 1 < final
+                and len(stripped.split()) <= 14
+                and not re.search(r"[.!?,;]$", stripped)
+            ):
+                flush()
+                builder.heading(stripped.rstrip(":"), 1, line)
+                seen_heading = True
+                continue
+            caps_heading = paragraph and _is_caps(stripped) and not _caps_field(stripped) and index - 1 < final
+            if caps_heading or (not paragraph and index - 1 < final and _heading_like(stripped, before, following)):
+                flush()
+                builder.heading(stripped.rstrip(":").strip(), 2, line)
+                seen_heading = True
+                continue
         lead = _lead_in(stripped)
         if lead is not None and not paragraph:
             flush()
             builder.heading(lead, 0, line, pseudo=True)
             continue
         if items:
-            flush_items()
+            flush()
         paragraph.append((stripped, line))
     flush()
+
+
+def _table(lines: list[str], start: int, builder: _Builder) -> int:
+    """Rows of a pipe table from lines[start]; returns the index after it."""
+    header = _cells(lines[start])
+    index = start + 1
+    if index < len(lines) and _TABLE_RULE.match(lines[index].strip()):
+        index += 1
+    else:
+        builder.add(Block("row", " | ".join(c for c in header if c), start + 1, start + 1, cells=header))
+        header = ()
+    while index < len(lines) and "|" in lines[index] and lines[index].strip():
+        cells = _cells(lines[index])
+        if any(cells):
+            text = " | ".join(cell for cell in cells if cell)
+            builder.add(Block("row", text, index + 1, index + 1, cells=cells, header=header))
+        index += 1
+    return index
+
+
+def _cells(raw: str) -> tuple[str, ...]:
+    row = raw.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") else row
+    return tuple(clean_inline(cell) for cell in re.split(r"(?<!\\)\|", row))
 
 
 def _caps_field(text: str) -> bool:
@@ -482,9 +426,6 @@ def read_document(text: str) -> Document:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
     builder = _Builder()
     markdown = bool(_MARKDOWN_HINT.search(text))
-    if markdown:
-        _markdown(text, builder)
-    else:
-        _plain(text, builder)
+    _read(text, builder, markdown=markdown)
     tags = frozenset(m.group(2).lower() for raw in text.split("\n") if "<" in raw and (m := _TAG_LINE.match(raw)))
     return Document(builder.finish(), markdown, tags)

@@ -222,6 +222,7 @@ class _Extractor:
             if line and priority_class(line.group("value")) is not None:
                 heading_class, heading_why = priority_class(line.group("value")), f'"{block.text}" in its section'
         made = 0
+        bugs = bool(_BUG_HEADING.search(" ".join(path)))
         for block in blocks:
             if block.kind == "code" or not any(c.isalnum() for c in block.text):
                 continue
@@ -254,13 +255,13 @@ class _Extractor:
                     self.records[-1] = replace(last, details=(*last.details, block.text), end=block.end)
                 continue
             record = self.record(block, path, area, id(section))
-            if heading_class is not None and record.priority is None:
-                record = replace(record, priority=(heading_class, heading_why))
-            if record.priority is None:
-                record = replace(record, priority=wording_priority(record.text))
-            if _BUG_HEADING.search(" ".join(path)):
-                record = replace(record, kind="bug")
-            self.records.append(replace(record, phase=phase))
+            priority = record.priority
+            if heading_class is not None and priority is None:
+                priority = (heading_class, heading_why)
+            if priority is None:
+                priority = wording_priority(record.text)
+            kind = "bug" if bugs else record.kind
+            self.records.append(replace(record, priority=priority, kind=kind, phase=phase))
             made += 1
         return made
 

@@ -7,7 +7,7 @@ import itertools
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from taskmaster.core.graph import cycle_if_added
@@ -51,6 +51,7 @@ _PHASE_HEAD = re.compile(r"^(?P<phase>[^:]{1,60}):\s*(?P<rest>.*)$")
 _PRONOUN_END = re.compile(r"[.;:,(]\s*(?:this|it|which|that|and)$|^(?:this|it)$", re.I)
 _TEXT_VERBS = re.compile(r"depend|require|blocked|builds?|prerequisite|wait", re.I)
 _PRIORITY_LABEL = re.compile(r"^P[0-4]$", re.I)
+_PHASE_ENDS = 8
 _PAREN_TAIL = re.compile(r"\s*\([^()]*\)\s*\.?\s*$")
 _SECTION_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)+\.?\s*|\b\d+(?:\.\d+)+\b")
 _AREA_FILLER = re.compile(r"\b(?:engine|section|part|module|area|work|features?|requirements?|capabilit\w+)\b", re.I)
@@ -83,6 +84,10 @@ class _Matcher:
             self.head.append(frozenset(tokens(record.name or _head(record.text))))
             for word in words:
                 frequency[word] += 1
+        self.postings: dict[str, list[int]] = defaultdict(list)
+        for i, words in enumerate(self.words):
+            for word in words:
+                self.postings[word].append(i)
         total = max(len(records), 1)
         self.idf = {word: math.log(1 + total / count) for word, count in frequency.items()}
         self.areas: dict[tuple[str, ...], list[int]] = defaultdict(list)
@@ -120,10 +125,15 @@ class _Matcher:
             return None
         weight = sum(self.idf.get(w, 2.0) for w in wanted)
         best: tuple[float, int] | None = None
-        for i, words in enumerate(self.words):
+        # candidates come from the phrase's distinctive words; a word half the records share names none of them
+        common = max(50, len(self.records) // 20)
+        sizes = {w: len(self.postings.get(w, ())) for w in wanted}
+        rare = [w for w in wanted if sizes[w] <= common] or [min(wanted, key=sizes.__getitem__)]
+        candidates = sorted({i for w in rare for i in self.postings.get(w, ())})
+        for i in candidates:
             if i == exclude:
                 continue
-            overlap = wanted & words
+            overlap = wanted & self.words[i]
             if not overlap:
                 continue
             score = sum(self.idf.get(w, 2.0) for w in overlap) / weight
@@ -212,39 +222,58 @@ def relate(extraction: Extraction) -> Relations:
 
 
 class _Graph:
+    """Edges between records, never a cycle. A rank per record keeps a topological order (dependencies first) the
+    way Pearce and Kelly's dynamic algorithm does: an edge along the order is free; one against it searches only the
+    records ranked between its ends, finding the cycle it would close or re-ranking that region."""
+
     def __init__(self, size: int) -> None:
         self.adjacency: dict[int, list[int]] = {i: [] for i in range(size)}
+        self.reverse: dict[int, list[int]] = {i: [] for i in range(size)}
         self.edges: list[Edge] = []
         self.why: dict[tuple[int, int], str] = {}
         self.warnings: list[str] = []
         self.area_of: dict[int, tuple[str, ...]] = {}
+        self.rank = list(range(size))
 
     def add(self, dependent: int, dependency: int, why: str, *, quiet: bool = False) -> None:
         if dependent == dependency or (dependent, dependency) in self.why:
             return
-        cycle = cycle_if_added(self.adjacency, dependent, dependency)
-        if cycle is not None:
-            if not quiet:
-                steps = [self.why.get((a, b), "") for a, b in itertools.pairwise(cycle)]
-                quoted = "; ".join(s for s in steps if s)
-                self.warnings.append(f"ignored {why}: it would close a dependency cycle with {quoted}")
+        low, high = self.rank[dependent], self.rank[dependency]
+        if high < low:
+            self._keep(dependent, dependency, why)
             return
-        self.adjacency[dependent].append(dependency)
-        self.why[(dependent, dependency)] = why
-        self.edges.append(Edge(dependent, dependency, why))
+        if quiet:
+            return  # an edge only inferred (roadmap phases) never reorders what the text stated
+        ahead = self._search(dependency, self.adjacency, lambda r: r >= low)
+        if dependent in ahead:
+            cycle = cycle_if_added(self.adjacency, dependent, dependency) or [dependent, dependency, dependent]
+            steps = [self.why.get((a, b), "") for a, b in itertools.pairwise(cycle)]
+            quoted = "; ".join(s for s in steps if s)
+            self.warnings.append(f"ignored {why}: it would close a dependency cycle with {quoted}")
+            return
+        behind = self._search(dependent, self.reverse, lambda r: r <= high)
+        first = sorted(ahead, key=self.rank.__getitem__)
+        then = sorted(behind, key=self.rank.__getitem__)
+        slots = sorted(self.rank[n] for n in first + then)
+        for node, slot in zip(first + then, slots, strict=True):
+            self.rank[node] = slot
+        self._keep(dependent, dependency, why)
 
-    def reaches_any(self, start: int, goals: set[int]) -> bool:
-        """Whether `start` already waits (transitively) for one of `goals`."""
+    def _search(self, start: int, edges: dict[int, list[int]], inside: Callable[[int], bool]) -> list[int]:
         seen = {start}
         stack = [start]
         while stack:
-            for nxt in self.adjacency[stack.pop()]:
-                if nxt in goals:
-                    return True
-                if nxt not in seen:
+            for nxt in edges[stack.pop()]:
+                if nxt not in seen and inside(self.rank[nxt]):
                     seen.add(nxt)
                     stack.append(nxt)
-        return False
+        return list(seen)
+
+    def _keep(self, dependent: int, dependency: int, why: str) -> None:
+        self.adjacency[dependent].append(dependency)
+        self.reverse[dependency].append(dependent)
+        self.why[(dependent, dependency)] = why
+        self.edges.append(Edge(dependent, dependency, why))
 
     def dependents(self) -> dict[int, int]:
         counts: dict[int, int] = defaultdict(int)
@@ -399,8 +428,10 @@ def _phase_members(statement: Statement, matcher: _Matcher) -> Iterable[tuple[st
 
 
 def _phase_edges(phases: dict[str, list[int]], graph: _Graph) -> None:
-    """Work of a later phase waits for where the phase before it ends (its members nothing else there needs)."""
+    """Work of a later phase that the text gives no dependency waits for where the phase before it ends (its
+    members nothing else there needs); a phase ending in more than a few places says too little to link."""
     order = list(phases)
+    waiting = {e.dependent for e in graph.edges}
     for earlier, later in itertools.pairwise(order):
         inside = set(phases[earlier])
         needed = {e.dependency for e in graph.edges if e.dependent in inside and e.dependency in inside}
@@ -408,8 +439,10 @@ def _phase_edges(phases: dict[str, list[int]], graph: _Graph) -> None:
         areas = {graph.area_of.get(m) for m in phases[earlier]}
         if len(areas) == 1 and None not in areas:
             ends = list(phases[earlier])  # a phase that is a section: wait for its parent task as a whole
+        elif len(ends) > _PHASE_ENDS:
+            continue
         for member in phases[later]:
-            if member in inside or graph.reaches_any(member, inside):
+            if member in inside or member in waiting:
                 continue
             for end in ends:
                 graph.add(member, end, f'"{later}" comes after "{earlier}" in the roadmap', quiet=True)
@@ -460,9 +493,9 @@ def _merge(records: list[Requirement], roadmap: list[Requirement]) -> tuple[list
             out[seen[key]] = _absorb(first, record)
             continue
         seen[key] = len(out)
-        out.append(replace(record, index=len(out)))
+        out.append(record if record.index == len(out) else replace(record, index=len(out)))
     base = list(out)
-    matcher = _Matcher(base) if base else None
+    matcher = _Matcher(base) if base and roadmap else None
     for item in roadmap:
         hit: int | None = None
         if item.label and matcher is not None:
@@ -505,7 +538,10 @@ def _identity(record: Requirement) -> str:
 
 
 def _norm_label(label: str) -> str:
-    return re.sub(r"[-\s#]", "", label).upper().lstrip("0")
+    return _LABEL_NOISE.sub("", label).upper().lstrip("0")
+
+
+_LABEL_NOISE = re.compile(r"[-\s#]")
 
 
 def _head(text: str) -> str:

@@ -50,9 +50,16 @@ class Step:
     details: str
 
 
+_SCAN = 600  # the components a requirement names are in its first sentences
+_ANY_COMPONENT = re.compile(
+    "|".join(f"(?P<c{i}>{pattern.pattern})" for i, (_, pattern, _) in enumerate(_COMPONENTS)), re.I
+)
+
+
 def components(text: str) -> list[str]:
-    """The kinds of work (data, API, UI, integration) a task's text names."""
-    return [name for name, pattern, _ in _COMPONENTS if pattern.search(text)]
+    """The kinds of work (data, API, UI, integration) a task's text names, in build order."""
+    found = {match.lastgroup for match in _ANY_COMPONENT.finditer(text[:_SCAN])}
+    return [name for i, (name, _, _) in enumerate(_COMPONENTS) if f"c{i}" in found]
 
 
 def complexity_of(
