@@ -172,6 +172,10 @@ _RULE = re.compile(r"^(?:-\s*){3,}$|^(?:\*\s*){3,}$|^(?:_\s*){3,}$")
 _ITEM = re.compile(
     r"^(?P<indent>\s*)(?P<marker>[-*•+]|\d{1,3}[.)]|[a-z][.)])\s+(?:\[(?P<box>[ xX])\]\s+)?(?P<text>\S.*)$"
 )
+# "2 Payments", "1.1 Login Flow": a numbered line in title case, alone between blank lines
+_NUMBERED_HEADING = re.compile(
+    r"^(\d+(?:\.\d+)*)\.?\s+(?=[A-Z])(?:[A-Z][\w'/&-]*|and|of|the|for|to|in|a|an|or)(?:\s+(?:[A-Z0-9][\w'/&-]*|and|of|the|for|to|in|a|an|or|&))*$"
+)
 _SETEXT = re.compile(r"^\s*(=+|-+)\s*$")
 
 
@@ -300,6 +304,12 @@ def _read(text: str, builder: _Builder, *, markdown: bool) -> None:
             ):
                 flush()
                 builder.heading(stripped.rstrip(":"), 1, line)
+                seen_heading = True
+                continue
+            numbered = _NUMBERED_HEADING.match(stripped)
+            if numbered and not paragraph and was_blank and not following and index - 1 < final:
+                flush()
+                builder.heading(stripped, numbered.group(1).count(".") + 1, line)
                 seen_heading = True
                 continue
             caps_heading = paragraph and _is_caps(stripped) and not _caps_field(stripped) and index - 1 < final
