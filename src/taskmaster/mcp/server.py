@@ -386,6 +386,9 @@ def build_server(
         model: Model = None,
         num_tasks: Annotated[int | None, Field(ge=1, le=500, description="Aim for about this many tasks.")] = None,
         replace: Annotated[bool, Field(description="Delete the project's tasks first instead of appending.")] = False,
+        append: Annotated[
+            bool, Field(description="Add the tasks even if the project already holds this PRD (same source or text).")
+        ] = False,
         source: Annotated[str | None, Field(description="The document's name, recorded with each task.")] = None,
     ) -> Annotated[CallToolResult, PrdParsed]:
         """Turn a product requirements document into tasks with dependencies and priorities, stored in the
@@ -395,7 +398,7 @@ def build_server(
             ref = await door.project_ref(project, caller)
             async with planning_model(settings, provider, model) as llm:
                 result = await parse_into_project(
-                    door.db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, source=source,
+                    door.db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, append=append, source=source,
                     actor=caller.subject if caller else LOCAL_ACTOR,
                 )  # fmt: skip
             first, last = result.imported.numbers

@@ -1,20 +1,27 @@
 """PRD -> tasks in a project: plan (offline parser or an LLM), then store the plan in one transaction.
 
 The LLM part runs outside any transaction: it can take minutes, and holding the project's write lock that long
-would stall every other writer. The prompt is the active version of the `prd.parse` template.
+would stall every other writer. The prompt is the active version of the `prd.parse` template. Parsing a PRD the
+project already holds (same file name or same text) is refused unless the caller says replace or append.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from taskmaster.core.errors import InvalidInput
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskmaster.core.errors import Conflict, InvalidInput
+from taskmaster.db.models import Task
 from taskmaster.db.session import Database
 from taskmaster.tasks import service
 from taskmaster.tasks.planner.llm import DEFAULT_PLAN_PROMPT, PlanIssue, StructuredModel, plan_with_llm
-from taskmaster.tasks.planner.offline import parse_prd
+from taskmaster.tasks.planner.offline import plan_prd
+from taskmaster.tasks.schemas import PlannedTask
 from taskmaster.templates.service import active_template
 
 PRD_TEMPLATE = "prd.parse"
@@ -26,6 +33,8 @@ class PrdResult:
     project_id: uuid.UUID
     template_version: int | None
     issues: list[PlanIssue] = field(default_factory=list)
+    planned: list[PlannedTask] = field(default_factory=list)
+    """The plan as stored, in import order (keys, and `extra` with the source lines and reasons)."""
 
 
 async def parse_into_project(
@@ -36,18 +45,28 @@ async def parse_into_project(
     model: StructuredModel | None = None,
     num_tasks: int | None = None,
     replace: bool = False,
+    append: bool = False,
     source: str | None = None,
     actor: str = "system",
     progress: Callable[[int, int], None] | None = None,
 ) -> PrdResult:
     """Plan `text` (offline when `model` is None) and add the tasks to the project; raises `InvalidInput`
-    when the document yields no task, and leaves the project untouched then."""
+    when the document yields no task, and `Conflict` when the project already holds this PRD and neither
+    `replace` nor `append` is given; the project is left untouched then."""
+    if replace and append:
+        raise InvalidInput("replace and append exclude each other: pick one", field="replace")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     async with db.session() as session:
         await service.get_project(session, project_ref)  # fail fast, before any model call
     issues: list[PlanIssue] = []
     version: int | None = None
     if model is None:
-        planned = parse_prd(text, num_tasks=num_tasks, source=source)
+        if text.strip():
+            plan = plan_prd(text, num_tasks=num_tasks, source=source)
+            planned = plan.tasks
+            issues.extend(PlanIssue("cycle_broken", "", warning) for warning in plan.warnings)
+        else:
+            planned = []
     else:
         async with db.transaction() as session:
             template = await active_template(session, PRD_TEMPLATE, default=DEFAULT_PLAN_PROMPT)
@@ -57,7 +76,35 @@ async def parse_into_project(
         )
     if not planned:
         raise InvalidInput(f"{source or 'the document'} holds no requirements to turn into tasks")
+    planned = [_stamped(task, digest) for task in planned]
     async with db.transaction() as session:
         project = await service.lock_project(session, project_ref)
+        if not replace and not append:
+            await _refuse_a_second_copy(session, project.id, project.name, source, digest)
         imported = await service.import_planned(session, project, planned, replace=replace, actor=actor)
-    return PrdResult(imported=imported, project_id=project.id, template_version=version, issues=issues)
+    return PrdResult(imported=imported, project_id=project.id, template_version=version, issues=issues, planned=planned)
+
+
+def _stamped(task: PlannedTask, digest: str) -> PlannedTask:
+    """The task with the PRD's digest in `extra`, so that parsing the same text again is noticed."""
+    return task.model_copy(
+        update={"extra": {**task.extra, "prd_sha256": digest}, "subtasks": [_stamped(t, digest) for t in task.subtasks]}
+    )
+
+
+async def _refuse_a_second_copy(
+    session: AsyncSession, project_id: uuid.UUID, project_name: str, source: str | None, digest: str
+) -> None:
+    rows = (await session.execute(select(Task.number, Task.extra).where(Task.project_id == project_id))).all()
+    same = sorted(
+        number
+        for number, extra in rows
+        if isinstance(extra, dict)
+        and (extra.get("prd_sha256") == digest or (source is not None and extra.get("prd_source") == source))
+    )
+    if same:
+        what = source or "this PRD"
+        raise Conflict(
+            f"{what} was already parsed into project {project_name} (tasks #{same[0]}–#{same[-1]}); "
+            "pass --replace to replace the project's tasks with the new plan, or --append to add the tasks again"
+        )

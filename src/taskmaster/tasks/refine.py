@@ -5,7 +5,6 @@ Model calls run outside any transaction; results are stored in a short one after
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -14,12 +13,10 @@ from taskmaster.db.models import Task
 from taskmaster.db.session import Database
 from taskmaster.tasks import service
 from taskmaster.tasks.planner.llm import StructuredModel, analyze_complexity_with_llm, expand_with_llm
-from taskmaster.tasks.planner.offline import parse_prd
-from taskmaster.tasks.planner.wording import complexity_of
+from taskmaster.tasks.planner.structure import complexity_of, split_task
 from taskmaster.tasks.schemas import PlannedTask
 
 REASONING_FIELD = "complexity_reasoning"
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 
 
 @dataclass(frozen=True)
@@ -63,26 +60,14 @@ async def expand_task(
 
 
 def _offline_subtasks(task: Task, num: int) -> list[PlannedTask]:
-    """The task's details read as a small PRD; failing that, one subtask per sentence, in order.
-
-    Empty when the text holds a single point: offline there is nothing to split it by.
-    """
-    text = task.details or ""
-    if task.description and task.description.strip() not in text:
-        text = f"{text}\n\n{task.description}"
+    """Subtasks along the task's acceptance criteria and the work they imply (the steps its details state, or
+    data, API, UI, integration), each after the one before; empty when the text holds a single point."""
+    text = "\n".join(part for part in (task.description, task.details) if part)
+    steps = split_task(task.title, text, task.test_strategy, num)
     planned = [
-        p.model_copy(update={"subtasks": [], "key": f"s{i}", "dependencies": []})
-        for i, p in enumerate(parse_prd(text), start=1)
+        PlannedTask(key=f"s{i}", title=step.title[:500], details=step.details, priority=task.priority)
+        for i, step in enumerate(steps, start=1)
     ]
-    if len(planned) < 2:
-        sentences = list(dict.fromkeys(s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 12))
-        planned = [
-            PlannedTask(key=f"s{i}", title=sentence[:120].rstrip("."), details=sentence, priority=task.priority)
-            for i, sentence in enumerate(sentences, start=1)
-        ]
-    if len(planned) < 2:
-        return []
-    planned = planned[:num]
     # Offline there is no better knowledge of order than the text's: each step follows the one before.
     return [p.model_copy(update={"dependencies": [planned[i - 1].key]} if i else {}) for i, p in enumerate(planned)]
 
@@ -108,12 +93,19 @@ async def analyze_complexity(
         answers = await analyze_complexity_with_llm(model, {str(t.number): t for t in tasks})
         scores = [Score(int(a.key), a.score, a.reasoning) for a in answers]
     else:
+        dependents: dict[str, int] = {}
+        for t in tasks:
+            for dep in t.dependencies:
+                dependents[dep] = dependents.get(dep, 0) + 1
         scores = []
         for t in tasks:
             text = " ".join(part for part in (t.title, t.description, t.details) if part)
-            count = subtasks.get(t.id, 0)
-            reasoning = f"offline estimate from the wording ({len(text.split())} words) and {count} subtask(s)"
-            scores.append(Score(t.number, complexity_of(text, count), reasoning))
+            criteria = sum(1 for line in (t.test_strategy or "").splitlines() if line.strip())
+            value, reasoning = complexity_of(
+                criteria=criteria, dependencies=len(t.dependencies), dependents=dependents.get(str(t.id), 0),
+                text=text, subtasks=subtasks.get(t.id, 0),
+            )  # fmt: skip
+            scores.append(Score(t.number, value, f"offline estimate from the {reasoning}"))
     async with db.transaction() as session:
         await service.lock_project(session, project.id)
         rows, _ = await service.list_tasks(session, project.id, limit=100_000)

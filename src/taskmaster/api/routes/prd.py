@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from taskmaster.api.deps import Developer, ServicesDep
 from taskmaster.core.errors import InvalidInput
 from taskmaster.tasks import service
+from taskmaster.tasks.planner.formats import read_prd
 from taskmaster.tasks.prd import parse_into_project
 from taskmaster.tasks.schemas import PrdParsed
 
@@ -21,25 +22,23 @@ async def parse_prd(
     project_id: str,
     services: ServicesDep,
     principal: Developer,
-    file: Annotated[UploadFile, File(description="The PRD, Markdown or plain text, UTF-8.")],
+    file: Annotated[UploadFile, File(description="The PRD: Markdown or plain text (UTF-8), .html, .docx or .pdf.")],
     provider: Annotated[Literal["offline", "anthropic", "openai", "ollama"], Form()] = "offline",
     model: Annotated[str | None, Form()] = None,
     num_tasks: Annotated[int | None, Form(ge=1, le=500)] = None,
     replace: Annotated[bool, Form()] = False,
+    append: Annotated[bool, Form(description="Add the tasks even if the project already holds this PRD.")] = False,
 ) -> PrdParsed:
     """Plan the document (offline parser by default, or an LLM provider) and add the tasks to the project."""
     raw = await file.read(MAX_PRD_BYTES + 1)
     if len(raw) > MAX_PRD_BYTES:
         raise InvalidInput(f"the PRD is larger than {MAX_PRD_BYTES // (1024 * 1024)} MiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the PRD is not UTF-8 text (byte {exc.start})") from None
+    text = read_prd(raw, file.filename or "prd.md")
     if "\x00" in text or "\x00" in (file.filename or "") or "\x00" in (model or ""):
         raise InvalidInput("the PRD, its file name or the model contains a NUL character")
     async with services.runtime.llm(provider, model) as llm:
         result = await parse_into_project(
-            services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace,
+            services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace, append=append,
             source=file.filename, actor=principal.subject,
         )  # fmt: skip
     first, last = result.imported.numbers

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from taskmaster.tasks.planner.document import read_document
+
 DEFAULT_MAX_CHARS = 12_000
 SECTION_SEPARATOR = " > "
 NO_HEADING = "(before the first heading)"
@@ -168,9 +170,7 @@ def _common_prefix(paths: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
 def _sections(text: str) -> list[_Section]:
     """Headings and the blocks (paragraphs, lists, fenced code) under each, with heading paths by level."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    headings = _markdown_headings(lines)
-    if not headings:
-        headings = _plain_headings(lines)
+    headings = document_headings(text, lines)
     sections = [_Section((), 0, [])]
     stack: list[tuple[int, str]] = []
     block: list[str] = []
@@ -213,77 +213,14 @@ def _sections(text: str) -> list[_Section]:
     return sections
 
 
-def _markdown_headings(lines: list[str]) -> dict[int, tuple[int, str, bool]]:
-    """Line number -> (level, title, has an underline line) for ATX and Setext headings outside code fences."""
+def document_headings(text: str, lines: list[str]) -> dict[int, tuple[int, str, bool]]:
+    """Line number -> (level, title, has an underline line): the headings of the planner's document tree."""
     found: dict[int, tuple[int, str, bool]] = {}
-    fence: str | None = None
-    previous_blank = True
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if fence is not None:
-            if stripped.startswith(fence):
-                fence = None
-            previous_blank = False
-            continue
-        opening = _FENCE.match(line)
-        if opening:
-            fence = opening.group(1)[0] * len(opening.group(1))
-            previous_blank = False
-            continue
-        atx = _ATX.match(line)
-        if atx:
-            title = _clean_title(atx.group(2))
-            if title:
-                found[number] = (len(atx.group(1)), title, False)
-        elif (
-            stripped
-            and previous_blank
-            and number + 1 < len(lines)
-            and _SETEXT.match(lines[number + 1])
-            and not _LIST_ITEM.match(line)
-            and len(stripped) <= _PLAIN_MAX * 2
-        ):
-            title = _clean_title(stripped)
-            if title:
-                found[number] = (1 if lines[number + 1].strip()[0] == "=" else 2, title, True)
-        previous_blank = not stripped
-    return found
-
-
-def _plain_headings(lines: list[str]) -> dict[int, tuple[int, str, bool]]:
-    """Headings of a document without Markdown: lines that stand alone and look like titles."""
-    found: dict[int, tuple[int, str, bool]] = {}
-    fence: str | None = None
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if fence is not None:
-            fence = None if stripped.startswith(fence) else fence
-            continue
-        opening = _FENCE.match(line)
-        if opening:
-            fence = opening.group(1)[0] * len(opening.group(1))
-            continue
-        if not stripped or len(stripped) > _PLAIN_MAX or line[:1].isspace() or stripped[-1] in ".,;:!?":
-            continue
-        alone = (number == 0 or not lines[number - 1].strip()) and (
-            number + 1 >= len(lines) or not lines[number + 1].strip()
-        )
-        numbered = _NUMBERED.match(stripped)
-        if not alone or (_LIST_ITEM.match(stripped) and not numbered):
-            continue
-        words = (numbered.group(2) if numbered else stripped).split()
-        letters = [c for c in stripped if c.isalpha()]
-        if not letters:
-            continue
-        if numbered and _title_case(words):
-            level = numbered.group(1).count(".") + 1
-        elif all(c.isupper() for c in letters):
-            level = 1
-        elif not numbered and _title_case(words):
-            level = 2
-        else:
-            continue  # e.g. "1. users can sign in with email": a list item, not a heading
-        found[number] = (level, stripped, False)
+    for section in read_document(text).sections():
+        if section.level and not section.pseudo:
+            number = section.line - 1
+            underline = number + 1 < len(lines) and bool(_SETEXT.match(lines[number + 1]))
+            found[number] = (section.level, _clean_title(section.title), underline)
     return found
 
 
