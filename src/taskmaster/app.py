@@ -21,6 +21,7 @@ from taskmaster.db import migrate
 from taskmaster.db.session import Database
 from taskmaster.durable.client import JobClient
 from taskmaster.secrets import SecretBox
+from taskmaster.web.routes import install as install_dashboard
 from taskmaster.worker.runtime import WorkerRuntime
 
 log = structlog.stdlib.get_logger("taskmaster.app")
@@ -88,4 +89,5 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
+    install_dashboard(app)
     return app

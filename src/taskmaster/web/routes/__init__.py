@@ -1,0 +1,15 @@
+"""The dashboard's routers, and `install(app)`: routes, vendored static files."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from taskmaster.web.routes import auth, home, pipelines
+
+
+def install(app: FastAPI) -> None:
+    """Add the dashboard to `app`: its pages and `/static` (served from the package: nothing from a CDN)."""
+    app.mount("/static", StaticFiles(packages=[("taskmaster.web", "static")]), name="static")
+    for router in (auth.router, home.router, pipelines.router):
+        app.include_router(router)
