@@ -16,6 +16,12 @@
     holder.innerHTML = '<span class="status s-' + value.replace(/[^a-z_]/g, "") + '">' +
       value.replace(/[^a-z_]/g, "") + "</span>";
   }
+  function refreshParts() {
+    if (!window.htmx) return Promise.resolve();
+    return Promise.all([".head", ".pictures"].map(function (part) {
+      return window.htmx.ajax("GET", window.location.pathname, { target: part, select: part, swap: "outerHTML" });
+    }));
+  }
   live.open = function () {
     const url = steps.dataset.live + "?after=" + encodeURIComponent(live.lastId);
     const source = new EventSource(url);
@@ -33,6 +39,7 @@
     });
     source.addEventListener("state", function (event) {
       const data = JSON.parse(event.data);
+      refreshParts();
       setStatus(document.getElementById("pipeline-status"), data.status);
       for (const [name, value] of Object.entries(data.steps)) {
         setStatus(steps.querySelector('.step-status[data-step="' + CSS.escape(name) + '"]'), value);
@@ -41,7 +48,8 @@
     source.addEventListener("end", function () {
       live.ended = true;
       source.close();
-      document.body.dataset.pipelineEnded = "true";
+      // The header (buttons, duration) and the pictures as they stand now; the logs stay as streamed.
+      refreshParts().then(function () { document.body.dataset.pipelineEnded = "true"; });
     });
     source.addEventListener("error", function () {
       if (!live.ended && source.readyState === EventSource.CLOSED) setTimeout(live.open, 1000);
