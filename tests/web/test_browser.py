@@ -6,6 +6,7 @@ A screenshot of each page is kept under `.artifacts/screenshots/` for people to 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,8 @@ import pytest
 
 from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.cli.conftest import TASKMASTER, clean_env
+from tests.api.test_webhooks import SECRET, github_headers
+from tests.forges.fixtures import payload, payload_bytes
 from tests.support import free_port
 from tests.workspaces.conftest import commit, git
 
@@ -27,12 +30,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 LINES = 30
-PIPELINE = (
-    "steps:\n"
-    f"  count: {{run: 'for i in $(seq 1 {LINES}); do printf \"\\\\033[32mline %s\\\\033[0m\\\\n\" $i; sleep 0.1; done'}}\n"
-)
+GREEN_LINE = "\\\\033[32mline %s\\\\033[0m\\\\n"
+PIPELINE = f"steps:\n  count: {{run: 'for i in $(seq 1 {LINES}); do printf \"{GREEN_LINE}\" $i; sleep 0.1; done'}}\n"
 FAILING = "steps:\n  lint: {run: 'echo lint ok'}\n  test: {run: 'echo 1 test failed; exit 1', needs: [lint]}\n"
 SLOW = "steps:\n  wait: {run: 'echo waiting; sleep 120'}\n"
+PRD = """# Notes app
+
+## Requirements
+- R1: Users can sign up with an email address.
+- R2: Users can write notes. Depends on R1.
+- R3: Users can share a note with another user. Depends on R2.
+- R4: Users can export their notes. Depends on R2.
+"""
+DELIVERY = "github/pull_request/opened"
+GITHUB_REPOSITORY = payload(DELIVERY)["repository"]["full_name"]
 
 
 @dataclass
@@ -65,6 +76,10 @@ def server() -> Iterator[Server]:
     assert server.cli("db", "migrate").returncode == 0
     added = server.cli("project", "add", "app", "--repo", str(repo), "--forge", "local")
     assert added.returncode == 0, added.stderr
+    hooked = server.cli(
+        "project", "add", "hooked", "--repo", GITHUB_REPOSITORY, "--forge", "github", "--webhook-secret", SECRET
+    )
+    assert hooked.returncode == 0, hooked.stderr
     log = (home / "serve.log").open("w")
     process = subprocess.Popen(
         [TASKMASTER, "serve", "--port", str(port)], env=clean_env(**env), stdout=log, stderr=subprocess.STDOUT
@@ -222,3 +237,41 @@ def test_a_viewer_signed_in_with_a_token_sees_no_write_buttons(page: object, ser
     expect(page.locator("#retry")).to_have_count(0)
     expect(page.locator("#cancel")).to_have_count(0)
     shot(page, "viewer-pipeline")
+
+
+def test_a_prd_uploaded_in_the_browser_shows_its_task_graph(page: object, server: Server, tmp_path: Path) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    prd = tmp_path / "notes.md"
+    prd.write_text(PRD)
+    sign_in_locally(page, server)
+    page.goto(f"{server.url}/tasks?project=app")
+    page.set_input_files("input[type=file]", str(prd))
+    page.click("#parse-prd")
+    page.wait_for_url(f"{server.url}/tasks?project=app")
+    graph = page.locator("svg.graph")
+    expect(graph).to_be_visible()
+    expect(graph.locator("g.node")).to_have_count(4)
+    expect(graph.locator("g.node.s-ready")).to_have_count(1)
+    expect(graph.locator("g.node.critical")).to_have_count(3)
+    shot(page, "tasks-graph")
+
+
+def test_a_webhook_delivery_is_shown_masked_and_redelivered(page: object, server: Server) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    body = payload_bytes(DELIVERY)
+    sent = httpx.post(f"{server.url}/webhooks/github", content=body, headers=github_headers(body, "pull_request"))
+    assert sent.status_code == 202, sent.text
+    sign_in_locally(page, server)
+    page.goto(f"{server.url}/webhooks")
+    page.locator("table.list a").first.click()
+    expect(page.locator("h1")).to_contain_text("github pull_request.opened")
+    expect(page.locator("text=sha256=")).to_have_count(0)
+    page.wait_for_timeout(500)  # let the worker process it first, so redelivery is allowed
+    page.reload()
+    page.click("#redeliver")
+    expect(page.locator("h1 .status")).to_have_text(re.compile("received|processed"))
+    shot(page, "webhook")
