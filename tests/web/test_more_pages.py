@@ -126,3 +126,33 @@ async def test_an_admin_creates_a_token_shown_once_and_revokes_it(dashboard: Das
     with dashboard.signed_in(Role.viewer) as viewer:
         page = viewer.get("/settings").text
         assert "API tokens" not in page and "Prompt templates" in page
+
+
+async def test_an_agent_session_shows_its_transcript_escaped_and_refreshes_while_running(
+    dashboard: Dashboard, settings: Settings
+) -> None:
+    from taskmaster.core.clock import utcnow
+    from taskmaster.db.models import AgentSession
+
+    db = Database.from_settings(settings)
+    async with db.transaction() as session:
+        row = AgentSession(
+            agent_type="claude", provider="agentapi", status="running", started_at=utcnow(),
+            config={"messages": [
+                {"id": 0, "role": "user", "content": "Fix the <b>bug</b>", "time": "2026-12-04T10:00:00Z"},
+                {"id": 1, "role": "agent", "content": "Done: edited app.py", "time": "2026-12-04T10:00:05Z"},
+            ]},
+        )  # fmt: skip
+        session.add(row)
+        await session.flush()
+        agent_id = row.id
+    await db.dispose()
+    with dashboard.client(Role.viewer) as client:
+        listing = client.get("/agents").text
+        assert f"/agents/{agent_id}" in listing
+        page = client.get(f"/agents/{agent_id}").text
+        assert "Fix the &lt;b&gt;bug&lt;/b&gt;" in page and "Done: edited app.py" in page
+        assert 'hx-trigger="every 2s"' in page
+        fragment = client.get(f"/agents/{agent_id}", headers={"HX-Request": "true"}).text
+        assert fragment.lstrip().startswith('<section id="transcript"')
+        assert client.get(f"/agents/{uuid.uuid4()}").status_code == 404
