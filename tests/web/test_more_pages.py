@@ -156,3 +156,16 @@ async def test_an_agent_session_shows_its_transcript_escaped_and_refreshes_while
         fragment = client.get(f"/agents/{agent_id}", headers={"HX-Request": "true"}).text
         assert fragment.lstrip().startswith('<section id="transcript"')
         assert client.get(f"/agents/{uuid.uuid4()}").status_code == 404
+
+
+def test_the_first_run_button_makes_the_demo_and_opens_its_pipeline(dashboard: Dashboard) -> None:
+    with dashboard.signed_in(Role.developer) as client:
+        page = client.get("/").text
+        assert 'id="demo"' in page
+        made = client.post("/demo", data={"csrf_token": _csrf(page)})
+        assert made.status_code == 303 and made.headers["location"].startswith("/pipelines/")
+        pipeline = client.get(made.headers["location"]).text
+        assert "demo" in pipeline and "compile" in pipeline and "test" in pipeline
+        assert client.get("/tasks?project=demo").text.count('<tr id="task-') == 4
+        again = client.post("/demo", data={"csrf_token": _csrf(page)})
+        assert again.status_code == 409 and "already exists" in again.text

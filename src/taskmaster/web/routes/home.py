@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from taskmaster.db.models import Pipeline, Worker
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.projects.service import list_projects
 from taskmaster.tasks.service import ready_tasks
-from taskmaster.web.deps import ViewerDep, services
+from taskmaster.web.deps import DeveloperDep, ViewerDep, services
 from taskmaster.web.pages import PageRoute, render
+from taskmaster.workflows.demo import create_demo
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -33,3 +34,13 @@ async def home(request: Request, viewer: ViewerDep) -> Response:
         request, "home.html", viewer, projects=projects, live=live, recent=recent, ready=ready, workers=workers,
         names=names,
     )  # fmt: skip
+
+
+@router.post("/demo")
+async def make_demo(request: Request, viewer: DeveloperDep) -> Response:
+    """The first-run view's button: the same demo as `taskmaster demo`, then its pipeline's page."""
+    app = services(request)
+    result = await create_demo(app.settings, app.db, actor=viewer.principal.subject)
+    if app.wake_worker is not None:
+        app.wake_worker()
+    return RedirectResponse(f"/pipelines/{result.pipeline_id}", status_code=303)
