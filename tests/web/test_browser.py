@@ -275,3 +275,33 @@ def test_a_webhook_delivery_is_shown_masked_and_redelivered(page: object, server
     page.click("#redeliver")
     expect(page.locator("h1 .status")).to_have_text(re.compile("received|processed"))
     shot(page, "webhook")
+
+
+def test_a_post_without_the_csrf_token_is_refused_even_with_the_session_cookie(page: object, server: Server) -> None:
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    sign_in_locally(page, server)
+    # The browser's own request context carries the session cookie, as a forged form would.
+    answer = page.request.post(f"{server.url}/pipelines", form={"project": "app", "ref": "main"})
+    assert answer.status == 403
+    assert "CSRF" in answer.text()
+
+
+def test_pages_fit_a_phone_screen_in_dark_mode(browser: object, server: Server) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        sign_in_locally(page, server)
+        for path, name in (("/", "home-phone-dark"), ("/pipelines", "pipelines-phone-dark")):
+            page.goto(server.url + path)
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, overflow)
+            shot(page, name)
+        background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
+    finally:
+        context.close()
