@@ -22,6 +22,7 @@ from taskmaster.db import migrate
 from taskmaster.db.session import Database
 from taskmaster.durable.client import JobClient
 from taskmaster.runtime import Runtime
+from taskmaster.web.routes import install as install_dashboard
 from taskmaster.worker.runtime import WorkerRuntime
 
 log = structlog.stdlib.get_logger("taskmaster.app")
@@ -95,4 +96,5 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     )  # fmt: skip
     for router in routers:
         app.include_router(router)
+    install_dashboard(app)
     return app

@@ -27,6 +27,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
     ("mcp", "mcp", "MCP server for coding agents: the task graph as tools (stdio, or --http)."),
     ("agentapi", "agentapi", "AgentAPI server for terminal coding agents (many sessions, auth, transcripts)."),
+    ("demo", "demo", "Make a sample project on the local forge, with tasks and a pipeline, to watch in the dashboard."),
 )
 
 

@@ -211,3 +211,37 @@ async def retry_run(
     pipeline.branch_name = source.branch_name
     pipeline.pull_request_id = source.pull_request_id
     return pipeline
+
+
+async def chunks_before(
+    session: AsyncSession, pipeline_id: uuid.UUID, step: str, *, before: int | None, min_bytes: int
+) -> list[LogChunk]:
+    """One step's stored chunks that start before byte `before` (None: the end of the log), in order, reading back
+    from there until at least `min_bytes` are in hand (or the log's start): the tail of a big log without reading
+    the rest."""
+    query = (
+        select(StepLog.attempt, StepLog.seq, StepLog.offset, StepLog.content)
+        .join(PipelineStep, PipelineStep.id == StepLog.step_id)
+        .where(PipelineStep.pipeline_id == pipeline_id, PipelineStep.step_name == step)
+        .order_by(StepLog.offset.desc(), StepLog.attempt.desc(), StepLog.seq.desc())
+    )
+    if before is not None:
+        query = query.where(StepLog.offset < before)
+    chunks: list[LogChunk] = []
+    taken = 0
+    batch = 16
+    while taken < min_bytes:
+        rows = (await session.execute(query.limit(batch).offset(len(chunks)))).all()
+        for attempt, seq, offset, content in rows:
+            chunk = LogChunk(step, attempt, seq, offset, content)
+            if before is not None and chunk.end > before:
+                cut = content.encode()[: before - offset].decode(errors="replace")
+                chunk = LogChunk(step, attempt, seq, offset, cut)
+            chunks.append(chunk)
+            taken += chunk.end - chunk.offset
+            if taken >= min_bytes:
+                break
+        if len(rows) < batch:
+            break
+    chunks.reverse()
+    return chunks

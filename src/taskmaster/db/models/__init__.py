@@ -8,6 +8,7 @@ from taskmaster.db.models.projects import Project
 from taskmaster.db.models.pull_requests import PullRequest
 from taskmaster.db.models.tasks import Task, TaskDependency
 from taskmaster.db.models.templates import Template
+from taskmaster.db.models.web import WebSession
 from taskmaster.db.models.webhooks import WebhookDelivery
 from taskmaster.db.models.workers import Worker
 from taskmaster.db.models.workflows import WorkflowRun
@@ -27,6 +28,7 @@ __all__ = [
     "TaskDependency",
     "Template",
     "User",
+    "WebSession",
     "WebhookDelivery",
     "Worker",
     "WorkflowRun",
