@@ -4,7 +4,7 @@ Receiving a delivery needs its project's id, its decrypted secrets and one setti
 delivery was about a third of the receiver's own time, so the receiving process keeps them for
 `webhooks.project_cache_seconds` (default 5 s).
 The memory is only an optimisation, never the authority: a delivery that fails verification against a remembered
-project, or whose insert finds the project gone, is decided again on a fresh load (the route does this). A change
+project, or whose insert finds the project gone, is decided again on a fresh load (`webhooks/intake.py`). A change
 to a project made in this process (rotation, settings, removal) forgets it at once; one made by another process
 is seen on that reload, or within the cache time for the only case a reload cannot catch: a secret that stopped
 being accepted still passes until the entry expires.
@@ -35,7 +35,7 @@ from taskmaster.secrets import SecretBox
 
 
 class ProjectSecrets(Protocol):
-    """The columns a `Receiver` is made of: a `Project`, or a row of `load_receiver`'s query."""
+    """The columns a `Receiver` is made of: a `Project`, or a row of `load_receivers`' query."""
 
     @property
     def id(self) -> uuid.UUID: ...

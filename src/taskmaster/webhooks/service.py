@@ -202,11 +202,12 @@ async def process_next(db: Database, settings: Settings, *, permission: Permissi
         try:
             return await _process_one(db, settings, known)
         except _PermissionNeeded as needed:
-            assert permission is not None and known is not None
+            delivery_id = needed.delivery_id
+            assert permission is not None and known is not None and delivery_id is not None
             try:
                 known.learn(needed, await _ask(db, permission, needed))
             except Exception as exc:
-                await _record_failure(db, needed.delivery_id, exc, settings.webhooks)
+                await _record_failure(db, delivery_id, exc, settings.webhooks)
                 return True
     return True  # each round learned an answer another delivery needed; the caller comes back for more
 
@@ -256,7 +257,8 @@ class _PermissionNeeded(Exception):
         super().__init__(f"permission of {login} on project {project_id} not known yet")
         self.project_id = project_id
         self.login = login
-        self.delivery_id = project_id  # replaced by the delivery's id before it leaves `_process_one`
+        self.delivery_id: uuid.UUID | None = None
+        """Set by `_process_one` before the exception leaves it."""
 
 
 class _KnownPermissions:
