@@ -135,7 +135,9 @@ def test_without_a_token_only_loopback_clients_are_served() -> None:
     assert asyncio.run(run(("10.1.2.3", 5000))) == 403
     assert asyncio.run(run(("127.0.0.1", 5000))) == 200
     assert asyncio.run(run(("::1", 5000))) == 200
-    assert seen == [1, 1]
+    assert asyncio.run(run(("::ffff:127.0.0.1", 5000))) == 200
+    assert asyncio.run(run(("::ffff:10.0.0.1", 5000))) == 403
+    assert seen == [1, 1, 1]
 
 
 def _raw_request(url: str, request: bytes) -> bytes:

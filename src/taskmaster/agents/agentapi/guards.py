@@ -76,9 +76,12 @@ def is_loopback(host: str) -> bool:
     if host.strip("[]").lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # A dual-stack socket shows IPv4 clients as `::ffff:127.0.0.1`.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class HostGuard:
