@@ -12,7 +12,7 @@ from taskmaster.db.models import Pipeline, PipelineStep
 from taskmaster.pipelines.plan import Plan
 from taskmaster.pipelines.runs import plan_pipeline
 from tests.pipelines.conftest import Harness
-from tests.workspaces.conftest import git
+from tests.workspaces.conftest import commit, git
 
 
 async def _steps(harness: Harness, pipeline_id: Any) -> list[PipelineStep]:
@@ -82,3 +82,17 @@ async def test_a_webhook_requested_pending_pipeline_is_planned_in_place(harness_
         pipeline.status = "running"
         with pytest.raises(Conflict):
             await plan_pipeline(session, pipeline, mirror=harness.mirror)
+
+
+async def test_the_default_pipeline_is_detected_at_the_commit_and_oversized_files_are_not_read(
+    harness_factory: Any,
+) -> None:
+    harness: Harness = await harness_factory(None)
+    commit(harness.repo, "package.json", '{"scripts": {"test": "node --test"}}')
+    commit(harness.repo, "package-lock.json", "{}")
+    node = Plan.from_json((await harness.create()).definition)
+    commit(harness.repo, "package.json", '{"scripts": {"test": "node --test"}, "x": "' + "y" * (300 * 1024) + '"}')
+    oversized = Plan.from_json((await harness.create()).definition)
+
+    assert "npm ci" in (node["install"].command or "") and (node["test"].command or "").endswith("npm test")
+    assert "nothing to test" in (oversized["test"].command or "")  # its scripts were never read
