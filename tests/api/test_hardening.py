@@ -25,8 +25,7 @@ from taskmaster.core.logging import configure_logging
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from tests.api.conftest import Api
-from tests.pipelines.conftest import make_pipeline_repo
-from tests.support import LogCapture, live_server
+from tests.support import LogCapture, live_server, make_pipeline_repo
 
 MiB = 1024 * 1024
 

@@ -14,7 +14,7 @@ import pytest
 from taskmaster.pipelines.definition import load_definition
 from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.cli.conftest import Runner
-from tests.workspaces.conftest import commit, git
+from tests.support import commit, git
 
 PYPROJECT = """\
 [build-system]

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from tests.cli.conftest import Runner
-from tests.workspaces.conftest import commit, git
+from tests.support import commit, git
 
 NARROW = {"COLUMNS": "80"}
 

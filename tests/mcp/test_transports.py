@@ -35,7 +35,12 @@ from tests.support import free_port
 
 async def test_stdio_server_migrates_its_database_and_serves_an_agent(tmp_path: Path) -> None:
     async with Client(stdio_parameters(tmp_path), read_timeout_seconds=30) as client:
-        assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+        # Only what it has: no resources or prompts for the client to offer its model.
+        capabilities = client.server_capabilities
+        assert capabilities.tools is not None and capabilities.resources is None and capabilities.prompts is None
+        tools = (await client.list_tools()).tools
+        assert {tool.name for tool in tools} == TOOLS
+        assert all(tool.description and "\n    " not in tool.description for tool in tools)
         # The embedded database did not exist: the server created and migrated it before answering.
         assert payload(await client.call_tool("list_projects", {})) == {"items": []}
         settings = make_settings(tmp_path / "state")

@@ -11,7 +11,7 @@ from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.db.models import Pipeline, PipelineStep
 from taskmaster.pipelines.plan import Plan
 from taskmaster.pipelines.runs import plan_pipeline
-from tests.support import git
+from tests.support import commit, git
 from tests.support.pipelines import Harness
 
 
@@ -82,3 +82,17 @@ async def test_a_webhook_requested_pending_pipeline_is_planned_in_place(harness_
         pipeline.status = "running"
         with pytest.raises(Conflict):
             await plan_pipeline(session, pipeline, mirror=harness.mirror)
+
+
+async def test_the_default_pipeline_is_detected_at_the_commit_and_oversized_files_are_not_read(
+    harness_factory: Any,
+) -> None:
+    harness: Harness = await harness_factory(None)
+    commit(harness.repo, "package.json", '{"scripts": {"test": "node --test"}}')
+    commit(harness.repo, "package-lock.json", "{}")
+    node = Plan.from_json((await harness.create()).definition)
+    commit(harness.repo, "package.json", '{"scripts": {"test": "node --test"}, "x": "' + "y" * (300 * 1024) + '"}')
+    oversized = Plan.from_json((await harness.create()).definition)
+
+    assert "npm ci" in (node["install"].command or "") and (node["test"].command or "").endswith("npm test")
+    assert "nothing to test" in (oversized["test"].command or "")  # its scripts were never read

@@ -22,8 +22,7 @@ from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.api.test_webhooks import SECRET, github_headers
 from tests.cli.conftest import TASKMASTER, clean_env
 from tests.forges.fixtures import payload, payload_bytes
-from tests.support import free_port
-from tests.workspaces.conftest import commit, git
+from tests.support import commit, free_port, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

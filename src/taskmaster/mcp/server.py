@@ -53,22 +53,24 @@ else:
     # `initialize` is answered before any of these is needed: the services (SQLAlchemy, the planners and their
     # LLM SDKs) load at the first tool call, so a client's start-up does not wait for them.
 
-    class _Lazy:
-        def __init__(self, module: str, name: str | None = None) -> None:
-            self._module, self._name = module, name
+    class _LazyModule:
+        def __init__(self, name: str) -> None:
+            self._name = name
 
         def __getattr__(self, attribute: str) -> Any:
-            found = importlib.import_module(self._module)
-            return getattr(found, attribute) if self._name is None else getattr(getattr(found, self._name), attribute)
+            return getattr(importlib.import_module(self._name), attribute)
 
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return getattr(importlib.import_module(self._module), self._name)(*args, **kwargs)
+    def _lazy_function(module: str, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
-    projects = _Lazy("taskmaster.projects.service")
-    service = _Lazy("taskmaster.tasks.service")
-    refine = _Lazy("taskmaster.tasks.refine")
-    planning_model = _Lazy("taskmaster.agents.llm", "planning_model")
-    parse_into_project = _Lazy("taskmaster.tasks.prd", "parse_into_project")
+        return call
+
+    projects = _LazyModule("taskmaster.projects.service")
+    service = _LazyModule("taskmaster.tasks.service")
+    refine = _LazyModule("taskmaster.tasks.refine")
+    planning_model = _lazy_function("taskmaster.agents.llm", "planning_model")
+    parse_into_project = _lazy_function("taskmaster.tasks.prd", "parse_into_project")
 
 T = TypeVar("T")
 

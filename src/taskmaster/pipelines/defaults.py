@@ -19,7 +19,8 @@ from taskmaster.pipelines.definition import PipelineDefinition, default_validati
 PYTHON_FILES = ("pyproject.toml", "setup.cfg", "setup.py")
 NODE_LOCKS = {"package-lock.json": "npm", "npm-shrinkwrap.json": "npm", "yarn.lock": "yarn", "pnpm-lock.yaml": "pnpm"}
 MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
-_MAX_READ = 256 * 1024
+MAX_READ = 256 * 1024
+"""Files larger than this are not read for detection."""
 _REQUIREMENTS = re.compile(r"requirements[\w.-]*\.txt")
 _MAKE_TARGET = re.compile(r"^([A-Za-z0-9_.-]+(?:[ \t]+[A-Za-z0-9_.-]+)*)[ \t]*::?(?!=)", re.MULTILINE)
 _TEST_EXTRAS = ("test", "tests", "testing", "dev")
@@ -135,7 +136,7 @@ def detect_directory(path: Path) -> Detected:
     texts: dict[str, str] = {}
     for name in files_to_read(names):
         file = path / name
-        if file.is_file() and file.stat().st_size <= _MAX_READ:
+        if file.is_file() and file.stat().st_size <= MAX_READ:
             texts[name] = file.read_text(errors="replace")
     return detect(names, texts)
 

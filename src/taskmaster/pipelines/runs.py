@@ -150,19 +150,24 @@ async def read_file_at(mirror: MirrorCache, repository: str, sha: str, name: str
 async def detect_at(mirror: MirrorCache, repository: str, sha: str) -> PipelineDefinition:
     """The default pipeline for the commit `sha`, detected from its top-level files (`pipelines/defaults.py`)."""
     path = mirror.mirror_path(repository)
-    code, out, err = await _git(path, "ls-tree", "--name-only", "-z", sha)
+    code, out, err = await _git(path, "ls-tree", "-l", "-z", sha)
     if code != 0:
         raise NotFound(f"commit {sha} is not in the mirror of {repository}: {err.decode(errors='replace').strip()}")
-    names = [name for name in out.decode(errors="replace").split("\0") if name]
+    sizes: dict[str, int | None] = {}
+    for entry in out.decode(errors="replace").split("\0"):
+        info, _, name = entry.partition("\t")
+        if name:
+            field = info.split()[-1]  # "-" for a directory
+            sizes[name] = int(field) if field.isdigit() else None
     texts: dict[str, str] = {}
-    for name in defaults.files_to_read(names):
-        try:
+    for name in defaults.files_to_read(sizes):
+        size = sizes[name]
+        # The repository may be hostile: only files small enough to be what they claim are read.
+        if size is not None and size <= defaults.MAX_READ:
             text = await read_file_at(mirror, repository, sha, name)
-        except InvalidInput:  # a directory by that name
-            continue
-        if text is not None:
-            texts[name] = text
-    return defaults.detect(names, texts).definition()
+            if text is not None:
+                texts[name] = text
+    return defaults.detect(sizes, texts).definition()
 
 
 def _is_sha_of(ref: str, sha: str) -> bool:
