@@ -15,7 +15,14 @@ import pytest
 from taskmaster.config import Settings
 from taskmaster.db.base import Base
 from taskmaster.db.session import Database
-from tests.support.databases import PG_ADMIN_DSN, PostgresDatabase, postgres_available, require_postgres, settings_on
+from tests.support.databases import (
+    PG_ADMIN_DSN,
+    PostgresDatabase,
+    drop_pending,
+    postgres_available,
+    require_postgres,
+    settings_on,
+)
 from tests.support.databases import make_settings as make_settings  # other test packages import it from here
 
 
@@ -55,6 +62,10 @@ def pg_database() -> Iterator[PostgresDatabase]:
         yield pg
     finally:
         pg.drop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_pending()  # the test databases dropped in the background
 
 
 def pytest_report_header(config: Any) -> str:

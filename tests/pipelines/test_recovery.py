@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from sqlalchemy import select
 
@@ -39,6 +40,14 @@ async def _enable_recovery(harness: FakeHarness) -> None:
         project.settings = {**(project.settings or {}), "recovery.agent": "scripted"}
 
 
+async def _awaiting_recovery(harness: FakeHarness, pipeline_id: uuid.UUID) -> None:
+    async def awaiting() -> bool:
+        _, steps, _ = await load(harness.db, pipeline_id)
+        return steps["test"].status == "awaiting_recovery"
+
+    await eventually(awaiting, what="the step awaiting recovery")
+
+
 async def _run_recovery(harness: FakeHarness, workflow: RecoveryWorkflow) -> WorkflowRun:
     """Claim the pending recovery run as a worker would, run it, finish it; return its row."""
     claimed = await eventually(lambda: service.claim_next(harness.db, "w1", kinds=["recovery"]), what="a recovery run")
@@ -54,12 +63,7 @@ async def test_a_recovered_step_runs_again_and_the_pipeline_succeeds(fake_harnes
     created = await fake_harness.create(BROKEN)
     engine = fake_harness.engine(recovery=request_recovery)
     running = asyncio.create_task(engine.run(created.id))
-
-    async def awaiting() -> bool:
-        _, steps, _ = await load(fake_harness.db, created.id)
-        return steps["test"].status == "awaiting_recovery"
-
-    await eventually(awaiting, what="the step awaiting recovery")
+    await _awaiting_recovery(fake_harness, created.id)
     assert engine.slots.taken == 0, "a step awaiting recovery holds no slot"
     agent = ScriptedAgent(RecoveryDecision("recovered", "patched test_x"))
     run = await _run_recovery(fake_harness, RecoveryWorkflow(agent))
@@ -132,12 +136,7 @@ async def test_a_canceled_pipeline_ignores_a_late_recovery_decision(fake_harness
     created = await fake_harness.create(BROKEN)
     engine = fake_harness.engine(recovery=request_recovery)
     running = asyncio.create_task(engine.run(created.id))
-
-    async def awaiting() -> bool:
-        _, steps, _ = await load(fake_harness.db, created.id)
-        return steps["test"].status == "awaiting_recovery"
-
-    await eventually(awaiting, what="the step awaiting recovery")
+    await _awaiting_recovery(fake_harness, created.id)
     assert await fake_harness.engine().cancel(created.id, reason="stop") is PipelineStatus.CANCELED
     assert await asyncio.wait_for(running, 20) is PipelineStatus.CANCELED
     run = await _run_recovery(fake_harness, RecoveryWorkflow(ScriptedAgent(RecoveryDecision("recovered"))))

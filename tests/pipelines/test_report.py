@@ -251,6 +251,7 @@ async def test_gitlab_gets_each_step_status_in_its_own_state_names(
         "taskmaster/s-queued": "pending",
         "taskmaster/s-running": "running",
         "taskmaster/s-retry_scheduled": "pending",
+        "taskmaster/s-awaiting_recovery": "pending",
         "taskmaster/s-success": "success",
         "taskmaster/s-failed": "failed",
         "taskmaster/s-error": "failed",
@@ -260,7 +261,7 @@ async def test_gitlab_gets_each_step_status_in_its_own_state_names(
         "taskmaster": "running",
     }
     overall = [s for s in gitlab.state.statuses if s["name"] == "taskmaster"]
-    assert overall[0]["description"] == "Running: 6 of 11 steps finished"
+    assert overall[0]["description"] == "Running: 6 of 12 steps finished"
     assert all(r.path.startswith("/api/v4/projects/acme%2Fplatform%2Fapi/statuses/") for r in gitlab.requests)
 
 

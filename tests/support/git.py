@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GIT_ENV = {
@@ -53,3 +55,16 @@ def make_pipeline_repo(path: Path, definition: str | None) -> str:
     if definition is not None:
         sha = commit(path, ".taskmaster.yml", definition)
     return sha
+
+
+@dataclass
+class GitHttpServer:
+    """Repositories under `root`, served over git's smart HTTP protocol, behind HTTP Basic authentication."""
+
+    root: Path
+    token: str
+    url: str = ""
+    authorizations: list[str] = field(default_factory=list)
+
+    def expected(self) -> str:
+        return "Basic " + base64.b64encode(f"x-access-token:{self.token}".encode()).decode()

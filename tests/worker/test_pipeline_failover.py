@@ -29,7 +29,7 @@ from tests.support import (
     require_postgres,
 )
 from tests.support.pipelines import load
-from tests.worker.conftest import WorkerProcess
+from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -20,7 +20,7 @@ from taskmaster.durable.client import JobClient
 from taskmaster.durable.names import NOOP_WORKFLOW
 from taskmaster.durable.workers import WorkerInfo, read_workers
 from tests.support import PostgresDatabase, eventually, make_settings, require_postgres
-from tests.worker.conftest import ApiProcess, WorkerProcess
+from tests.support.workers import ApiProcess, WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from taskmaster.durable.workers import read_workers
 from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
 from tests.support import LogCapture
-from tests.worker.conftest import with_worker
+from tests.support.workers import with_worker
 
 
 async def test_a_noop_job_enqueued_through_the_client_succeeds_and_logs_its_request_id(

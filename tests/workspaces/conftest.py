@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.support import free_port, make_repo
+from tests.support.git import GitHttpServer
 
 
 @pytest.fixture
@@ -27,19 +26,6 @@ def workspace(reachable_dir: Path) -> Path:
     path = reachable_dir / "ws"
     path.mkdir()
     return path
-
-
-@dataclass
-class GitHttpServer:
-    """Repositories under `root`, served over git's smart HTTP protocol, behind HTTP Basic authentication."""
-
-    root: Path
-    token: str
-    url: str = ""
-    authorizations: list[str] = field(default_factory=list)
-
-    def expected(self) -> str:
-        return "Basic " + base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
 
 
 @pytest.fixture

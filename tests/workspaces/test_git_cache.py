@@ -16,7 +16,7 @@ from taskmaster.workspaces import git_cache
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import Checkout, MirrorCache, _locked
 from tests.support import commit, git, make_repo
-from tests.workspaces.conftest import GitHttpServer
+from tests.support.git import GitHttpServer
 
 GiB = 1024**3
 

@@ -42,8 +42,6 @@ class Launch:
     step_id: uuid.UUID
     planned: PlannedStep
     attempt: int
-    retry_count: int
-    max_retries: int
     log_offset: int
     """Where the attempt's output starts in the step's log (past earlier attempts' output)."""
 

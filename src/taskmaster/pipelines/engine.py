@@ -99,7 +99,6 @@ class PipelineEngine:
         self.settings = settings
         self.mirror = mirror
         self.on_change = on_change
-        self.recovery = recovery
         self.backoff = backoff
         self.concurrency = concurrency
         self.max_steps = max_steps or settings.worker.max_steps
@@ -400,7 +399,7 @@ class PipelineEngine:
                 started_at=utcnow(),
             )
         )
-        return Launch(step.id, planned, number, step.retry_count, step.max_retries, offset)
+        return Launch(step.id, planned, number, offset)
 
     async def _finish(
         self, session: AsyncSession, pipeline: Pipeline, plan: Plan, steps: dict[str, PipelineStep]
@@ -436,7 +435,7 @@ class PipelineEngine:
             step = await _get_step(session, pipeline_id, step_name)
             offset = await log_end(session, step.id)
         planned = PlannedStep.from_json(step.config)
-        launch = Launch(step.id, planned, attempt, step.retry_count, step.max_retries, offset)
+        launch = Launch(step.id, planned, attempt, offset)
         return await self._run_launched(pipeline_id, launch, stop)
 
     async def _run_launched(self, pipeline_id: uuid.UUID, launch: Launch, stop: asyncio.Event | None) -> StepStatus:
