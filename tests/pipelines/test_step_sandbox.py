@@ -22,7 +22,6 @@ from taskmaster.db.models import Pipeline, Project
 from taskmaster.db.session import Database, create_engine
 from taskmaster.pipelines.definition import DefinitionError, load_definition
 from taskmaster.pipelines.engine import PipelineEngine
-from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.plan import Plan, compile_plan
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
@@ -55,10 +54,6 @@ class Run:
         pipeline, _, _ = await load(self.db, created.id)
         return pipeline
 
-    async def log(self, pipeline: Pipeline, step: str) -> str:
-        async with self.db.session() as session:
-            return "".join(chunk.content for chunk in await read_logs(session, pipeline.id, step=step))
-
 
 @pytest.fixture
 def private_settings(settings: Settings, tmp_path: Path) -> Settings:
@@ -81,16 +76,19 @@ async def test_state_dir_inside_a_mode_0700_dir_gives_a_green_pipeline(
 ) -> None:
     definition = (
         "steps:\n"
-        "  build: {run: 'pwd; echo built > out.txt; cat README.md; git log -1 --format=%s'}\n"
-        "  fresh: {run: 'git cat-file -t HEAD; ls -A /workspace | sort | head -3', workspace: fresh}\n"
+        "  build: {run: 'test $(pwd) = /workspace || exit 21; echo built > out.txt || exit 22; "
+        "grep -qx hello README.md || exit 23; "
+        'test "$(git log -1 --format=%s)" = "change .taskmaster.yml" || exit 24\'}\n'
+        "  fresh: {run: 'test $(git cat-file -t HEAD) = commit || exit 25', workspace: fresh}\n"
     )
     runner = run_in(db, private_settings, tmp_path, definition)
 
     pipeline = await runner.run()
 
-    assert pipeline.status == PipelineStatus.SUCCESS.value, pipeline.error_message
-    assert (await runner.log(pipeline, "build")).splitlines() == ["/workspace", "hello", "change .taskmaster.yml"]
-    assert (await runner.log(pipeline, "fresh")).splitlines()[0] == "commit"
+    # Each check exits with its own code: a failure's message ("exit code 23") says which one.
+    _, steps, _ = await load(db, pipeline.id)
+    assert pipeline.status == PipelineStatus.SUCCESS.value, {n: s.error_message for n, s in steps.items()}
+    assert steps["build"].status == "success" and steps["fresh"].status == "success"
     assert runner.settings.workspace_root.is_relative_to(private_settings.state_dir)
     assert not stat.S_IMODE((tmp_path / "home").stat().st_mode) & 0o077  # nothing was opened up to get there
 
@@ -121,7 +119,7 @@ async def test_sandbox_required_and_bubblewrap_missing_is_an_error_with_the_inst
     message = steps["build"].error_message or ""
     assert "bwrap (bubblewrap)" in message and "apt-get install bubblewrap" in message, message
     assert 'executor.sandbox = "off"' in message
-    assert "apt-get install bubblewrap" in (pipeline.error_message or "") + await runner.log(pipeline, "build")
+    assert "bubblewrap" in (pipeline.error_message or "")
     assert steps["after"].status != "success" and not marker.exists()
 
 
@@ -163,21 +161,21 @@ async def test_a_step_reads_no_state_file_nor_the_server_environment(
     await create_engine(settings.model_copy(update={"database": DatabaseSettings()})).dispose()
     for path in files:
         assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    probes = " ".join(f"cat {path} 2>/dev/null && echo READ-{path.name};" for path in files)
-    environ = f"cat /proc/{os.getpid()}/environ 2>/dev/null | wc -c;"
+    # A step exits with a code of its own for each thing it could read (11, 12, 13: the files; 14: the environ).
+    probes = " ".join(f"cat {path} >/dev/null 2>&1 && exit {11 + number};" for number, path in enumerate(files))
+    environ = f"test $(cat /proc/{os.getpid()}/environ 2>/dev/null | wc -c) = 0 || exit 14;"
     definition = (
         "steps:\n"
-        f'  offline: {{run: "{probes} {environ} echo done"}}\n'
-        f'  online: {{run: "{probes} {environ} echo done", network: true}}\n'
+        f'  offline: {{run: "{probes} {environ} true"}}\n'
+        f'  online: {{run: "{probes} {environ} true", network: true}}\n'
     )
     runner = run_in(db, settings, tmp_path, definition)
 
     pipeline = await runner.run()
 
-    assert pipeline.status == PipelineStatus.SUCCESS.value, pipeline.error_message
-    for step in ("offline", "online"):
-        out = await runner.log(pipeline, step)
-        assert "READ-" not in out and out.splitlines()[-2:] == ["0", "done"], out
+    _, steps, _ = await load(db, pipeline.id)
+    assert pipeline.status == PipelineStatus.SUCCESS.value, {n: s.error_message for n, s in steps.items()}
+    assert steps["offline"].status == "success" and steps["online"].status == "success"
 
 
 async def test_a_step_reaches_neither_the_api_nor_postgresql_over_tcp_or_unix_socket(
@@ -187,26 +185,25 @@ async def test_a_step_reaches_neither_the_api_nor_postgresql_over_tcp_or_unix_so
     assert PG_SOCKET.exists(), "PostgreSQL's socket on this machine, the issue's probe"
     with socket.create_connection(("127.0.0.1", 5432), timeout=5):
         pass  # the host does reach PostgreSQL over TCP
+    # Exit codes 31-34: a TCP connection made (the API stand-in and PostgreSQL, directly or through slirp's
+    # gateway); 35: PostgreSQL's Unix socket; 36: the probe itself cannot run.
+    targets = [(host, target) for host in ("127.0.0.1", "10.0.2.2") for target in (port, 5432)]
     tcp = " ".join(
-        f"timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{target}' 2>/dev/null && echo REACHED-{host}-{target};"
-        for host in ("127.0.0.1", "10.0.2.2")
-        for target in (port, 5432)
+        f"timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{target}' 2>/dev/null && exit {31 + number};"
+        for number, (host, target) in enumerate(targets)
     )
     connect = f'socket.socket(socket.AF_UNIX).connect(\\"{PG_SOCKET}\\")'
-    unix = f"python3 -c 'import socket; {connect}' 2>/dev/null && echo REACHED-unix;"
+    unix = f"python3 -c 'import socket' || exit 36; python3 -c 'import socket; {connect}' 2>/dev/null && exit 35;"
     definition = (
-        "steps:\n"
-        f'  offline: {{run: "{tcp} {unix} echo done"}}\n'
-        f'  online: {{run: "{tcp} {unix} echo done", network: true}}\n'
+        f'steps:\n  offline: {{run: "{tcp} {unix} true"}}\n  online: {{run: "{tcp} {unix} true", network: true}}\n'
     )
     runner = run_in(db, settings, tmp_path, definition)
 
     pipeline = await runner.run()
 
-    assert pipeline.status == PipelineStatus.SUCCESS.value, pipeline.error_message
-    for step in ("offline", "online"):
-        out = await runner.log(pipeline, step)
-        assert "REACHED" not in out and out.endswith("done\n"), out
+    _, steps, _ = await load(db, pipeline.id)
+    assert pipeline.status == PipelineStatus.SUCCESS.value, {n: s.error_message for n, s in steps.items()}
+    assert steps["offline"].status == "success" and steps["online"].status == "success"
     assert received == []
 
 

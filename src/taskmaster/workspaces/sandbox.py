@@ -552,7 +552,10 @@ class _Step:
                 *options,
                 f"--ready-fd={ready_write}",
                 f"--exit-fd={exit_read}",
-                str(pid),
+                # By path, not by pid: given a pid, slirp4netns also joins that process's user namespace, and once
+                # bwrap has made its nested one, the network namespace (owned by the outer one) refuses it.
+                "--netns-type=path",
+                f"/proc/{pid}/ns/net",
                 "tap0",
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
