@@ -424,7 +424,9 @@ def _name_of(text: str) -> str | None:
     name = lead.group("name").strip() if lead else ""
     if _GENERIC_NAME.match(name) and lead:
         return _name_of(lead.group("rest"))
-    if lead and len(name.split()) <= 5 and not _VERBISH.search(name) and not _NOT_A_NAME.match(name):
+    sentence_like = re.match(r"(?i)(?:a|an|the)\s+\S+\s+\S+", name) is not None
+    plain_name = lead and len(name.split()) <= 5 and not _VERBISH.search(name) and not _NOT_A_NAME.match(name)
+    if plain_name and not sentence_like:
         return name
     words = text.rstrip(".").split()
     if len(words) <= 4 and not _VERBISH.search(text):
