@@ -231,6 +231,9 @@ class _Extractor:
             if WONT.match(block.text):
                 self.notes.append(("out_of_scope", section.title, block.text))
                 continue
+            if block.text.rstrip().endswith("?") and not block.children:
+                self.notes.append(("context", section.title, block.text))  # a question is not work
+                continue
             if (
                 block.kind == "text"
                 and NEEDS.search(block.text)
