@@ -198,10 +198,10 @@ class _Extractor:
                     continue
                 if block.kind == "item" and block.text.rstrip().endswith(":") and block.children:
                     for nested in block.children:  # "MVP Requirements:" over a nested list: a phase of its own
-                        item = self.record(nested, here, None, id(section))
+                        item = self.record(nested, here, None, id(section), kind="roadmap")
                         self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=lead_name))
                     continue
-                item = self.record(block, here, None, id(section))
+                item = self.record(block, here, None, id(section), kind="roadmap")
                 self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=phase))
         else:
             for block in section.blocks:
@@ -257,18 +257,17 @@ class _Extractor:
                     last = self.records[-1]
                     self.records[-1] = replace(last, details=(*last.details, block.text), end=block.end)
                 continue
-            record = self.record(block, path, area, id(section))
-            priority = record.priority
-            if heading_class is not None and priority is None:
-                priority = (heading_class, heading_why)
-            if priority is None:
-                priority = wording_priority(record.text)
-            kind = "bug" if bugs else record.kind
-            self.records.append(replace(record, priority=priority, kind=kind, phase=phase))
+            fallback = (heading_class, heading_why) if heading_class is not None else None
+            kind = "bug" if bugs else "feature"
+            self.records.append(self.record(block, path, area, id(section), fallback=fallback, kind=kind, phase=phase))
             made += 1
         return made
 
-    def record(self, block: Block, path: tuple[str, ...], area: tuple[str, ...] | None, scope: int) -> Requirement:
+    def record(
+        self, block: Block, path: tuple[str, ...], area: tuple[str, ...] | None, scope: int, *,
+        fallback: tuple[int, str] | None = None, kind: str = "feature", phase: str | None = None,
+    ) -> Requirement:  # fmt: skip
+        """The record of one block; `fallback` is the priority its heading gives when the item gives none."""
         text = block.text
         label: str | None = None
         priority: tuple[int, str] | None = None
@@ -313,10 +312,13 @@ class _Extractor:
                 priority = (priority_class(value) or 3, f'"Priority: {value}"')
         name = _name_of(text)
         number = block.number if block.kind == "item" else None
+        if priority is None:
+            priority = fallback or wording_priority(text) if fallback is not None or kind != "roadmap" else None
         return Requirement(
             index=len(self.records), text=text, line=block.line, end=max(block.end, block.line), path=path,
             area=area, scope=scope, name=name, label=label, number=number, checked=block.checked,
             fields=tuple(fields), details=tuple(details), criteria=tuple(criteria), priority=priority,
+            kind="feature" if kind == "roadmap" else kind, phase=phase,
         )  # fmt: skip
 
     def feature_heading(self, section: Section, path: tuple[str, ...], area: tuple[str, ...] | None) -> int:
