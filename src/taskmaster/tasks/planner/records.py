@@ -168,8 +168,19 @@ class _Extractor:
                 and _aspects(section)
             ):
                 return self.feature_heading(section, here, area)
-            count += self.section_records(section, here, own_area, heading_class, phase)
+            first = len(self.records)
+            own = self.section_records(section, here, own_area, heading_class, phase)
+            count += own
+            if own == 1 and section.level and own_area != area:
+                # a section holding one requirement is that requirement ("### Story 1.1 …"): its area is the parent's
+                self.records[first] = replace(self.records[first], area=area)
             for child in section.children:
+                if own == 1 and self.reading.role(child) == "criteria":
+                    found = tuple(inner.text for block in child.blocks for inner in block.walk())
+                    record = self.records[first]
+                    self.records[first] = replace(record, criteria=(*record.criteria, *found))
+                    self.sections.append((child.title, "criteria"))
+                    continue
                 count += self.visit(child, here, own_area, in_roadmap=in_roadmap, deferred=deferred, phase=phase)
             prose = any(b.kind != "code" for b in section.blocks)
             if not count and prose and id(section) not in self.reading.generic and section.level:

@@ -15,7 +15,10 @@ _MORE_VERBS = _word_set(
     see find browse compare filter rate review approve reserve rent lend borrow return drag drop tick pay queue
     collect gather edit undo redo reply forward star mute snooze go come stay become appear live grade"""
 )
-_NOT_BEFORE_VERB = _word_set("for of with to in on at by from and or the a an as per via into than that which who")
+_NOT_BEFORE_VERB = _word_set(
+    "for of with to in on at by from and or the a an as per via into than that which who all every each some any "
+    "its their his her my our your this these those no"
+)
 _NOUN_FIRST = _word_set("audit")
 _AUX = _word_set("is are was were be can must should will shall has have may could would")
 _DETERMINERS = _word_set("a an the my our your their his her its this that these those each every any some no one")
@@ -103,7 +106,7 @@ def _sentence_title(text: str) -> str:
         subject = _lower_first(passive.group("subj"))
         return f"{base} {subject}{passive.group('rest')}"
     modal = _MODAL.match(text)
-    if modal and len(modal.group("subj").split()) <= 8 and not _CLAUSE_WORDS.search(modal.group("subj")):
+    if modal and len(modal.group("subj").split()) <= 5 and not _CLAUSE_WORDS.search(modal.group("subj")):
         subject = modal.group("subj")
         rest = _and_verbs(re.sub(r"^(?:not\s+)?be able to\s+", "", modal.group("rest"), flags=re.I))
         if _GENERIC_SUBJECT.match(subject):
