@@ -252,7 +252,7 @@ ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "roadmap",
             r"(?:development |product |delivery )?roadmap|release plan|milestones?|phases|delivery plan|"
-            r"implementation plan|rollout(?: plan)?|timeline and milestones",
+            r"implementation plan|rollout(?: plan)?|timeline(?: and milestones)?|schedule|phasing|delivery|releases",
         ),
         (
             "architecture",

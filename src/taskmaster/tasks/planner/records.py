@@ -97,7 +97,9 @@ _PRIORITY_LINE = re.compile(
     re.I,
 )
 _PHASE_LINE = re.compile(
-    r"^(?P<phase>(?:phase|milestone|release|sprint|stage|step|iteration|mvp|v\d)\b[^:]{0,40}):\s*\S", re.I
+    r"^(?P<phase>(?:phase|milestone|release|sprint|stage|step|iteration|mvp|v\d|week|month|quarter|q[1-4])\b"
+    r"[^:]{0,40}):\s*\S",
+    re.I,
 )
 _PHASE_HEADING = re.compile(
     r"^(?:\d+(?:\.\d+)*\.?\s+)?(?:phase|milestone|stage|sprint|iteration|release)\s+[\w.]+", re.I

@@ -205,7 +205,10 @@ def _is_imperative(words: list[str]) -> bool:
         if nxt in OBJECT_START or nxt in _DETERMINERS:
             return True
         return len(words) >= 4 and not any(w.lower() in _AUX for w in words[1:5])
-    return bool(first in VERBS or first in _MORE_VERBS)
+    if first in VERBS or first in _MORE_VERBS:
+        return True
+    # "Snap a photo …": a capitalised word before an article opens an imperative
+    return nxt in {"a", "an", "the"} and first.isalpha() and not first.endswith("s") and words[0][:1].isupper()
 
 
 def _head(text: str) -> str:
