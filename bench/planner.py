@@ -34,7 +34,7 @@ def markdown_prd(size: int, seed: int = 3) -> str:
     parts.append("## Personas\n\n- **Clerk**: enters data.\n- **Manager**: approves.\n\n## Requirements\n\n")
     n = 0
     area = 0
-    while sum(len(p) for p in parts) < size * 0.8:
+    while sum(len(p) for p in parts) < size * 0.97:
         area += 1
         parts.append(f"### {area}. Area {area}: {rng.choice(_THINGS)}\n\n")
         for _ in range(rng.randint(4, 12)):

@@ -80,3 +80,44 @@ async def test_llm_expand_through_the_anthropic_sdk(db: Database, anthropic_fake
         assert sent["tool_choice"]["type"] == "tool"
     finally:
         await model.aclose()
+
+
+async def test_offline_expand_follows_acceptance_criteria_and_the_work_they_imply(db: Database) -> None:
+    async with db.transaction() as session:
+        project = await projects.create_project(
+            session, spec=ProjectCreate(name="inv", repository="/r"), box=SecretBox([new_key()])
+        )
+        locked = await service.lock_project(session, project.id)
+        spec = TaskCreate(
+            title="Let members accept an invite link",
+            description="An invite link is stored with its expiry; the API redeems it and the screen shows the team.",
+            test_strategy="- the invite link works once per person\n- an expired link shows a clear error",
+        )
+        await service.create_task(session, project=locked, spec=spec)
+    created = await refine.expand_task(db, project.id, "1", num=10)
+    titles = [t.title for t in created]
+    assert titles == [
+        "Model and store the data for members accept an invite link",
+        "Expose members accept an invite link through the API",
+        "Build the screens for members accept an invite link",
+        "Ensure the invite link works once per person",
+        "Ensure an expired link shows a clear error",
+    ]
+    assert not any(t.startswith("Acceptance") for t in titles)
+
+
+async def test_offline_complexity_comes_from_structure_not_word_count(db: Database) -> None:
+    project = await _project_with_task(db, "Export it.")
+    async with db.transaction() as session:
+        locked = await service.lock_project(session, project.id)
+        long_words = " ".join(["words"] * 300)
+        await service.create_task(session, project=locked, spec=TaskCreate(title="Wordy", details=long_words))
+        rich = TaskCreate(
+            title="Sync invoices", details="Store invoices in the database, expose an API and show a screen.",
+            test_strategy="- one\n- two\n- three",
+        )  # fmt: skip
+        await service.create_task(session, project=locked, spec=rich)
+    scores = {s.number: s for s in await refine.analyze_complexity(db, project.id)}
+    assert scores[2].complexity == 1  # many words, no structure
+    assert scores[3].complexity > scores[2].complexity
+    assert "3 acceptance criteria" in scores[3].reasoning and "data, API, UI" in scores[3].reasoning

@@ -252,7 +252,7 @@ ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "roadmap",
             r"(?:development |product |delivery )?roadmap|release plan|milestones?|phases|delivery plan|"
-            r"implementation plan|rollout(?: plan)?|timeline and milestones",
+            r"implementation plan|rollout(?: plan)?|timeline(?: and milestones)?|schedule|phasing|delivery|releases",
         ),
         (
             "architecture",
@@ -273,16 +273,18 @@ ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"assumptions?|constraints?|open (?:questions|issues)|questions|faq|"
             r"appendix|appendices|references?|notes?|revision history|change ?log|document (?:history|control)|"
             r"status|current state|today|research|competitive analysis|competitors|team|contacts?|owners?|"
-            r"about|scope notes|rationale|alternatives considered|prior art|pricing",
+            r"about|scope notes|rationale|alternatives considered|prior art|pricing|next steps|epic list|"
+            r"list of epics|epics? overview|change log|handoff",
         ),
     )
 )
 
 # Headings that only say "the work is below" (no feature area of their own).
 GENERIC_HEADING = re.compile(
-    r"^(?:\d+(?:\.\d+)*\.?\s+)?(?:(?:functional|non-?functional|technical|system|product|core|key|detailed|"
+    r"^(?:\d+(?:\.\d+)*\.?\s+)?(?:(?:functional|non[- ]?functional|technical|system|product|core|key|detailed|"
     r"business|user|mvp|main|initial|v\d+)\s+)*(?:requirements?|features?(?: list)?|capabilities|user stories|"
     r"stories|use cases|scope|in scope|tasks|work items|backlog|deliverables|epics?|what we need|what to build|"
+    r"functional|non[- ]?functional|"
     r"what we want|wants|asks|bugs?(?: to fix)?|known (?:bugs|issues)(?: in the \w+)?|bug ?fix(?:es)?|fixes|"
     r"issues|defects|improvements|enhancements|to-?dos?|nice[- ]to[- ]haves?|must[- ]haves?|should[- ]haves?|"
     r"could[- ]haves?|docs|documentation|chores|maintenance|"

@@ -97,7 +97,9 @@ _PRIORITY_LINE = re.compile(
     re.I,
 )
 _PHASE_LINE = re.compile(
-    r"^(?P<phase>(?:phase|milestone|release|sprint|stage|step|iteration|mvp|v\d)\b[^:]{0,40}):\s*\S", re.I
+    r"^(?P<phase>(?:phase|milestone|release|sprint|stage|step|iteration|mvp|v\d|week|month|quarter|q[1-4])\b"
+    r"[^:]{0,40}):\s*\S",
+    re.I,
 )
 _PHASE_HEADING = re.compile(
     r"^(?:\d+(?:\.\d+)*\.?\s+)?(?:phase|milestone|stage|sprint|iteration|release)\s+[\w.]+", re.I
@@ -168,8 +170,19 @@ class _Extractor:
                 and _aspects(section)
             ):
                 return self.feature_heading(section, here, area)
-            count += self.section_records(section, here, own_area, heading_class, phase)
+            first = len(self.records)
+            own = self.section_records(section, here, own_area, heading_class, phase)
+            count += own
+            if own == 1 and section.level and own_area != area:
+                # a section holding one requirement is that requirement ("### Story 1.1 …"): its area is the parent's
+                self.records[first] = replace(self.records[first], area=area)
             for child in section.children:
+                if own == 1 and self.reading.role(child) == "criteria":
+                    found = tuple(inner.text for block in child.blocks for inner in block.walk())
+                    record = self.records[first]
+                    self.records[first] = replace(record, criteria=(*record.criteria, *found))
+                    self.sections.append((child.title, "criteria"))
+                    continue
                 count += self.visit(child, here, own_area, in_roadmap=in_roadmap, deferred=deferred, phase=phase)
             prose = any(b.kind != "code" for b in section.blocks)
             if not count and prose and id(section) not in self.reading.generic and section.level:
@@ -198,10 +211,10 @@ class _Extractor:
                     continue
                 if block.kind == "item" and block.text.rstrip().endswith(":") and block.children:
                     for nested in block.children:  # "MVP Requirements:" over a nested list: a phase of its own
-                        item = self.record(nested, here, None, id(section))
+                        item = self.record(nested, here, None, id(section), kind="roadmap")
                         self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=lead_name))
                     continue
-                item = self.record(block, here, None, id(section))
+                item = self.record(block, here, None, id(section), kind="roadmap")
                 self.roadmap_items.append(replace(item, index=-1, deferred=deferred, phase=phase))
         else:
             for block in section.blocks:
@@ -231,6 +244,9 @@ class _Extractor:
             if WONT.match(block.text):
                 self.notes.append(("out_of_scope", section.title, block.text))
                 continue
+            if block.text.rstrip().endswith("?") and not block.children:
+                self.notes.append(("context", section.title, block.text))  # a question is not work
+                continue
             if (
                 block.kind == "text"
                 and NEEDS.search(block.text)
@@ -254,18 +270,17 @@ class _Extractor:
                     last = self.records[-1]
                     self.records[-1] = replace(last, details=(*last.details, block.text), end=block.end)
                 continue
-            record = self.record(block, path, area, id(section))
-            priority = record.priority
-            if heading_class is not None and priority is None:
-                priority = (heading_class, heading_why)
-            if priority is None:
-                priority = wording_priority(record.text)
-            kind = "bug" if bugs else record.kind
-            self.records.append(replace(record, priority=priority, kind=kind, phase=phase))
+            fallback = (heading_class, heading_why) if heading_class is not None else None
+            kind = "bug" if bugs else "feature"
+            self.records.append(self.record(block, path, area, id(section), fallback=fallback, kind=kind, phase=phase))
             made += 1
         return made
 
-    def record(self, block: Block, path: tuple[str, ...], area: tuple[str, ...] | None, scope: int) -> Requirement:
+    def record(
+        self, block: Block, path: tuple[str, ...], area: tuple[str, ...] | None, scope: int, *,
+        fallback: tuple[int, str] | None = None, kind: str = "feature", phase: str | None = None,
+    ) -> Requirement:  # fmt: skip
+        """The record of one block; `fallback` is the priority its heading gives when the item gives none."""
         text = block.text
         label: str | None = None
         priority: tuple[int, str] | None = None
@@ -310,10 +325,13 @@ class _Extractor:
                 priority = (priority_class(value) or 3, f'"Priority: {value}"')
         name = _name_of(text)
         number = block.number if block.kind == "item" else None
+        if priority is None:
+            priority = fallback or wording_priority(text) if fallback is not None or kind != "roadmap" else None
         return Requirement(
             index=len(self.records), text=text, line=block.line, end=max(block.end, block.line), path=path,
             area=area, scope=scope, name=name, label=label, number=number, checked=block.checked,
             fields=tuple(fields), details=tuple(details), criteria=tuple(criteria), priority=priority,
+            kind="feature" if kind == "roadmap" else kind, phase=phase,
         )  # fmt: skip
 
     def feature_heading(self, section: Section, path: tuple[str, ...], area: tuple[str, ...] | None) -> int:
@@ -424,7 +442,9 @@ def _name_of(text: str) -> str | None:
     name = lead.group("name").strip() if lead else ""
     if _GENERIC_NAME.match(name) and lead:
         return _name_of(lead.group("rest"))
-    if lead and len(name.split()) <= 5 and not _VERBISH.search(name) and not _NOT_A_NAME.match(name):
+    sentence_like = re.match(r"(?i)(?:a|an|the)\s+\S+\s+\S+", name) is not None
+    plain_name = lead and len(name.split()) <= 5 and not _VERBISH.search(name) and not _NOT_A_NAME.match(name)
+    if plain_name and not sentence_like:
         return name
     words = text.rstrip(".").split()
     if len(words) <= 4 and not _VERBISH.search(text):

@@ -45,8 +45,9 @@ _SENTENCES = re.compile(r"(?<=[.;!?])\s+|\n")
 _CLAUSES = re.compile(r";\s*|,\s+and\s+|\.\s+")
 _ARROW = re.compile(r"\s*(?:->|→|=>|>>)\s*")
 _SUBJECT_NOISE = re.compile(r"\b(?:only|also|both|first|then|will|must|can|should|all|any|every|each|it|they)\b", re.I)
-_PHASE_SPLIT = re.compile(r"(?=\b(?:phase|milestone|release|stage|sprint|step|iteration)\s+[\w.]+[^:.;]{0,40}:)", re.I)
-_PHASE_LINE = re.compile(r"^(?:phase|milestone|release|stage|sprint|iteration)\s+[\w.]+[^:]{0,40}:", re.I)
+_PHASE_WORDS = r"(?:phase|milestone|release|stage|sprint|step|iteration|week|month|quarter)\s+[\w.-]+"
+_PHASE_SPLIT = re.compile(r"(?=\b" + _PHASE_WORDS + r"[^:.;]{0,40}:)", re.I)
+_PHASE_LINE = re.compile(r"^" + _PHASE_WORDS + r"[^:]{0,40}:", re.I)
 _PHASE_HEAD = re.compile(r"^(?P<phase>[^:]{1,60}):\s*(?P<rest>.*)$")
 _PRONOUN_END = re.compile(r"[.;:,(]\s*(?:this|it|which|that|and)$|^(?:this|it)$", re.I)
 _TEXT_VERBS = re.compile(r"depend|require|blocked|builds?|prerequisite|wait", re.I)
@@ -194,7 +195,7 @@ def relate(extraction: Extraction) -> Relations:
     chains = _chains(list(extraction.statements), matcher)
     for statement in extraction.statements:
         if statement.kind == "ordering" and _PHASE_LINE.match(statement.text):
-            for phase, members in _phase_members(statement, matcher):
+            for phase, members in _phase_members(statement, matcher, graph):
                 phases.setdefault(phase, [])
                 phases[phase].extend(m for m in members if m not in phases[phase])
         elif statement.kind == "ordering":
@@ -207,7 +208,7 @@ def relate(extraction: Extraction) -> Relations:
             records = _priority_statement(statement, matcher, records)
             matcher.records = records
         elif statement.kind == "roadmap":
-            for phase, members in _phase_members(statement, matcher):
+            for phase, members in _phase_members(statement, matcher, graph):
                 phases.setdefault(phase, [])
                 phases[phase].extend(m for m in members if m not in phases[phase])
     for record in records:
@@ -417,12 +418,22 @@ def _priority_statement(statement: Statement, matcher: _Matcher, records: list[R
     return records
 
 
-def _phase_members(statement: Statement, matcher: _Matcher) -> Iterable[tuple[str, list[int]]]:
+def _phase_members(
+    statement: Statement, matcher: _Matcher, graph: _Graph | None = None
+) -> Iterable[tuple[str, list[int]]]:
+    """The requirements each phase of a roadmap line names; a relation inside the phase ("Week 3: reports
+    (after receipt capture)") makes its members wait for what it names."""
     for part in _PHASE_SPLIT.split(statement.text):
         head = _PHASE_HEAD.match(part.strip())
         if head is None:
             continue
-        members = matcher.targets(head.group("rest"), None, allow_text=True, threshold=0.6)
+        rest = head.group("rest")
+        relation = NEEDS.search(rest)
+        members = matcher.targets(rest[: relation.start()] if relation else rest, None, allow_text=True, threshold=0.6)
+        if relation and graph is not None:
+            for target in matcher.targets(_strip_filler(relation.group("target")), None, allow_text=True):
+                for member in members:
+                    graph.add(member, target, f'"{relation.group(0).strip()}" (line {statement.line})')
         if members:
             yield head.group("phase").strip(), members
 

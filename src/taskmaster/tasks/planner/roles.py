@@ -19,7 +19,9 @@ Role = Literal[
 Genre = Literal["tagged template", "checklist epic", "story brief", "specification", "plain outline"]
 WORK_ROLES = frozenset({"requirement", "roadmap"})
 
-_REQUIREMENT_WORDS = re.compile(r"\b(requirements?|features?|stor(?:y|ies)|epics?|capabilit\w+|use cases?)\b", re.I)
+_REQUIREMENT_WORDS = re.compile(
+    r"\b(requirements?|features?|stor(?:y|ies)|epics?(?!\s+(?:list|overview))|capabilit\w+|use cases?)\b", re.I
+)
 _PRIORITY_HEADING = re.compile(
     r"^(?:\d+(?:\.\d+)*\.?\s+)?(?:p[0-3]\b|must\b|should\b|could\b|nice[- ]to[- ]haves?|"
     r"(?:critical|high|medium|low)(?:[- ]priority)?\s*(?:$|[—–:(-]))",

@@ -13,9 +13,13 @@ __all__ = ["description_of", "title_of"]
 _MORE_VERBS = _word_set(
     """take give put page retire keep mark pick let ask answer book buy sell pay invite join leave post share view
     see find browse compare filter rate review approve reserve rent lend borrow return drag drop tick pay queue
-    collect gather edit undo redo reply forward star mute snooze go come stay become appear live"""
+    collect gather edit undo redo reply forward star mute snooze go come stay become appear live grade"""
 )
-_NOT_BEFORE_VERB = _word_set("for of with to in on at by from and or the a an as per via into than")
+_NOT_BEFORE_VERB = _word_set(
+    "for of with to in on at by from and or the a an as per via into than that which who all every each some any "
+    "its their his her my our your this these those no"
+)
+_NOUN_FIRST = _word_set("audit")
 _AUX = _word_set("is are was were be can must should will shall has have may could would")
 _DETERMINERS = _word_set("a an the my our your their his her its this that these those each every any some no one")
 _STORY = re.compile(
@@ -102,7 +106,7 @@ def _sentence_title(text: str) -> str:
         subject = _lower_first(passive.group("subj"))
         return f"{base} {subject}{passive.group('rest')}"
     modal = _MODAL.match(text)
-    if modal and len(modal.group("subj").split()) <= 8 and not _CLAUSE_WORDS.search(modal.group("subj")):
+    if modal and len(modal.group("subj").split()) <= 5 and not _CLAUSE_WORDS.search(modal.group("subj")):
         subject = modal.group("subj")
         rest = _and_verbs(re.sub(r"^(?:not\s+)?be able to\s+", "", modal.group("rest"), flags=re.I))
         if _GENERIC_SUBJECT.match(subject):
@@ -139,12 +143,19 @@ def _active(words: list[str]) -> str | None:
     for i in range(1, min(len(words) - 1, 7)):
         word = words[i].lower()
         base = _third_person_base(word)
-        if base is None or words[i - 1].lower() in _NOT_BEFORE_VERB or " ".join(words[:i]).count("`") % 2:
-            continue
         following = words[i + 1].lower()
         plural_subject = words[i - 1].lower().endswith("s") and words[i - 1].isalpha()
+        if base is None and i == 1 and plural_subject and following in _DETERMINERS and word.isalpha():
+            base = word  # "Clerks grade each item": a plural noun, then a word, then a determiner
+        if base is None or words[i - 1].lower() in _NOT_BEFORE_VERB or " ".join(words[:i]).count("`") % 2:
+            continue
+        if word.endswith("s") and words[i - 1].lower().endswith("ed"):
+            continue  # "Saved replies …" is a noun phrase
         ambiguous = word in NOUNISH or base in NOUNISH
-        if ambiguous and following not in _DETERMINERS and not (plural_subject and following in OBJECT_START):
+        lone_plural = i == 1 and plural_subject  # "Riders search rides …", "Agents reply …"
+        if lone_plural:
+            ambiguous = False
+        elif ambiguous and following not in _DETERMINERS and not (plural_subject and following in OBJECT_START):
             continue
         candidates.append((i, base, ambiguous))
     if not candidates:
@@ -186,15 +197,18 @@ def _third_person_base(word: str) -> str | None:
 def _is_imperative(words: list[str]) -> bool:
     if not words:
         return False
-    first = words[0].lower()
-    if first in _DETERMINERS or not words[0][:1].isalpha():
+    first = words[0].lower().rstrip(",;:")
+    if first in _DETERMINERS or not words[0][:1].isalpha() or first in _NOUN_FIRST:
         return False
     nxt = words[1].lower() if len(words) > 1 else ""
     if first in NOUNISH:
         if nxt in OBJECT_START or nxt in _DETERMINERS:
             return True
         return len(words) >= 4 and not any(w.lower() in _AUX for w in words[1:5])
-    return bool(first in VERBS or first in _MORE_VERBS)
+    if first in VERBS or first in _MORE_VERBS:
+        return True
+    # "Snap a photo …": a capitalised word before an article opens an imperative
+    return nxt in {"a", "an", "the"} and first.isalpha() and not first.endswith("s") and words[0][:1].isupper()
 
 
 def _head(text: str) -> str:
