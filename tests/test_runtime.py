@@ -4,6 +4,7 @@ the mirror cache, the sites and the forge factory, each built once."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +22,10 @@ from tests.support import live_server
 
 
 async def test_the_app_its_worker_and_its_routes_share_one_runtime(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    not_a_repository = tmp_path / "not-a-repository"
+    not_a_repository.mkdir()
     setup = Database.from_settings(settings)
     try:
         await migrate.upgrade(setup)
@@ -54,9 +57,10 @@ async def test_the_app_its_worker_and_its_routes_share_one_runtime(
         assert worker.pipelines.updates.forges is runtime.forges is worker.webhooks.permissions.forges
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
             for name in ("one", "two"):
-                spec = {"name": name, "repository": "/nowhere", "webhook_secret": "a-secret-of-some-length"}
+                spec = {"name": name, "repository": str(not_a_repository), "webhook_secret": "a-secret-of-some-length"}
                 assert http.post("/api/projects", json=spec).status_code == 201
             missing = http.post("/api/pipelines", json={"project": "one", "ref": "main"})
-            # The repository does not exist: the route reached the mirror cache and the credentials.
-            assert missing.status_code == 503 and "git clone failed for /nowhere" in missing.json()["detail"]
+            # The directory is no git repository: the route reached the mirror cache and the credentials.
+            assert missing.status_code == 503, missing.text
+            assert f"git clone failed for {not_a_repository}" in missing.json()["detail"]
     assert built == {"SecretBox": 1, "MirrorCache": 1, "Database": 1}

@@ -12,7 +12,7 @@ PRDS = Path(__file__).parents[1] / "tasks" / "prds"
 
 def test_prd_parse_explains_refuses_a_second_copy_and_reads_word_files(taskmaster_cli: Runner, workdir: Path) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "returns", "--repo", "/r").returncode == 0
+    assert taskmaster_cli("project", "add", "returns", "--repo", ".").returncode == 0
     docx = str(PRDS / "warehouse-returns.docx")
     parsed = taskmaster_cli("prd", "parse", docx, "-p", "returns", "--explain")
     assert parsed.returncode == 0, parsed.stderr

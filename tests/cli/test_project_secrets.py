@@ -73,6 +73,7 @@ def test_project_add_makes_a_relative_repository_path_absolute_where_it_is_typed
     taskmaster_cli: Runner, workdir: Path
 ) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
+    (workdir / "checkouts" / "app").mkdir(parents=True)
     added = taskmaster_cli("project", "add", "app", "--repo", "checkouts/app", "--json")
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["repository"] == str((workdir / "checkouts" / "app").resolve())

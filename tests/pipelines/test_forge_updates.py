@@ -190,7 +190,7 @@ async def test_the_check_run_id_is_stored_so_another_worker_updates_the_same_che
     settings = await as_the_github_app(harness, box, pipeline, github, app_key)
 
     for _worker in range(2):  # two workers (or one restarted): neither remembers what the other sent
-        updates = ForgeUpdates(harness.db, box, settings)
+        updates = ForgeUpdates(harness.db, ForgeFactory(settings, Credentials(box)))
         try:
             await updates(pipeline.id)
             await updates.drain()
