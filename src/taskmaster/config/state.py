@@ -22,12 +22,15 @@ def private_file(path: Path) -> Path:
     """Make `path` an (empty, if new) file of mode 0600, or narrow an existing one of ours to it.
 
     For SQLite databases: SQLite opens an existing file as it is, and gives its journal files the database's mode.
+    An existing file is never opened here: closing any descriptor of a database file drops every POSIX lock this
+    process holds on it, including those of its open SQLite connections ("disk I/O error" for them).
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        info = os.fstat(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        info = path.stat()
         if info.st_uid == os.geteuid() and info.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+            path.chmod(0o600)
+        return path
+    os.close(fd)
     return path
