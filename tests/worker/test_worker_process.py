@@ -147,7 +147,8 @@ async def test_a_job_survives_sigkill_of_its_worker_and_completed_steps_do_not_r
         at_kill = await client.get(job_id)
         row_after_kill = await _worker_row(db)
 
-        second = WorkerProcess(tmp_path, env, "second").start()
+        # At debug level the worker keeps DBOS's own lines, among them its report of recovering the job.
+        second = WorkerProcess(tmp_path, {**env, "TASKMASTER_LOG_LEVEL": "debug"}, "second").start()
         workers.append(second)
         async with asyncio.timeout(90):
             job = await client.wait(job_id, poll_seconds=0.2)
