@@ -508,6 +508,23 @@ MISTAKES = [
         id="unprintable-character",
     ),
     pytest.param(
+        """\
+        steps:
+          "a\\0": {run: x}
+          b: {run: "echo \\0", needs: ["a\\0"], env: {"K\\0": "v\\0", L: "\\0"}}
+        "types\\0": {}
+        """,
+        [
+            ".taskmaster.yml:2: steps.a\\0: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.run: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.needs[0]: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.env.K\\0: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.env.L: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:4: types\\0: the character U+0000 (NUL) is not allowed",
+        ],
+        id="nul-characters",
+    ),
+    pytest.param(
         "",
         [".taskmaster.yml: the file is empty: expected a mapping with steps"],
         id="empty-file",
