@@ -525,6 +525,18 @@ MISTAKES = [
         id="nul-characters",
     ),
     pytest.param(
+        """\
+        steps:
+          a: {run: x, limits: {memory: 0, tmp: 0.1b, cpu: 0}}
+        """,
+        [
+            ".taskmaster.yml:2: steps.a.limits.memory: Input should be greater than 0",
+            ".taskmaster.yml:2: steps.a.limits.tmp: Input should be greater than 0",
+            ".taskmaster.yml:2: steps.a.limits.cpu: Input should be greater than 0",
+        ],
+        id="zero-limits",
+    ),
+    pytest.param(
         "",
         [".taskmaster.yml: the file is empty: expected a mapping with steps"],
         id="empty-file",

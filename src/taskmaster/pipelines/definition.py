@@ -294,6 +294,8 @@ StepName = Annotated[str, PlainValidator(_step_name)]
 StrictBool = Annotated[bool, PlainValidator(_strict_bool)]
 RetryOnItem = Annotated[int | str, PlainValidator(_retry_on_item)]
 TypeName = Annotated[str, _one_of([t.value for t in PipelineType])]
+# A limit of 0 would mean "none" to the server's settings, but a step may only lower or raise a limit, not lift it.
+Size = Annotated[ByteSize, Field(gt=0)]
 
 
 # --- the schema ---
@@ -307,10 +309,10 @@ class StepLimitsDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cpu: PositiveInt | None = None
-    memory: ByteSize | None = None
+    memory: Size | None = None
     processes: PositiveInt | None = None
-    disk: ByteSize | None = None
-    tmp: ByteSize | None = None
+    disk: Size | None = None
+    tmp: Size | None = None
 
 
 class StepDefinition(BaseModel):
