@@ -664,6 +664,7 @@ def _locate(problems: Iterable[DefinitionProblem], marks: Mapping[Loc, tuple[int
 _TOP_KEYS = tuple(PipelineDefinition.model_fields)
 _STEP_KEYS = tuple(StepDefinition.model_fields)
 _TYPE_KEYS = tuple(TypeDefinition.model_fields)
+_LIMIT_KEYS = tuple(StepLimitsDefinition.model_fields)
 
 
 def _keys_at(loc: Loc) -> tuple[str, ...]:
@@ -673,6 +674,8 @@ def _keys_at(loc: Loc) -> tuple[str, ...]:
         return _STEP_KEYS
     if len(loc) == 2 and loc[0] == "types":
         return _TYPE_KEYS
+    if loc[-1] == "limits" and _is_steps(loc[:-2]):
+        return _LIMIT_KEYS
     return ()
 
 
