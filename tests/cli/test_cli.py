@@ -144,9 +144,12 @@ def test_every_command_that_opens_the_embedded_database_migrates_it_as_serve_doe
     assert taskmaster_cli("db", "status").returncode == 0
 
 
-def test_project_update_sets_settings_by_dotted_name_and_show_prints_them(taskmaster_cli: Runner) -> None:
+def test_project_update_sets_settings_by_dotted_name_and_show_prints_them(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
-    assert taskmaster_cli("project", "add", "tuned", "--repo", ".").returncode == 0
+    (workdir / "tuned").mkdir()  # a local repository's path must exist
+    assert taskmaster_cli("project", "add", "tuned", "--repo", str(workdir / "tuned")).returncode == 0
     updated = taskmaster_cli(
         "project", "update", "tuned", "--set", "review.fail_on=blocker", "--set", "codegen.max_parallel=4",
         "--set", "push_pipelines=true", "--json",

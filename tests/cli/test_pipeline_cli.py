@@ -208,3 +208,24 @@ def test_pipeline_create_retry_and_cancel_through_the_cli_are_audited(
     ]
     assert events[1][3] == {"reason": "not today"}
     assert events[2][3]["retry_of"] == pipeline_id
+
+
+def test_pipeline_run_of_a_definition_with_a_nul_character_is_an_error_naming_its_line(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    env = {"TASKMASTER_HOME": str(home / "state")}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, ".taskmaster.yml", 'steps:\n  hello:\n    run: "echo hi"\n    env: {GREETING: "a\\0b"}\n')
+    assert taskmaster_cli("db", "migrate", env=env).returncode == 0
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env).returncode == 0
+
+    run = taskmaster_cli("pipeline", "run", "-p", "app", "--ref", "main", "--json", env=env)
+
+    assert run.returncode == 2, run.stdout + run.stderr
+    shown = json.loads(run.stdout)
+    assert (shown["status"], shown["failure_reason"], shown["steps"]) == ("error", "code", [])
+    assert shown["error_message"] == (
+        ".taskmaster.yml:4: steps.hello.env.GREETING: the character U+0000 (NUL) is not allowed"
+    )

@@ -73,7 +73,67 @@ def test_project_add_makes_a_relative_repository_path_absolute_where_it_is_typed
     taskmaster_cli: Runner, workdir: Path
 ) -> None:
     assert taskmaster_cli("db", "migrate").returncode == 0
-    (workdir / "checkouts" / "app").mkdir(parents=True)
+    (workdir / "checkouts" / "app").mkdir(parents=True)  # a local repository's path must exist
     added = taskmaster_cli("project", "add", "app", "--repo", "checkouts/app", "--json")
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["repository"] == str((workdir / "checkouts" / "app").resolve())
+
+
+def test_project_update_sets_a_forge_token_and_changes_the_webhook_secret_from_files_and_stdin(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    (workdir / "hook.secret").write_text("whsec-first-secret-1\n")
+    added = taskmaster_cli(
+        "project", "add", "app", "--repo", "https://github.com/o/app", "--forge", "github",
+        "--webhook-secret-file", "hook.secret", "--json",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["has_forge_token"] is False
+
+    (workdir / "forge.token").write_text("ghp_token_set_later\n")
+    updated = taskmaster_cli(
+        "project", "update", "app", "--forge-token-file", "forge.token", "--set", "review.fail_on=blocker", "--json"
+    )
+    assert updated.returncode == 0, updated.stderr
+    shown = json.loads(updated.stdout)
+    assert shown["has_forge_token"] is True and shown["settings"]["review"]["fail_on"] == "blocker"
+    assert _stored(workdir, "forge_token", "app") == "ghp_token_set_later"
+
+    piped = subprocess.run(
+        [TASKMASTER, "project", "update", "app", "--forge-token-file", "-", "--webhook-secret-file", "hook.secret"],
+        cwd=workdir, env=clean_env(), input="ghp_token_from_stdin\n", capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert _stored(workdir, "forge_token", "app") == "ghp_token_from_stdin"
+    (workdir / "hook.secret").write_text("whsec-second-secret-2\n")
+    assert taskmaster_cli("project", "update", "app", "--webhook-secret-file", "hook.secret").returncode == 0
+    assert _stored(workdir, "webhook_secret", "app") == "whsec-second-secret-2"
+    assert _stored(workdir, "webhook_secret_previous", "app") == "whsec-first-secret-1"
+
+
+def test_project_update_refuses_nothing_to_change_an_empty_secret_file_and_a_bad_setting_changing_nothing(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    assert (
+        taskmaster_cli("project", "add", "app", "--repo", "https://github.com/o/app", "--forge", "github").returncode
+        == 0
+    )
+    (workdir / "empty").write_text("\n")
+    (workdir / "forge.token").write_text("ghp_never_stored\n")
+    cases = {
+        "nothing to change": (),
+        "the forge token file empty is empty": ("--forge-token-file", "empty"),
+        "could not read the webhook secret from nowhere": ("--webhook-secret-file", "nowhere"),
+        "only one of": ("--webhook-secret-file", "-", "--forge-token-file", "-"),
+    }
+    for message, options in cases.items():
+        result = taskmaster_cli("project", "update", "app", *options)
+        assert result.returncode == 2, (options, result.stderr)
+        assert message in result.stderr
+    refused = taskmaster_cli("project", "update", "app", "--forge-token-file", "forge.token", "--set", "no.such=1")
+    assert refused.returncode != 0 and "no.such" in refused.stderr
+    shown = json.loads(taskmaster_cli("project", "show", "app", "--json").stdout)
+    assert (shown["has_forge_token"], shown["has_webhook_secret"]) == (False, False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -508,6 +510,47 @@ MISTAKES = [
         id="unprintable-character",
     ),
     pytest.param(
+        """\
+        steps:
+          "a\\0": {run: x}
+          b: {run: "echo \\0", needs: ["a\\0"], env: {"K\\0": "v\\0", L: "\\0"}}
+        "types\\0": {}
+        """,
+        [
+            ".taskmaster.yml:2: steps.a\\0: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.run: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.needs[0]: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.env.K\\0: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:3: steps.b.env.L: the character U+0000 (NUL) is not allowed",
+            ".taskmaster.yml:4: types\\0: the character U+0000 (NUL) is not allowed",
+        ],
+        id="nul-characters",
+    ),
+    pytest.param(
+        """\
+        steps:
+          a: {run: x, limits: {memory: 0, tmp: 0.1b, cpu: 0}}
+        """,
+        [
+            ".taskmaster.yml:2: steps.a.limits.memory: Input should be greater than 0",
+            ".taskmaster.yml:2: steps.a.limits.tmp: Input should be greater than 0",
+            ".taskmaster.yml:2: steps.a.limits.cpu: Input should be greater than 0",
+        ],
+        id="zero-limits",
+    ),
+    pytest.param(
+        """\
+        steps:
+          a: {run: x, limits: {memroy: 1GiB, swap: 1GiB}}
+        """,
+        [
+            '.taskmaster.yml:2: steps.a.limits.memroy: unknown key "memroy" (did you mean "memory"?)',
+            '.taskmaster.yml:2: steps.a.limits.swap: unknown key "swap" '
+            "(expected one of: cpu, memory, processes, disk, tmp)",
+        ],
+        id="unknown-limit",
+    ),
+    pytest.param(
         "",
         [".taskmaster.yml: the file is empty: expected a mapping with steps"],
         id="empty-file",
@@ -591,3 +634,14 @@ def test_building_a_definition_in_code_checks_the_step_graph_too() -> None:
         )
 
     assert caught.value.detail == ".taskmaster.yml: steps.a.needs[0]: circular dependency: a -> b -> a"
+
+
+def test_the_yaml_examples_of_docs_pipelines_md_load_as_documented() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "pipelines.md").read_text()
+    examples = [load_definition(block) for block in re.findall(r"```yaml\n(.*?)```", docs, flags=re.S)]
+
+    assert len(examples) >= 2
+    limits = next(e.steps["build"].limits for e in examples if "build" in e.steps)
+    assert (limits.cpu, limits.memory, limits.processes, limits.disk, limits.tmp) == (
+        1200, 6 * 1024**3, 256, 20 * 10**9, 512 * 1024**2,
+    )  # fmt: skip

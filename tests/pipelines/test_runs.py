@@ -96,3 +96,41 @@ async def test_the_default_pipeline_is_detected_at_the_commit_and_oversized_file
 
     assert "npm ci" in (node["install"].command or "") and (node["test"].command or "").endswith("npm test")
     assert "nothing to test" in (oversized["test"].command or "")  # its scripts were never read
+
+
+@pytest.mark.parametrize(
+    ("definition", "expected"),
+    [
+        (
+            'steps:\n  a: {run: "echo \\0 x"}\n',
+            ".taskmaster.yml:2: steps.a.run: the character U+0000 (NUL) is not allowed",
+        ),
+        (
+            'steps:\n  a:\n    run: "true"\n    env: {X: "1\\0"}\n',
+            ".taskmaster.yml:4: steps.a.env.X: the character U+0000 (NUL) is not allowed",
+        ),
+        (
+            'steps:\n  "a\\0b": {run: "true"}\n',
+            ".taskmaster.yml:2: steps.a\\0b: the character U+0000 (NUL) is not allowed",
+        ),
+        (
+            'steps:\n  a:\n    run: "true"\n    env: {"X\\0": "1"}\n',
+            ".taskmaster.yml:4: steps.a.env.X\\0: the character U+0000 (NUL) is not allowed",
+        ),
+        (
+            'steps:\n  a: {run: "true"}\n  b: {run: "true", needs: ["a\\0"]}\n',
+            ".taskmaster.yml:3: steps.b.needs[0]: the character U+0000 (NUL) is not allowed",
+        ),
+    ],
+    ids=["command", "env-value", "step-name", "env-key", "needs"],
+)
+async def test_a_nul_character_in_the_definition_makes_an_error_pipeline_naming_its_line(
+    harness_factory: Any, definition: str, expected: str
+) -> None:
+    harness: Harness = await harness_factory(definition)
+    created = await harness.create()
+    assert (created.status, created.failure_reason, created.error_message) == ("error", "code", expected)
+    async with harness.db.session() as session:
+        stored = await session.get(Pipeline, created.id)
+    assert stored is not None and (stored.status, stored.error_message) == ("error", expected)
+    assert await _steps(harness, created.id) == []

@@ -184,29 +184,55 @@ def show_command(
 def update_command(
     project: Annotated[str, typer.Argument(help="Name or id.")],
     changes: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--set",
             metavar="KEY=VALUE",
             help="A setting by dotted name, e.g. review.fail_on=blocker (repeatable); KEY= resets it to its default.",
         ),
-    ],
+    ] = None,
+    webhook_secret_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Set the webhook secret from this file ('-': standard input); a replaced one stays accepted for "
+            "the overlap, as with rotate-webhook-secret."
+        ),
+    ] = None,
+    forge_token_file: Annotated[
+        str | None, typer.Option(help="Set or replace the forge token from this file ('-': standard input).")
+    ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Change project settings; `project show` lists every key and its value."""
+    """Change project settings and secrets; `project show` lists every key and its value."""
     from taskmaster.projects import service
+    from taskmaster.secrets import SecretBox
 
     parsed: dict[str, str | None] = {}
-    for change in changes:
+    for change in changes or []:
         key, sep, value = change.partition("=")
         if not sep or not key.strip():
             common.fail(f"--set {change!r}: expected KEY=VALUE, e.g. review.fail_on=blocker", code=2)
         parsed[key.strip()] = value if value else None
+    if webhook_secret_file == "-" and forge_token_file == "-":
+        common.fail("only one of --webhook-secret-file and --forge-token-file can read standard input", code=2)
+    webhook_secret = _secret("webhook secret", None, webhook_secret_file)
+    forge_token = _secret("forge token", None, forge_token_file)
+    if not parsed and webhook_secret is None and forge_token is None:
+        common.fail("nothing to change: give --set KEY=VALUE, --webhook-secret-file or --forge-token-file", code=2)
+    settings = common.settings()
+    box = SecretBox.from_settings(settings)
 
     async def go(session: AsyncSession) -> ProjectOut:
-        return service.to_out(await service.update_settings(session, project, parsed, actor="cli"))
+        # One transaction: a refused setting leaves the secrets as they were, and the reverse.
+        if parsed:
+            await service.update_settings(session, project, parsed, actor="cli")
+        if forge_token is not None:
+            await service.set_forge_token(session, project, token=forge_token, box=box, actor="cli")
+        if webhook_secret is not None:
+            await service.rotate_webhook_secret(session, project, secret=webhook_secret, box=box, actor="cli")
+        return service.to_out(await service.get_project(session, project))
 
-    _show(common.run_in_transaction(common.settings(), go), json_output)
+    _show(common.run_in_transaction(settings, go), json_output)
 
 
 @command.command("remove")

@@ -54,6 +54,8 @@ _MAX_NODES = 20_000
 _MAX_DEPTH = 32
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+# PostgreSQL text cannot hold NUL, and no command, name or value needs one: YAML's "\0" escape is refused where written.
+_NUL_MESSAGE = "the character U+0000 (NUL) is not allowed"
 _STEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -121,7 +123,8 @@ class DefinitionProblem:
 
     def render(self, source: str = DEFAULT_SOURCE) -> str:
         where = source + "".join(f":{n}" for n in (self.line, self.column) if n is not None)
-        return f"{where}: {self.path}: {self.message}" if self.loc else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.loc else f"{where}: {self.message}"
+        return _visible(text)
 
 
 class DefinitionError(InvalidInput):
@@ -135,8 +138,16 @@ class DefinitionError(InvalidInput):
         self.source = source
         super().__init__(
             "\n".join(p.render(source) for p in self.problems),
-            problems=[{"line": p.line, "column": p.column, "path": p.path, "message": p.message} for p in problems],
+            problems=[
+                {"line": p.line, "column": p.column, "path": _visible(p.path), "message": _visible(p.message)}
+                for p in problems
+            ],
         )
+
+
+def _visible(text: str) -> str:
+    """`text` with each NUL written as its YAML escape, so a message can be stored and shown."""
+    return text.replace("\0", "\\0")
 
 
 def render_path(loc: Iterable[str | int]) -> str:
@@ -283,6 +294,8 @@ StepName = Annotated[str, PlainValidator(_step_name)]
 StrictBool = Annotated[bool, PlainValidator(_strict_bool)]
 RetryOnItem = Annotated[int | str, PlainValidator(_retry_on_item)]
 TypeName = Annotated[str, _one_of([t.value for t in PipelineType])]
+# A limit of 0 would mean "none" to the server's settings, but a step may only lower or raise a limit, not lift it.
+Size = Annotated[ByteSize, Field(gt=0)]
 
 
 # --- the schema ---
@@ -296,10 +309,10 @@ class StepLimitsDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cpu: PositiveInt | None = None
-    memory: ByteSize | None = None
+    memory: Size | None = None
     processes: PositiveInt | None = None
-    disk: ByteSize | None = None
-    tmp: ByteSize | None = None
+    disk: Size | None = None
+    tmp: Size | None = None
 
 
 class StepDefinition(BaseModel):
@@ -518,6 +531,7 @@ class _Builder:
         self.problems: list[DefinitionProblem] = []
         self.nodes = 0
         self.checked: set[int] = set()
+        self.refused: set[Loc] = set()  # where a NUL was found
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.nodes += 1
@@ -540,11 +554,22 @@ class _Builder:
                 self.marks[(*loc, i)] = _position(item)
                 if names and isinstance(item, yaml.ScalarNode):
                     self.nodes += 1
-                    items.append(str(item.value))
+                    items.append(self._text(str(item.value), (*loc, i), item))
                 else:
                     items.append(self.build(item, (*loc, i)))
             return items
-        return self.loader.construct_object(node, deep=True)
+        value = self.loader.construct_object(node, deep=True)
+        return self._text(value, loc, node) if isinstance(value, str) else value
+
+    def _text(self, text: str, loc: Loc, node: yaml.Node) -> str:
+        """`text`, or, when it holds a NUL, a problem at `loc` on its line and the text with the NUL written as `\\0`
+        (later checks of that value are then dropped: `load_definition`)."""
+        if "\0" not in text:
+            return text
+        if not any(loc[:n] in self.refused for n in range(len(loc) + 1)):  # a key's value is not reported again
+            self.refused.add(loc)
+            self.problems.append(DefinitionProblem(_NUL_MESSAGE, loc, _position(node)[0]))
+        return _visible(text)
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         if id(node) not in self.checked:  # an aliased mapping is flattened once; merged keys may repeat after that
@@ -557,7 +582,7 @@ class _Builder:
                 if key_node.value in first:
                     what = "step" if _is_steps(loc) else "key"
                     message = f'duplicate {what} "{key_node.value}" (first at line {first[key_node.value]})'
-                    self.problems.append(DefinitionProblem(message, (*loc, key_node.value), line))
+                    self.problems.append(DefinitionProblem(message, (*loc, _visible(str(key_node.value))), line))
                 else:
                     first[key_node.value] = line
             self.loader.flatten_mapping(node)
@@ -568,7 +593,7 @@ class _Builder:
                 self.problems.append(DefinitionProblem("expected a plain key, got a mapping or list", loc, line))
                 continue
             # Keys stay text: YAML 1.1 would read `on:` or `yes:` as booleans.
-            key = str(key_node.value)
+            key = self._text(str(key_node.value), (*loc, _visible(str(key_node.value))), key_node)
             self.marks[(*loc, key)] = _position(key_node)
             result[key] = self.build(value_node, (*loc, key))
         return result
@@ -639,6 +664,7 @@ def _locate(problems: Iterable[DefinitionProblem], marks: Mapping[Loc, tuple[int
 _TOP_KEYS = tuple(PipelineDefinition.model_fields)
 _STEP_KEYS = tuple(StepDefinition.model_fields)
 _TYPE_KEYS = tuple(TypeDefinition.model_fields)
+_LIMIT_KEYS = tuple(StepLimitsDefinition.model_fields)
 
 
 def _keys_at(loc: Loc) -> tuple[str, ...]:
@@ -648,6 +674,8 @@ def _keys_at(loc: Loc) -> tuple[str, ...]:
         return _STEP_KEYS
     if len(loc) == 2 and loc[0] == "types":
         return _TYPE_KEYS
+    if loc[-1] == "limits" and _is_steps(loc[:-2]):
+        return _LIMIT_KEYS
     return ()
 
 
@@ -682,14 +710,18 @@ def load_definition(text: str, *, source: str = DEFAULT_SOURCE) -> PipelineDefin
     (YAML syntax errors as ``source:line:column: invalid YAML: ...``).
     """
     data, marks, problems = _parse(text, source)
+    # A value refused for its NUL is reported once: not again as, say, a bad step name or an unknown need.
+    refused = [p.loc for p in problems if p.message == _NUL_MESSAGE]
+    found: list[DefinitionProblem] = []
     try:
         definition = PipelineDefinition.model_validate(data)
     except ValidationError as exc:
         found = [_from_pydantic(error) for error in exc.errors()]
         reported = {p.loc for p in found}
-        problems += found + [p for p in _cross_check(data) if p.loc not in reported]
+        found += [p for p in _cross_check(data) if p.loc not in reported]
     except DefinitionError as exc:
-        problems += exc.problems
+        found = list(exc.problems)
+    problems += [p for p in found if not any(p.loc[: len(loc)] == loc for loc in refused)]
     if problems:
         raise DefinitionError(_locate(problems, marks), source=source)
     return definition

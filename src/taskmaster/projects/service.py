@@ -191,6 +191,22 @@ async def rotate_webhook_secret(
     return project
 
 
+async def set_forge_token(
+    session: AsyncSession, ref: str | uuid.UUID, *, token: str, box: SecretBox, actor: str = "system"
+) -> Project:
+    """Make `token` the project's forge API token (statuses, comments, private clones), set or replacing one."""
+    if not token.strip():
+        raise InvalidInput("a forge token must not be empty")
+    project = await lock_project(session, ref)
+    had_previous = project.forge_token is not None
+    project.forge_token = box.encrypt(token)
+    await audit.record(
+        session, actor=actor, action="project.forge_token.set", target_type="project", target_id=project.id,
+        project_id=project.id, data={"had_previous": had_previous},
+    )  # fmt: skip
+    return project
+
+
 async def delete_project(session: AsyncSession, ref: str | uuid.UUID, *, actor: str = "system") -> Project:
     project = await get_project(session, ref)
     await session.delete(project)
