@@ -348,3 +348,41 @@ def test_retry_creates_a_new_pending_pipeline_of_the_same_commit_and_type(api: A
         assert http.post(f"/api/pipelines/{source['id']}/retry").status_code == 403
         listed = http.get("/api/pipelines").json()["items"]
         assert [p["id"] for p in listed] == [body["id"], source["id"]]
+
+
+STEP_RETRY = (
+    "steps:\n"
+    "  install: {run: 'echo installed > done.txt'}\n"
+    "  docs: {run: 'echo docs built'}\n"
+    "  test: {run: 'test -f done.txt && test -f fixed.txt', needs: [install]}\n"
+    "  report: {run: 'echo reported', needs: [test]}\n"
+    "  notify: {run: 'echo failure noted', when: on_failure}\n"
+)
+
+
+async def test_retrying_one_step_reruns_its_path_and_keeps_the_other_successes(
+    api: Api, tmp_path: Path, reachable_dir: Path
+) -> None:
+    _, sha = add_project(api, tmp_path, "app", STEP_RETRY)
+    source = create(api, "app")
+    assert await run(api, source["id"], reachable_dir) is PipelineStatus.FAILED
+    with api.client(Role.developer) as http:
+        unknown = http.post(f"/api/pipelines/{source['id']}/retry", json={"step": "nosuch"})
+        assert unknown.status_code == 404 and "install, docs, test, report, notify" in unknown.json()["detail"]
+        retried = http.post(f"/api/pipelines/{source['id']}/retry", json={"step": "test"})
+        assert retried.status_code == 201, retried.text
+    body = retried.json()
+    steps = {s["name"]: s for s in body["steps"]}
+    assert body["commit_sha"] == sha and body["status"] == "pending"
+    # docs succeeded and is off test's path: kept; install (needed by test), test, report (needs test) and the
+    # on_failure step run again.
+    assert steps["docs"]["status"] == "success" and steps["docs"]["attempts"] == []
+    assert f"reused from pipeline {source['id']}" in steps["docs"]["error_message"]
+    assert {name: steps[name]["status"] for name in ("install", "test", "report", "notify")} == {
+        "install": "pending", "test": "waiting", "report": "waiting", "notify": "pending",
+    }  # fmt: skip
+    assert await run(api, body["id"], reachable_dir) is PipelineStatus.FAILED  # the commit still lacks fixed.txt
+    with api.client(Role.viewer) as http:
+        ran = {s["name"]: s for s in http.get(f"/api/pipelines/{body['id']}").json()["steps"]}
+    assert [a["attempt"] for a in ran["install"]["attempts"]] == [1] and ran["docs"]["attempts"] == []
+    assert ran["test"]["status"] == "failed" and ran["report"]["status"] == "skipped"

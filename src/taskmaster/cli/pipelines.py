@@ -137,6 +137,10 @@ def retry_command(
     pipeline_id: Annotated[str, typer.Argument(help="A finished pipeline's id.")],
     detach: Annotated[bool, typer.Option("--detach", help="Only create the run (pending) and print its id.")] = False,
     keep_workspace: Annotated[bool, typer.Option("--keep-workspace", help="Leave the checkouts on disk.")] = False,
+    step: Annotated[
+        str | None,
+        typer.Option(help="Run again only this step, the steps it needs and those that need it; keep the rest."),
+    ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Run a finished pipeline again: same project, commit and type, planned afresh from that commit; followed live
@@ -149,7 +153,7 @@ def retry_command(
 
         return await retry_pipeline(
             session, await _pipeline_id(session, ref), mirror=runtime.mirror, credentials=runtime.credentials,
-            actor="cli",
+            actor="cli", step=step,
         )  # fmt: skip
 
     _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)

@@ -120,5 +120,15 @@ class RunRequest(BaseModel):
     type: PipelineType = PipelineType.VALIDATION
 
 
+class RetryRequest(BaseModel):
+    step: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Run again only this step, the steps it needs and the steps that need it; keep the other "
+        "steps that succeeded.",
+    )
+
+
 class CancelRequest(BaseModel):
     reason: str | None = Field(None, max_length=1000, description="Recorded as the pipeline's error message.")

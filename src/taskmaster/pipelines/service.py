@@ -11,11 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
-from taskmaster.core.errors import Unavailable
-from taskmaster.db.models import Pipeline, Project
+from taskmaster.core.errors import NotFound, Unavailable
+from taskmaster.db.models import Pipeline, PipelineStep, Project
 from taskmaster.pipelines import queries, transitions
+from taskmaster.pipelines.definition import StepWhen
+from taskmaster.pipelines.plan import PlannedStep
 from taskmaster.pipelines.runs import create_run
-from taskmaster.pipelines.states import PipelineStatus, PipelineType
+from taskmaster.pipelines.states import PipelineStatus, PipelineType, StepStatus
 from taskmaster.projects.credentials import Credentials
 from taskmaster.workspaces.errors import WorkspaceError
 from taskmaster.workspaces.git_cache import MirrorCache
@@ -85,22 +87,77 @@ async def retry_pipeline(
     credentials: Credentials,
     actor: str,
     read: AsyncSession | None = None,
+    step: str | None = None,
 ) -> Pipeline:
     """A new `pending` pipeline for the same project, commit and type as the finished `source_id`, with its audit
     row. `Conflict` while the source is live. The source is read through `read` when given (so the write
-    transaction starts with the insert). The caller owns the transaction."""
-    source, project = await queries.source_of_retry(read or session, source_id)
+    transaction starts with the insert). The caller owns the transaction.
+
+    With `step`, only that step, the steps it needs (their work is in the shared workspace it uses) and the steps
+    that need it run again; every other step that succeeded in the source is kept as it ended (`reuse`), and the
+    rest (failed, skipped, `on_failure`/`always` steps) run again too. `NotFound` when the source has no such step.
+    """
+    reader = read or session
+    source, project = await queries.source_of_retry(reader, source_id)
+    previous: dict[str, str] = {}
+    if step is not None:
+        previous = dict((await queries.get_state(reader, source_id)).steps)
+        if step not in previous:
+            raise NotFound(f"pipeline {source_id} has no step {step!r}: its steps are {', '.join(previous) or 'none'}")
     try:
         pipeline = await queries.retry_run(
             session, source, project, mirror=mirror, token=credentials.forge_token(project)
         )
     except WorkspaceError as exc:
         raise Unavailable(exc.detail) from exc
+    if step is not None:
+        await _reuse_outside(session, pipeline, source_id, step, previous)
     await audit.record(
         session, actor=actor, action="pipeline.retry", target_type="pipeline", target_id=pipeline.id,
-        project_id=project.id, data={"retry_of": str(source_id), "commit_sha": pipeline.commit_sha},
+        project_id=project.id, data={"retry_of": str(source_id), "commit_sha": pipeline.commit_sha, "step": step},
     )  # fmt: skip
     return pipeline
+
+
+async def _reuse_outside(
+    session: AsyncSession, pipeline: Pipeline, source_id: uuid.UUID, step: str, previous: dict[str, str]
+) -> None:
+    """Keep as `success` the new pipeline's steps off `step`'s path that succeeded in the source."""
+    await session.flush()
+    rows = list(await session.scalars(select(PipelineStep).where(PipelineStep.pipeline_id == pipeline.id)))
+    needs = {row.step_name: set(row.needs) for row in rows}
+    if step not in needs:
+        return  # the commit's plan no longer has the step (or the pipeline is an error): everything runs
+    path = {step} | _reachable(step, needs) | _reachable(step, _reversed(needs))
+    reason = f"reused from pipeline {source_id} (not on the path of the retried step {step!r})"
+    for row in rows:
+        planned = PlannedStep.from_json(row.config)
+        keep = (
+            row.step_name not in path
+            and previous.get(row.step_name) == StepStatus.SUCCESS.value
+            and planned.when is StepWhen.ON_SUCCESS
+        )
+        if keep:
+            transitions.apply_step(row, transitions.STEP_REUSE, reason=reason)
+
+
+def _reversed(needs: dict[str, set[str]]) -> dict[str, set[str]]:
+    dependents: dict[str, set[str]] = {name: set() for name in needs}
+    for name, wanted in needs.items():
+        for need in wanted:
+            dependents.setdefault(need, set()).add(name)
+    return dependents
+
+
+def _reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(edges.get(start, ()))
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    return seen
 
 
 async def cancel_pipeline(session: AsyncSession, pipeline_id: uuid.UUID, *, reason: str, actor: str) -> Pipeline:

@@ -91,6 +91,9 @@ STEP_SKIP = StepRule("skip after failure", _NOT_STARTED, StepStatus.SKIPPED)
 """A need failed (or, for `on_failure` steps, nothing did): the step can no longer run."""
 STEP_NOT_CONFIGURED = StepRule("not configured", _RUNNING, StepStatus.SKIPPED)
 """A built-in step whose service is not configured (AI review) is skipped with the reason."""
+STEP_REUSE = StepRule("reuse", _NOT_STARTED, StepStatus.SUCCESS)
+"""A retry of one step keeps a step that succeeded in the pipeline it retries and is not on that step's path: it
+does not run again (its outcome is the earlier pipeline's, named in the reason)."""
 STEP_CANCEL = StepRule("step cancel", _UNFINISHED, StepStatus.CANCELED)
 """The pipeline was canceled or timed out: running steps are stopped, the others never start."""
 

@@ -45,6 +45,7 @@ from taskmaster.pipelines.schemas import (
     PipelinePage,
     PipelineStatusOut,
     PipelineSummary,
+    RetryRequest,
     RunRequest,
 )
 from taskmaster.pipelines.states import PipelineStatus, PipelineType
@@ -148,14 +149,16 @@ async def retry(
     session: SessionDep,
     services: ServicesDep,
     principal: ScopedDeveloper,
+    spec: RetryRequest | None = None,
 ) -> PipelineOut:
     """A new `pending` pipeline for the same project, commit and type, planned afresh from that commit (409 while
-    the pipeline is still live). The worker runs it."""
+    the pipeline is still live). With `step`, only that step's path runs again (see `RetryRequest`). The worker
+    runs it."""
     await _visible(read, pipeline_id, principal)  # before the 409, which would tell that it exists
     runtime = services.runtime
     pipeline = await service.retry_pipeline(
         session, pipeline_id, mirror=runtime.mirror, credentials=runtime.credentials, actor=principal.subject,
-        read=read,
+        read=read, step=spec.step if spec else None,
     )  # fmt: skip
     await session.commit()
     _wake(services)
