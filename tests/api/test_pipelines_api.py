@@ -379,7 +379,7 @@ async def test_retrying_one_step_reruns_its_path_and_keeps_the_other_successes(
     assert steps["docs"]["status"] == "success" and steps["docs"]["attempts"] == []
     assert f"reused from pipeline {source['id']}" in steps["docs"]["error_message"]
     assert {name: steps[name]["status"] for name in ("install", "test", "report", "notify")} == {
-        "install": "pending", "test": "waiting", "report": "waiting", "notify": "pending",
+        "install": "pending", "test": "waiting", "report": "waiting", "notify": "waiting",
     }  # fmt: skip
     assert await run(api, body["id"], reachable_dir) is PipelineStatus.FAILED  # the commit still lacks fixed.txt
     with api.client(Role.viewer) as http:

@@ -31,7 +31,10 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 LINES = 30
 GREEN_LINE = "\\\\033[32mline %s\\\\033[0m\\\\n"
 PIPELINE = f"steps:\n  count: {{run: 'for i in $(seq 1 {LINES}); do printf \"{GREEN_LINE}\" $i; sleep 0.1; done'}}\n"
-FAILING = "steps:\n  lint: {run: 'echo lint ok'}\n  test: {run: 'echo 1 test failed; exit 1', needs: [lint]}\n"
+FAILING = (
+    "steps:\n  lint: {run: 'echo lint ok'}\n  docs: {run: 'echo docs built'}\n"
+    "  test: {run: 'echo 1 test failed; exit 1', needs: [lint]}\n"
+)
 SLOW = "steps:\n  wait: {run: 'echo waiting; sleep 120'}\n"
 PRD = """# Notes app
 
@@ -188,7 +191,7 @@ def test_sign_in_home_and_live_log_lines_arrive_once_across_a_reconnect(page: ob
     shot(page, "pipeline-live")
 
 
-def test_a_failed_pipeline_is_retried_from_its_page(page: object, server: Server) -> None:
+def test_a_failed_pipeline_is_retried_from_its_page_whole_or_one_step(page: object, server: Server) -> None:
     from playwright.sync_api import Page, expect
 
     assert isinstance(page, Page)
@@ -201,9 +204,21 @@ def test_a_failed_pipeline_is_retried_from_its_page(page: object, server: Server
     shot(page, "pipeline-failed")
     page.click("#retry")
     page.wait_for_url(f"{server.url}/pipelines/*")
-    assert page.url != first
+    second = page.url
+    assert second != first
     page.wait_for_selector("body[data-pipeline-ended=true]", timeout=60_000)
     expect(page.locator('pre.log[data-step="test"]')).to_contain_text("1 test failed")
+    # One step: the test step and the lint step it needs run again; docs, off its path, is kept.
+    page.reload()
+    page.click('.retry-step[data-step="test"]')
+    page.wait_for_url(f"{server.url}/pipelines/*")
+    assert page.url not in (first, second)
+    page.wait_for_selector("body[data-pipeline-ended=true]", timeout=60_000)
+    page.reload()
+    expect(page.locator("#step-docs .error")).to_contain_text("reused from pipeline")
+    expect(page.locator('pre.log[data-step="lint"]')).to_contain_text("lint ok")
+    expect(page.locator('pre.log[data-step="test"]')).to_contain_text("1 test failed")
+    shot(page, "pipeline-step-retried")
 
 
 def test_a_running_pipeline_is_canceled_from_its_page(page: object, server: Server) -> None:

@@ -285,6 +285,16 @@ async def cancel(request: Request, pipeline_id: uuid.UUID, viewer: DeveloperDep)
 
 @router.post("/pipelines/{pipeline_id}/retry")
 async def retry(request: Request, pipeline_id: uuid.UUID, viewer: DeveloperDep) -> Response:
+    return await _retry(request, pipeline_id, viewer, step=None)
+
+
+@router.post("/pipelines/{pipeline_id}/steps/{step}/retry")
+async def retry_step(request: Request, pipeline_id: uuid.UUID, step: str, viewer: DeveloperDep) -> Response:
+    """Run the step again with the steps it needs and those that need it; the other successful steps are kept."""
+    return await _retry(request, pipeline_id, viewer, step=step)
+
+
+async def _retry(request: Request, pipeline_id: uuid.UUID, viewer: Viewer, *, step: str | None) -> Response:
     await _detail(request, viewer, pipeline_id)
     app = services(request)
     async with app.db.transaction() as session:
@@ -294,6 +304,7 @@ async def retry(request: Request, pipeline_id: uuid.UUID, viewer: DeveloperDep) 
             mirror=app.runtime.mirror,
             credentials=app.runtime.credentials,
             actor=viewer.principal.subject,
+            step=step,
         )
     if app.wake_worker is not None:
         app.wake_worker()
