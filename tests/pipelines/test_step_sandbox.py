@@ -36,15 +36,20 @@ PG_SOCKET = Path("/var/run/postgresql/.s.PGSQL.5432")
 class Run:
     """A project on a local repository, with everything (state, workspaces, mirrors) under `settings.state_dir`."""
 
-    def __init__(self, db: Database, settings: Settings, repo: Path) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, repo: Path, project_settings: dict[str, Any] | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.repo = repo
+        self.project_settings = project_settings or {}
         self.mirror = MirrorCache(settings.mirror_root, max_bytes=1 << 30)
 
     async def run(self, **engine: Any) -> Pipeline:
         async with self.db.transaction() as session:
-            project = Project(name=f"app-{self.repo.name}", repository=str(self.repo), forge="local")
+            project = Project(
+                name=f"app-{self.repo.name}", repository=str(self.repo), forge="local", settings=self.project_settings
+            )
             session.add(project)
             await session.flush()
             created = await create_run(session, project, ref="main", mirror=self.mirror)
@@ -65,10 +70,12 @@ def private_settings(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(update={"state_dir": state})
 
 
-def run_in(db: Database, settings: Settings, tmp_path: Path, definition: str) -> Run:
+def run_in(
+    db: Database, settings: Settings, tmp_path: Path, definition: str, project_settings: dict[str, Any] | None = None
+) -> Run:
     repo = tmp_path / f"repo-{len(list(tmp_path.glob('repo-*')))}"
     make_pipeline_repo(repo, definition)
-    return Run(db, settings, repo)
+    return Run(db, settings, repo, project_settings)
 
 
 async def test_state_dir_inside_a_mode_0700_dir_gives_a_green_pipeline(
@@ -279,3 +286,24 @@ async def test_a_step_asking_above_the_maximum_is_an_error_and_runs_nothing(
     assert pipeline.status == PipelineStatus.ERROR.value and steps["big"].status == "error"
     assert len(attempts["big"]) == 1 and not marker.exists()
     assert "executor.max_limits.memory_bytes" in (steps["big"].error_message or "")
+
+
+async def test_a_step_asking_above_its_projects_maximum_is_an_error_and_runs_nothing(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    definition = (
+        f"steps:\n  big: {{run: 'touch {marker}', limits: {{memory: 2GiB}}}}\n"
+        "  small: {run: 'true', limits: {memory: 512MiB}}\n"
+    )
+    runner = run_in(db, settings, tmp_path, definition, project_settings={"limits": {"memory": 1024**3}})
+
+    pipeline = await runner.run()
+
+    _, steps, _ = await load(db, pipeline.id)
+    assert pipeline.status == PipelineStatus.ERROR.value
+    assert steps["big"].status == "error" and not marker.exists()
+    assert "above this project's maximum 1073741824 (project setting limits.memory)" in (
+        steps["big"].error_message or ""
+    )
+    assert steps["small"].status == "success"

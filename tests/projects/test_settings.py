@@ -32,6 +32,11 @@ def test_every_key_has_a_default_and_the_ai_loop_keys_of_the_design() -> None:
         "recovery.mode": "suggest",
         "recovery.max_rounds": 2,
         "recovery.budget_usd": 1.0,
+        "limits.cpu": None,
+        "limits.memory": None,
+        "limits.processes": None,
+        "limits.disk": None,
+        "limits.tmp": None,
     }
     assert settings.keys() == list(defaults)
 

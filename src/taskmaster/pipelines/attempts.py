@@ -56,6 +56,8 @@ class PipelineContext:
     token: str | None
     secrets: list[str]
     site: Site
+    limit_maxima: Mapping[str, int] = field(default_factory=dict)
+    """The project's own maxima for what a step asks in `limits:` (project setting `limits.*`)."""
     checkout_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     shared_ready: bool = False
 
@@ -129,6 +131,13 @@ class AttemptRunner:
             ended = await until_stopped(builtin.run(run), stop)
             return ended if ended is not None else Outcome.stopped(reason="stopped")
         assert planned.command is not None
+        for key, value in planned.limits.items():
+            most = context.limit_maxima.get(key)
+            if most is not None and value > most:
+                return Outcome.cannot_run(
+                    f"the step asks for limits.{key} = {value}, above this project's maximum {most} "
+                    f"(project setting limits.{key}): ask for less, or raise the project's maximum"
+                )
         if planned.workspace is WorkspaceMode.FRESH:
             workspace = f"{planned.name}-{attempt}"
             prepared = await until_stopped(self._checkout(context, workspace), stop)

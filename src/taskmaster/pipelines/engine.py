@@ -39,6 +39,7 @@ from taskmaster.pipelines.runs import plan_pipeline
 from taskmaster.pipelines.sites import LocalSites, Sites
 from taskmaster.pipelines.slots import StepSlots
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
+from taskmaster.projects import settings as project_settings
 from taskmaster.projects.credentials import Credentials
 from taskmaster.workspaces.git_cache import MirrorCache
 
@@ -464,6 +465,7 @@ class PipelineEngine:
             token=token,
             secrets=secrets,
             site=await self.sites.site_for(pipeline.id, project.repository),
+            limit_maxima=project_settings.load(project.settings).limits.model_dump(exclude_none=True),
         )
 
     def _project_secrets(self, project: Project) -> tuple[str | None, list[str]]:

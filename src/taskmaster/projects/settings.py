@@ -66,6 +66,17 @@ class RecoverySettings(_Group):
     budget_usd: float = Field(1.0, ge=0, le=10_000, description="Most a pipeline's recovery may spend on models.")
 
 
+class LimitSettings(_Group):
+    """The most a step of this project may ask for with `limits:` in `.taskmaster.yml` (within the server's own
+    maximum, `executor.max_limits`); unset: the server's maximum alone."""
+
+    cpu: int | None = Field(None, ge=1, description="CPU seconds per process.")
+    memory: int | None = Field(None, ge=1, description="Bytes of memory of the step's processes together.")
+    processes: int | None = Field(None, ge=1, description="Processes and threads at once.")
+    disk: int | None = Field(None, ge=1, description="Bytes in the step's workspace.")
+    tmp: int | None = Field(None, ge=1, description="Bytes in the step's private /tmp.")
+
+
 class ProjectSettings(_Group):
     """Every project setting, with its default."""
 
@@ -84,6 +95,7 @@ class ProjectSettings(_Group):
     codegen: CodegenSettings = CodegenSettings()
     review: ReviewSettings = ReviewSettings()
     recovery: RecoverySettings = RecoverySettings()
+    limits: LimitSettings = LimitSettings()
 
 
 def load(stored: Mapping[str, Any] | None) -> ProjectSettings:
