@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"taskmaster {taskmaster.__version__}")
         return
+    if args == ["mcp"]:
+        # A client starting `taskmaster mcp` over stdio waits for its `initialize` answer, which needs none of the
+        # command line, the settings or the MCP SDK (together well over the half second a client should wait).
+        from taskmaster.mcp.handshake import opening
+
+        opening()
     from taskmaster.cli.app import build_app
     from taskmaster.cli.commands import COMMANDS
 
