@@ -61,6 +61,47 @@ async def test_early_answer_is_the_sdks_for_every_version(tmp_path: Path, versio
     assert early == await sdk_answer(tmp_path, message)
 
 
+FULL_CLIENT = {
+    "capabilities": {
+        "roots": {"listChanged": True},
+        "sampling": {"context": {}, "tools": {}},
+        "elicitation": {"form": {}, "url": {}},
+        "tasks": {"list": {}, "cancel": {}, "requests": {"sampling": {"createMessage": {}}}},
+        "experimental": {"x": {"y": 1}},
+        "extensions": {"io.example/ext": {}},
+        "somethingNew": {"a": [1]},
+    },
+    "clientInfo": {"name": "claude-code", "version": "2.0.1", "title": "Claude Code", "websiteUrl": None},
+}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        FULL_CLIENT,
+        {"capabilities": {"roots": {}, "sampling": None}},
+        {"_meta": {}},
+        # Shapes the SDK refuses, or that the early answer leaves to it: either way the client gets the SDK's answer.
+        {"capabilities": {"sampling": 5}},
+        {"capabilities": {"roots": {"listChanged": "yes"}}},
+        {"capabilities": {"sampling": {"context": 1}}},
+        {"clientInfo": {"name": "x", "version": "1", "icons": 7}},
+        {"clientInfo": {"name": "x", "version": "1", "title": 3}},
+        {"_meta": 3},
+        {"_meta": {"progressToken": 5}},
+        {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        {"extra": 1},
+    ],
+)
+async def test_an_early_answer_is_never_other_than_the_sdks(tmp_path: Path, params: dict[str, Any]) -> None:
+    message = initialize(**params)
+    early = handshake.answer_for(line(message))
+    assert early is None or early == await sdk_answer(tmp_path, message)
+    if params in ({}, FULL_CLIENT):
+        assert early is not None
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -54,10 +54,10 @@ def answer_for(line: bytes) -> dict[str, Any] | None:
     params = request.get("params")
     if isinstance(request_id, bool) or not isinstance(request_id, int | str) or not isinstance(params, dict):
         return None
-    version, client = params.get("protocolVersion"), params.get("clientInfo")
-    if not isinstance(version, str) or not isinstance(params.get("capabilities"), dict):
+    version = params.get("protocolVersion")
+    if not isinstance(version, str) or not _plain(params.get("capabilities"), params.get("clientInfo")):
         return None
-    if not isinstance(client, dict) or not all(isinstance(client.get(key), str) for key in ("name", "version")):
+    if params.get("_meta") or not set(params) <= {"protocolVersion", "capabilities", "clientInfo", "_meta"}:
         return None
     negotiated = version if version in HANDSHAKE_PROTOCOL_VERSIONS else HANDSHAKE_PROTOCOL_VERSIONS[-1]
     result = {
@@ -67,6 +67,29 @@ def answer_for(line: bytes) -> dict[str, Any] | None:
         "serverInfo": {"name": SERVER_NAME, "version": taskmaster.__version__},
     }
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def _plain(capabilities: Any, client: Any) -> bool:
+    """Whether the SDK surely accepts these: the usual shapes only (the rest is for the SDK to judge)."""
+    if not isinstance(capabilities, dict) or not isinstance(client, dict):
+        return False
+    for name, capability in capabilities.items():
+        if capability is None:
+            continue
+        if not isinstance(capability, dict):
+            return False
+        if name == "roots":
+            if not set(capability) <= {"listChanged"} or not isinstance(capability.get("listChanged", True), bool):
+                return False
+        elif name in _NESTED_CAPABILITIES and not all(isinstance(v, dict | None) for v in capability.values()):
+            return False
+    if not all(isinstance(client.get(key), str) for key in ("name", "version")):
+        return False
+    return set(client) <= _CLIENT_FIELDS and all(isinstance(v, str | None) for v in client.values())
+
+
+_NESTED_CAPABILITIES = {"sampling", "elicitation", "tasks", "experimental", "extensions"}
+_CLIENT_FIELDS = {"name", "version", "title", "description", "websiteUrl"}
 
 
 def read_line(fd: int) -> bytes:
