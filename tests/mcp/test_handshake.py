@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,37 @@ def test_reading_the_first_line_leaves_the_rest_unread() -> None:
         assert handshake.read_line(read_end) == b""
     finally:
         os.close(read_end)
+
+
+@pytest.mark.parametrize(
+    ("first", "answered"),
+    [
+        (line(initialize("x")), True),
+        (line({"jsonrpc": "2.0", "id": 1, "method": "ping"}), False),
+        (line(initialize()).rstrip(b"\n"), False),  # the stream ended mid-line
+        (line(initialize(clientInfo={"name": "x" * handshake.MAX_OPENING, "version": "1"})), False),
+    ],
+    ids=["initialize", "ping", "no newline", "too long"],
+)
+def test_answer_initialize_answers_only_a_whole_initialize_line(first: bytes, answered: bool) -> None:
+    stdin_read, stdin_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    rest = line({"jsonrpc": "2.0", "method": "notifications/initialized"}) if first.endswith(b"\n") else b""
+
+    def client() -> None:
+        with os.fdopen(stdin_write, "wb") as sent:
+            sent.write(first + rest)
+
+    writer = threading.Thread(target=client)  # a line longer than the pipe's buffer blocks until read
+    writer.start()
+    with os.fdopen(stdin_read, "rb") as stdin, os.fdopen(stdout_read, "rb") as stdout:
+        with os.fdopen(stdout_write, "wb") as server_out:
+            got = handshake.answer_initialize(stdin.fileno(), server_out.fileno())
+        writer.join()
+        assert got.line == first and stdin.read() == rest
+        reply = stdout.read()
+    assert (got.answered_id is not None) is answered
+    assert [json.loads(out) for out in reply.splitlines()] == ([handshake.answer_for(first)] if answered else [])
 
 
 def run_server(home: Path, messages: list[bytes], *, env: dict[str, str] | None = None) -> list[dict[str, Any]]:

@@ -28,8 +28,8 @@ HANDSHAKE_PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-1
 CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
 """What the server built by `build_server` advertises: tools only."""
 
-MAX_OPENING = 1 << 20
-"""A first line longer than this is handed to the SDK without an early answer."""
+MAX_OPENING = 1 << 16
+"""A first line longer than this is not answered early (an `initialize` request is a few hundred bytes)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ _CLIENT_FIELDS = {"name", "version", "title", "description", "websiteUrl"}
 def read_line(fd: int) -> bytes:
     """One line from `fd`, a byte at a time: nothing past the newline is consumed, so the SDK reads the rest."""
     line = bytearray()
-    while len(line) < MAX_OPENING:
+    while True:
         byte = os.read(fd, 1)
         if not byte:
             break
@@ -108,7 +108,7 @@ def read_line(fd: int) -> bytes:
 def answer_initialize(stdin: int = 0, stdout: int = 1) -> Opening:
     """Read the client's first line and, when it is `initialize`, answer it on `stdout` now."""
     line = read_line(stdin)
-    answer = answer_for(line) if line.endswith(b"\n") else None
+    answer = answer_for(line) if line.endswith(b"\n") and len(line) <= MAX_OPENING else None
     if answer is None:
         return Opening(line, None)
     data = (json.dumps(answer, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
