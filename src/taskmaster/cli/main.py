@@ -17,6 +17,13 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"taskmaster {taskmaster.__version__}")
         return
+    if args == ["mcp"] and sys.stdin is not None and not sys.stdin.isatty():
+        # A client starting `taskmaster mcp` over stdio waits for its `initialize` answer, which needs none of the
+        # command line, the settings or the MCP SDK (together well over the half second a client should wait).
+        # At a terminal a person is typing: the settings are checked before waiting for their first line.
+        from taskmaster.mcp.handshake import opening
+
+        opening()
     from taskmaster.cli.app import build_app
     from taskmaster.cli.commands import COMMANDS
 

@@ -23,20 +23,26 @@ def command(
         common.fail(f"--path must start with '/' (got {path!r})")
     settings = common.settings()
     from taskmaster.core.logging import configure_logging
-    from taskmaster.mcp.serve import serve_http, serve_stdio
 
     # Logs go to stderr: over stdio, stdout carries the protocol and nothing else.
     configure_logging(settings.logging.level, settings.logging.format)
     if http:
+        from taskmaster.mcp.serve import serve_http
+
         common.run(serve_http(settings, host=host, port=port, path=path))
         return
+    from taskmaster.mcp.handshake import opening
+
+    # Usually answered already by the entry point (`cli.main`), before the command line and settings loaded.
+    first = opening()
     # Not `common.run`: its database error handling loads SQLAlchemy, which stdio defers past the handshake (tool
     # calls report database errors themselves).
     import asyncio
 
     from taskmaster.core.errors import TaskmasterError
+    from taskmaster.mcp.serve import serve_stdio
 
     try:
-        asyncio.run(serve_stdio(settings))
+        asyncio.run(serve_stdio(settings, first))
     except TaskmasterError as exc:
         common.fail(exc.detail, common.EXIT_FAILURE)

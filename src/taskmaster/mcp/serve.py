@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from taskmaster.config import Settings
 from taskmaster.core.logging import get_logger
 from taskmaster.mcp.auth import ExplainedUnauthorized
+from taskmaster.mcp.handshake import Opening
+from taskmaster.mcp.replay import replay_stdio
 from taskmaster.mcp.server import build_server
 
 if TYPE_CHECKING:
@@ -15,11 +17,12 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-async def serve_stdio(settings: Settings) -> None:
+async def serve_stdio(settings: Settings, opening: Opening | None = None) -> None:
     """Serve one client on stdin/stdout until it closes them. Nothing else may write to stdout.
 
     The schema is checked (the embedded database migrated) at the first tool call, not before `initialize`:
-    clients wait for the handshake at start-up, and Alembic takes a good part of a second to load.
+    clients wait for the handshake at start-up, and Alembic takes a good part of a second to load. `opening` is the
+    client's first line, already read (and perhaps answered) by `handshake.answer_initialize`.
     """
     opened: list[Database] = []
 
@@ -33,7 +36,11 @@ async def serve_stdio(settings: Settings) -> None:
         return db
 
     try:
-        await build_server(None, settings, prepare=prepare).run_stdio_async()
+        server = build_server(None, settings, prepare=prepare)
+        if opening is None:
+            await server.run_stdio_async()
+        else:
+            await replay_stdio(server, opening)
     finally:
         for db in opened:
             await db.dispose()

@@ -27,6 +27,7 @@ from taskmaster.auth.schemas import Principal, Role
 from taskmaster.config import Settings
 from taskmaster.core.errors import InvalidInput, TaskmasterError
 from taskmaster.mcp import auth
+from taskmaster.mcp.handshake import INSTRUCTIONS, SERVER_NAME
 from taskmaster.mcp.schemas import (
     PROJECT_SUMMARY_FIELDS,
     ComplexityReport,
@@ -77,13 +78,6 @@ T = TypeVar("T")
 LOCAL_ACTOR = "mcp"
 """Who the audit log names for calls over stdio, where there is no credential."""
 
-INSTRUCTIONS = """\
-Taskmaster's task graph for one or more projects. Address a task by its number in the project (7, "7" or "#7") \
-or its id; `project` (name or id) may be left out when only one project exists. Lists and picks return small \
-summaries; pass details=true for every field (description, details, test_strategy, timestamps). To work on \
-something, claim_task(assignee=...) atomically takes the best ready task (in_progress, with a lease that returns \
-it to pending if it runs out); mark it done with set_task_status. Dependencies are task ids in results."""
-
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -120,7 +114,7 @@ def build_server(
     migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic."""
     if http_url is not None:
         server: MCPServer[Any] = _Server(
-            "taskmaster",
+            SERVER_NAME,
             version=taskmaster.__version__,
             instructions=INSTRUCTIONS,
             # Taskmaster issues its own tokens; without a resource URL no OAuth discovery document is published.
@@ -128,7 +122,7 @@ def build_server(
             token_verifier=auth.ApiTokenVerifier(_required(db), settings),
         )
     else:
-        server = _Server("taskmaster", version=taskmaster.__version__, instructions=INSTRUCTIONS)
+        server = _Server(SERVER_NAME, version=taskmaster.__version__, instructions=INSTRUCTIONS)
     door = _Door(db, prepare)
 
     @server.tool(annotations=READ)
