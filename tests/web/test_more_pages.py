@@ -169,3 +169,65 @@ def test_the_first_run_button_makes_the_demo_and_opens_its_pipeline(dashboard: D
         assert client.get("/tasks?project=demo").text.count('<tr id="task-') == 4
         again = client.post("/demo", data={"csrf_token": _csrf(page)})
         assert again.status_code == 409 and "already exists" in again.text
+
+
+async def test_an_admin_changes_project_settings_in_the_browser_form_validated_as_the_cli(
+    dashboard: Dashboard, settings: Settings
+) -> None:
+    from taskmaster.projects import settings as project_settings
+
+    project = await add_project(settings, "tuned")
+    with dashboard.signed_in(Role.admin) as admin:
+        page = admin.get("/settings").text
+        assert 'name="review.fail_on" value="major"' in page
+        form = {
+            "csrf_token": _csrf(page),
+            "review.fail_on": "blocker",
+            "codegen.max_parallel": "4",
+            "limits.memory": "",
+        }
+        saved = admin.post("/settings/projects/tuned", data=form)
+        assert saved.status_code == 303, saved.text
+        refused = admin.post("/settings/projects/tuned", data={"csrf_token": _csrf(page), "recovery.mode": "yolo"})
+        assert refused.status_code == 422 and "recovery.mode" in refused.text
+    with dashboard.signed_in(Role.developer) as developer:
+        page = developer.get("/settings").text
+        assert 'id="save-tuned"' not in page and "blocker" in page
+        assert developer.post("/settings/projects/tuned", data={"csrf_token": _csrf(page)}).status_code == 403
+    db = Database.from_settings(settings)
+    async with db.autocommit_session() as session:
+        from taskmaster.db.models import Project
+
+        stored = project_settings.load((await session.get(Project, project)).settings)  # type: ignore[union-attr]
+    await db.dispose()
+    assert (stored.review.fail_on, stored.codegen.max_parallel, stored.recovery.mode) == ("blocker", 4, "suggest")
+
+
+async def test_an_admin_adds_a_template_version_and_activates_an_older_one(
+    dashboard: Dashboard, settings: Settings
+) -> None:
+    from taskmaster.templates import service as templates
+
+    db = Database.from_settings(settings)
+    async with db.transaction() as session:
+        await templates.add_version(session, "review.pr", "Review {{ diff }}")
+    await db.dispose()
+    with dashboard.signed_in(Role.admin) as admin:
+        listing = admin.get("/settings").text
+        assert "/settings/templates/review.pr/1" in listing
+        page = admin.get("/settings/templates/review.pr/1").text
+        added = admin.post(
+            "/settings/templates/review.pr", data={"csrf_token": _csrf(page), "content": "Review <b>{{ diff }}</b>"}
+        )
+        assert added.status_code == 303 and added.headers["location"] == "/settings/templates/review.pr/2"
+        second = admin.get("/settings/templates/review.pr/2").text
+        assert "version 2 · active" in second and "&lt;b&gt;" in second
+        activated = admin.post("/settings/templates/review.pr/1/activate", data={"csrf_token": _csrf(second)})
+        assert activated.status_code == 303
+        assert "version 1 · active" in admin.get("/settings/templates/review.pr/1").text
+        assert admin.get("/settings/templates/review.pr/9").status_code == 404
+    db = Database.from_settings(settings)
+    async with db.autocommit_session() as session:
+        active = await templates.active_template(session, "review.pr", default="unused")
+    await db.dispose()
+    assert (active.version, active.content) == (1, "Review {{ diff }}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmaster.core.errors import NotFound
 from taskmaster.db.models import Template
 
 
@@ -27,5 +28,16 @@ async def add_version(session: AsyncSession, name: str, content: str, *, kind: s
     await session.execute(update(Template).where(Template.name == name).values(is_active=False))
     row = Template(name=name, kind=kind, version=latest + 1, content=content, is_active=True)
     session.add(row)
+    await session.flush()
+    return row
+
+
+async def activate_version(session: AsyncSession, name: str, version: int) -> Template:
+    """Make `version` of `name` the active one (the others of that name inactive); `NotFound` if there is none."""
+    row = await session.scalar(select(Template).where(Template.name == name, Template.version == version))
+    if row is None:
+        raise NotFound(f"template {name!r} has no version {version}")
+    await session.execute(update(Template).where(Template.name == name).values(is_active=False))
+    row.is_active = True
     await session.flush()
     return row

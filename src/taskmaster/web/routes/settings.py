@@ -1,10 +1,11 @@
-"""Settings pages: API tokens (admin: create, shown once; revoke), prompt templates, and project settings."""
+"""Settings pages: API tokens (admin: create, shown once; revoke), prompt templates (view a version, add one,
+activate one), and project settings (changed by dotted key, validated as `project update --set` is)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -13,9 +14,11 @@ from sqlalchemy import select
 from taskmaster.auth import service as auth_service
 from taskmaster.auth.schemas import Role, TokenSpec
 from taskmaster.core.clock import utcnow
-from taskmaster.core.errors import InvalidInput
-from taskmaster.db.models import Template
-from taskmaster.projects.service import get_project, list_projects
+from taskmaster.core.errors import InvalidInput, NotFound
+from taskmaster.db.models import Project, Template
+from taskmaster.projects import settings as project_settings
+from taskmaster.projects.service import get_project, list_projects, update_settings
+from taskmaster.templates import service as templates_service
 from taskmaster.web.deps import AdminDep, ViewerDep, services
 from taskmaster.web.pages import PageRoute, render
 
@@ -30,8 +33,72 @@ async def settings_page(request: Request, viewer: ViewerDep) -> Response:
         projects = [p for p in await list_projects(session) if viewer.sees(p.id)]
     return render(
         request, "settings.html", viewer, tokens=tokens, templates=templates, projects=projects, roles=list(Role),
-        created=None,
+        created=None, project_values=_values(projects),
     )  # fmt: skip
+
+
+@router.post("/settings/projects/{project}")
+async def change_project_settings(request: Request, project: str, viewer: AdminDep) -> Response:
+    """The form's fields are dotted keys; a field left as it was is not a change, an emptied one resets the key."""
+    form = await request.form()
+    async with services(request).db.autocommit_session() as read:
+        chosen = await get_project(read, project)
+    viewer.check_visible(chosen.id, f"project {project!r} does not exist")
+    current = project_settings.flat(project_settings.load(chosen.settings))
+    changes: dict[str, Any] = {}
+    for key in current:  # every dotted key, in order
+        sent = form.get(key)
+        if not isinstance(sent, str) or sent == _shown(current[key]):
+            continue
+        changes[key] = sent.strip() or None
+    if changes:
+        async with services(request).db.transaction() as session:
+            await update_settings(session, chosen.id, changes, actor=viewer.principal.subject)
+    return RedirectResponse(f"/settings#project-{chosen.name}", status_code=303)
+
+
+def _values(projects: list[Project]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Each project's settings by dotted key, defaults included."""
+    return {p.id: project_settings.flat(project_settings.load(p.settings)) for p in projects}
+
+
+def _shown(value: Any) -> str:
+    """A setting as its form field shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@router.get("/settings/templates/{name}/{version}", response_class=HTMLResponse)
+async def template_page(request: Request, name: str, version: int, viewer: ViewerDep) -> Response:
+    async with services(request).db.autocommit_session() as session:
+        row = await session.scalar(select(Template).where(Template.name == name, Template.version == version))
+        versions = list(await session.scalars(select(Template).where(Template.name == name).order_by(Template.version)))
+    if row is None:
+        raise NotFound(f"template {name!r} has no version {version}")
+    return render(request, "template.html", viewer, template=row, versions=versions)
+
+
+@router.post("/settings/templates/{name}")
+async def add_template_version(
+    request: Request, name: str, viewer: AdminDep, content: Annotated[str, Form(min_length=1, max_length=200_000)]
+) -> Response:
+    """A new version of the template, made active (earlier versions stay, and can be activated again)."""
+    async with services(request).db.transaction() as session:
+        kind = await session.scalar(select(Template.kind).where(Template.name == name).limit(1))
+        if kind is None:
+            raise NotFound(f"there is no template named {name!r}")
+        row = await templates_service.add_version(session, name, content, kind=kind)
+    return RedirectResponse(f"/settings/templates/{name}/{row.version}", status_code=303)
+
+
+@router.post("/settings/templates/{name}/{version}/activate")
+async def activate_template(request: Request, name: str, version: int, viewer: AdminDep) -> Response:
+    async with services(request).db.transaction() as session:
+        await templates_service.activate_version(session, name, version)
+    return RedirectResponse(f"/settings/templates/{name}/{version}", status_code=303)
 
 
 @router.post("/settings/tokens", response_class=HTMLResponse)
@@ -59,7 +126,7 @@ async def create_token(
         projects = await list_projects(session)
     return render(
         request, "settings.html", viewer, tokens=tokens, templates=templates, projects=projects, roles=list(Role),
-        created=created,
+        created=created, project_values=_values(projects),
     )  # fmt: skip
 
 
