@@ -192,3 +192,13 @@ def test_a_fresh_install_shows_the_first_run_guide(dashboard: Dashboard) -> None
         page = client.get("/")
     assert page.status_code == 200
     assert "Welcome to Taskmaster" in page.text and "taskmaster project add" in page.text
+
+
+async def test_a_live_cursor_with_a_non_ascii_digit_is_a_422_page_not_a_500(
+    dashboard: Dashboard, settings: Settings
+) -> None:
+    project = await add_project(settings)
+    pipeline = await add_pipeline(settings, project)
+    with dashboard.client(Role.viewer) as client:
+        bad = client.get(f"/pipelines/{pipeline}/live", params={"after": "test:\u00b2"})
+    assert bad.status_code == 422 and "not a log resume token" in bad.text

@@ -13,33 +13,9 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from taskmaster.core.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    TaskmasterError,
-    Unauthenticated,
-    Unavailable,
-)
+from taskmaster.core.errors import TaskmasterError, http_status
 from taskmaster.web.deps import SignInRequired, Viewer
 from taskmaster.web.templating import templates
-
-_STATUS: tuple[tuple[type[TaskmasterError], int], ...] = (
-    (Unauthenticated, 401),
-    (PermissionDenied, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (InvalidInput, 422),
-    (Unavailable, 503),
-)
-
-
-def status_of(exc: TaskmasterError) -> int:
-    status = getattr(exc, "http_status", None)
-    if isinstance(status, int):
-        return status
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
 
 
 def render(
@@ -66,7 +42,7 @@ class PageRoute(APIRoute):
                     return Response(status_code=401, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
             except TaskmasterError as exc:
-                status = status_of(exc)
+                status = http_status(exc)
                 return render(
                     request, "error.html", None, status_code=status, status=status, title=exc.title, detail=exc.detail
                 )

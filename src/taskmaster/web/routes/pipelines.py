@@ -20,7 +20,7 @@ from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import InvalidInput, NotFound
 from taskmaster.db.models import Pipeline, PullRequest
 from taskmaster.pipelines import queries, service
-from taskmaster.pipelines.logs import LogChunk, read_logs
+from taskmaster.pipelines.logs import LogChunk, LogCursor, read_logs
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.projects.service import get_project, list_projects
 from taskmaster.web import svg
@@ -225,18 +225,9 @@ async def live(
     pipeline's and steps' statuses when they change) and a closing `end`. Each event's id is the cursor (per-step
     byte offsets), so a reconnect, with `Last-Event-ID` or `after=`, neither repeats nor loses a line."""
     await _detail(request, viewer, pipeline_id)
-    cursor = _cursor(last_event_id or after or "")
+    # The API's resume tokens: `name:offset` pairs, ASCII digits that fit the offset column.
+    cursor = LogCursor.parse(last_event_id or after).offsets
     return EventSourceResponse(_events(request, pipeline_id, cursor), ping=15)
-
-
-def _cursor(token: str) -> dict[str, int]:
-    cursor: dict[str, int] = {}
-    for pair in filter(None, token.split(",")):
-        name, sep, number = pair.rpartition(":")
-        if not sep or not number.isdigit() or len(number) > 18:
-            raise InvalidInput(f"not a log cursor: {token[:200]!r} (name:offset pairs)")
-        cursor[name] = int(number)
-    return cursor
 
 
 async def _events(request: Request, pipeline_id: uuid.UUID, cursor: dict[str, int]) -> AsyncIterator[ServerSentEvent]:
