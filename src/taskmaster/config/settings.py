@@ -96,6 +96,35 @@ class LlmSettings(_Section):
     openai_base_url: str | None = None
 
 
+class ModelPrice(_Section):
+    """US dollars per million tokens of one model."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # List prices of common models, as their services publish them; `costs.prices` in taskmaster.toml replaces
+    # or adds entries. Keys are `provider:model`, or a model name alone for any provider; ollama costs nothing.
+    table = {
+        "anthropic:claude-opus-4": (15.0, 75.0),
+        "anthropic:claude-sonnet-4": (3.0, 15.0),
+        "anthropic:claude-3-5-haiku": (0.8, 4.0),
+        "openai:gpt-4o": (2.5, 10.0),
+        "openai:gpt-4o-mini": (0.15, 0.6),
+        "openai:gpt-4.1": (2.0, 8.0),
+        "openai:gpt-4.1-mini": (0.4, 1.6),
+    }
+    return {key: ModelPrice(input_per_mtok=i, output_per_mtok=o) for key, (i, o) in table.items()}
+
+
+class CostSettings(_Section):
+    """What model calls cost: a price per model, matched by `provider:model` then by the longest listed prefix of
+    the model name (dated model versions share their family's price)."""
+
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+
 class CodegenSettings(_Section):
     api_key: SecretStr | None = None
     api_url: str = "https://api.codegen.com"
@@ -334,6 +363,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     llm: LlmSettings = LlmSettings()
     codegen: CodegenSettings = CodegenSettings()
+    costs: CostSettings = CostSettings()
     agentapi: AgentApiSettings = AgentApiSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     webhooks: WebhookSettings = WebhookSettings()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from taskmaster.agents.base import CodingAgent
+from taskmaster.agents.base import AgentConversation
 from taskmaster.core.errors import TaskmasterError
 
 if TYPE_CHECKING:
@@ -320,5 +320,5 @@ async def _parse_sse(response: httpx.Response) -> AsyncIterator[AgentEvent]:
             data.append(value)
 
 
-def _conforms(client: AgentApiClient) -> CodingAgent:
+def _conforms(client: AgentApiClient) -> AgentConversation:
     return client  # mypy checks that the client satisfies the pipeline's protocol

@@ -13,6 +13,7 @@ from taskmaster.agents.llm.base import (
     ProviderOutputError,
     SdkProvider,
     T,
+    Usage,
     schema_description,
     schema_name,
     validation_feedback,
@@ -56,6 +57,7 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
         prompt: str,
         schema: type[T],
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        usage: Usage | None = None,
     ) -> T:
         """Ask once, then once more per invalid answer (up to `output_retries`), with the error as a tool result."""
         tool = schema_name(schema)
@@ -74,6 +76,8 @@ class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
                 tools=tools,
                 tool_choice=choice,
             )
+            if usage is not None:
+                usage.add(response.usage.input_tokens, response.usage.output_tokens)
             if response.stop_reason == "refusal":
                 raise ProviderOutputError(f"anthropic model {self._model} refused to answer", provider=self.name)
             call = next((b for b in response.content if isinstance(b, ToolUseBlock) and b.name == tool), None)

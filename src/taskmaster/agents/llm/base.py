@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
@@ -16,6 +17,24 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULT_MAX_TOKENS = 8192
 # Validation messages go back to the model; past this size they cost tokens without helping it.
 _FEEDBACK_LIMIT = 4000
+
+
+@dataclass(slots=True)
+class Usage:
+    """Tokens a caller's model calls used, added up across calls and repair rounds (pass one to `structured`).
+
+    Mutable on purpose: one `Usage` is filled by every request a call makes, including those whose answer failed
+    validation, so the cost of a repair round is never lost.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+    def add(self, input_tokens: int | None, output_tokens: int | None) -> None:
+        self.input_tokens += input_tokens or 0
+        self.output_tokens += output_tokens or 0
+        self.requests += 1
 
 
 class LlmProvider(Protocol):
@@ -47,8 +66,10 @@ class LlmProvider(Protocol):
         prompt: str,
         schema: type[T],
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        usage: Usage | None = None,
     ) -> T:
-        """Ask `prompt` under `system` instructions and return the answer validated as `schema`."""
+        """Ask `prompt` under `system` instructions and return the answer validated as `schema`; the tokens of every
+        request it made are added to `usage` when one is given."""
         ...
 
     async def aclose(self) -> None:

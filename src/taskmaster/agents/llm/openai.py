@@ -14,6 +14,7 @@ from taskmaster.agents.llm.base import (
     ProviderOutputError,
     SdkProvider,
     T,
+    Usage,
     schema_description,
     schema_name,
     validation_feedback,
@@ -69,6 +70,7 @@ class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
         prompt: str,
         schema: type[T],
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        usage: Usage | None = None,
     ) -> T:
         """Ask once, then once more per invalid answer (up to `output_retries`), with the error as a user turn."""
         json_schema = to_strict_json_schema(schema) if self._strict else schema.model_json_schema()
@@ -90,6 +92,9 @@ class OpenAIProvider(SdkProvider[openai.AsyncOpenAI]):
             response = await self._create(
                 model=self._model, messages=messages, response_format=response_format, **{self._limit_field: max_tokens}
             )
+            if usage is not None:
+                counted = response.usage
+                usage.add(counted.prompt_tokens if counted else 0, counted.completion_tokens if counted else 0)
             if not response.choices:
                 problem = "the answer had no choices"
                 continue

@@ -1,6 +1,7 @@
 """Every table, one module per domain. Importing this package registers them all on `Base.metadata`."""
 
 from taskmaster.db.models.agents import AgentSession
+from taskmaster.db.models.ai_calls import AiCall
 from taskmaster.db.models.audit import AuditEvent
 from taskmaster.db.models.auth import ApiToken, RoleBinding, User
 from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
@@ -15,6 +16,7 @@ from taskmaster.db.models.workflows import WorkflowRun
 
 __all__ = [
     "AgentSession",
+    "AiCall",
     "ApiToken",
     "AuditEvent",
     "Pipeline",
