@@ -3,12 +3,16 @@ and the pipeline engine made from them; used by the app, the worker process and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
+from taskmaster.db.models import Project
 from taskmaster.db.session import Database
+from taskmaster.forges.base import Forge
+from taskmaster.forges.local.forge import LocalForge
 from taskmaster.pipelines.engine import OnChange, PipelineEngine
 from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.recovery import RecoveryHook
@@ -33,8 +37,18 @@ class Runtime:
         self.db = db if db is not None else Database.from_settings(settings)
         self.credentials = Credentials(box) if box is not None else Credentials.from_settings(settings)
         self.mirror = MirrorCache.from_settings(settings)
-        self.forges = ForgeFactory(settings, self.credentials)
+        self.forges = ForgeFactory(settings, self.credentials, local=self._local_forge)
         self._sites: Sites | None = None
+        self.wake_webhooks: Callable[[], None] | None = None
+        """Set by a worker running on this runtime: a local-forge event (a webhook delivery stored by this process)
+        wakes its webhook loop instead of waiting for the next poll."""
+
+    def _local_forge(self, project: Project) -> Forge:
+        return LocalForge(self.db, project.id, on_event=self._local_event)
+
+    def _local_event(self) -> None:
+        if self.wake_webhooks is not None:
+            self.wake_webhooks()
 
     @property
     def box(self) -> SecretBox:

@@ -150,6 +150,16 @@ class ForgeCapabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewComment:
+    """One inline comment of a review: on `line` of `path` (new-file numbering), or on `start_line`..`line`."""
+
+    path: str
+    line: int
+    start_line: int | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class IssueRef:
     number: int
     url: str
@@ -352,6 +362,12 @@ class Forge(Protocol):
 
     async def create_issue(self, repo: str, *, title: str, body: str, labels: Sequence[str] = ()) -> IssueRef:
         """Open an issue."""
+        ...
+
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        """Post a review of the pull request at `commit_sha` with inline `comments`; return its id."""
         ...
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:

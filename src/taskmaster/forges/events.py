@@ -31,6 +31,7 @@ not a setting); real deliveries nest about ten deep."""
 class Provider(StrEnum):
     GITHUB = "github"
     GITLAB = "gitlab"
+    LOCAL = "local"  # the local forge: events Taskmaster raises itself for local-path projects
 
 
 class EventKind(StrEnum):

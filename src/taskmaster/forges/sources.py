@@ -1,7 +1,7 @@
 """Webhooks in, by registry: one `WebhookSource` per forge, so the receiver and the worker never branch on provider.
 
 A source is pure (headers and bytes in, values out) and holds no state; `source_for(provider)` finds one. A new
-forge (the local forge, for one) adds a source here and nothing changes in the intake or the processing.
+forge adds a source here and nothing changes in the intake or the processing (the local forge's is `LocalSource`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from taskmaster.core.errors import NotFound
 from taskmaster.forges.events import DeliveryIdentity, ForgeEvent, Provider, RepositoryKey
 from taskmaster.forges.github.webhooks import GitHubSource
 from taskmaster.forges.gitlab.webhooks import GitLabSource
+from taskmaster.forges.local.webhooks import LocalSource
 
 
 class WebhookSource(Protocol):
@@ -67,11 +68,15 @@ class WebhookSource(Protocol):
         ...
 
 
-SOURCES: Mapping[Provider, WebhookSource] = {Provider.GITHUB: GitHubSource(), Provider.GITLAB: GitLabSource()}
+SOURCES: Mapping[Provider, WebhookSource] = {
+    Provider.GITHUB: GitHubSource(),
+    Provider.GITLAB: GitLabSource(),
+    Provider.LOCAL: LocalSource(),
+}
 
 
 def source_for(provider: Provider | str) -> WebhookSource:
-    """The source of `provider` (`github`, `gitlab`); `NotFound` for a forge without webhooks."""
+    """The source of `provider` (`github`, `gitlab`, `local`); `NotFound` for a forge without webhooks."""
     try:
         return SOURCES[Provider(provider)]
     except (KeyError, ValueError):

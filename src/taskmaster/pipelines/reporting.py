@@ -19,7 +19,13 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
     if pipeline is None or not pipeline.commit_sha:
         return None
     project = await session.get(Project, pipeline.project_id)
-    if project is None or not project.owner or not project.repo_name:
+    if project is None:
+        return None
+    # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
+    repo = f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else None
+    if repo is None and project.forge == "local" and project.repository.startswith("/"):
+        repo = project.repository
+    if repo is None:
         return None
     number = None
     if pipeline.pull_request_id is not None:
@@ -45,7 +51,7 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
         )
     report = PipelineReport(
         pipeline_id=str(pipeline.id),
-        repo=f"{project.owner}/{project.repo_name}",
+        repo=repo,
         commit_sha=pipeline.commit_sha,
         pull_request_number=number,
         status=pipeline.status,  # type: ignore[arg-type]

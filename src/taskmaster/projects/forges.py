@@ -1,6 +1,9 @@
-"""`ForgeFactory`: which forge client serves a project (the GitHub App, or the project's own token)."""
+"""`ForgeFactory`: which forge client serves a project (the GitHub App, the project's own token, or the local
+forge)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from taskmaster.config import Settings
 from taskmaster.db.models import Project
@@ -15,9 +18,14 @@ from taskmaster.projects.credentials import Credentials
 class ForgeFactory:
     """Makes forge clients for projects; each client is the caller's to close. Holds no connection itself."""
 
-    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+    def __init__(
+        self, settings: Settings, credentials: Credentials, *, local: Callable[[Project], Forge] | None = None
+    ) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.local = local
+        """Makes the local forge of a local-path project; injected by the runtime (it needs the database, which
+        sits above `projects` only through `forges.local`)."""
 
     def uses_app(self, project: Project) -> bool:
         """A GitHub project on the server where the configured GitHub App lives: it is reached as the App."""
@@ -33,7 +41,10 @@ class ForgeFactory:
 
     def for_project(self, project: Project) -> Forge | None:
         """A new client for the project's forge: as the GitHub App when it covers the project, else with the
-        project's token; None for local projects and projects without either."""
+        project's token; the local forge for a local-path project; None for projects without any."""
+        if project.forge == "local":
+            local = project.repository.startswith("/") and self.local is not None
+            return self.local(project) if local and self.local is not None else None
         if self.uses_app(project):
             return self.app()
         token = self.credentials.forge_token(project)

@@ -98,7 +98,10 @@ class ForgeUpdates:
             if forge is None:
                 return
             try:
-                result = await ForgeReporter(forge).report(report, open_issue=open_issue)
+                # A client with check runs of its own (the local forge) updates the pipeline's one run too.
+                result = await ForgeReporter(forge).report(
+                    report, previous_check_run_id=check_run_id, open_issue=open_issue
+                )
             finally:
                 await forge.aclose()
         if result.check_run_id is not None and result.check_run_id != check_run_id:

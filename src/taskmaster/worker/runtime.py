@@ -51,6 +51,7 @@ class WorkerRuntime:
         self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
         self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.executor_id, lease=self.lease)
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
+        runtime.wake_webhooks = self.wake  # local-forge events raised in this process are processed at once
 
     @property
     def running(self) -> bool:

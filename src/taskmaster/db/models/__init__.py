@@ -4,6 +4,7 @@ from taskmaster.db.models.agents import AgentSession
 from taskmaster.db.models.ai_calls import AiCall
 from taskmaster.db.models.audit import AuditEvent
 from taskmaster.db.models.auth import ApiToken, RoleBinding, User
+from taskmaster.db.models.local_forge import LocalCheckRun, LocalComment, LocalCommitStatus, LocalIssue, LocalReview
 from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
 from taskmaster.db.models.projects import Project
 from taskmaster.db.models.pull_requests import PullRequest
@@ -19,6 +20,11 @@ __all__ = [
     "AiCall",
     "ApiToken",
     "AuditEvent",
+    "LocalCheckRun",
+    "LocalComment",
+    "LocalCommitStatus",
+    "LocalIssue",
+    "LocalReview",
     "Pipeline",
     "PipelineStep",
     "Project",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskmaster.db.base import Base, IdMixin, TimestampMixin
@@ -27,3 +27,7 @@ class PullRequest(IdMixin, TimestampMixin, Base):
     merged: Mapped[bool] = mapped_column(default=False)
     url: Mapped[str | None] = mapped_column(String(1000))
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    body: Mapped[str | None] = mapped_column(Text)
+    """The description, kept by the local forge (forge pull requests keep theirs on the forge)."""
+    merge_commit_sha: Mapped[str | None] = mapped_column(String(64))
+    """The commit the local forge's merge made."""

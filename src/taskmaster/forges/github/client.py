@@ -41,11 +41,13 @@ from taskmaster.forges.base import (
     ForgeCapabilities,
     ForgeError,
     ForgeNotFound,
+    ForgeRejected,
     ForgeUnavailable,
     IssueRef,
     Permission,
     PullRequestDetails,
     PullRequestRef,
+    ReviewComment,
     annotation_batches,
     error_for_status,
     is_marked,
@@ -295,6 +297,12 @@ class GitHubForge:
             return IssueRef(number=response.parsed_data.number, url=response.parsed_data.html_url)
 
         return await self._call(repo, "open an issue", call)
+
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        # Placeholder until inline reviews are sent (capabilities.inline_review_comments is False here).
+        raise ForgeRejected("GitHub inline reviews are not supported by this client yet", forge="GitHub")
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:
         async def call(gh: GitHub[Any], owner: str, name: str) -> bytes | None:

@@ -29,6 +29,7 @@ from taskmaster.forges.base import (
     Permission,
     PullRequestDetails,
     PullRequestRef,
+    ReviewComment,
     error_for_status,
     is_marked,
     marked_body,
@@ -240,6 +241,12 @@ class GitLabForge:
         response = await self._request("POST", f"{_project(repo)}/issues", f"open an issue on {repo}", json=payload)
         data = _json_object(response)
         return IssueRef(number=int(data["iid"]), url=str(data["web_url"]))
+
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        # Placeholder until inline reviews are sent (capabilities.inline_review_comments is False here).
+        raise ForgeRejected("GitLab inline reviews are not supported by this client yet", forge="GitLab")
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:
         file_path = quote(path.lstrip("/"), safe="")
