@@ -150,7 +150,7 @@ async def test_uncommitted_changes_the_merge_would_overwrite_refuse_it_before_an
     before = working.sha("main")
     pull = await _open(db, working)
 
-    with pytest.raises(ForgeConflict, match="checked out in .* with uncommitted changes"):
+    with pytest.raises(ForgeConflict, match=r"checked out in .* with uncommitted changes"):
         async with db.transaction() as session:
             await service.merge_pull_request(session, working.project.id, pull.number, actor="bob")
     assert working.sha("main") == before
