@@ -22,6 +22,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Pipelines: run one here (live), list, show, logs, cancel, init (write .taskmaster.yml).",
     ),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
+    ("pr", "pulls", "Pull requests of the local forge: create, list, show, merge (with git), close."),
+    ("issue", "issues", "Issues of the local forge: list, show."),
     ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),

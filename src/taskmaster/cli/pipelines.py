@@ -103,13 +103,17 @@ Create = Callable[["AsyncSession", "Runtime"], Awaitable["Pipeline"]]
 @command.command("run")
 def run_command(
     project: Annotated[str, typer.Option("--project", "-p", help="The project (name or id).")],
-    ref: Annotated[str, typer.Option("--ref", "-r", help="Branch, tag or commit to run.")],
+    ref: Annotated[str | None, typer.Option("--ref", "-r", help="Branch, tag or commit to run.")] = None,
+    pull_request: Annotated[
+        int | None, typer.Option("--pr", help="A pull request's number: run its head's pipeline.", min=1, max=2**31 - 1)
+    ] = None,
     pipeline_type: Annotated[str, typer.Option("--type", help="validation, push or codegen.")] = "validation",
     detach: Annotated[bool, typer.Option("--detach", help="Only create the run (pending) and print its id.")] = False,
     keep_workspace: Annotated[bool, typer.Option("--keep-workspace", help="Leave the checkouts on disk.")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Run the project's pipeline for a ref in this process, following it live; exit 0 success, 1 failure, 2 error.
+    """Run the project's pipeline for a ref (or a pull request's head, `--pr N`) in this process, following it live;
+    exit 0 success, 1 failure, 2 error.
 
     Ctrl-C cancels the pipeline (its steps are stopped: TERM, grace, KILL) and exits 130.
     """
@@ -117,6 +121,8 @@ def run_command(
 
     if pipeline_type not in {t.value for t in PipelineType}:
         common.fail(f"--type must be one of {', '.join(t.value for t in PipelineType)} (got {pipeline_type!r})")
+    if (ref is None) == (pull_request is None):
+        common.fail("give exactly one of --ref and --pr")
     settings = common.settings()
 
     async def create(session: AsyncSession, runtime: Runtime) -> Pipeline:
@@ -124,10 +130,18 @@ def run_command(
         from taskmaster.projects.service import get_project
 
         row = await get_project(session, project)
-        return await create_pipeline(
-            session, row, ref=ref, pipeline_type=pipeline_type, mirror=runtime.mirror,
-            credentials=runtime.credentials, actor="cli",
+        pull = None
+        if pull_request is not None:
+            from taskmaster.forges.local.service import get_pull_request
+
+            row, pull = await get_pull_request(session, row.id, pull_request)
+        pipeline = await create_pipeline(
+            session, row, ref=pull.head_sha if pull else str(ref), pipeline_type=pipeline_type, mirror=runtime.mirror,
+            credentials=runtime.credentials, actor="cli", trigger_event="manual:pr" if pull else "manual",
         )  # fmt: skip
+        if pull is not None:  # the pull request's pipeline: shown with it, reported on it
+            pipeline.pull_request_id, pipeline.branch_name = pull.id, pull.head_ref
+        return pipeline
 
     _run_here(settings, create, detach=detach, keep_workspace=keep_workspace, json_output=json_output)
 
