@@ -57,7 +57,7 @@ async def test_branches_pull_requests_merge_at_a_sha_and_files_through_the_proto
     await forge.create_branch(repo, "taskmaster/1-task", bare.sha("feature"))
     with pytest.raises(ForgeConflict, match="already exists"):
         await forge.create_branch(repo, "taskmaster/1-task", bare.sha("main"))
-    with pytest.raises(ForgeNotFound, match="commit 'f{40}' does not exist"):
+    with pytest.raises(ForgeNotFound, match=r"commit 'f{40}' does not exist"):
         await forge.create_branch(repo, "other", "f" * 40)
 
     opened = await forge.create_pull_request(repo, head="taskmaster/1-task", base="main", title="Task 1", body="b")
