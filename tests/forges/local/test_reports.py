@@ -4,21 +4,24 @@ local forge wakes the webhook loop of a worker on the same runtime."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from taskmaster.config import Settings
-from taskmaster.db.models import Pipeline
+from taskmaster.db.models import Pipeline, WebhookDelivery
 from taskmaster.db.session import Database
 from taskmaster.forges.local import service
 from taskmaster.forges.local.forge import LocalForge
 from taskmaster.forges.local.schemas import PullRequestCreate
 from taskmaster.runtime import Runtime
 from taskmaster.worker.forges import ForgeUpdates
+from taskmaster.worker.runtime import WorkerRuntime
 from tests.forges.local.conftest import Repo
-from tests.support.git import git
+from tests.support.git import commit, git
 
 DEFINITION = """\
 steps:
@@ -73,3 +76,51 @@ async def test_a_local_event_wakes_the_webhook_loop_of_the_runtime(
     await forge.create_pull_request(str(bare.path), head="feature", base="main", title="t", body="")
     await forge.close_pull_request(str(bare.path), 1)
     assert woken == [True, True]
+
+
+async def _wait_for(check: Callable[[], Any], timeout: float = 90) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (found := await check()):
+            await asyncio.sleep(0.2)
+    return found
+
+
+@pytest.mark.slow
+async def test_with_a_worker_running_an_opened_pull_request_is_validated_reported_and_merged(
+    harness_factory: Callable[..., Any],
+) -> None:
+    harness = await harness_factory("steps:\n  hello: {run: 'test -f feature.txt'}\n")
+    git(harness.repo, "checkout", "-q", "-b", "feature")
+    head = commit(harness.repo, "feature.txt", "new\n")
+    git(harness.repo, "checkout", "-q", "main")
+    runtime = Runtime(harness.settings, harness.db)
+    worker = WorkerRuntime(runtime, mode="in-process", shutdown_grace_seconds=0)
+    await worker.start()
+    try:
+        forge = runtime.forges.for_project(harness.project)
+        assert isinstance(forge, LocalForge)
+        opened = await forge.create_pull_request(str(harness.repo), head="feature", base="main", title="t", body="")
+
+        async def reported() -> Any:
+            async with harness.db.transaction() as session:
+                project, pull = await service.get_pull_request(session, harness.project.id, opened.number)
+                shown = await service.detail(session, project, pull)
+            done = {s.context: s.state for s in shown.statuses}.get("taskmaster") == "success"
+            return shown if done else None
+
+        shown = await _wait_for(reported)
+        assert [(p.status, p.commit_sha) for p in shown.pipelines] == [("success", head)]
+        merged = await forge.merge_pull_request(str(harness.repo), opened.number, sha=head)
+
+        async def processed() -> bool:
+            async with harness.db.session() as session:
+                rows = (await session.scalars(select(WebhookDelivery))).all()
+            return len(rows) == 2 and all(r.status == "processed" for r in rows)
+
+        await _wait_for(processed)
+    finally:
+        await worker.stop()
+    assert git(harness.repo, "rev-parse", "main") == merged
+    async with harness.db.session() as session:
+        results = [d.result["kind"] for d in (await session.scalars(select(WebhookDelivery))).all()]
+    assert sorted(results) == ["pr_merged", "pr_opened"]
