@@ -78,7 +78,6 @@ def create_command(
         str | None, typer.Option("--base", help="The branch to merge into (default: the project's).")
     ] = None,
     body: Annotated[str, typer.Option("--body", "-b", help="The description.")] = "",
-    draft: Annotated[bool, typer.Option("--draft", help="Open it as a draft (not validated until ready).")] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Open a pull request from a branch of a local-forge project's repository; its validation pipeline is requested
@@ -89,7 +88,7 @@ def create_command(
     from taskmaster.forges.local.schemas import PullRequestCreate
 
     try:
-        spec = PullRequestCreate(head=head, base=base, title=title, body=body, draft=draft)
+        spec = PullRequestCreate(head=head, base=base, title=title, body=body)
     except ValidationError as exc:
         common.fail("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
 

@@ -60,6 +60,8 @@ async def test_branches_pull_requests_merge_at_a_sha_and_files_through_the_proto
     with pytest.raises(ForgeNotFound, match=r"commit 'f{40}' does not exist"):
         await forge.create_branch(repo, "other", "f" * 40)
 
+    with pytest.raises(ForgeRejected, match=r"title: .*at least 1 character"):
+        await forge.create_pull_request(repo, head="taskmaster/1-task", base="main", title="", body="b")
     opened = await forge.create_pull_request(repo, head="taskmaster/1-task", base="main", title="Task 1", body="b")
     before = await forge.get_pull_request(repo, opened.number)
     assert before == PullRequestDetails(

@@ -6,6 +6,7 @@ import getpass
 import uuid
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from taskmaster.db.models import Project
@@ -15,6 +16,7 @@ from taskmaster.forges.base import (
     CommitState,
     ForgeCapabilities,
     ForgeNotFound,
+    ForgeRejected,
     IssueRef,
     Permission,
     PullRequestDetails,
@@ -112,7 +114,11 @@ class LocalForge:
         self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequestRef:
         await self._project(repo)
-        spec = PullRequestCreate(head=head, base=base, title=title, body=body, draft=draft)
+        try:
+            spec = PullRequestCreate(head=head, base=base, title=title, body=body, draft=draft)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ForgeRejected(f"pull request refused: {problems}", forge=self.name) from None
         async with self.db.transaction() as session:
             pull = await service.open_pull_request(session, self.project_id, spec, author=self.actor)
             ref = PullRequestRef(number=pull.number, url=pull.url or "")
