@@ -206,7 +206,7 @@ def plan(
             raise AgentNotConfigured(f"project {project.name!r}: home_files path {relative!r} must stay in the home")
     return LaunchPlan(
         agent_type=kind,
-        argv=(str(executable) if "/" not in argv[0] and not _visible(executable) else argv[0], *argv[1:]),
+        argv=tuple(argv),
         executable=executable,
         env=env,
         allow=allow,
