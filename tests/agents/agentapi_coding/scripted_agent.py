@@ -3,9 +3,9 @@
 
 Claude-style input box (a `>` row between two rules), bracketed paste. Each line of a submitted message is one
 command: `write PATH TEXT`, `fetch URL` (through the proxy variables, as urllib reads them), `direct URL` (not
-through them), `env NAME`, `ask QUESTION` (a permission menu answered with `1`/`2`), `sleep S`, `spawn TOKEN` (a
-detached daemon with TOKEN on its command line), `exit N`, `say TEXT`; anything else is noted. Replies end with
-`Done: N commands`.
+through them), `run SHELL-COMMAND`, `env NAME`, `ask QUESTION` (a permission menu answered with `1`/`2`),
+`sleep S`, `spawn TOKEN` (a detached daemon with TOKEN on its command line), `exit N`, `say TEXT`; anything else
+is noted. Replies end with `Done: N commands`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ class Agent:
                 out(f"Direct {rest}: {response.status} {body[:80]}\n")
             except Exception as exc:
                 out(f"Direct failed {rest}: {exc}\n")
+        elif word == "run":
+            done = subprocess.run(rest, shell=True, capture_output=True, text=True, check=False)
+            out(f"ran ({done.returncode}): {(done.stdout + done.stderr).strip()}\n")
         elif word == "env":
             out(f"{rest}={os.environ.get(rest, '<unset>')}\n")
         elif word == "ask":

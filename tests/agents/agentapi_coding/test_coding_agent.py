@@ -17,6 +17,7 @@ from taskmaster.agents.agentapi.sessions import SessionManager
 from taskmaster.agents.base import AgentNotConfigured
 from taskmaster.projects.credentials import Credentials
 from taskmaster.secrets import SecretBox
+from taskmaster.workspaces.git_cache import MirrorCache
 from tests.agents.agentapi_coding.conftest import (
     WINDOW,
     ModelServer,
@@ -25,7 +26,7 @@ from tests.agents.agentapi_coding.conftest import (
     make_settings,
     processes_with,
 )
-from tests.support import live_server
+from tests.support import git, live_server, make_repo
 
 
 def agent_for(tmp_path: Path, credentials: Credentials, command: str, **config: object) -> AgentApiCodingAgent:
@@ -290,3 +291,26 @@ def test_an_unknown_agent_type_for_one_run_is_not_configured(tmp_path: Path, cre
         AgentApiCodingAgent.for_project(
             make_project(None), settings=make_settings(tmp_path), credentials=credentials, agent_type="cursor"
         )
+
+
+async def test_git_works_in_a_mirror_checkout_and_the_mirror_stays_read_only(
+    tmp_path: Path, reachable_dir: Path, credentials: Credentials, agent_command: str
+) -> None:
+    source = tmp_path / "source"
+    shas = make_repo(source, commits=2)
+    cache = MirrorCache(reachable_dir / "mirrors", max_bytes=1024**3)
+    checkout = reachable_dir / "mirror-checkout"
+    await cache.checkout(str(source), shas[-1], checkout)
+    mirror = cache.mirror_path(str(source))
+    agent = agent_for(tmp_path, credentials, agent_command)
+    prompt = f"write app.txt changed\nrun git log --format=%s -1 && git status --short\nwrite {mirror}/objects/x y"
+    try:
+        result = await agent.run(make_job(checkout, prompt))
+    finally:
+        await agent.aclose()
+
+    assert result.ok, result.error
+    assert "ran (0): commit 1\n M app.txt" in result.summary
+    assert "/objects/x: Read-only file system" in result.summary
+    assert not (mirror / "objects" / "x").exists()
+    assert git(checkout, "status", "--short").strip() == "M app.txt"  # and git still works here as its owner

@@ -228,7 +228,7 @@ class AgentApiCodingAgent:
                     home=home,
                     proxy_dir=proxy.directory,
                     routes=tuple(sorted(e for e in self.launch.allow if e.loopback)),
-                    read_only=self.launch.read_only,
+                    read_only=(*self.launch.read_only, *await asyncio.to_thread(_alternates, checkout)),
                     limits=self.limits,
                 )
                 argv = interactive.wrap(spec, self.launch.argv, keep_env=env)
@@ -336,6 +336,16 @@ class AgentApiCodingAgent:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(interactive.take_back, checkout, owner.st_uid, owner.st_gid)
         await asyncio.to_thread(shutil.rmtree, home, True)
+
+
+def _alternates(checkout: Path) -> list[Path]:
+    """The object directories the checkout borrows (a mirror's, through `objects/info/alternates`): git in the
+    sandbox reads them, so they are shown read-only."""
+    try:
+        lines = (checkout / ".git" / "objects" / "info" / "alternates").read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [Path(line) for line in lines if line.startswith("/") and Path(line).is_dir()]
 
 
 def _write_home(home: Path, files: dict[str, str] | Any, workspace: str) -> None:
