@@ -140,7 +140,8 @@ async def test_the_agent_sees_its_configured_environment_and_secrets_but_not_the
 
     assert result.ok, result.error
     assert "PLAIN_SETTING=on" in result.summary
-    assert "MODEL_API_KEY=sk-test-123" in result.summary
+    assert "MODEL_API_KEY=***" in result.summary  # given to the agent, masked in what is kept of its words
+    assert "sk-test-123" not in result.summary + result.transcript
     assert "SERVER_ONLY_SECRET=<unset>" in result.summary
     assert "HOME=/home/agent" in result.summary
     assert "sk-test-123" in credentials.masked(project)

@@ -258,7 +258,7 @@ class AgentApiCodingAgent:
             if session is not None:
                 with contextlib.suppress(TaskmasterError, httpx.TransportError):
                     transcript[:] = await session.messages()
-            return _with_transcript(result, transcript, proxy, session.id if session else None)
+            return _with_transcript(result, transcript, proxy, session.id if session else None, self.launch.secrets)
         finally:
             # Shielded: a cancelled run still ends the agent's processes before CancelledError propagates.
             cleanup = asyncio.ensure_future(self._cleanup(session, proxy, checkout, owner, home))
@@ -356,7 +356,11 @@ def _write_home(home: Path, files: dict[str, str] | Any, workspace: str) -> None
 
 
 def _with_transcript(
-    result: AgentResult, messages: list[tuple[str, str]], proxy: EgressProxy | None, session_id: str | None
+    result: AgentResult,
+    messages: list[tuple[str, str]],
+    proxy: EgressProxy | None,
+    session_id: str | None,
+    secrets: frozenset[str],
 ) -> AgentResult:
     lines = [f"{role}: {content.strip()}" for role, content in messages if content.strip()]
     if proxy is not None and proxy.refused:
@@ -367,12 +371,19 @@ def _with_transcript(
         summary = agent[-1] if agent else ""
     return AgentResult(
         ok=result.ok,
-        summary=summary,
-        transcript="\n\n".join(lines),
+        summary=_mask(summary, secrets),
+        transcript=_mask("\n\n".join(lines), secrets),
         failure=result.failure,
-        error=result.error,
+        error=_mask(result.error, secrets) if result.error is not None else None,
         external_id=session_id,
     )
+
+
+def _mask(text: str, secrets: frozenset[str]) -> str:
+    """`text` with every secret value the agent was given replaced: an agent may print its own key."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _conforms(agent: AgentApiCodingAgent) -> CodingAgent:

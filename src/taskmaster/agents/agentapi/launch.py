@@ -116,6 +116,8 @@ class LaunchPlan:
     permissions: Permissions
     prompt_regex: str | None
     stability_window: float
+    secrets: frozenset[str] = frozenset()
+    """The decrypted secret values, masked wherever the agent's words are kept."""
 
 
 def load_config(project: Project, agent_type: str | None) -> AgentConfig:
@@ -215,6 +217,7 @@ def plan(
         permissions=config.permissions,
         prompt_regex=config.prompt_regex,
         stability_window=config.stability_window,
+        secrets=frozenset(value for value in secrets.values() if len(value) >= 4),
     )
 
 
