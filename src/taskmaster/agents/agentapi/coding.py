@@ -215,27 +215,11 @@ class AgentApiCodingAgent:
         session: _Session | None = None
         transcript: list[tuple[str, str]] = []
         try:
-            inside = interactive.WORKSPACE if self.sandboxed else str(checkout)
-            await asyncio.to_thread(_write_home, home, self.launch.home_files, inside)
-            env = {"PATH": AGENT_PATH, "LANG": "C.UTF-8", **self.launch.env}
-            if self.sandboxed:
-                proxy = EgressProxy(self.launch.allow, owner=(SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None)
-                await proxy.start()
-                await asyncio.to_thread(interactive.hand_over, checkout, home)
-                env["HOME"] = interactive.HOME
-                spec = interactive.InteractiveSpec(
-                    workspace=checkout,
-                    home=home,
-                    proxy_dir=proxy.directory,
-                    routes=tuple(sorted(e for e in self.launch.allow if e.loopback)),
-                    read_only=(*self.launch.read_only, *await asyncio.to_thread(_alternates, checkout)),
-                    limits=self.limits,
-                )
-                argv = interactive.wrap(spec, self.launch.argv, keep_env=env)
-                cwd = "/"
-            else:
-                env["HOME"] = str(home)
-                argv, cwd = list(self.launch.argv), str(checkout)
+            try:
+                proxy, argv, env, cwd = await self._prepare(checkout, home)
+            except (TaskmasterError, OSError) as exc:
+                detail = getattr(exc, "detail", None) or str(exc)
+                return AgentResult(ok=False, failure="infra", error=f"the agent's sandbox could not be made: {detail}")
             try:
                 async with asyncio.timeout(job.timeout):
                     try:
@@ -263,6 +247,32 @@ class AgentApiCodingAgent:
             # Shielded: a cancelled run still ends the agent's processes before CancelledError propagates.
             cleanup = asyncio.ensure_future(self._cleanup(session, proxy, checkout, owner, home))
             await asyncio.shield(cleanup)
+
+    async def _prepare(self, checkout: Path, home: Path) -> tuple[EgressProxy | None, list[str], dict[str, str], str]:
+        """The proxy (started), command line, environment and working directory of the agent's session."""
+        inside = interactive.WORKSPACE if self.sandboxed else str(checkout)
+        await asyncio.to_thread(_write_home, home, self.launch.home_files, inside)
+        env = {"PATH": AGENT_PATH, "LANG": "C.UTF-8", **self.launch.env}
+        if not self.sandboxed:
+            env["HOME"] = str(home)
+            return None, list(self.launch.argv), env, str(checkout)
+        proxy = EgressProxy(self.launch.allow, owner=(SANDBOX_UID, SANDBOX_GID) if os.geteuid() == 0 else None)
+        await proxy.start()
+        try:
+            await asyncio.to_thread(interactive.hand_over, checkout, home)
+            env["HOME"] = interactive.HOME
+            spec = interactive.InteractiveSpec(
+                workspace=checkout,
+                home=home,
+                proxy_dir=proxy.directory,
+                routes=tuple(sorted(e for e in self.launch.allow if e.loopback)),
+                read_only=(*self.launch.read_only, *await asyncio.to_thread(_alternates, checkout)),
+                limits=self.limits,
+            )
+            return proxy, interactive.wrap(spec, self.launch.argv, keep_env=env), env, "/"
+        except BaseException:
+            await proxy.close()
+            raise
 
     async def _start(self, argv: list[str], env: dict[str, str], cwd: str) -> _Session:
         if self._client is not None:
@@ -296,8 +306,7 @@ class AgentApiCodingAgent:
         await session.send(prompt)
         await self._settle(session, "before it finished")
         transcript[:] = await session.messages()
-        replies = [content for role, content in transcript if role == "agent" and content.strip()]
-        return AgentResult(ok=True, summary=replies[-1].strip() if replies else "")
+        return AgentResult(ok=True, summary=_last_reply(transcript))
 
     async def _settle(self, session: _Session, when: str) -> None:
         """Wait until the agent is stable; a question or an exit ends the run (`_Stop`)."""
@@ -365,10 +374,7 @@ def _with_transcript(
     lines = [f"{role}: {content.strip()}" for role, content in messages if content.strip()]
     if proxy is not None and proxy.refused:
         lines.append(f"taskmaster: network access refused to {', '.join(sorted(set(proxy.refused)))}")
-    summary = result.summary
-    if not result.ok and not summary:
-        agent = [content.strip() for role, content in messages if role == "agent" and content.strip()]
-        summary = agent[-1] if agent else ""
+    summary = result.summary or _last_reply(messages)
     return AgentResult(
         ok=result.ok,
         summary=_mask(summary, secrets),
@@ -377,6 +383,14 @@ def _with_transcript(
         error=_mask(result.error, secrets) if result.error is not None else None,
         external_id=session_id,
     )
+
+
+def _last_reply(messages: list[tuple[str, str]]) -> str:
+    """The agent's last words after the prompt (not its start-up screen when it said nothing)."""
+    users = [index for index, (role, _) in enumerate(messages) if role == "user"]
+    after = messages[users[-1] + 1 :] if users else []
+    replies = [content.strip() for role, content in after if role == "agent" and content.strip()]
+    return replies[-1] if replies else ""
 
 
 def _mask(text: str, secrets: frozenset[str]) -> str:
