@@ -67,8 +67,11 @@ async def test_writes_outside_the_checkout_fail_and_leave_nothing_on_the_host(
 ) -> None:
     agent = agent_for(tmp_path, credentials, agent_command)
     outside = checkout.parent / "escaped.txt"
+    host_file = checkout.parent / "host-file.txt"
+    host_file.write_text("untouched\n")
+    (checkout / "link").symlink_to(host_file)  # a link the repository carries, pointing at the host
     commands = ["write ../escaped.txt x", f"write {outside} x", "write /etc/evil x", f"write {agent_command} x"]
-    prompt = "\n".join([*commands, "write inside.txt ok"])
+    prompt = "\n".join([*commands, "write link overwritten", "write inside.txt ok"])
     try:
         result = await agent.run(make_job(checkout, prompt))
     finally:
@@ -82,6 +85,8 @@ async def test_writes_outside_the_checkout_fail_and_leave_nothing_on_the_host(
     assert not Path("/etc/evil").exists()
     assert Path(agent_command).read_text().startswith("#!/usr/bin/python3")
     assert (checkout / "inside.txt").read_text() == "ok\n"
+    assert host_file.read_text() == "untouched\n"
+    assert host_file.stat().st_uid == os.getuid()
 
 
 async def test_the_proxy_lets_the_model_api_through_and_refuses_another_loopback_server(
