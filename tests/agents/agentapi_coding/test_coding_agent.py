@@ -223,20 +223,22 @@ async def test_an_agent_that_exits_fails_with_its_exit_code(
 async def test_an_external_server_runs_the_session_with_its_bearer_token(
     tmp_path: Path, credentials: Credentials, agent_command: str, checkout: Path
 ) -> None:
-    manager = SessionManager(base_env={})
+    # The external server passes its own environment on, as `agentapi serve` does; the sandbox keeps none of it.
+    manager = SessionManager(base_env={"PATH": "/usr/bin:/bin", "SERVER_ONLY_SECRET": "do-not-leak"})
     app = create_app(manager, multi=True, auth_token="agentapi-test-token", stability_window=WINDOW)
     with live_server(app) as url:
         external = {"url": url, "token": "agentapi-test-token", "sessions": "external"}
         settings = make_settings(tmp_path, agentapi=external)
         agent = AgentApiCodingAgent.for_project(make_project(agent_command), settings=settings, credentials=credentials)
         try:
-            result = await agent.run(make_job(checkout, "write remote.txt made over HTTP"))
+            result = await agent.run(make_job(checkout, "write remote.txt made over HTTP\nenv SERVER_ONLY_SECRET"))
         finally:
             await agent.aclose()
         remaining = list(manager.sessions)
 
     assert result.ok, result.error
     assert (checkout / "remote.txt").read_text() == "made over HTTP\n"
+    assert "SERVER_ONLY_SECRET=<unset>" in result.summary
     assert remaining == []  # the session was deleted on the server
 
 
