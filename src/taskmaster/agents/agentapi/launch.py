@@ -10,17 +10,17 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from taskmaster.agents.base import AgentNotConfigured
 from taskmaster.core.errors import InvalidInput
 from taskmaster.db.models import Project
-from taskmaster.projects.settings import AgentType, ProjectSettings
+from taskmaster.projects import agent_config
+from taskmaster.projects.agent_config import AgentConfig, Permissions
+from taskmaster.projects.settings import ProjectSettings
 from taskmaster.workspaces.proxy import Endpoint
-
-Permissions = Literal["none", "edits", "all"]
 
 AGENT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """Where an agent command named without a directory is looked up (the toolchain the sandbox shows)."""
@@ -74,34 +74,6 @@ DEFAULT_ENDPOINTS: dict[str, tuple[str, ...]] = {
 }
 
 
-class AgentConfig(BaseModel):
-    """`projects.agentapi_config` (and `claude_code_config`): every key optional.
-
-    `type`/`command` apply when the project settings `agent.type`/`agent.command` are not set; `args` are added to
-    the command (e.g. `["--allowedTools", "Edit Bash(git diff:*)"]`); `env` are plain variables and `secret_env`
-    variables whose values are stored encrypted (decrypted by `projects.credentials`); `allow` the endpoints
-    (URLs or `host:port`) the agent may reach besides the model API its base-URL variables name; `read_only` host
-    directories shown to the agent (where its CLI is installed); `home_files` files written into its private home
-    (`{workspace}` stands for the checkout's path as the agent sees it); `permissions` the policy for permission
-    prompts (`edits`: file edits in the checkout are approved by the agent's own flags, every other question is
-    refused; `none`: every question refused; `all`: everything approved by the agent's flags).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: AgentType | None = None
-    command: str | list[str] | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    secret_env: dict[str, str] = Field(default_factory=dict)
-    allow: list[str] = Field(default_factory=list)
-    read_only: list[str] = Field(default_factory=list)
-    home_files: dict[str, str] = Field(default_factory=dict)
-    permissions: Permissions = "edits"
-    prompt_regex: str | None = None
-    stability_window: float = Field(2.0, gt=0, le=60)
-
-
 @dataclass(frozen=True, slots=True)
 class LaunchPlan:
     """Everything needed to start the agent; made before anything starts."""
@@ -130,12 +102,10 @@ def load_config(project: Project, agent_type: str | None) -> AgentConfig:
     for column, stored in columns:
         if stored in (None, {}):
             continue
-        if not isinstance(stored, dict):
-            raise AgentNotConfigured(f"project {project.name!r}: {column} must be a JSON object")
         try:
-            AgentConfig.model_validate(stored)
-        except ValidationError as exc:
-            raise AgentNotConfigured(f"project {project.name!r}: {column} is invalid: {_describe(exc)}") from None
+            agent_config.validate(column, stored)
+        except InvalidInput as exc:
+            raise AgentNotConfigured(f"project {project.name!r}: {exc.detail}") from None
         for key, value in stored.items():
             if key in ("env", "secret_env", "home_files") and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
