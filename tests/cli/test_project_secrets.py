@@ -137,3 +137,36 @@ def test_project_update_refuses_nothing_to_change_an_empty_secret_file_and_a_bad
     assert refused.returncode != 0 and "no.such" in refused.stderr
     shown = json.loads(taskmaster_cli("project", "show", "app", "--json").stdout)
     assert (shown["has_forge_token"], shown["has_webhook_secret"]) == (False, False)
+
+
+def test_project_update_sets_the_coding_agents_configuration_and_its_secrets_from_files(
+    taskmaster_cli: Runner, workdir: Path
+) -> None:
+    assert taskmaster_cli("db", "migrate").returncode == 0
+    added = taskmaster_cli("project", "add", "app", "--repo", "https://github.com/o/app", "--forge", "github")
+    assert added.returncode == 0, added.stderr
+    config = {"args": ["--model", "m"], "env": {"ANTHROPIC_BASE_URL": "https://llm.internal"}, "permissions": "none"}
+    (workdir / "agent.json").write_text(json.dumps(config))
+    (workdir / "key.txt").write_text("sk-ant-from-a-file\n")
+    updated = taskmaster_cli(
+        "project", "update", "app", "--agent-config-file", "agent.json", "--agent-secret", "ANTHROPIC_API_KEY=key.txt",
+        "--json",
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    assert "sk-ant-from-a-file" not in updated.stdout
+    assert json.loads(updated.stdout)["agent_config"] == {**config, "secret_env": ["ANTHROPIC_API_KEY"]}
+    state = workdir / ".taskmaster"
+    with sqlite3.connect(state / "taskmaster.db") as conn:
+        stored = json.loads(conn.execute("select agentapi_config from projects where name = 'app'").fetchone()[0])
+    key = Fernet((state / "secret.key").read_text().strip().encode())
+    assert key.decrypt(stored["secret_env"]["ANTHROPIC_API_KEY"].encode()).decode() == "sk-ant-from-a-file"
+
+    # A bad configuration is refused naming the key, and changes nothing; NAME= removes a secret.
+    (workdir / "bad.json").write_text(json.dumps({"permissions": "sometimes"}))
+    refused = taskmaster_cli("project", "update", "app", "--agent-config-file", "bad.json")
+    assert refused.returncode != 0 and "permissions" in refused.stderr
+    removed = taskmaster_cli("project", "update", "app", "--agent-secret", "ANTHROPIC_API_KEY=", "--json")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["agent_config"] == config
+    inline = taskmaster_cli("project", "update", "app", "--agent-config-file", "agent.json", "--agent-secret", "X")
+    assert inline.returncode == 2 and "expected NAME=FILE" in inline.stderr

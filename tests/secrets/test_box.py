@@ -58,16 +58,22 @@ async def test_rotation_reencrypts_every_stored_secret(db: Database, settings: S
             box=old,
         )  # fmt: skip
         await projects.create_project(session, spec=ProjectCreate(name="plain", repository="/r"), box=old)
+        agent = await projects.create_project(session, spec=ProjectCreate(name="agent", repository="/a"), box=old)
+        agent.agentapi_config = {"env": {"A": "1"}, "secret_env": {"OPENAI_API_KEY": old.encrypt("sk-agent")}}
     rotated = SecretBox([new_key(), *old.keys])
     async with db.transaction() as session:
         result = await reencrypt_all(session, rotated)
-    assert (result.rows, result.values) == (1, 2)
+    assert (result.rows, result.values) == (2, 3)
     only_new = SecretBox(rotated.keys[:1])
     async with db.session() as session:
         row = await session.scalar(select(Project).where(Project.name == "app"))
         assert row is not None
         assert only_new.decrypt(row.webhook_secret) == "whsec"
         assert only_new.decrypt(row.forge_token) == "ghp_tok"
+        agent_row = await session.scalar(select(Project).where(Project.name == "agent"))
+        assert agent_row is not None
+        assert agent_row.agentapi_config["env"] == {"A": "1"}
+        assert only_new.decrypt(agent_row.agentapi_config["secret_env"]["OPENAI_API_KEY"]) == "sk-agent"
 
 
 def test_processes_starting_together_all_use_the_one_key_that_was_written(tmp_path: Path) -> None:

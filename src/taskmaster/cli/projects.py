@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,11 +32,13 @@ def _show(project: ProjectOut, json_output: bool) -> None:
         return
     from taskmaster.projects import settings
 
-    for key, value in project.model_dump(exclude={"settings"}).items():
+    for key, value in project.model_dump(exclude={"settings", "agent_config"}).items():
         print(f"{key:>18}: {value}")
     print(f"{'settings':>18}:")
     for key, value in settings.flat(project.settings).items():
         print(f"{'':>18}  {key} = {_render(value)}")
+    if project.agent_config:
+        print(f"{'agent config':>18}: {json.dumps(project.agent_config, sort_keys=True)}")
 
 
 def _render(value: object) -> str:
@@ -149,6 +152,19 @@ def _secret(what: str, value: str | None, file: str | None) -> str | None:
     return secret
 
 
+def _json_object(what: str, file: str | None) -> dict[str, Any] | None:
+    """The JSON object in `file` ('-' for standard input), or None without a file."""
+    if file is None:
+        return None
+    try:
+        value = json.loads(sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        common.fail(f"could not read the {what} from {file}: {exc}", code=2)
+    if not isinstance(value, dict):
+        common.fail(f"the {what} in {file} must be a JSON object", code=2)
+    return value
+
+
 @command.command("list")
 def list_command(json_output: bool = common.JsonOption) -> None:
     """List projects."""
@@ -201,6 +217,22 @@ def update_command(
     forge_token_file: Annotated[
         str | None, typer.Option(help="Set or replace the forge token from this file ('-': standard input).")
     ] = None,
+    agent_config_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Replace the coding agent's configuration (agentapi_config: args, env, allow, read_only, "
+            "home_files, permissions; see docs/agents.md) with this JSON object ('-': standard input)."
+        ),
+    ] = None,
+    agent_secrets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agent-secret",
+            metavar="NAME=FILE",
+            help="An environment variable of the coding agent, stored encrypted, read from FILE ('-': standard "
+            "input); NAME= removes it (repeatable).",
+        ),
+    ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Change project settings and secrets; `project show` lists every key and its value."""
@@ -213,12 +245,25 @@ def update_command(
         if not sep or not key.strip():
             common.fail(f"--set {change!r}: expected KEY=VALUE, e.g. review.fail_on=blocker", code=2)
         parsed[key.strip()] = value if value else None
-    if webhook_secret_file == "-" and forge_token_file == "-":
-        common.fail("only one of --webhook-secret-file and --forge-token-file can read standard input", code=2)
+    agent_files: dict[str, str | None] = {}
+    for item in agent_secrets or []:
+        name, sep, file = item.partition("=")
+        if not sep or not name.strip():
+            common.fail(f"--agent-secret {item!r}: expected NAME=FILE (NAME= removes the variable)", code=2)
+        agent_files[name.strip()] = file or None
+    readers = [webhook_secret_file, forge_token_file, agent_config_file, *agent_files.values()]
+    if readers.count("-") > 1:
+        common.fail("only one of the files can be standard input ('-')", code=2)
     webhook_secret = _secret("webhook secret", None, webhook_secret_file)
     forge_token = _secret("forge token", None, forge_token_file)
-    if not parsed and webhook_secret is None and forge_token is None:
-        common.fail("nothing to change: give --set KEY=VALUE, --webhook-secret-file or --forge-token-file", code=2)
+    agent_env = {name: _secret(f"secret {name}", None, file) for name, file in agent_files.items()}
+    agent_settings = _json_object("agent configuration", agent_config_file)
+    if not parsed and webhook_secret is None and forge_token is None and not agent_env and agent_settings is None:
+        common.fail(
+            "nothing to change: give --set KEY=VALUE, --webhook-secret-file, --forge-token-file, "
+            "--agent-config-file or --agent-secret",
+            code=2,
+        )
     settings = common.settings()
     box = SecretBox.from_settings(settings)
 
@@ -230,6 +275,10 @@ def update_command(
             await service.set_forge_token(session, project, token=forge_token, box=box, actor="cli")
         if webhook_secret is not None:
             await service.rotate_webhook_secret(session, project, secret=webhook_secret, box=box, actor="cli")
+        if agent_env or agent_settings is not None:
+            await service.set_agent_config(
+                session, project, config=agent_settings, secrets=agent_env, box=box, actor="cli"
+            )
         return service.to_out(await service.get_project(session, project))
 
     _show(common.run_in_transaction(settings, go), json_output)

@@ -38,6 +38,7 @@ ENV_VARS: dict[str, str] = {
     "CODEGEN_ORG_ID": "codegen.org_id",
     "AGENTAPI_URL": "agentapi.url",
     "AGENTAPI_TOKEN": "agentapi.token",
+    "TASKMASTER_AGENTAPI_SESSIONS": "agentapi.sessions",
     "GITHUB_APP_ID": "github.app_id",
     "GITHUB_APP_PRIVATE_KEY": "github.private_key",
     "GITHUB_APP_PRIVATE_KEY_PATH": "github.private_key_file",

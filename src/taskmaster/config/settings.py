@@ -154,6 +154,9 @@ class AgentApiSettings(_Section):
     url: str = "http://localhost:3284"
     token: str | None = None
     """AGENTAPI_TOKEN: the bearer token the client sends. Unset: the one `agentapi serve` saved in the state dir."""
+    sessions: Literal["in-process", "external"] = "in-process"
+    """Where coding agents' sessions run: `in-process` (this process's own AgentAPI sessions) or `external` (the
+    multi-session server at AGENTAPI_URL, on this machine: it must see the checkouts)."""
 
 
 class WorkspaceSettings(_Section):

@@ -1,4 +1,5 @@
-"""`Credentials`: the one place a project's stored secrets (forge token, webhook secrets) are decrypted."""
+"""`Credentials`: the one place a project's stored secrets (forge token, webhook secrets, the coding agent's
+secret environment) are decrypted."""
 
 from __future__ import annotations
 
@@ -33,7 +34,20 @@ class Credentials:
         """The token for the project's forge API and for fetching its repository; None when it has none."""
         return self.box.decrypt(project.forge_token) if project.forge_token else None
 
+    def agent_env(self, project: Project) -> dict[str, str]:
+        """The coding agent's secret environment: `secret_env` of `agentapi_config` (and of `claude_code_config`,
+        which wins), variable name -> encrypted value, decrypted."""
+        found: dict[str, str] = {}
+        for config in (project.agentapi_config, project.claude_code_config):
+            secrets = (config or {}).get("secret_env") or {}
+            if isinstance(secrets, dict):
+                for name, value in secrets.items():
+                    if isinstance(value, str) and (plain := self.box.decrypt(value)) is not None:
+                        found[str(name)] = plain
+        return found
+
     def masked(self, project: Project) -> list[str]:
         """Every secret value of the project, to be masked wherever output is stored or shown."""
         encrypted = [project.forge_token, project.webhook_secret, project.webhook_secret_previous]
-        return [plain for value in encrypted if value and (plain := self.box.decrypt(value))]
+        plain = [plain for value in encrypted if value and (plain := self.box.decrypt(value))]
+        return [*plain, *(value for value in self.agent_env(project).values() if value)]

@@ -75,6 +75,11 @@ class ProjectOut(BaseModel):
     has_webhook_secret: bool
     has_forge_token: bool
     settings: ProjectSettings
+    agent_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The coding agent's configuration (agentapi_config); `secret_env` lists the names of its "
+        "encrypted variables, never their values.",
+    )
     created_at: datetime
     updated_at: datetime
 

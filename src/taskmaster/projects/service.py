@@ -17,6 +17,7 @@ from taskmaster.audit import service as audit
 from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
+from taskmaster.projects import agent_config
 from taskmaster.projects import settings as project_settings
 from taskmaster.projects.schemas import ProjectCreate, ProjectOut, is_repository_url
 from taskmaster.secrets import SecretBox
@@ -43,9 +44,19 @@ def to_out(project: Project) -> ProjectOut:
         has_webhook_secret=project.webhook_secret is not None,
         has_forge_token=project.forge_token is not None,
         settings=project_settings.load(project.settings),
+        agent_config=_agent_config_out(project.agentapi_config),
         created_at=project.created_at,
         updated_at=project.updated_at,
     )
+
+
+def _agent_config_out(stored: Any) -> dict[str, Any]:
+    if not isinstance(stored, dict):
+        return {}
+    shown = dict(stored)
+    if isinstance(stored.get("secret_env"), dict):
+        shown["secret_env"] = sorted(stored["secret_env"])
+    return shown
 
 
 async def create_project(
@@ -235,5 +246,45 @@ async def update_settings(
     await audit.record(
         session, actor=actor, action="project.settings.update", target_type="project", target_id=project.id,
         project_id=project.id, data={"keys": sorted(changes)},
+    )  # fmt: skip
+    return project
+
+
+async def set_agent_config(
+    session: AsyncSession,
+    ref: str | uuid.UUID,
+    *,
+    config: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str | None] | None = None,
+    box: SecretBox,
+    column: str = "agentapi_config",
+    actor: str = "system",
+) -> Project:
+    """Replace the plain part of the coding agent's configuration (`config`: every key but `secret_env`, which it
+    may not carry) and set (encrypted) or remove (None) its secret variables. The result is validated (InvalidInput
+    naming the key), so nothing changes on a bad value; secret values are never recorded, only their names."""
+    if config is not None and "secret_env" in config:
+        raise InvalidInput("secret_env is set one variable at a time, from a file (--agent-secret NAME=FILE)")
+    project = await lock_project(session, ref)
+    stored = dict(getattr(project, column, None) or {}) if column in agent_config.COLUMNS else {}
+    plain = config if config is not None else {k: v for k, v in stored.items() if k != "secret_env"}
+    result: dict[str, Any] = dict(plain)
+    encrypted = dict(stored.get("secret_env") or {})
+    for name, value in (secrets or {}).items():
+        if not name or "=" in name or "\0" in name:
+            raise InvalidInput(f"invalid environment variable name {name!r}")
+        if value is None:
+            encrypted.pop(name, None)
+        elif not value.strip():
+            raise InvalidInput(f"the secret {name} must not be empty")
+        else:
+            encrypted[name] = box.encrypt(value)
+    if encrypted:
+        result["secret_env"] = encrypted
+    agent_config.validate(column, result)
+    setattr(project, column, result)
+    await audit.record(
+        session, actor=actor, action="project.agent_config.update", target_type="project", target_id=project.id,
+        project_id=project.id, data={"column": column, "keys": sorted(result), "secrets": sorted(encrypted)},
     )  # fmt: skip
     return project

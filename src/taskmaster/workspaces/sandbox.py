@@ -1023,25 +1023,25 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
-def _chown_tree(root: Path) -> None:
-    """Give the tree to the sandbox user (without following links), skipping what it owns already.
+def _chown_tree(root: Path, uid: int = SANDBOX_UID, gid: int = SANDBOX_GID) -> None:
+    """Give the tree to the sandbox user (or `uid`/`gid`; without following links), skipping what it owns already.
 
     Runs before every sandboxed step over the whole checkout, so it does one lstat per entry and nothing more:
     `scandir` tells directories from the entry type, without the extra stat of `os.walk` + `lstat`.
     """
-    _give(os.lstat(root), os.fspath(root))
+    _give(os.lstat(root), os.fspath(root), uid, gid)
     pending = [os.fspath(root)]
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
-                _give(entry.stat(follow_symlinks=False), entry.path)
+                _give(entry.stat(follow_symlinks=False), entry.path, uid, gid)
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
 
 
-def _give(info: os.stat_result, path: str) -> None:
-    if info.st_uid != SANDBOX_UID or info.st_gid != SANDBOX_GID:
-        os.lchown(path, SANDBOX_UID, SANDBOX_GID)
+def _give(info: os.stat_result, path: str, uid: int = SANDBOX_UID, gid: int = SANDBOX_GID) -> None:
+    if info.st_uid != uid or info.st_gid != gid:
+        os.lchown(path, uid, gid)
 
 
 async def _wait_exit(proc: asyncio.subprocess.Process) -> int:

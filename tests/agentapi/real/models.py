@@ -69,7 +69,8 @@ def create_app(script: Script) -> Starlette:
     async def anthropic(request: Request) -> Response:
         body = await request.json()
         script.requests.append(("anthropic", body))
-        messages = body.get("messages", [])
+        # The last user message: Claude Code may end a conversation's first request with a `system` message.
+        messages = [m for m in body.get("messages", []) if m.get("role") == "user"]
         last = messages[-1] if messages else {}
         parts = last.get("content") if isinstance(last.get("content"), list) else []
         after_tool = any(isinstance(p, dict) and p.get("type") == "tool_result" for p in parts)

@@ -272,6 +272,14 @@ class AgentApiClient:
         sessions: list[dict[str, Any]] = response.json()["sessions"]
         return sessions
 
+    async def describe_session(self, session_id: str) -> dict[str, Any]:
+        """`GET /sessions/{id}`: status, `waiting_for`, `alive`, `exit_code`, command, cwd."""
+        response = await self._http.get(f"/sessions/{session_id}")
+        if response.status_code >= 400:
+            raise _error(response)
+        data: dict[str, Any] = response.json()
+        return data
+
     async def delete_session(self, session_id: str) -> None:
         response = await self._http.delete(f"/sessions/{session_id}")
         if response.status_code >= 400:
