@@ -228,7 +228,9 @@ class CodegenAgent:
 
 
 async def _within(deadline: float, call: Awaitable[_T]) -> _T:
-    return await asyncio.wait_for(call, timeout=max(0.0, deadline - time.monotonic()))
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that lands as the call completes.
+    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+        return await call
 
 
 def _run_id(value: str | int) -> int:
