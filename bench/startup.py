@@ -3,6 +3,7 @@
   taskmaster --help     vs  a bare `python -c pass`             goal: under 3x
   GET /health p50/p99   vs  a minimal ASGI app under uvicorn    goal: p99 under 10 ms on SQLite
                           (`taskmaster serve` as the Quick start runs it: embedded SQLite, in-process worker)
+  taskmaster worker     spawn to its "worker ready" line (embedded SQLite, schema already migrated), median
 
 Run: ./dev python bench/startup.py [--requests 1000] [--runs 20]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +40,29 @@ def median_run_seconds(argv: list[str], runs: int, env: dict[str, str] | None = 
         started = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
         samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def worker_ready_seconds(home: Path, runs: int) -> float:
+    """Median time from spawning `taskmaster worker` to its "worker ready" log line; each run is stopped by SIGTERM."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_URL", "TASKMASTER_"))}
+    env.update(TASKMASTER_HOME=str(home), TASKMASTER_LOG_FORMAT="json")
+    subprocess.run([str(BIN / "taskmaster"), "db", "migrate"], env=env, check=True, capture_output=True)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(BIN / "taskmaster"), "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if b'"worker ready"' in line:
+                samples.append(time.perf_counter() - started)
+                break
+        else:
+            raise RuntimeError("taskmaster worker exited before it was ready")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
     return statistics.median(samples)
 
 
@@ -104,6 +129,10 @@ def main() -> None:
     helped = median_run_seconds([str(BIN / "taskmaster"), "--help"], args.runs)
     print(f"startup: python -c pass        {bare * 1000:8.1f} ms  (baseline)")
     print(f"startup: taskmaster --help     {helped * 1000:8.1f} ms  = {helped / bare:.2f}x baseline  (goal < 3x)")
+
+    with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+        worker = worker_ready_seconds(Path(tmp), max(3, args.runs // 4))
+    print(f"startup: taskmaster worker     {worker * 1000:8.1f} ms  = {worker / bare:.1f}x baseline  (to ready)")
 
     with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
         work = Path(tmp)

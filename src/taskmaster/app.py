@@ -1,5 +1,5 @@
 """`create_app(settings)`: the HTTP process's wiring: one `Runtime` (database, secrets, mirrors, forges, engine),
-the job client, the in-process worker and the routes."""
+the in-process worker and the routes."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import taskmaster
 from taskmaster.api.deps import Services, WebhookIntake
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware, RequestGuardMiddleware
-from taskmaster.api.routes import docs, health, jobs, metrics, pipelines, prd, projects, pulls, tasks, tokens, webhooks
+from taskmaster.api.routes import docs, health, metrics, pipelines, prd, projects, pulls, tasks, tokens, webhooks
 from taskmaster.auth.cache import PrincipalCache
 from taskmaster.auth.service import ensure_local_admin_token
 from taskmaster.config import Settings
 from taskmaster.db import migrate
 from taskmaster.db.session import Database
-from taskmaster.durable.client import JobClient
 from taskmaster.runtime import Runtime
 from taskmaster.web.routes import install as install_dashboard
 from taskmaster.worker.runtime import WorkerRuntime
@@ -55,14 +54,11 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         if prepare:
             await prepare_database(settings, db)
         worker: WorkerRuntime | None = None
-        jobs = services.jobs = JobClient(settings)
         if run_worker:
-            worker = WorkerRuntime(
-                runtime, mode="in-process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds
-            )
+            worker = WorkerRuntime(runtime, mode="in-process")
             await worker.start()
             services.wake_worker = worker.wake
-        # Everything made during start-up (modules, DBOS, SQLAlchemy metadata) lives for the whole process.
+        # Everything made during start-up (modules, SQLAlchemy metadata) lives for the whole process.
         # Freezing it keeps it out of the cyclic collector's full passes, which otherwise cost requests tens
         # of milliseconds at the tail (bench/startup.py: /health p99 roughly 25 ms -> 5 ms on SQLite).
         gc.collect()
@@ -72,7 +68,6 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
         finally:
             if worker is not None:
                 await worker.stop()
-            jobs.close()
             await runtime.aclose()
 
     app = FastAPI(
@@ -91,7 +86,7 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     # The webhook receivers first: routes are matched in order, and deliveries are the hottest path (matching
     # them against every /api route first cost ~0.15 ms each).
     routers = (
-        webhooks.receivers, health.router, projects.router, tasks.router, prd.router, tokens.router, jobs.router,
+        webhooks.receivers, health.router, projects.router, tasks.router, prd.router, tokens.router,
         webhooks.router, pipelines.router, metrics.router, docs.router, pulls.router,
     )  # fmt: skip
     for router in routers:

@@ -34,11 +34,11 @@ def test_private_dir_and_file_are_made_and_narrowed(tmp_path: Path) -> None:
 
     private_dir(wide)
     private_file(existing)
-    private_file(wide / "dbos.sqlite")
+    private_file(wide / "admin-token")
 
     assert stat.S_IMODE(wide.stat().st_mode) == 0o700
     assert stat.S_IMODE(existing.stat().st_mode) == 0o600
-    assert stat.S_IMODE((wide / "dbos.sqlite").stat().st_mode) == 0o600
+    assert stat.S_IMODE((wide / "admin-token").stat().st_mode) == 0o600
     assert private_dir(tmp_path / "new" / "deep").stat().st_mode & 0o777 == 0o700
 
 

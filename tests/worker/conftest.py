@@ -14,7 +14,7 @@ from tests.support import LogCapture
 
 @pytest.fixture
 def json_logs() -> Iterator[LogCapture]:
-    """Route every log line (structlog and stdlib, DBOS included) as JSON into a buffer for the test."""
+    """Route every log line (structlog and stdlib) as JSON into a buffer for the test."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     stream = LogCapture()

@@ -1,4 +1,4 @@
-"""Heartbeats without DBOS: one row per worker name; `read_workers` judges liveness by age and status."""
+"""Heartbeats: one row per worker name; `read_workers` judges liveness by age and status."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from taskmaster.core.clock import utcnow
 from taskmaster.db.models import Worker
 from taskmaster.db.session import Database
-from taskmaster.durable.workers import read_workers
+from taskmaster.db.workers import read_workers
 from taskmaster.pipelines.leases import Lease
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 

@@ -1,68 +1,71 @@
-"""The runtime in-process, on SQLite (embedded) and PostgreSQL: jobs run, heartbeats land, stop is clean."""
+"""The runtime in-process, on SQLite (embedded) and PostgreSQL: requested work runs, heartbeats land, stop is clean,
+and one worker id runs once per process."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import pytest
 
 from taskmaster.config import Settings
 from taskmaster.core.errors import Conflict
+from taskmaster.db.models import WorkflowRun
 from taskmaster.db.session import Database
-from taskmaster.durable.client import JobClient
-from taskmaster.durable.names import NOOP_STEP, NOOP_WORKFLOW, QUEUE
-from taskmaster.durable.workers import read_workers
+from taskmaster.db.workers import read_workers
 from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
-from tests.support import LogCapture
+from taskmaster.workflows import service
+from taskmaster.workflows.base import RunInput, RunResult
+from taskmaster.workflows.registry import WorkflowRegistry
+from taskmaster.workflows.service import RunRequest
+from tests.support import LogCapture, eventually, make_project
 from tests.support.workers import with_worker
 
 
-async def test_a_noop_job_enqueued_through_the_client_succeeds_and_logs_its_request_id(
+class Echo:
+    name = "echo"
+
+    async def run(self, db: Database, run: RunInput) -> RunResult:
+        return RunResult("succeeded", {"said": run.params.get("say")})
+
+
+async def _finished(db: Database, run_id: object) -> WorkflowRun | None:
+    async with db.session() as session:
+        run = await session.get(WorkflowRun, run_id, populate_existing=True)
+        return run if run is not None and run.status not in ("pending", "running") else None
+
+
+async def test_a_started_runtime_runs_a_requested_workflow_run_and_logs_its_start_and_stop(
     settings: Settings, db: Database, json_logs: LogCapture
 ) -> None:
-    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
-    client = JobClient(settings)
+    settings = with_worker(settings, id="runner", heartbeat_seconds=0.2)
+    project = await make_project(db)
+    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process")
+    runtime.workflows.registry = WorkflowRegistry([Echo()])
+    async with db.transaction() as session:
+        requested = (await service.request_run(session, RunRequest(project.id, "echo", "k", params={"say": "hi"}))).run
     await runtime.start()
     try:
-        job_id = await client.enqueue(NOOP_WORKFLOW, 3, 0.05, request_id="req-7f3a")
-        async with asyncio.timeout(60):
-            job = await client.wait(job_id, poll_seconds=0.1)
-        steps = await client.list_steps(job_id)
+        runtime.wake()
+        done = await eventually(lambda: _finished(db, requested.id), what="the echo run to finish")
     finally:
-        client.close()
         await runtime.stop()
 
-    assert job.status == "SUCCESS", job.error
-    assert job.result == {"steps": 3, "executor_id": runtime.executor_id}
-    assert job.executor_id == runtime.executor_id
-    assert (job.name, job.queue, job.request_id) == (NOOP_WORKFLOW, QUEUE, "req-7f3a")
-    assert [(s.index, s.name, s.output) for s in steps] == [
-        (1, NOOP_STEP, 0),
-        (2, NOOP_STEP, 1),
-        (3, NOOP_STEP, 2),
-    ]
-    assert all(s.completed and s.error is None for s in steps)
-    if settings.embedded:
-        assert (settings.state_dir / "dbos.sqlite").is_file()
-
-    job_lines = [r for r in json_logs.records() if r.get("job_id") == job_id]
-    finished = [r for r in job_lines if r["event"] == "noop step finished"]
-    assert [r["step"] for r in finished] == [0, 1, 2]
-    assert {r["request_id"] for r in job_lines} == {"req-7f3a"}
-    assert any(r["event"] == "noop job finished" for r in job_lines)
+    assert (done.status, done.result, done.attempts) == ("succeeded", {"said": "hi"}, 1)
+    events = [(r["event"], r.get("worker")) for r in json_logs.records() if r.get("logger") == "taskmaster.worker"]
+    assert ("worker started", "runner") in events and ("worker stopped", "runner") in events
+    assert not list(settings.state_dir.glob("dbos*"))
 
 
 async def test_heartbeats_keep_the_worker_row_fresh_and_a_stop_marks_it_stopped(
     settings: Settings, db: Database
 ) -> None:
     settings = with_worker(settings, id="hb-worker", heartbeat_seconds=0.2)
-    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
+    runtime = WorkerRuntime(Runtime(settings, db), mode="in-process")
     await runtime.start()
     try:
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict, match="hb-worker is already started"):
             await WorkerRuntime(Runtime(settings, db), mode="process").start()
         [first] = await read_workers(db, stale_after_seconds=5)
         await asyncio.sleep(0.7)
@@ -88,20 +91,33 @@ async def test_heartbeats_keep_the_worker_row_fresh_and_a_stop_marks_it_stopped(
     assert not runtime.running
 
 
-async def test_the_runtime_can_start_again_in_the_same_process_after_a_stop(
-    state_dir: Path, settings: Settings, db: Database
-) -> None:
-    client = JobClient(settings)
+async def test_two_worker_ids_run_side_by_side_in_one_process(settings: Settings, db: Database) -> None:
+    first = WorkerRuntime(Runtime(with_worker(settings, id="one"), db), mode="in-process")
+    second = WorkerRuntime(Runtime(with_worker(settings, id="two"), db), mode="in-process")
+    await first.start()
+    await second.start()
     try:
-        for round_ in range(2):
-            runtime = WorkerRuntime(Runtime(settings, db), mode="in-process", shutdown_grace_seconds=0)
-            await runtime.start()
-            try:
-                job_id = await client.enqueue(NOOP_WORKFLOW, 1, 0.0, request_id=f"round-{round_}")
-                async with asyncio.timeout(60):
-                    job = await client.wait(job_id, poll_seconds=0.1)
-            finally:
-                await runtime.stop()
-            assert (job.status, job.result["steps"]) == ("SUCCESS", 1)
+        rows = await read_workers(db, stale_after_seconds=5)
     finally:
-        client.close()
+        await second.stop()
+        await first.stop()
+
+    assert [(row.name, row.status) for row in rows] == [("one", "running"), ("two", "running")]
+
+
+async def test_the_runtime_can_start_again_in_the_same_process_after_a_stop(settings: Settings, db: Database) -> None:
+    settings = with_worker(settings, id="again")
+    statuses = []
+    for _ in range(2):
+        runtime = WorkerRuntime(Runtime(settings, db), mode="in-process")
+        await runtime.start()
+        try:
+            [row] = await read_workers(db, stale_after_seconds=5)
+            statuses.append(row.status)
+        finally:
+            await runtime.stop()
+        await runtime.stop()  # a second stop is harmless
+
+    [row] = await read_workers(db, stale_after_seconds=5)
+    assert statuses == ["running", "running"]
+    assert row.status == "stopped"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -37,14 +37,6 @@ MAX_PAGE_OFFSET = 2**31 - 1
 PageOffset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET, description="How many matching items to skip.")]
 
 
-class JobQueue(Protocol):
-    """What the API needs of the durable engine: enqueue work and read its state."""
-
-    async def enqueue(self, workflow_name: str, *args: Any, request_id: str | None = None, **kwargs: Any) -> str: ...
-
-    async def get(self, job_id: str) -> Any: ...
-
-
 @dataclass
 class Services:
     """Everything a request may use, built once by `create_app` and kept on `app.state.services`."""
@@ -54,7 +46,6 @@ class Services:
     box: SecretBox
     runtime: Runtime
     """The process's shared parts (mirror cache, credentials, forge and LLM factories); `db` and `box` are its."""
-    jobs: JobQueue | None = None
     webhooks: WebhookIntake | None = None
     principals: PrincipalCache | None = None
     wake_worker: Callable[[], None] | None = None

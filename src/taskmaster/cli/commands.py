@@ -11,7 +11,7 @@ SUMMARY = "Taskmaster: AI-driven CI/CD orchestrator (PRD -> tasks -> agents -> v
 # (command, module under taskmaster.cli that defines it, summary)
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("serve", "serve", "Start the API server (with an in-process worker unless --no-worker)."),
-    ("worker", "worker", "Run a durable worker process (heartbeats, graceful stop on SIGTERM)."),
+    ("worker", "worker", "Run a worker process: pipelines, workflow runs, webhook deliveries."),
     ("db", "db", "Database schema: migrate, status, create-migration."),
     ("project", "projects", "Register and inspect projects (repositories)."),
     ("prd", "prd", "Turn a product requirements document into tasks."),

@@ -1,7 +1,7 @@
 """`taskmaster serve`: the API server with uvicorn, and by default an in-process worker.
 
 The port is bound before anything else starts, so a busy port fails at once; start-up says in a few lines what runs
-where and what to do next, and leaves the rest (migrations, DBOS) to the debug log.
+where and what to do next, and leaves the rest (migrations, uvicorn's banner) to the debug log.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`taskmaster worker`: a durable worker process."""
+"""`taskmaster worker`: a worker process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from taskmaster.cli import common
 
 
 def command() -> None:
-    """Run a worker: it picks up durable jobs, heart-beats, and stops gracefully on SIGTERM."""
+    """Run a worker: it heart-beats and runs webhook deliveries, pipelines and workflow runs; it stops gracefully
+    on SIGTERM."""
     settings = common.settings()
     from taskmaster.worker.main import run_worker
 

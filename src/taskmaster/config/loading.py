@@ -73,7 +73,6 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_WORKER_STALE_AFTER_SECONDS": "worker.stale_after_seconds",
     "TASKMASTER_WORKER_CONCURRENCY": "worker.concurrency",
     "TASKMASTER_WORKER_MAX_STEPS": "worker.max_steps",
-    "TASKMASTER_WORKER_SHUTDOWN_GRACE_SECONDS": "worker.shutdown_grace_seconds",
     "TASKMASTER_PROJECT_CONCURRENCY": "worker.project_concurrency",
     "TASKMASTER_PIPELINE_MAX_SECONDS": "worker.pipeline_max_seconds",
     "TASKMASTER_JWT_SECRET": "auth.jwt_secret",

@@ -60,7 +60,8 @@ class LoggingSettings(_Section):
 
 
 class WorkerSettings(_Section):
-    """The durable worker: its identity must be stable across restarts so that DBOS recovers its work."""
+    """The worker: `id` names it in `workers` and on what it leases; stable across restarts, so a restarted worker
+    resumes its own pipelines and runs at once (unset: the host name)."""
 
     id: str | None = None
     heartbeat_seconds: float = Field(5.0, gt=0, le=300)
@@ -70,7 +71,6 @@ class WorkerSettings(_Section):
     max_steps: int = Field(16, ge=1, le=1024)
     """Steps one worker process runs at once, over all its pipelines. Not derived from the CPUs: steps mostly
     wait (on tests, networks, sleeps), and a cap of twice 2 CPUs held a 16-way fan-out of sleeps to half speed."""
-    shutdown_grace_seconds: float = Field(10.0, ge=0, le=3600)
     project_concurrency: int = Field(8, ge=1, le=1024)
     """Pipelines of one project running at once, across every worker sharing the database."""
     pipeline_max_seconds: float = Field(3600.0, gt=0)

@@ -1,4 +1,4 @@
-"""Turn the database settings into the URLs each consumer wants (async app, DBOS, Alembic)."""
+"""Turn the database settings into the async SQLAlchemy URL the app and Alembic use."""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ def database_url(settings: Settings) -> str:
             auth += ":" + quote(db.password.get_secret_value(), safe="")
         return f"postgresql+asyncpg://{auth}@{db.host}:{db.port}/{quote(db.name, safe='')}"
     return f"sqlite+aiosqlite:///{(settings.state_dir / _SQLITE_FILE).resolve()}"
-
-
-def sync_database_url(settings: Settings) -> str:
-    """The same database for synchronous drivers (DBOS uses psycopg 3 for PostgreSQL)."""
-    url = database_url(settings)
-    if url.startswith("sqlite+aiosqlite"):
-        return "sqlite" + url.removeprefix("sqlite+aiosqlite")
-    return "postgresql+psycopg" + url.removeprefix("postgresql+asyncpg")
 
 
 def _to_async(url: str) -> str:

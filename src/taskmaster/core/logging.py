@@ -29,7 +29,7 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Route structlog and the standard library (uvicorn, DBOS, SQLAlchemy) through one renderer."""
+    """Route structlog and the standard library (uvicorn, Alembic, SQLAlchemy) through one renderer."""
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Any] = [
@@ -64,7 +64,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # uvicorn's own access log is replaced by ours (it carries the request id); its handlers defer to root.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dbos"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
@@ -72,9 +72,10 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
-# Libraries that narrate their start-up at info level (each migration step, DBOS's console link, uvicorn's banner):
-# below warning, they are shown only at debug level. A filter on the handler, as DBOS resets its logger's level.
-_CHATTY = ("alembic", "dbos", "uvicorn.error")
+# Libraries that narrate their start-up at info level (each migration step, uvicorn's banner): below warning, they
+# are shown only at debug level. A filter on the handler, so that a library resetting its logger's level (uvicorn
+# configures its own at start) cannot undo it.
+_CHATTY = ("alembic", "uvicorn.error")
 
 
 def _quiet_chatter(record: logging.LogRecord) -> bool:

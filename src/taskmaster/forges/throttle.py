@@ -23,7 +23,7 @@ class RetryPolicy:
     """How hard a client tries: retries after rate limits, 5xx and connection failures, with exponential backoff.
 
     `max_rate_limit_wait` bounds the wait a rate limit may impose; a longer one is not waited out but raised as
-    `ForgeRateLimited` (with `retry_after`) so durable callers can reschedule instead of holding a worker.
+    `ForgeRateLimited` (with `retry_after`) so callers that run from a queue can reschedule instead of holding a worker.
     """
 
     max_retries: int = 3

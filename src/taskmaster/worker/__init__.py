@@ -1,1 +1,2 @@
-"""The worker: runs durable jobs (DBOS), heart-beats into `workers`, in its own process or inside `serve`."""
+"""The worker: heart-beats into `workers` and runs webhook deliveries, pipelines and workflow runs under leases, in
+its own process or inside `serve`."""

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from sqlalchemy import delete, update
@@ -26,12 +26,30 @@ from taskmaster.db.models import Worker
 from taskmaster.db.session import Database
 from taskmaster.tasks.service import renew_claims_held_by
 
+if TYPE_CHECKING:
+    from taskmaster.config import Settings
+
 log = structlog.stdlib.get_logger("taskmaster.worker.heartbeat")
+
+WorkerMode = Literal["process", "in-process"]
+
+
+def worker_id(settings: Settings, mode: WorkerMode = "process") -> str:
+    """This worker's name in `workers` and on the rows it leases: `worker.id` if set, else the host name.
+
+    Stable across restarts, so a restarted worker resumes what it still owns at once instead of waiting for its
+    old heartbeat to go stale. An in-process worker gets its own suffix so a `taskmaster worker` on the same host
+    never shares its name.
+    """
+    if settings.worker.id:
+        return settings.worker.id
+    host = socket.gethostname() or "localhost"
+    return host if mode == "process" else f"{host}:in-process"
 
 
 @dataclass(frozen=True)
 class WorkerIdentity:
-    """Who is beating: `name` is the DBOS executor id, unique in `workers`."""
+    """Who is beating: `name` is the worker's id (`worker_id`), unique in `workers`."""
 
     name: str
     mode: str

@@ -21,8 +21,9 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def run_worker(settings: Settings) -> int:
     """Run a worker until SIGTERM or SIGINT, then stop gracefully. Returns the exit code: 0, or 1 if it
-    could not start. A second signal during the shutdown gets the default behaviour (immediate exit);
-    DBOS recovers whatever was cut short on the next start with the same worker id.
+    could not start. A second signal during the shutdown gets the default behaviour (immediate exit); what was
+    cut short stays leased to this worker id, resumed on its next start or taken over by another worker once
+    its heartbeat is stale.
     Must be called from the main thread (it installs signal handlers) with no event loop running.
     """
     configure_logging(settings.logging.level, settings.logging.format)
@@ -43,7 +44,7 @@ async def _serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
 
     parts = Runtime(settings)
-    runtime = WorkerRuntime(parts, mode="process", shutdown_grace_seconds=settings.worker.shutdown_grace_seconds)
+    runtime = WorkerRuntime(parts, mode="process")
     try:
         try:
             await ensure_schema(parts.db, embedded=settings.embedded)
@@ -51,7 +52,7 @@ async def _serve(settings: Settings) -> int:
         except TaskmasterError as exc:
             log.error("worker could not start", error=exc.detail)
             return 1
-        log.info("worker ready", worker=runtime.executor_id, database=parts.db.dialect)
+        log.info("worker ready", worker=runtime.worker_id, database=parts.db.dialect)
         await stop.wait()
         return 0
     finally:

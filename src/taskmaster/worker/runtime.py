@@ -1,55 +1,47 @@
-"""`WorkerRuntime`: DBOS launched with Taskmaster's jobs, plus the heartbeat, as one start/stop unit.
-
-Runs inside `taskmaster serve` (mode "in-process") or as `taskmaster worker` (mode "process").
+"""`WorkerRuntime`: the heartbeat and the worker's loops (webhook deliveries, pipelines, workflow runs) as one
+start/stop unit. Runs inside `taskmaster serve` (mode "in-process") or as `taskmaster worker` (mode "process").
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-
 import structlog
 
-from taskmaster.core.errors import Conflict, TaskmasterError, Unavailable
-from taskmaster.durable import engine, names
-from taskmaster.durable.engine import WorkerMode
+from taskmaster.core.errors import Conflict
 from taskmaster.pipelines.leases import Lease
 from taskmaster.runtime import Runtime
-from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
+from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity, WorkerMode, worker_id
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
 from taskmaster.worker.workflows import WorkflowLoop
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
-
-JOB_MODULES = ("taskmaster.worker.jobs",)
-"""Modules whose import registers jobs with DBOS; imported at start so the API process never needs them."""
+_STARTED: set[str] = set()
+"""Worker ids running in this process: two runtimes under one id would fight over the same leases."""
 
 
 class WorkerRuntime:
-    """One per process (DBOS is a process-wide singleton): `start()` once, then `stop()`.
+    """`start()` once, then `stop()`.
 
-    `start()` launches DBOS (blocking parts in a thread, so it is safe inside a running event loop),
-    which also recovers this executor's unfinished jobs, then starts heart-beating. It raises
-    `Conflict` if a runtime already runs in this process and `Unavailable` if DBOS cannot launch.
-    `stop()` stops taking jobs, waits up to `shutdown_grace_seconds` for running ones, tears DBOS
-    down and marks the worker `stopped`; it never raises and may be called more than once.
+    `start()` writes the first heartbeat and starts the loops; work this worker held when it died, and work of
+    workers whose heartbeat went stale, is taken over by those loops through the leases (`db.leases`). It raises
+    `Conflict` if a runtime with the same worker id already runs in this process. `stop()` stops the loops (their
+    running work stays owned by this worker id, to be resumed or taken over) and marks the worker `stopped`; it
+    never raises and may be called more than once.
     """
 
-    def __init__(self, runtime: Runtime, *, mode: WorkerMode, shutdown_grace_seconds: float = 10.0) -> None:
+    def __init__(self, runtime: Runtime, *, mode: WorkerMode) -> None:
         settings = self.settings = runtime.settings
         self.db = runtime.db
         self.runtime = runtime
         self.mode: WorkerMode = mode
-        self.shutdown_grace_seconds = shutdown_grace_seconds
-        self.executor_id = engine.executor_id(settings, mode)
+        self.worker_id = worker_id(settings, mode)
         self._heartbeat: Heartbeat | None = None
         self._running = False
         # The pipelines' lease lapses when heartbeats stop reaching the database for half the time after which
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
-        self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
-        self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.executor_id, lease=self.lease)
+        self.pipelines = PipelineLoop(runtime, worker_id=self.worker_id, lease=self.lease)
+        self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.worker_id, lease=self.lease)
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
         runtime.wake_webhooks = self.wake  # local-forge events raised in this process are processed at once
 
@@ -69,19 +61,12 @@ class WorkerRuntime:
         self.workflows.wake()
 
     async def start(self) -> None:
-        if self._running:
-            raise Conflict(f"worker {self.executor_id} is already started")
-        try:
-            await asyncio.to_thread(self._launch)
-        except TaskmasterError:
-            raise
-        except Exception as exc:
-            raise Unavailable(f"the durable engine could not start: {exc}") from exc
+        if self._running or self.worker_id in _STARTED:
+            raise Conflict(f"worker {self.worker_id} is already started in this process")
+        _STARTED.add(self.worker_id)
         self._running = True
         identity = WorkerIdentity(
-            name=self.executor_id,
-            mode=self.mode,
-            capabilities={"queues": [names.QUEUE], "concurrency": self.settings.worker.concurrency},
+            name=self.worker_id, mode=self.mode, capabilities={"concurrency": self.settings.worker.concurrency}
         )
         self._heartbeat = Heartbeat(
             self.db, identity, interval_seconds=self.settings.worker.heartbeat_seconds, on_beat=self.lease.renewed
@@ -90,7 +75,7 @@ class WorkerRuntime:
         self.webhooks.start()
         self.pipelines.start()
         self.workflows.start()
-        log.info("worker started", worker=self.executor_id, mode=self.mode, queue=names.QUEUE)
+        log.info("worker started", worker=self.worker_id, mode=self.mode)
 
     async def stop(self) -> None:
         if not self._running:
@@ -100,16 +85,7 @@ class WorkerRuntime:
         await self.webhooks.stop()
         await self.pipelines.stop()
         await self.workflows.stop()
-        try:
-            await asyncio.to_thread(engine.shutdown, self.shutdown_grace_seconds)
-        except Exception as exc:  # stopping must not fail the caller's shutdown
-            log.warning("durable engine did not shut down cleanly", error=str(exc))
-        finally:
-            if heartbeat is not None:
-                await heartbeat.stop()
-        log.info("worker stopped", worker=self.executor_id)
-
-    def _launch(self) -> None:
-        for module in JOB_MODULES:
-            importlib.import_module(module)
-        engine.launch(self.settings, mode=self.mode)
+        if heartbeat is not None:
+            await heartbeat.stop()
+        _STARTED.discard(self.worker_id)
+        log.info("worker stopped", worker=self.worker_id)

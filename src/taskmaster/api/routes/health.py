@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 import taskmaster
 from taskmaster.api.deps import ServicesDep
-from taskmaster.durable.workers import read_workers_on
+from taskmaster.db.workers import read_workers_on
 
 router = APIRouter(tags=["health"])
 DB_TIMEOUT_SECONDS = 3.0

@@ -1,4 +1,4 @@
-"""Workers: one row per worker identity (its DBOS executor id), kept fresh by heartbeats."""
+"""Workers: one row per worker identity (its worker id), kept fresh by heartbeats."""
 
 from __future__ import annotations
 
