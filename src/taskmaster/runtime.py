@@ -9,6 +9,7 @@ from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
 from taskmaster.db.session import Database
+from taskmaster.pipelines.builtins import DEFAULT_BUILTINS, BuiltinRegistry
 from taskmaster.pipelines.engine import OnChange, PipelineEngine
 from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.recovery import RecoveryHook
@@ -16,6 +17,10 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
+from taskmaster.workflows.review import ReviewWorkflow
+from taskmaster.workflows.review.service import ReviewServices
+from taskmaster.workflows.review.step import AiReviewStep
 from taskmaster.workspaces.git_cache import MirrorCache
 
 
@@ -35,6 +40,17 @@ class Runtime:
         self.mirror = MirrorCache.from_settings(settings)
         self.forges = ForgeFactory(settings, self.credentials)
         self._sites: Sites | None = None
+        self.review = ReviewServices(self.db, settings, self.mirror, self.credentials, self.forges)
+        """What the AI review uses (its `make_agent` is the coding agent of the `agentapi` reviewer)."""
+
+    @property
+    def builtins(self) -> BuiltinRegistry:
+        """The built-in steps, with the AI review in place of its not-configured stand-in."""
+        return DEFAULT_BUILTINS.with_steps(AiReviewStep(self.review))
+
+    def workflows(self) -> WorkflowRegistry:
+        """The workflow kinds a worker runs, the review with this runtime's services."""
+        return default_workflows().with_kinds(ReviewWorkflow(self.review))
 
     @property
     def box(self) -> SecretBox:
@@ -75,6 +91,7 @@ class Runtime:
             sites=self.sites,
             credentials=self.credentials,
             recovery=recovery,
+            builtins=self.builtins,
         )
 
     async def aclose(self) -> None:

@@ -113,6 +113,17 @@ def annotation_batches(annotations: Sequence[Annotation]) -> list[tuple[Annotati
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewComment:
+    """One inline comment of a pull request review: on `line` of `path` in the new file, or on the lines
+    `start_line`..`line` when `start_line` is set."""
+
+    path: str
+    line: int
+    start_line: int | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class PullRequestRef:
     """A pull request (GitHub) or merge request (GitLab): its number (`iid` on GitLab) and web address."""
 
