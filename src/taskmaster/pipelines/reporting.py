@@ -66,9 +66,7 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
 _LEVELS = {"blocker": AnnotationLevel.FAILURE, "major": AnnotationLevel.FAILURE, "minor": AnnotationLevel.WARNING}
 
 
-async def _reviews(
-    session: AsyncSession, pipeline_id: uuid.UUID
-) -> dict[str, tuple[tuple[Annotation, ...], str]]:
+async def _reviews(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, tuple[tuple[Annotation, ...], str]]:
     """Per review step, its latest report: the findings first posted by it, as annotations, and its Markdown."""
     latest: dict[str, ReviewReport] = {}
     rows = await session.scalars(
