@@ -98,7 +98,8 @@ def plan_chunks(files: Sequence[FileDiff], *, budget: int, skip: Sequence[str] =
                 FileCoverage(
                     path=diff.path,
                     status="clipped",
-                    reason=f"{len(kept)} of {len(diff.hunks)} hunks reviewed: the diff is over the budget of "
+                    reason=f"{_lines(kept)} of {_lines(diff.hunks)} diff lines ({len(kept)} of {len(diff.hunks)} "
+                    f"hunks) reviewed: the diff is over the budget of "
                     f"{budget:,} tokens per chunk (review.max_tokens_per_chunk)",
                 )
             )
@@ -128,9 +129,25 @@ def _fitting_hunks(diff: FileDiff, budget: int) -> tuple[list[Hunk], int]:
     kept: list[Hunk] = []
     used = FILE_OVERHEAD_TOKENS + estimate_tokens(render_file(diff, []))
     for hunk in diff.hunks:
-        cost = estimate_tokens(render_file(diff, [hunk])) - estimate_tokens(render_file(diff, []))
+        cost = _hunk_tokens(diff, hunk)
         if used + cost > budget:
+            if not kept:  # one hunk larger than a chunk: its first lines, rather than nothing of the file
+                lines = list(hunk.lines)
+                while lines and used + _hunk_tokens(diff, hunk.model_copy(update={"lines": tuple(lines)})) > budget:
+                    lines = lines[: len(lines) * 3 // 4]
+                if lines:
+                    part = hunk.model_copy(update={"lines": tuple(lines)})
+                    kept.append(part)
+                    used += _hunk_tokens(diff, part)
             break
         kept.append(hunk)
         used += cost
     return kept, used
+
+
+def _lines(hunks: Sequence[Hunk]) -> int:
+    return sum(len(hunk.lines) for hunk in hunks)
+
+
+def _hunk_tokens(diff: FileDiff, hunk: Hunk) -> int:
+    return estimate_tokens(render_file(diff, [hunk])) - estimate_tokens(render_file(diff, []))
