@@ -88,8 +88,15 @@ class World:
         base = git(repo, "rev-parse", "main")
         async with self.harness.db.transaction() as session:
             if self.pr_id is None:
-                pr = PullRequest(project_id=self.harness.project.id, number=7, title="Average and first",
-                                 head_ref="feature", head_sha=pipeline.commit_sha, base_ref="main", base_sha=base)  # fmt: skip
+                pr = PullRequest(
+                    project_id=self.harness.project.id,
+                    number=7,
+                    title="Average and first",
+                    head_ref="feature",
+                    head_sha=pipeline.commit_sha,
+                    base_ref="main",
+                    base_sha=base,
+                )
                 session.add(pr)
                 await session.flush()
                 self.pr_id = pr.id
