@@ -28,6 +28,7 @@ def test_every_key_has_a_default_and_the_ai_loop_keys_of_the_design() -> None:
         "review.reviewer": "offline",
         "review.fail_on": "major",
         "review.min_confidence": 0.8,
+        "review.allowed": (),
         "review.skip": None,
         "review.max_tokens_per_chunk": 12000,
         "recovery.agent": "off",

@@ -10,9 +10,14 @@ import uuid
 from sqlalchemy import select
 
 from taskmaster.core.outcomes import FailureReason, Outcome
-from taskmaster.db.models import Pipeline
+from taskmaster.db.models import Pipeline, Project
 from taskmaster.pipelines.builtins import BuiltinRun
+from taskmaster.projects import settings as project_settings
+from taskmaster.projects.settings import ReviewSettings
 from taskmaster.workflows.review.service import ReviewServices, ReviewTarget, review
+
+OPTIONS = frozenset({"reviewer"})
+"""What `with:` may give `ai_review`: `reviewer`, among those the project allows (never a command)."""
 
 
 class AiReviewStep:
@@ -25,14 +30,31 @@ class AiReviewStep:
 
     async def run(self, run: BuiltinRun) -> Outcome:
         started = time.monotonic()
-        project_id = await self._project_of(run.pipeline_id)
-        if project_id is None:
+        project = await self._project_of(run.pipeline_id)
+        if project is None:
             return Outcome.cannot_run(f"pipeline {run.pipeline_id} does not exist")
+        project_id, settings = project
+        unknown = sorted(set(run.params) - OPTIONS)
+        if unknown:
+            return Outcome.cannot_run(
+                f"step {run.step!r}: unknown option with.{unknown[0]} of ai_review (options: {', '.join(OPTIONS)})"
+            )
+        chosen = run.params.get("reviewer")
+        if chosen is not None and not settings.allows(chosen):
+            problem = (
+                f"step {run.step!r}: with.reviewer {chosen!r} is not allowed by this project (it allows "
+                f"{', '.join(sorted({settings.reviewer, 'offline', *settings.allowed}))}; project setting "
+                "review.allowed)"
+            )
+            await run.write(f"{problem}\n".encode())
+            return Outcome.cannot_run(problem)
 
         async def write(text: str) -> None:
             await run.write(text.encode())
 
-        target = ReviewTarget(project_id=project_id, sha=run.sha, pipeline_id=run.pipeline_id, step_name=run.step)
+        target = ReviewTarget(
+            project_id=project_id, sha=run.sha, pipeline_id=run.pipeline_id, step_name=run.step, reviewer=chosen
+        )
         result = await review(self.services, target, write)
         duration = time.monotonic() - started
         if result.status == "passed":
@@ -45,9 +67,15 @@ class AiReviewStep:
             return Outcome.infra(result.message, duration=duration)
         return Outcome(reason=result.message, duration=duration)  # error: nothing a retry would fix
 
-    async def _project_of(self, pipeline_id: uuid.UUID) -> uuid.UUID | None:
+    async def _project_of(self, pipeline_id: uuid.UUID) -> tuple[uuid.UUID, ReviewSettings] | None:
         async with self.services.db.session() as session:
-            found: uuid.UUID | None = await session.scalar(
-                select(Pipeline.project_id).where(Pipeline.id == pipeline_id)
-            )
-            return found
+            found = (
+                await session.execute(
+                    select(Project.id, Project.settings)
+                    .join(Pipeline, Pipeline.project_id == Project.id)
+                    .where(Pipeline.id == pipeline_id)
+                )
+            ).first()
+        if found is None:
+            return None
+        return found[0], project_settings.load(found[1]).review
