@@ -248,6 +248,7 @@ async def test_an_invalid_verdict_is_repaired_once_then_the_step_ends_in_error(
     assert [c.requests for c in calls] == [2]  # the failed rounds are paid for too
 
 
+@pytest.mark.slow  # a 1,000-file repository, its mirror and diff
 async def test_a_large_pr_is_reviewed_in_parallel_chunks_and_its_coverage_names_every_file(
     harness_factory: Callable[..., Any],
     github: tuple[str, FakeGitHub],
