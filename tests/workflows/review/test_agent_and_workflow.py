@@ -197,3 +197,19 @@ async def test_a_review_run_without_services_fails_saying_so(db: Database, setti
         db, RunInput(run_id=uuid.uuid4(), kind="review", project_id=uuid.uuid4(), attempt=1)
     )
     assert (result.status, result.error) == ("failed", "no reviewer is configured (project setting review.reviewer)")
+
+
+def test_a_verdict_file_linked_outside_the_checkout_is_not_read(tmp_path: Path) -> None:
+    from taskmaster.workflows.review.agent import read_verdict
+
+    checkout, outside = tmp_path / "checkout", tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    (outside / "d" / "verdict.json").write_text(verdict_json())
+    checkout.mkdir()
+    (checkout / ".taskmaster-review").symlink_to(outside / "d")
+    assert read_verdict(checkout, VERDICT_FILE) == (None, f"{VERDICT_FILE} leads outside the checkout")
+    (checkout / ".taskmaster-review").unlink()
+    (checkout / ".taskmaster-review").mkdir()
+    (checkout / VERDICT_FILE).write_text(verdict_json())
+    verdict, problem = read_verdict(checkout, VERDICT_FILE)
+    assert verdict is not None and problem == "" and verdict.findings[0].start_line == 4

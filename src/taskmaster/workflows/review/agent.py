@@ -75,7 +75,7 @@ class AgentReviewer:
                     if result.failure == "infra":
                         raise ReviewerUnavailable(f"the reviewing agent {agent.label} could not run: {problem}")
                     raise InvalidVerdict(f"the reviewing agent {agent.label} ended without a verdict: {problem}")
-                verdict, problem = read_verdict(checkout / VERDICT_FILE)
+                verdict, problem = read_verdict(checkout, VERDICT_FILE)
                 if verdict is not None:
                     await job.log(f"{agent.label} wrote its verdict (round {round_number})\n")
                     return ReviewAnswer(verdict, tokens_in, tokens_out, requests)
@@ -122,9 +122,13 @@ class AgentReviewer:
             )  # fmt: skip
 
 
-def read_verdict(path: Path) -> tuple[Verdict | None, str]:
-    """The verdict in `path`, or None with what is wrong with it (missing, too large, not JSON, not a Verdict)."""
+def read_verdict(checkout: Path, name: str) -> tuple[Verdict | None, str]:
+    """The verdict in `checkout/name`, or None with what is wrong with it (missing, outside the checkout through a
+    link, too large, not JSON, not a Verdict)."""
+    path = checkout / name
     try:
+        if not path.resolve().is_relative_to(checkout.resolve()):
+            return None, f"{VERDICT_FILE} leads outside the checkout"
         if path.is_symlink() or not path.is_file():
             return None, f"{VERDICT_FILE} was not written (or is not a regular file)"
         if path.stat().st_size > MAX_VERDICT_BYTES:
