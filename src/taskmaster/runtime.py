@@ -13,6 +13,7 @@ from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.forges.base import Forge
 from taskmaster.forges.local.forge import LocalForge
+from taskmaster.pipelines.builtins import DEFAULT_BUILTINS, BuiltinRegistry
 from taskmaster.pipelines.engine import OnChange, PipelineEngine
 from taskmaster.pipelines.leases import Lease
 from taskmaster.pipelines.recovery import RecoveryHook
@@ -20,6 +21,10 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
+from taskmaster.workflows.review import ReviewWorkflow
+from taskmaster.workflows.review.service import ReviewServices
+from taskmaster.workflows.review.step import AiReviewStep
 from taskmaster.workspaces.git_cache import MirrorCache
 
 
@@ -42,6 +47,8 @@ class Runtime:
         self.wake_webhooks: Callable[[], None] | None = None
         """Set by a worker running on this runtime: a local-forge event (a webhook delivery stored by this process)
         wakes its webhook loop instead of waiting for the next poll."""
+        self.review = ReviewServices(self.db, settings, self.mirror, self.credentials, self.forges)
+        """What the AI review uses (its `make_agent` is the coding agent of the `agentapi` reviewer)."""
 
     def _local_forge(self, project: Project) -> Forge:
         return LocalForge(self.db, project.id, on_event=self._local_event)
@@ -49,6 +56,15 @@ class Runtime:
     def _local_event(self) -> None:
         if self.wake_webhooks is not None:
             self.wake_webhooks()
+
+    @property
+    def builtins(self) -> BuiltinRegistry:
+        """The built-in steps, with the AI review in place of its not-configured stand-in."""
+        return DEFAULT_BUILTINS.with_steps(AiReviewStep(self.review))
+
+    def workflows(self) -> WorkflowRegistry:
+        """The workflow kinds a worker runs, the review with this runtime's services."""
+        return default_workflows().with_kinds(ReviewWorkflow(self.review))
 
     @property
     def box(self) -> SecretBox:
@@ -89,6 +105,7 @@ class Runtime:
             sites=self.sites,
             credentials=self.credentials,
             recovery=recovery,
+            builtins=self.builtins,
         )
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ EXPECTED_TABLES = {
     "step_attempts", "step_logs", "webhook_deliveries", "agent_sessions", "workers", "web_sessions",
     "users", "role_bindings", "api_tokens", "audit_events", "task_dependencies", "workflow_runs", "ai_calls",
     "local_issues", "local_comments", "local_commit_statuses", "local_check_runs", "local_reviews",
+    "review_reports", "review_findings",
 }  # fmt: skip
 
 

@@ -112,3 +112,30 @@ def test_a_log_cursor_reads_and_writes_resume_tokens(
 def test_a_malformed_resume_token_is_refused_naming_it() -> None:
     with pytest.raises(InvalidInput, match="not a log resume token: 'lint:x'"):
         LogCursor.parse("lint:x")
+
+
+async def test_closing_while_the_timer_flushes_loses_nothing(harness_factory: Any) -> None:
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    harness: Harness = await harness_factory(ONE_STEP)
+    pipeline_id, step = await _step(harness)
+    real = harness.db.transaction
+    slow = asyncio.Event()
+
+    @asynccontextmanager
+    async def slow_transaction() -> Any:
+        async with real() as session:
+            slow.set()
+            await asyncio.sleep(0.3)  # an insert that takes a while (PostgreSQL under load)
+            yield session
+
+    writer = LogWriter(harness.db, step.id, 1, flush_bytes=1 << 20, flush_seconds=0.05)
+    async with writer:
+        await writer.write(b"written just before the end\n")
+        harness.db.transaction = slow_transaction  # type: ignore[method-assign]
+        await asyncio.wait_for(slow.wait(), 5)  # the timer's flush is writing now
+    harness.db.transaction = real  # type: ignore[method-assign]
+    async with harness.db.session() as session:
+        text = "".join(c.content for c in await read_logs(session, pipeline_id))
+    assert text == "written just before the end\n"

@@ -11,7 +11,7 @@ import pytest
 
 from taskmaster.core.errors import InvalidInput
 from taskmaster.core.logging import configure_logging
-from taskmaster.forges.base import Annotation, CommitState, ForgeUnavailable, comment_marker
+from taskmaster.forges.base import Annotation, CheckConclusion, CommitState, ForgeUnavailable, comment_marker
 from taskmaster.forges.github.client import GitHubForge
 from taskmaster.forges.gitlab.client import GitLabForge
 from taskmaster.forges.throttle import RetryPolicy, ThrottleSettings
@@ -20,7 +20,9 @@ from taskmaster.pipelines.report import (
     ForgeReporter,
     PipelineReport,
     StepReport,
+    check_run_spec,
     commit_state,
+    render_comment,
 )
 from taskmaster.pipelines.states import FailureReason, PipelineStatus, StepStatus
 from tests.forges.fakes.github import PERSONAL_TOKEN, FakeGitHub, serve_github
@@ -625,3 +627,49 @@ def test_reports_accept_status_strings_read_from_the_database_and_refuse_unknown
         replace(report, commit_sha="")
     with pytest.raises(InvalidInput):
         ForgeReporter(GitLabForge(token=TOKEN), context_prefix="")
+
+
+# --- a review skipped for a reason (no reviewer, nothing to review) is never reported as passing ----------------
+
+
+def skipped_review_report(repo: str = REPO) -> PipelineReport:
+    steps = (
+        step("install", S.SUCCESS, duration_ms=12_000),
+        step("review", S.SKIPPED, error_message="AI review is not configured"),
+        step("notify", S.SKIPPED),
+    )
+    return passed_report(repo, steps=steps)
+
+
+async def test_a_skipped_review_gets_no_green_status_on_github_and_its_reason_in_the_overall_one(
+    token_forge: GitHubForge, github: FakeGitHub
+) -> None:
+    result = await ForgeReporter(token_forge).report(skipped_review_report())
+
+    assert result.ok
+    sent = {r.json["context"]: (r.json["state"], r.json["description"]) for r in github.matching("POST", "/statuses/")}
+    assert "taskmaster/review" not in sent  # GitHub has no skipped state: success would claim it passed
+    assert sent["taskmaster/notify"][0] == "success"  # a step not needed still reads as GitHub treats skips
+    assert sent["taskmaster"] == ("success", "Passed: 3 steps in 1m 23s; skipped: review (AI review is not configured)")
+
+
+async def test_a_skipped_review_is_skipped_on_gitlab_and_makes_the_check_run_neutral(
+    gitlab_forge: GitLabForge, gitlab: FakeGitLab, app_forge: GitHubForge, github: FakeGitHub
+) -> None:
+    assert (await ForgeReporter(gitlab_forge).report(skipped_review_report(PROJECT))).ok
+    assert gitlab_statuses(gitlab)["taskmaster/review"] == "skipped"
+    described = {s["name"]: s["description"] for s in gitlab.state.statuses}
+    assert described["taskmaster/review"] == "skipped: AI review is not configured"
+
+    spec = check_run_spec(skipped_review_report())
+    assert (spec.status.value, spec.conclusion) == ("completed", CheckConclusion.NEUTRAL)
+    assert check_run_spec(passed_report()).conclusion is CheckConclusion.SUCCESS
+
+
+def test_a_review_steps_summary_goes_into_the_comment_and_the_check_run() -> None:
+    section = "#### ❌ AI review failed (openai)\n\n1 findings on changed lines"
+    steps = (step("install", S.SUCCESS), step("review", S.FAILED, failure_reason=FailureReason.CODE, summary=section))
+    report = failed_report(steps=steps)
+    assert section in render_comment(report)
+    assert section in check_run_spec(report).summary
+    assert section not in render_comment(replace(report, superseded=True))

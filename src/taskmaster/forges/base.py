@@ -113,6 +113,17 @@ def annotation_batches(annotations: Sequence[Annotation]) -> list[tuple[Annotati
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewComment:
+    """One inline comment of a pull request review: on `line` of `path` in the new file, or on the lines
+    `start_line`..`line` when `start_line` is set."""
+
+    path: str
+    line: int
+    start_line: int | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class PullRequestRef:
     """A pull request (GitHub) or merge request (GitLab): its number (`iid` on GitLab) and web address."""
 
@@ -147,16 +158,6 @@ class ForgeCapabilities:
     """File and line annotations on check runs."""
     inline_review_comments: bool
     """Review comments on lines of a pull request's diff (no client posts them yet: False everywhere)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewComment:
-    """One inline comment of a review: on `line` of `path` (new-file numbering), or on `start_line`..`line`."""
-
-    path: str
-    line: int
-    start_line: int | None
-    body: str
 
 
 @dataclass(frozen=True, slots=True)

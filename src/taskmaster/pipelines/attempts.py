@@ -127,6 +127,7 @@ class AttemptRunner:
                 workspace=context.site.path(SHARED_WORKSPACE),
                 write=writer.write,
                 checkout=lambda: self._checkout_shared(context),
+                params=planned.params,
             )
             ended = await until_stopped(builtin.run(run), stop)
             return ended if ended is not None else Outcome.stopped(reason="stopped")

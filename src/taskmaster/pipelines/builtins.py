@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from taskmaster.core.outcomes import Outcome
@@ -17,7 +18,8 @@ AI_REVIEW_NOT_CONFIGURED = "AI review is not configured"
 @dataclass(frozen=True, slots=True)
 class BuiltinRun:
     """What a built-in step gets for one attempt: which step of which pipeline at which commit, the step's log
-    (`write`), and the pipeline's shared workspace (`checkout()` makes it; `workspace` is its path at the site)."""
+    (`write`), the pipeline's shared workspace (`checkout()` makes it; `workspace` is its path at the site), and
+    the step's options (`params`, its `with:`)."""
 
     pipeline_id: uuid.UUID
     step: str
@@ -26,6 +28,7 @@ class BuiltinRun:
     workspace: str
     write: Callable[[bytes], Awaitable[None]]
     checkout: Callable[[], Awaitable[None]]
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class BuiltinStep(Protocol):

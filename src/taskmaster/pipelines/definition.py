@@ -260,6 +260,12 @@ def _env_name(value: Any) -> str:
     return value
 
 
+def _option_name(value: Any) -> str:
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        _fail(f"expected an option name (letters, digits and _), got {_show(value)}")
+    return value
+
+
 def _env_value(value: Any) -> str:
     # YAML reads `PORT: 8000` and `DEBUG: true` as numbers and booleans; the environment only has strings.
     if isinstance(value, bool):
@@ -344,6 +350,10 @@ class StepDefinition(BaseModel):
     workspace: Annotated[WorkspaceMode, _one_of([w.value for w in WorkspaceMode], WorkspaceMode)] = WorkspaceMode.SHARED
     network: StrictBool = False
     limits: StepLimitsDefinition = StepLimitsDefinition()
+    with_: dict[Annotated[str, PlainValidator(_option_name)], Annotated[str, PlainValidator(_env_value)]] = Field(
+        default_factory=dict, alias="with"
+    )
+    """Options of a built-in step (`uses`), which checks them itself (e.g. `ai_review`'s `reviewer`)."""
 
     @model_validator(mode="after")
     def _run_or_uses(self) -> Self:
@@ -351,6 +361,8 @@ class StepDefinition(BaseModel):
             _fail('expected one of "run" or "uses", got both')
         if self.run is None and self.uses is None:
             _fail(f'expected "run" (a shell command) or "uses" (a built-in step: {", ".join(BUILTIN_STEPS)})')
+        if self.with_ and self.uses is None:
+            _fail('"with" gives options to a built-in step: it goes with "uses", not "run"')
         return self
 
     @property
@@ -662,7 +674,7 @@ def _locate(problems: Iterable[DefinitionProblem], marks: Mapping[Loc, tuple[int
 
 # Allowed keys by where they sit, for "unknown key" hints.
 _TOP_KEYS = tuple(PipelineDefinition.model_fields)
-_STEP_KEYS = tuple(StepDefinition.model_fields)
+_STEP_KEYS = tuple(field.alias or name for name, field in StepDefinition.model_fields.items())
 _TYPE_KEYS = tuple(TypeDefinition.model_fields)
 _LIMIT_KEYS = tuple(StepLimitsDefinition.model_fields)
 

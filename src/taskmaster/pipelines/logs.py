@@ -131,7 +131,10 @@ class LogWriter:
     async def close(self) -> None:
         """Write everything still held; stops the timer. Safe to call twice."""
         if self._ticker is not None:
-            self._ticker.cancel()
+            # Not while the timer's flush is writing: cancelled mid-insert, its chunk (already taken from the
+            # buffer) would be lost.
+            async with self._lock:
+                self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None

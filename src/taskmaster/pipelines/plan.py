@@ -74,6 +74,8 @@ class PlannedStep:
     level: int
     limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     """Resource limits the step asks for (`cpu`, `memory`, `processes`, `disk`, `tmp`); absent: the defaults."""
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """A built-in step's options (`with:`)."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (e.g. for `pipeline_steps.config`); `from_json` reads it back equal."""
@@ -99,6 +101,7 @@ class PlannedStep:
             "position": self.position,
             "level": self.level,
             "limits": dict(self.limits),
+            "params": dict(self.params),
         }
 
     @classmethod
@@ -126,6 +129,7 @@ class PlannedStep:
             position=_typed(data["position"], int),
             level=_typed(data["level"], int),
             limits=MappingProxyType({_typed(k, str): _typed(v, int) for k, v in data.get("limits", {}).items()}),
+            params=MappingProxyType({_typed(k, str): _typed(v, str) for k, v in data.get("params", {}).items()}),
         )
 
 
@@ -249,6 +253,7 @@ def compile_plan(definition: PipelineDefinition, *, pipeline_type: PipelineType 
                 position=position[name],
                 level=level[name],
                 limits=MappingProxyType({k: int(v) for k, v in step.limits.model_dump(exclude_none=True).items()}),
+                params=MappingProxyType(dict(step.with_)),
             )
         )
     return Plan(resolved.pipeline_type, tuple(steps), resolved.timeout, resolved.concurrency)

@@ -120,6 +120,14 @@ class StepReport:
     error_message: str | None = None
     log_tail: str = ""
     annotations: tuple[Annotation, ...] = ()
+    summary: str = ""
+    """A built-in step's own section of the report, in Markdown (the AI review's findings); empty: none."""
+
+    @property
+    def skipped_for_a_reason(self) -> bool:
+        """Skipped with a reason (a built-in step with no service, or nothing to do), unlike a step that was not
+        needed: it did not pass, so it must not be shown as passing."""
+        return self.status is StepStatus.SKIPPED and bool(self.error_message)
 
     def __post_init__(self) -> None:
         # Callers read these from database columns: a plain string is accepted and checked.
@@ -249,7 +257,12 @@ class ForgeReporter:
             made = await self._attempt(errors, report, "check run", self._check_run(report, previous_check_run_id))
             check_run_id = made or previous_check_run_id
 
+        # GitHub's commit statuses have no skipped or neutral state (a skipped status reads as a green success):
+        # there a step skipped for a reason gets no status at all; the pipeline's own status names it.
+        hide = {f"{self._prefix}/{step.name}" for step in report.steps if step.skipped_for_a_reason}
         for context, state, description in commit_statuses(report, self._prefix):
+            if self._forge.name == "github" and context in hide:
+                continue
             await self._attempt(
                 errors, report, f"status {context}", self._set_status(report, context, state, description)
             )
@@ -350,6 +363,8 @@ def check_run_spec(report: PipelineReport, *, name: str = "taskmaster") -> Check
         status, conclusion = CheckStatus.COMPLETED, CheckConclusion.CANCELLED
     elif report.status.is_terminal:
         status, conclusion = CheckStatus.COMPLETED, _CONCLUSION[report.status]
+        if report.status is PipelineStatus.SUCCESS and any(step.skipped_for_a_reason for step in report.steps):
+            conclusion = CheckConclusion.NEUTRAL  # passed, but not everything asked for ran (e.g. the AI review)
     elif report.status is PipelineStatus.RUNNING:
         status, conclusion = CheckStatus.IN_PROGRESS, None
     else:
@@ -384,6 +399,7 @@ def render_comment(report: PipelineReport) -> str:
         f"### {_ICONS[_overall_status(report)]} Taskmaster: {_headline(report)}",
         _facts(report),
         _step_table(report),
+        *_step_summaries(report),
     ]
     parts.extend(_failure_sections(report, log_limit=_log_budget(report, COMMENT_LIMIT, COMMENT_LOG_TAIL)))
     return _cap("\n\n".join(parts), COMMENT_LIMIT)
@@ -431,6 +447,8 @@ def _step_description(step: StepReport) -> str:
     if step.status.is_terminal and (duration := format_duration(step.duration_ms)):
         facts.append(duration)
     text = _WORDS[step.status] + (f" ({', '.join(facts)})" if facts else "")
+    if step.skipped_for_a_reason and step.error_message and (first := _first_line(step.error_message)):
+        return f"{text}: {first}"
     if step.status.is_failure and step.error_message and (first := _first_line(step.error_message)):
         text += f": {first}"
     return text
@@ -458,7 +476,11 @@ def _headline(report: PipelineReport) -> str:
         return f"Running: {done} of {total} steps finished"
     if status is PipelineStatus.SUCCESS:
         counted = f"{total} step{'s' if total != 1 else ''}"
-        return f"Passed: {counted}" + (f" in {duration}" if duration else "")
+        text = f"Passed: {counted}" + (f" in {duration}" if duration else "")
+        skipped = [step for step in report.steps if step.skipped_for_a_reason]
+        if skipped:
+            text += "; skipped: " + ", ".join(f"{s.name} ({_first_line(s.error_message or '')})" for s in skipped)
+        return text
     if status in (PipelineStatus.FAILED, PipelineStatus.ERROR, PipelineStatus.TIMED_OUT):
         failing = [step.name for step in report.steps if step.status.is_failure]
         text = _WORDS[status].capitalize()
@@ -506,7 +528,13 @@ def format_duration(duration_ms: int | None) -> str:
 
 
 def _summary(report: PipelineReport) -> str:
-    return "\n\n".join([f"**{_headline(report)}**", _facts(report), _step_table(report)])
+    return "\n\n".join([f"**{_headline(report)}**", _facts(report), _step_table(report), *_step_summaries(report)])
+
+
+def _step_summaries(report: PipelineReport) -> list[str]:
+    if report.superseded:
+        return []
+    return [step.summary.strip() for step in report.steps if step.summary.strip()]
 
 
 def _facts(report: PipelineReport) -> str:

@@ -7,7 +7,8 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest
+from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest, ReviewFinding, ReviewReport
+from taskmaster.forges.base import Annotation, AnnotationLevel
 from taskmaster.pipelines.logs import log_tail
 from taskmaster.pipelines.report import PipelineReport, StepReport
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
@@ -35,9 +36,11 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
             select(PipelineStep).where(PipelineStep.pipeline_id == pipeline.id).order_by(PipelineStep.position)
         )
     ).all()
+    reviews = await _reviews(session, pipeline.id)
     reports = []
     for step in steps:
         failed = StepStatus(step.status) in STEP_FAILURES
+        annotations, summary = reviews.get(step.step_name, ((), ""))
         reports.append(
             StepReport(
                 name=step.step_name,
@@ -47,6 +50,8 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
                 duration_ms=step.duration_ms,
                 error_message=step.error_message,
                 log_tail=await log_tail(session, step.id) if failed else "",
+                annotations=annotations,
+                summary=summary,
             )
         )
     report = PipelineReport(
@@ -62,3 +67,39 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
         superseded=pipeline.superseded_by is not None,
     )
     return project, report
+
+
+_LEVELS = {"blocker": AnnotationLevel.FAILURE, "major": AnnotationLevel.FAILURE, "minor": AnnotationLevel.WARNING}
+
+
+async def _reviews(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, tuple[tuple[Annotation, ...], str]]:
+    """Per review step, its latest report: the findings first posted by it, as annotations, and its Markdown."""
+    latest: dict[str, ReviewReport] = {}
+    rows = await session.scalars(
+        select(ReviewReport).where(ReviewReport.pipeline_id == pipeline_id).order_by(ReviewReport.created_at)
+    )
+    for row in rows:
+        latest[row.step_name or ""] = row
+    found: dict[str, tuple[tuple[Annotation, ...], str]] = {}
+    for name, row in latest.items():
+        findings = (
+            await session.scalars(
+                select(ReviewFinding)
+                .where(ReviewFinding.report_id == row.id, ReviewFinding.posted.is_(True))
+                .order_by(ReviewFinding.path, ReviewFinding.start_line)
+            )
+        ).all()
+        annotations = tuple(
+            Annotation(
+                path=f.path,
+                start_line=f.start_line,
+                end_line=f.end_line,
+                message=f.message[:1000],
+                level=_LEVELS.get(f.severity, AnnotationLevel.NOTICE),
+                title=f"{f.severity}: {f.category}",
+            )
+            for f in findings
+        )
+        markdown = row.report.get("markdown") if isinstance(row.report, dict) else None
+        found[name] = (annotations, markdown if isinstance(markdown, str) else "")
+    return found

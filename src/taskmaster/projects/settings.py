@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from taskmaster.core.errors import InvalidInput
 
@@ -49,6 +49,33 @@ class ReviewSettings(_Group):
     min_confidence: float = Field(
         0.8, ge=0, le=1, description="Below blocker, a finding fails the review only with at least this confidence."
     )
+    allowed: tuple[Reviewer, ...] = Field(
+        (),
+        max_length=5,
+        description="Reviewers a step's `with: {reviewer: …}` may choose besides this one and offline "
+        "(comma-separated).",
+    )
+    skip: tuple[str, ...] | None = Field(
+        None,
+        max_length=200,
+        description="Glob patterns of files the review skips (comma-separated); unset: lock, vendored and "
+        "generated files.",
+    )
+    max_tokens_per_chunk: int = Field(
+        12_000, ge=1_000, le=1_000_000, description="Diff tokens sent to the reviewer per request at most."
+    )
+
+    @field_validator("skip", "allowed", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        # `--set review.skip=a/**,*.lock` arrives as one string.
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def allows(self, reviewer: str) -> bool:
+        """Whether a step's `with:` may choose `reviewer`: the project's own, offline, or one listed in `allowed`."""
+        return reviewer in (self.reviewer, "offline", *self.allowed)
 
     def fails(self, severity: Severity, confidence: float) -> bool:
         """Whether one finding fails the review: by default any blocker, or a major with confidence >= 0.8."""
