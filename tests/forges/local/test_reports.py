@@ -94,7 +94,7 @@ async def test_with_a_worker_running_an_opened_pull_request_is_validated_reporte
     head = commit(harness.repo, "feature.txt", "new\n")
     git(harness.repo, "checkout", "-q", "main")
     runtime = Runtime(harness.settings, harness.db)
-    worker = WorkerRuntime(runtime, mode="in-process", shutdown_grace_seconds=0)
+    worker = WorkerRuntime(runtime, mode="in-process")
     await worker.start()
     try:
         forge = runtime.forges.for_project(harness.project)
