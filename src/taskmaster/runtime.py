@@ -16,6 +16,10 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.recovery import RecoveryWorkflow
+from taskmaster.workflows.recovery.base import RecoveryServices
+from taskmaster.workflows.recovery.debuggers import default_debuggers
+from taskmaster.workflows.recovery.service import DebugRecovery
 from taskmaster.workspaces.git_cache import MirrorCache
 
 
@@ -35,6 +39,9 @@ class Runtime:
         self.mirror = MirrorCache.from_settings(settings)
         self.forges = ForgeFactory(settings, self.credentials)
         self._sites: Sites | None = None
+        self.debuggers = default_debuggers(self.llm)
+        """The recovery agents by `recovery.agent` name; `agentapi` and `codegen` are added where their coding
+        agents are built (`with_debuggers`)."""
 
     @property
     def box(self) -> SecretBox:
@@ -76,6 +83,22 @@ class Runtime:
             credentials=self.credentials,
             recovery=recovery,
         )
+
+    def recovery(self, *, worker_id: str, lease: Lease | None = None) -> RecoveryWorkflow:
+        """The `recovery` workflow kind of this process: debug rounds with this runtime's debuggers, its trial
+        pipelines run here by an engine owned by `worker_id` (no forge reports, no recovery of their own)."""
+        trials = self.engine(worker_id=worker_id, lease=lease)
+        services = RecoveryServices(
+            settings=self.settings,
+            mirror=self.mirror,
+            credentials=self.credentials,
+            forges=self.forges,
+            debuggers=self.debuggers,
+            run_trial=trials.run,
+            trial_owner=worker_id,
+            workspace_root=self.settings.workspace_root,
+        )
+        return RecoveryWorkflow(DebugRecovery(self.db, services))
 
     async def aclose(self) -> None:
         """Close the sites (SSH connections) and, when this runtime made it, the database."""

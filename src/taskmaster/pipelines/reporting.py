@@ -14,9 +14,10 @@ from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
 
 
 async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tuple[Project, PipelineReport] | None:
-    """The project and the report of a pipeline; None when it has no commit or its project names no repository."""
+    """The project and the report of a pipeline; None when it has no commit, is a recovery trial (never shown on the
+    forge as the pull request's status) or its project names no repository."""
     pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None or not pipeline.commit_sha:
+    if pipeline is None or not pipeline.commit_sha or pipeline.trial_of is not None:
         return None
     project = await session.get(Project, pipeline.project_id)
     if project is None or not project.owner or not project.repo_name:

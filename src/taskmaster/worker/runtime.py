@@ -19,6 +19,7 @@ from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
 from taskmaster.worker.workflows import WorkflowLoop
+from taskmaster.workflows.registry import default_workflows
 
 log = structlog.stdlib.get_logger("taskmaster.worker")
 
@@ -49,7 +50,10 @@ class WorkerRuntime:
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
         self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
-        self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.executor_id, lease=self.lease)
+        registry = default_workflows().with_kinds(runtime.recovery(worker_id=self.executor_id, lease=self.lease))
+        self.workflows = WorkflowLoop(
+            settings, runtime.db, worker_id=self.executor_id, lease=self.lease, registry=registry
+        )
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
 
     @property

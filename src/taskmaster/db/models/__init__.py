@@ -7,6 +7,7 @@ from taskmaster.db.models.auth import ApiToken, RoleBinding, User
 from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
 from taskmaster.db.models.projects import Project
 from taskmaster.db.models.pull_requests import PullRequest
+from taskmaster.db.models.recovery import RecoveryRound
 from taskmaster.db.models.tasks import Task, TaskDependency
 from taskmaster.db.models.templates import Template
 from taskmaster.db.models.web import WebSession
@@ -23,6 +24,7 @@ __all__ = [
     "PipelineStep",
     "Project",
     "PullRequest",
+    "RecoveryRound",
     "RoleBinding",
     "StepAttempt",
     "StepLog",
