@@ -1,5 +1,6 @@
 """Trial pipelines: a fix tried on the steps it concerns (the failed step, the steps after it and the steps they
-need), at a commit that exists only in the mirror; never reported to the forge and never recovered itself."""
+need; never `on_failure`/`always` steps), at a commit that exists only in the mirror; never reported to the forge
+and never recovered itself."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ async def create_trial(
     needs = {row.step_name: set(row.needs) for row in rows}
     if step not in needs:
         raise NotFound(f"the plan at {commit_sha[:12]} has no step {step!r}")
-    keep = trial_steps(needs, step)
+    # Steps that run on a failure (notifications) or always are the pipeline's own affairs, not the fix's.
+    conditional = {row.step_name for row in rows if row.config.get("when", "on_success") != "on_success"}
+    keep = trial_steps({name: wanted for name, wanted in needs.items() if name not in conditional}, step)
     for row in rows:
         if row.step_name not in keep:
             reason = f"not part of the trial of step {step!r}"

@@ -23,6 +23,7 @@ from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest, R
 from taskmaster.db.session import Database
 from taskmaster.forges.base import ForgeError
 from taskmaster.pipelines.logs import read_logs
+from taskmaster.pipelines.plan import PlannedStep
 from taskmaster.pipelines.report import COMMENT_LIMIT
 from taskmaster.pipelines.states import PipelineStatus, StepStatus
 from taskmaster.pipelines.trials import create_trial
@@ -335,7 +336,7 @@ class DebugRecovery:
             pipeline=pipeline, project=project, step=step, settings=config,
             branch=pr.head_ref if pr is not None else pipeline.branch_name,
             base_sha=pr.base_sha if pr is not None else None, pr_number=pr.number if pr is not None else None,
-            command=str(step.config.get("run") or step.config.get("uses") or step.step_type),
+            command=_command(step),
             log_text="".join(chunk.content for chunk in chunks),
         )  # fmt: skip
 
@@ -501,9 +502,17 @@ async def _trial_failure(db: Database, trial_id: uuid.UUID, status: PipelineStat
 
 
 def _definition(step: PipelineStep) -> str:
-    keys = ("run", "uses", "needs", "timeout", "retries", "network", "workspace", "when")
-    config: dict[str, Any] = step.config or {}
-    return "\n".join(f"{key}: {config[key]}" for key in keys if config.get(key) not in (None, [], {}))
+    planned = PlannedStep.from_json(step.config)
+    lines = [f"name: {planned.name}", f"run: {planned.command}" if planned.command else f"uses: {planned.uses}"]
+    if planned.needs:
+        lines.append(f"needs: [{', '.join(planned.needs)}]")
+    lines += [f"timeout: {planned.timeout}", f"retries: {planned.max_retries}", f"network: {planned.network}"]
+    return "\n".join(lines)
+
+
+def _command(step: PipelineStep) -> str:
+    planned = PlannedStep.from_json(step.config)
+    return planned.command or f"uses: {planned.uses}"
 
 
 def _forge_repo(project: Project) -> str | None:
