@@ -310,7 +310,8 @@ async def _follow_fix(
 ) -> dict[str, Any] | None:
     """When recovery pushed a fix for `pipeline_id`, the fix commit's own validation pipeline, run here when no
     forge event made one (it never starts a recovery), and its detail: the branch's head is what counts."""
-    from taskmaster.db.models import Project
+    from taskmaster.db.models import Pipeline, Project
+    from taskmaster.pipelines.engine import LeaseLost
     from taskmaster.pipelines.service import create_pipeline
     from taskmaster.workflows.recovery.service import fix_validation
 
@@ -321,7 +322,8 @@ async def _follow_fix(
     validating = fix.pipeline_id
     if validating is None:
         async with db.transaction() as session:
-            source = await session.get(Project, (await _detail(session, pipeline_id))["project_id"])
+            origin = await session.get(Pipeline, pipeline_id)
+            source = await session.get(Project, origin.project_id) if origin is not None else None
             assert source is not None
             created = await create_pipeline(
                 session, source, ref=fix.fix_sha, trigger_event="recovery fix", mirror=runtime.mirror,
@@ -332,9 +334,23 @@ async def _follow_fix(
             validating = created.id
     if not json_output:
         print(f"pipeline {validating} validates the fix {fix.fix_sha[:12]}", flush=True)
-    await engine.run(validating)
+    try:
+        await engine.run(validating)
+    except LeaseLost:  # a worker runs it (the forge's webhook requested it): follow it to its end
+        await _until_finished(db, validating, engine.poll_seconds)
     async with db.session() as session:
         return await _detail(session, validating)
+
+
+async def _until_finished(db: Database, pipeline_id: uuid.UUID, poll_seconds: float) -> None:
+    """Poll another process's pipeline until it has finished."""
+    from taskmaster.pipelines import queries
+
+    while True:
+        async with db.session() as session:
+            if (await queries.get_state(session, pipeline_id)).finished:
+                return
+        await asyncio.sleep(poll_seconds)
 
 
 @command.command("list")

@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest
+from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest, RecoveryRound
 from taskmaster.pipelines.logs import log_tail
-from taskmaster.pipelines.report import PipelineReport, StepReport
+from taskmaster.pipelines.report import PipelineReport, RecoveryReport, StepReport
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
 
 
@@ -55,5 +55,28 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
         error_message=pipeline.error_message,
         steps=tuple(reports),
         superseded=pipeline.superseded_by is not None,
+        recovery=tuple(await _recovery(session, pipeline.id)),
+        review_issue_url=pipeline.review_issue_url,
     )
     return project, report
+
+
+async def _recovery(session: AsyncSession, pipeline_id: uuid.UUID) -> list[RecoveryReport]:
+    rows = await session.scalars(
+        select(RecoveryRound)
+        .where(RecoveryRound.pipeline_id == pipeline_id)
+        .order_by(RecoveryRound.step_name, RecoveryRound.round)
+    )
+    return [
+        RecoveryReport(
+            step=row.step_name,
+            round=row.round,
+            agent=row.agent,
+            result=row.result,
+            detail=row.detail,
+            fix_sha=row.fix_sha,
+            tokens=row.input_tokens + row.output_tokens,
+            cost_usd=row.cost_usd,
+        )
+        for row in rows
+    ]

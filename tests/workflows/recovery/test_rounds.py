@@ -14,8 +14,11 @@ from sqlalchemy import select
 
 from taskmaster.costs import service as costs
 from taskmaster.db.models import AiCall, Pipeline, Project, RecoveryRound
+from taskmaster.pipelines import queries
 from taskmaster.pipelines.recovery import RecoveryNeeded
+from taskmaster.pipelines.report import render_comment
 from taskmaster.pipelines.reporting import pipeline_report
+from taskmaster.pipelines.schemas import PipelineOut
 from taskmaster.pipelines.service import PipelineRequest, request_pipeline, supersede_older
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.workflows.recovery import request_recovery
@@ -93,6 +96,15 @@ async def test_a_fix_that_passes_its_trial_is_pushed_and_the_pipeline_succeeds(
             ("recovery", "openai", "recovery.debug", 1, pipeline.id)
         ]
     assert fake_github.state.issues == []
+    # The rounds are shown in the pull request's persistent comment and the pipeline's detail (REST, CLI).
+    async with rig.db.session() as session:
+        found = await pipeline_report(session, pipeline.id)
+        detail = PipelineOut.of_detail(await queries.get_detail(session, pipeline.id))
+    assert found is not None
+    assert f"| `test` | 1 | openai | pushed | `{head[:12]}` | 30 |" in render_comment(found[1])
+    assert [(r.step, r.round, r.result, r.fix_sha, r.template_version) for r in detail.recovery] == [
+        ("test", 1, "pushed", head, 1)
+    ]
 
     # The fix commit's own validation pipeline (as its webhook requests it) supersedes nothing of the pipeline that
     # pushed it, and never starts another recovery.
@@ -160,6 +172,11 @@ async def test_a_fix_the_model_cannot_find_fails_after_two_rounds_with_an_issue_
     assert (steps["test"].status, steps["package"].status) == ("failed", "skipped")
     assert "no fix passed its trial in 2 round(s)" in (steps["test"].error_message or "")
     assert git(rig.repo, "rev-parse", BRANCH) == rig.head_sha, "nothing was pushed"
+    async with rig.db.session() as session:
+        found = await pipeline_report(session, pipeline.id)
+    assert found is not None
+    comment = render_comment(found[1])
+    assert "| `test` | 2 | openai | no_fix |" in comment and done.review_issue_url in comment
 
 
 async def test_a_patch_that_deletes_the_failing_test_is_refused(
