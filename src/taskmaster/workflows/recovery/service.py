@@ -22,6 +22,7 @@ from taskmaster.costs import service as costs
 from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest, RecoveryRound
 from taskmaster.db.session import Database
 from taskmaster.forges.base import ForgeError
+from taskmaster.pipelines import transitions
 from taskmaster.pipelines.logs import read_logs
 from taskmaster.pipelines.plan import PlannedStep
 from taskmaster.pipelines.report import COMMENT_LIMIT
@@ -95,6 +96,7 @@ class DebugRecovery:
     async def recover(self, request: RecoveryRequest) -> RecoveryDecision:
         if request.pipeline_id is None or request.step_name is None:
             return RecoveryDecision("unrecovered", "no failed step to debug")
+        await self._abandon_interrupted(request.pipeline_id, request.step_name)
         context = await self._context(request.pipeline_id, request.step_name)
         if context is None:
             return RecoveryDecision("unrecovered", "the step no longer awaits recovery")
@@ -155,6 +157,9 @@ class DebugRecovery:
         try:
             return await self._try(context, debugger, request, row, scratch)
         finally:
+            for checkout in (scratch / "agent", scratch / "fix"):
+                if checkout.exists():
+                    await self.services.mirror.remove(checkout)  # unregistered, so its mirror may be evicted
             await remove_tree(scratch)
 
     async def _try(
@@ -252,6 +257,26 @@ class DebugRecovery:
         return f"suggested on pull request #{context.pr_number}"
 
     # --- records ---
+
+    async def _abandon_interrupted(self, pipeline_id: uuid.UUID, step_name: str) -> None:
+        """Rounds a stopped worker left `running` end as `error`; their trials, if still live, are canceled (no
+        loop resumes a trial: only the round that made it ran it)."""
+        async with self.db.transaction() as session:
+            rows = await session.scalars(
+                select(RecoveryRound).where(
+                    RecoveryRound.pipeline_id == pipeline_id,
+                    RecoveryRound.step_name == step_name,
+                    RecoveryRound.result == "running",
+                )
+            )
+            for row in rows:
+                row.result, row.detail = "error", "interrupted: the recovery run stopped during this round"
+                trial = await session.get(Pipeline, row.trial_pipeline_id) if row.trial_pipeline_id else None
+                if trial is not None and not PipelineStatus(trial.status).is_terminal:
+                    reason = "interrupted: the recovery run that made this trial stopped"
+                    await transitions.end_with_steps(
+                        session, trial, transitions.CANCEL, reason=reason, step_reason=reason
+                    )
 
     async def _finish(self, row: RecoveryRound, result: str, *, detail: str | None) -> RecoveryRound:
         async with self.db.transaction() as session:
