@@ -541,7 +541,10 @@ def _command(step: PipelineStep) -> str:
 
 
 def _forge_repo(project: Project) -> str | None:
-    return f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else None
+    """The repository as the project's forge names it: `owner/name`; a local-forge project by its name."""
+    if project.owner and project.repo_name:
+        return f"{project.owner}/{project.repo_name}"
+    return project.name if project.forge == "local" else None
 
 
 def _typed_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
