@@ -287,8 +287,15 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
 
 async def _run_recoveries(db: Database, runtime: Runtime, engine: PipelineEngine, pipeline_id: uuid.UUID) -> None:
     """Run the recovery runs `pipeline_id` requests, in this process, until cancelled (the pipeline ended)."""
+    from taskmaster.db.models import Pipeline, Project
     from taskmaster.workflows import service
+    from taskmaster.workflows.recovery import recovery_agent
 
+    async with db.session() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        project = await session.get(Project, pipeline.project_id) if pipeline is not None else None
+        if project is None or recovery_agent(project) == "off":
+            return  # nothing will be requested: no claim transaction every poll
     workflow = runtime.recovery(worker_id=engine.worker_id, lease=engine.lease)
     while True:
         claimed = await service.claim_next(db, engine.worker_id, kinds=[workflow.name], pipeline_id=pipeline_id)
