@@ -150,7 +150,13 @@ async def rig_factory(
     runtimes: list[Runtime] = []
     url, _ = model
 
-    async def make(*, recovery: dict[str, Any], github: str | None = None, price: float | None = None) -> Rig:
+    async def make(
+        *,
+        recovery: dict[str, Any],
+        github: str | None = None,
+        price: float | None = None,
+        llm: LlmSettings | None = None,
+    ) -> Rig:
         repo = reachable_dir / f"repo-{uuid.uuid4().hex[:6]}"
         repo.mkdir()
         git(repo, "init", "-q", "-b", "main")
@@ -168,7 +174,7 @@ async def rig_factory(
                 "workspace": WorkspaceSettings(
                     root=reachable_dir / "workspaces", mirror_root=reachable_dir / "mirrors"
                 ),
-                "llm": LlmSettings(openai_api_key=SecretStr(OPENAI_KEY), openai_base_url=url),
+                "llm": llm or LlmSettings(openai_api_key=SecretStr(OPENAI_KEY), openai_base_url=url),
                 "costs": settings.costs.model_copy(update={"prices": prices}),
             }
         )

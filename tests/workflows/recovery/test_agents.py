@@ -1,5 +1,6 @@
 """A debug agent through the `CodingAgent` protocol edits its own fresh checkout of the commit under test; the
-checkout's diff is the patch, checked, tried and pushed to the local repository like a model's."""
+checkout's diff is the patch, checked, tried and pushed to the local repository like a model's. Also the other
+provider: Anthropic's SDK against its fake server."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from taskmaster.agents.base import AgentKind, AgentResult, CodingJob, StartedCallback
+from taskmaster.config.settings import LlmSettings
 from taskmaster.db.models import AiCall, RecoveryRound
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.workflows.recovery.debuggers import AgentDebugger
+from tests.agents.llm.fakes import ANTHROPIC_KEY, serve, user_prompt
 from tests.support.git import git
 from tests.support.pipelines import load
 from tests.workflows.recovery.conftest import BRANCH, BROKEN, FIXED, Rig
@@ -102,3 +106,24 @@ async def test_an_unknown_recovery_agent_fails_the_step_with_the_reason(rig_fact
 
     _, steps, _ = await load(rig.db, pipeline.id)
     assert "recovery could not run: no recovery agent 'codegen' in this process" in (steps["test"].error_message or "")
+
+
+async def test_an_anthropic_model_answers_through_the_real_sdk_and_its_fix_is_pushed(
+    rig_factory: Callable[..., Any],
+) -> None:
+    with serve("anthropic") as (url, fake):
+        llm = LlmSettings(anthropic_api_key=SecretStr(ANTHROPIC_KEY), anthropic_base_url=url)
+        rig: Rig = await rig_factory(recovery={"agent": "anthropic", "mode": "push"}, llm=llm)
+        patch = rig.patch(lambda checkout: (checkout / "app.sh").write_text(FIXED))
+        fake.reset(lambda body: {"fixed": True, "patch": patch, "explanation": "add must add"})
+        pipeline = await rig.pipeline()
+
+        assert await rig.run(pipeline.id) is PipelineStatus.SUCCESS
+
+    [request] = fake.requests
+    assert request.path == "/v1/messages" and request.body["tool_choice"]["name"] == "debug_verdict"
+    assert "FAILED: add 1 2 gave -1, expected 3" in user_prompt(request.body)
+    async with rig.db.session() as session:
+        [round_] = (await session.scalars(select(RecoveryRound))).all()
+    assert (round_.result, round_.agent, round_.input_tokens, round_.output_tokens) == ("pushed", "anthropic", 10, 20)
+    assert git(rig.repo, "rev-parse", BRANCH) == round_.fix_sha
