@@ -14,7 +14,7 @@ from taskmaster.db.models import Pipeline, Project, RecoveryRound
 from taskmaster.pipelines import leases
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.runtime import Runtime
-from taskmaster.workflows.recovery import RecoveryRequest
+from taskmaster.workflows.recovery import RecoveryRequest, RecoveryWorkflow
 from taskmaster.workflows.recovery.debuggers import AgentDebugger
 from taskmaster.workflows.recovery.service import DebugRecovery, report_opens_issue
 from tests.support.pipelines import FakeHarness, load
@@ -104,3 +104,16 @@ async def test_with_codegen_the_failure_is_handed_off_and_no_issue_is_opened(rig
     done, steps, _ = await load(rig.db, pipeline.id)
     assert "handed to codegen: its fix comes as a new commit" in (steps["test"].error_message or "")
     assert done.review_issue_url is None and "FAILED: add 1 2" in agent.jobs[0].prompt
+
+
+async def test_the_worker_runs_recovery_with_the_runtimes_debuggers(fake_harness: FakeHarness) -> None:
+    from taskmaster.worker.runtime import WorkerRuntime
+
+    runtime = Runtime(fake_harness.settings, fake_harness.db)
+    worker = WorkerRuntime(runtime, mode="process")
+    kind = worker.workflows.registry["recovery"]
+    assert isinstance(kind, RecoveryWorkflow) and isinstance(kind.handler, DebugRecovery)
+    assert kind.handler.services.debuggers is runtime.debuggers
+    assert sorted(runtime.debuggers) == ["anthropic", "ollama", "openai"]
+    assert kind.handler.services.trial_owner == worker.executor_id
+    await runtime.aclose()
