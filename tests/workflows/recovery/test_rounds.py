@@ -255,3 +255,18 @@ async def test_suggest_mode_comments_the_fix_on_the_pull_request_and_pushes_noth
     async with rig.db.session() as session:
         assert await fix_validation(session, pipeline.id) is None
     assert BROKEN != FIXED
+
+
+async def test_a_patch_that_does_not_apply_is_refused_with_gits_words(
+    rig_factory: Callable[..., Any], model: tuple[str, FakeLlm]
+) -> None:
+    rig: Rig = await rig_factory(recovery={"agent": "openai", "max_rounds": 1})
+    stale = "--- a/app.sh\n+++ b/app.sh\n@@ -1 +1 @@\n-add() { echo nothing; }\n+add() { echo $(($1 + $2)); }\n"
+    model[1].reset(lambda body: _answer(stale))
+    pipeline = await rig.pipeline()
+
+    assert await rig.run(pipeline.id) is PipelineStatus.FAILED
+
+    [round_] = await _rounds(rig, pipeline.id)
+    assert round_.result == "refused" and "the patch does not apply at the commit under test" in (round_.detail or "")
+    assert "patch failed: app.sh:1" in (round_.detail or "") and round_.fix_sha is None

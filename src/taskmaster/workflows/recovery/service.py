@@ -156,6 +156,8 @@ class DebugRecovery:
         scratch = self.services.workspace_root / "recovery" / f"{pipeline.id}-{number}-{uuid.uuid4().hex[:8]}"
         try:
             return await self._try(context, debugger, request, row, scratch)
+        except TaskmasterError as exc:  # git, the mirror or the trial's plan failed: this round is an error
+            return await self._finish(row, "error", detail=exc.detail[:2000])
         finally:
             for checkout in (scratch / "agent", scratch / "fix"):
                 if checkout.exists():
