@@ -21,6 +21,10 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.recovery import RecoveryWorkflow
+from taskmaster.workflows.recovery.base import RecoveryServices
+from taskmaster.workflows.recovery.debuggers import default_debuggers
+from taskmaster.workflows.recovery.service import DebugRecovery
 from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
 from taskmaster.workflows.review import ReviewWorkflow
 from taskmaster.workflows.review.service import ReviewServices
@@ -49,6 +53,10 @@ class Runtime:
         wakes its webhook loop instead of waiting for the next poll."""
         self.review = ReviewServices(self.db, settings, self.mirror, self.credentials, self.forges)
         """What the AI review uses (its `make_agent` is the coding agent of the `agentapi` reviewer)."""
+
+        self.debuggers = default_debuggers(self.llm)
+        """The recovery agents by `recovery.agent` name; `agentapi` and `codegen` are added where their coding
+        agents are built (`with_debuggers`)."""
 
     def _local_forge(self, project: Project) -> Forge:
         return LocalForge(self.db, project.id, on_event=self._local_event)
@@ -107,6 +115,22 @@ class Runtime:
             recovery=recovery,
             builtins=self.builtins,
         )
+
+    def recovery(self, *, worker_id: str, lease: Lease | None = None) -> RecoveryWorkflow:
+        """The `recovery` workflow kind of this process: debug rounds with this runtime's debuggers, its trial
+        pipelines run here by an engine owned by `worker_id` (no forge reports, no recovery of their own)."""
+        trials = self.engine(worker_id=worker_id, lease=lease)
+        services = RecoveryServices(
+            settings=self.settings,
+            mirror=self.mirror,
+            credentials=self.credentials,
+            forges=self.forges,
+            debuggers=self.debuggers,
+            run_trial=trials.run,
+            trial_owner=worker_id,
+            workspace_root=self.settings.workspace_root,
+        )
+        return RecoveryWorkflow(DebugRecovery(self.db, services))
 
     async def aclose(self) -> None:
         """Close the sites (SSH connections) and, when this runtime made it, the database."""

@@ -34,7 +34,7 @@ steps:
 SUMMARY_FIELDS = {
     "id", "project_id", "pipeline_type", "status", "failure_reason", "branch_name", "commit_sha", "pull_request_id",
     "trigger_event", "superseded_by", "created_at", "started_at", "finished_at", "duration_ms", "error_message",
-    "worker_id",
+    "worker_id", "trial_of", "review_issue_url",
 }  # fmt: skip
 
 

@@ -28,6 +28,8 @@ def test_settings_are_read_and_patched_by_dotted_name(api: Api) -> None:
             "mode": "suggest",
             "max_rounds": 2,
             "budget_usd": 2.5,
+            "daily_budget_usd": 10.0,
+            "allow_config_changes": False,
         }
 
         unknown = http.patch(f"/api/projects/{project_id}/settings", json={"review.failon": "minor"})

@@ -15,6 +15,7 @@ EXPECTED_TABLES = {
     "users", "role_bindings", "api_tokens", "audit_events", "task_dependencies", "workflow_runs", "ai_calls",
     "local_issues", "local_comments", "local_commit_statuses", "local_check_runs", "local_reviews",
     "review_reports", "review_findings",
+    "recovery_rounds",
 }  # fmt: skip
 
 

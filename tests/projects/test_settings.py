@@ -35,6 +35,8 @@ def test_every_key_has_a_default_and_the_ai_loop_keys_of_the_design() -> None:
         "recovery.mode": "suggest",
         "recovery.max_rounds": 2,
         "recovery.budget_usd": 1.0,
+        "recovery.daily_budget_usd": 10.0,
+        "recovery.allow_config_changes": False,
         "limits.cpu": None,
         "limits.memory": None,
         "limits.processes": None,

@@ -8,6 +8,7 @@ error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -92,6 +93,27 @@ def _print_detail(detail: dict[str, Any]) -> None:
                 for s in detail["steps"]
             ],
         )
+    if detail.get("recovery"):
+        print("recovery:")
+        common.print_table(
+            ["step", "round", "agent", "template", "tokens", "cost", "result", "fix", "detail"],
+            [
+                (
+                    r["step"],
+                    r["round"],
+                    r["agent"],
+                    f"{r['template_name']}@{r['template_version']}" if r["template_name"] else "",
+                    r["input_tokens"] + r["output_tokens"],
+                    "" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}",
+                    r["result"],
+                    (r["fix_sha"] or "")[:12],
+                    (r["detail"] or "").splitlines()[0][:60] if r["detail"] else "",
+                )
+                for r in detail["recovery"]
+            ],
+        )
+    if detail.get("review_issue_url"):
+        print(f"issue for manual review: {detail['review_issue_url']}")
     if detail["error_message"]:
         print(detail["error_message"].rstrip())
 
@@ -187,7 +209,10 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
         lease = Lease(settings.worker.stale_after_seconds / 2)
         # Its own name, never the configured worker id: that one belongs to the worker process.
         name = f"cli:{socket.gethostname()}:{os.getpid()}"
-        engine = runtime.engine(worker_id=name, lease=lease, keep_workspace=keep_workspace)
+        from taskmaster.workflows.recovery import request_recovery
+
+        # A step that fails for its code gets its recovery run here, in this process (there may be no worker).
+        engine = runtime.engine(worker_id=name, lease=lease, keep_workspace=keep_workspace, recovery=request_recovery)
         # Beating before the pipeline exists under our name: a worker's reaper takes over pipelines whose owner has
         # no fresh heartbeat, and this one must not look abandoned for a moment.
         heartbeat = Heartbeat(
@@ -238,14 +263,21 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
                 print(f"  {step['name']:<20} {step['status']}{extra}", flush=True)
 
         engine.on_change = progress
+        recoveries = asyncio.create_task(_run_recoveries(db, runtime, engine, pipeline_id))
         try:
             await engine.run(pipeline_id)
         except asyncio.CancelledError:  # Ctrl-C: the engine has stopped the steps; end what it leaves unfinished
             interrupted.append(pipeline_id)
             await engine.abandon(pipeline_id, reason="interrupted: Ctrl-C in `taskmaster pipeline run`")
             raise
+        finally:
+            recoveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recoveries
         async with db.session() as session:
-            return await _detail(session, pipeline_id)
+            detail = await _detail(session, pipeline_id)
+        fixed = await _follow_fix(db, runtime, engine, pipeline_id, json_output=json_output)
+        return fixed if fixed is not None else detail
 
     try:
         detail = common.run_with_db(settings, go)
@@ -265,6 +297,81 @@ def _run_here(settings: Settings, create: Create, *, detach: bool, keep_workspac
     code = _exit_code(detail["status"])
     if code:
         raise typer.Exit(code)
+
+
+async def _run_recoveries(db: Database, runtime: Runtime, engine: PipelineEngine, pipeline_id: uuid.UUID) -> None:
+    """Run the recovery runs `pipeline_id` requests, in this process, until cancelled (the pipeline ended)."""
+    from taskmaster.db.models import Pipeline, Project
+    from taskmaster.workflows import service
+    from taskmaster.workflows.recovery import recovery_agent
+
+    async with db.session() as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        project = await session.get(Project, pipeline.project_id) if pipeline is not None else None
+        if project is None or recovery_agent(project) == "off":
+            return  # nothing will be requested: no claim transaction every poll
+    workflow = runtime.recovery(worker_id=engine.worker_id, lease=engine.lease)
+    while True:
+        claimed = await service.claim_next(db, engine.worker_id, kinds=[workflow.name], pipeline_id=pipeline_id)
+        if claimed is None:
+            await asyncio.sleep(engine.poll_seconds)
+            continue
+        print(f"  recovery of step {claimed.step_name!r} started", file=sys.stderr, flush=True)
+        outcome = await workflow.run(db, claimed)
+        await service.finish(db, claimed.run_id, engine.worker_id, outcome)
+        print(
+            f"  recovery: {outcome.result.get('decision')}: {outcome.result.get('detail') or ''}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+async def _follow_fix(
+    db: Database, runtime: Runtime, engine: PipelineEngine, pipeline_id: uuid.UUID, *, json_output: bool
+) -> dict[str, Any] | None:
+    """When recovery pushed a fix for `pipeline_id`, the fix commit's own validation pipeline, run here when no
+    forge event made one (it never starts a recovery), and its detail: the branch's head is what counts."""
+    from taskmaster.db.models import Pipeline, Project
+    from taskmaster.pipelines.engine import LeaseLost
+    from taskmaster.pipelines.service import create_pipeline
+    from taskmaster.workflows.recovery.service import fix_validation
+
+    async with db.session() as session:
+        fix = await fix_validation(session, pipeline_id)
+    if fix is None:
+        return None
+    validating = fix.pipeline_id
+    if validating is None:
+        async with db.transaction() as session:
+            origin = await session.get(Pipeline, pipeline_id)
+            source = await session.get(Project, origin.project_id) if origin is not None else None
+            assert source is not None
+            created = await create_pipeline(
+                session, source, ref=fix.fix_sha, trigger_event="recovery fix", mirror=runtime.mirror,
+                credentials=runtime.credentials, actor="cli",
+            )  # fmt: skip
+            created.branch_name = fix.branch
+            created.worker_id = engine.worker_id
+            validating = created.id
+    if not json_output:
+        print(f"pipeline {validating} validates the fix {fix.fix_sha[:12]}", flush=True)
+    try:
+        await engine.run(validating)
+    except LeaseLost:  # a worker runs it (the forge's webhook requested it): follow it to its end
+        await _until_finished(db, validating, engine.poll_seconds)
+    async with db.session() as session:
+        return await _detail(session, validating)
+
+
+async def _until_finished(db: Database, pipeline_id: uuid.UUID, poll_seconds: float) -> None:
+    """Poll another process's pipeline until it has finished."""
+    from taskmaster.pipelines import queries
+
+    while True:
+        async with db.session() as session:
+            if (await queries.get_state(session, pipeline_id)).finished:
+                return
+        await asyncio.sleep(poll_seconds)
 
 
 @command.command("list")

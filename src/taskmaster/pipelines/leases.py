@@ -48,8 +48,11 @@ class Lost:
     previous_owner: str | None
 
 
-PIPELINES = Leased(Pipeline, Pipeline.id, Pipeline.worker_id, Pipeline.status.in_(_LIVE))
-"""Pipelines are held through their worker's heartbeat (`db.leases`)."""
+PIPELINES = Leased(
+    Pipeline, Pipeline.id, Pipeline.worker_id, and_(Pipeline.status.in_(_LIVE), Pipeline.trial_of.is_(None))
+)
+"""Pipelines are held through their worker's heartbeat (`db.leases`). Recovery trials are not: only the recovery
+run that made one runs it (a run started again cancels its interrupted trial), never a loop resuming or taking over."""
 
 
 async def claim_next(db: Database, worker_id: str, *, project_concurrency: int) -> uuid.UUID | None:
@@ -105,7 +108,11 @@ async def find_lost(
 
 async def owned_by(session: AsyncSession, worker_id: str) -> list[uuid.UUID]:
     """Live pipelines owned by `worker_id` (after a restart under the same name: the ones it must resume)."""
-    rows = await session.scalars(select(Pipeline.id).where(Pipeline.worker_id == worker_id, Pipeline.status.in_(_LIVE)))
+    rows = await session.scalars(
+        select(Pipeline.id).where(
+            Pipeline.worker_id == worker_id, Pipeline.status.in_(_LIVE), Pipeline.trial_of.is_(None)
+        )
+    )
     return list(rows.all())
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, LargeBinary, and_, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, NotFound
-from taskmaster.db.models import Pipeline, PipelineStep, Project, StepAttempt, StepLog
+from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound, StepAttempt, StepLog
 from taskmaster.pipelines.logs import LogChunk, chunks_query
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
@@ -32,6 +32,8 @@ class PipelineDetail:
 
     pipeline: Pipeline
     steps: list[StepDetail]
+    recovery: list[RecoveryRound] = field(default_factory=list)
+    """Its recovery rounds, by step and round."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,12 @@ async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineD
         )
         for attempt in rows:
             attempts[attempt.step_id].append(attempt)
-    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps])
+    rounds = await session.scalars(
+        select(RecoveryRound)
+        .where(RecoveryRound.pipeline_id == pipeline_id)
+        .order_by(RecoveryRound.step_name, RecoveryRound.round)
+    )
+    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps], list(rounds))
 
 
 async def get_state(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineState:

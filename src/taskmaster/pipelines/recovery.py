@@ -4,7 +4,7 @@ run, see `workflows.recovery`) decides, then becomes `retry_scheduled` (recovere
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -65,3 +65,30 @@ async def resolve(
             step, transitions.UNRECOVERED, reason=message, failure_reason=failure, exit_code=step.exit_code, now=now
         )
     return StepStatus(step.status)
+
+
+async def resolve_fixed(
+    session: AsyncSession, pipeline_id: uuid.UUID, step_name: str, *, passed: Iterable[str], reason: str
+) -> bool:
+    """A fix of the step awaiting recovery passed its trial: the step becomes `success` (rule `fixed`) and the steps
+    in `passed` that have not started (they passed in the trial) too (`passed in trial`), so the engine ends the
+    pipeline `success` at its next round. False when the step no longer awaits recovery. The caller owns the
+    transaction."""
+    steps = {
+        row.step_name: row
+        for row in await session.scalars(
+            select(PipelineStep)
+            .where(PipelineStep.pipeline_id == pipeline_id)
+            .execution_options(populate_existing=True)
+        )
+    }
+    step = steps.get(step_name)
+    if step is None or step.status != StepStatus.AWAITING_RECOVERY.value:
+        return False
+    now = utcnow()
+    transitions.apply_step(step, transitions.FIXED, reason=reason, now=now)
+    for name in passed:
+        row = steps.get(name)
+        if row is not None and row.status in (StepStatus.PENDING.value, StepStatus.WAITING.value):
+            transitions.apply_step(row, transitions.STEP_PASSED_IN_TRIAL, reason=reason, now=now)
+    return True

@@ -138,6 +138,20 @@ class StepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """One recovery round of a step, as the pull request's comment lists it."""
+
+    step: str
+    round: int
+    agent: str
+    result: str
+    detail: str | None = None
+    fix_sha: str | None = None
+    tokens: int = 0
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineReport:
     """A pipeline at one moment, for its forge: `repo` as the forge names it, its steps in plan order,
     `details_url` where a person reads more (the dashboard), `superseded` when a newer commit replaced it.
@@ -154,6 +168,9 @@ class PipelineReport:
     steps: tuple[StepReport, ...] = ()
     details_url: str | None = None
     superseded: bool = False
+    recovery: tuple[RecoveryReport, ...] = ()
+    """The recovery rounds of its failed steps, in order."""
+    review_issue_url: str | None = None
 
     def __post_init__(self) -> None:
         if not self.commit_sha:
@@ -163,6 +180,7 @@ class PipelineReport:
         if self.failure_reason is not None:
             object.__setattr__(self, "failure_reason", _member(FailureReason, self.failure_reason))
         object.__setattr__(self, "steps", tuple(self.steps))
+        object.__setattr__(self, "recovery", tuple(self.recovery))
 
     @property
     def is_finished(self) -> bool:
@@ -401,8 +419,30 @@ def render_comment(report: PipelineReport) -> str:
         _step_table(report),
         *_step_summaries(report),
     ]
+    if report.recovery:
+        parts.append(_recovery_table(report))
     parts.extend(_failure_sections(report, log_limit=_log_budget(report, COMMENT_LIMIT, COMMENT_LOG_TAIL)))
     return _cap("\n\n".join(parts), COMMENT_LIMIT)
+
+
+def _recovery_table(report: PipelineReport) -> str:
+    rows = [
+        "#### 🩺 Recovery",
+        "",
+        "| Step | Round | Agent | Result | Fix | Tokens | Cost | Detail |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for item in report.recovery:
+        cost = "" if item.cost_usd is None else f"${item.cost_usd:.4f}"
+        detail = _cell((item.detail or "").splitlines()[0][:120] if item.detail else "")
+        fix = f"`{item.fix_sha[:12]}`" if item.fix_sha else ""
+        rows.append(
+            f"| `{_cell(item.step)}` | {item.round} | {_cell(item.agent)} | {item.result} | {fix} | {item.tokens} "
+            f"| {cost} | {detail} |"
+        )
+    if report.review_issue_url:
+        rows += ["", f"No fix passed its trial: [issue for manual review]({report.review_issue_url})."]
+    return "\n".join(rows)
 
 
 def issue_title(report: PipelineReport) -> str:

@@ -7,17 +7,26 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.db.models import Pipeline, PipelineStep, Project, PullRequest, ReviewFinding, ReviewReport
+from taskmaster.db.models import (
+    Pipeline,
+    PipelineStep,
+    Project,
+    PullRequest,
+    RecoveryRound,
+    ReviewFinding,
+    ReviewReport,
+)
 from taskmaster.forges.base import Annotation, AnnotationLevel
 from taskmaster.pipelines.logs import log_tail
-from taskmaster.pipelines.report import PipelineReport, StepReport
+from taskmaster.pipelines.report import PipelineReport, RecoveryReport, StepReport
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
 
 
 async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tuple[Project, PipelineReport] | None:
-    """The project and the report of a pipeline; None when it has no commit or its project names no repository."""
+    """The project and the report of a pipeline; None when it has no commit, is a recovery trial (never shown on the
+    forge as the pull request's status) or its project names no repository."""
     pipeline = await session.get(Pipeline, pipeline_id)
-    if pipeline is None or not pipeline.commit_sha:
+    if pipeline is None or not pipeline.commit_sha or pipeline.trial_of is not None:
         return None
     project = await session.get(Project, pipeline.project_id)
     if project is None:
@@ -65,6 +74,8 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
         error_message=pipeline.error_message,
         steps=tuple(reports),
         superseded=pipeline.superseded_by is not None,
+        recovery=tuple(await _recovery(session, pipeline.id)),
+        review_issue_url=pipeline.review_issue_url,
     )
     return project, report
 
@@ -103,3 +114,24 @@ async def _reviews(session: AsyncSession, pipeline_id: uuid.UUID) -> dict[str, t
         markdown = row.report.get("markdown") if isinstance(row.report, dict) else None
         found[name] = (annotations, markdown if isinstance(markdown, str) else "")
     return found
+
+
+async def _recovery(session: AsyncSession, pipeline_id: uuid.UUID) -> list[RecoveryReport]:
+    rows = await session.scalars(
+        select(RecoveryRound)
+        .where(RecoveryRound.pipeline_id == pipeline_id)
+        .order_by(RecoveryRound.step_name, RecoveryRound.round)
+    )
+    return [
+        RecoveryReport(
+            step=row.step_name,
+            round=row.round,
+            agent=row.agent,
+            result=row.result,
+            detail=row.detail,
+            fix_sha=row.fix_sha,
+            tokens=row.input_tokens + row.output_tokens,
+            cost_usd=row.cost_usd,
+        )
+        for row in rows
+    ]

@@ -55,7 +55,7 @@ async def create_run(
     )
     session.add(pipeline)
     await session.flush()
-    await _plan(session, pipeline, project.repository, mirror)
+    await plan_commit(session, pipeline, project.repository, mirror)
     return pipeline
 
 
@@ -79,11 +79,13 @@ async def plan_pipeline(
         return pipeline
     if fetch:
         await mirror.ensure(project.repository, token=token)
-    await _plan(session, pipeline, project.repository, mirror)
+    await plan_commit(session, pipeline, project.repository, mirror)
     return pipeline
 
 
-async def _plan(session: AsyncSession, pipeline: Pipeline, repository: str, mirror: MirrorCache) -> None:
+async def plan_commit(session: AsyncSession, pipeline: Pipeline, repository: str, mirror: MirrorCache) -> None:
+    """Plan `pipeline` from its commit in the mirror (fetched already): its `.taskmaster.yml`, else the detected
+    default; an invalid definition makes it `error` (see the module docstring)."""
     assert pipeline.commit_sha is not None
     try:
         text = await read_file_at(mirror, repository, pipeline.commit_sha, DEFAULT_SOURCE)

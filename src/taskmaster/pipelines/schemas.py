@@ -33,6 +33,10 @@ class PipelineSummary(BaseModel):
     finished_at: datetime | None
     duration_ms: int | None
     error_message: str | None
+    trial_of: uuid.UUID | None = None
+    """Set on a recovery trial: the pipeline whose fix it tries (never reported to the forge)."""
+    review_issue_url: str | None = None
+    """The issue opened for manual review when recovery found no fix."""
 
     @classmethod
     def of(cls, row: Pipeline) -> PipelineSummary:
@@ -69,10 +73,32 @@ class StepOut(BaseModel):
     attempts: list[AttemptOut]
 
 
+class RecoveryRoundOut(BaseModel):
+    """One debug round of a failed step: who debugged, the prompt version, tokens and cost, the patch and what
+    became of it (`no_fix`, `refused`, `red`, `pushed`, `suggested`, `handed_off`, `error`)."""
+
+    step: str
+    round: int
+    agent: str
+    template_name: str | None
+    template_version: int | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    result: str
+    detail: str | None
+    explanation: str | None
+    patch: str | None
+    trial_pipeline_id: uuid.UUID | None
+    fix_sha: str | None
+    created_at: datetime
+
+
 class PipelineOut(PipelineSummary):
-    """A pipeline with its steps (plan order) and every attempt of each."""
+    """A pipeline with its steps (plan order) and every attempt of each, and its recovery rounds."""
 
     steps: list[StepOut]
+    recovery: list[RecoveryRoundOut] = Field(default_factory=list)
 
     @classmethod
     def of_detail(cls, detail: PipelineDetail) -> PipelineOut:
@@ -96,7 +122,27 @@ class PipelineOut(PipelineSummary):
             )
             for s in detail.steps
         ]
-        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps)
+        rounds = [
+            RecoveryRoundOut(
+                step=r.step_name,
+                round=r.round,
+                agent=r.agent,
+                template_name=r.template_name,
+                template_version=r.template_version,
+                input_tokens=r.input_tokens,
+                output_tokens=r.output_tokens,
+                cost_usd=r.cost_usd,
+                result=r.result,
+                detail=r.detail,
+                explanation=r.explanation,
+                patch=r.patch,
+                trial_pipeline_id=r.trial_pipeline_id,
+                fix_sha=r.fix_sha,
+                created_at=r.created_at,
+            )
+            for r in detail.recovery
+        ]
+        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps, recovery=rounds)
 
 
 class PipelinePage(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
 from taskmaster.core.errors import NotFound, Unavailable
-from taskmaster.db.models import Pipeline, PipelineStep, Project
+from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound
 from taskmaster.pipelines import queries, transitions
 from taskmaster.pipelines.definition import StepWhen
 from taskmaster.pipelines.plan import PlannedStep
@@ -207,9 +207,11 @@ async def request_pipeline(session: AsyncSession, request: PipelineRequest) -> R
 
 
 async def supersede_older(session: AsyncSession, newer: Pipeline) -> list[Pipeline]:
-    """Live pipelines of the same pull request (and type) for another commit are superseded by `newer`."""
+    """Live pipelines of the same pull request (and type) for another commit are superseded by `newer`, except the
+    pipeline whose recovery pushed `newer`'s commit as its fix (it ends by its own rules)."""
     if newer.pull_request_id is None:
         return []
+    fixed_by_newer = select(RecoveryRound.pipeline_id).where(RecoveryRound.fix_sha == newer.commit_sha)
     older = (
         await session.scalars(
             select(Pipeline).where(
@@ -217,6 +219,7 @@ async def supersede_older(session: AsyncSession, newer: Pipeline) -> list[Pipeli
                 Pipeline.pull_request_id == newer.pull_request_id,
                 Pipeline.pipeline_type == newer.pipeline_type,
                 Pipeline.id != newer.id,
+                Pipeline.id.not_in(fixed_by_newer),
             )
         )
     ).all()

@@ -87,6 +87,13 @@ RECOVERED = StepRule("recovered", _AWAITING, StepStatus.RETRY_SCHEDULED)
 """The recovery run fixed the cause: the step runs again at once."""
 UNRECOVERED = StepRule("unrecovered", _AWAITING, StepStatus.FAILED)
 """The recovery run found no fix (or could not run): the step fails with its attempt's outcome."""
+FIXED = StepRule("fixed", _AWAITING, StepStatus.SUCCESS)
+"""The recovery run's fix passed its trial (and was pushed or suggested): the step counts as passed, the fix and its
+trial pipeline recorded in `recovery_rounds`."""
+STEP_PASSED_IN_TRIAL = StepRule("passed in trial", _NOT_STARTED, StepStatus.SUCCESS)
+"""A step after a fixed one passed in the fix's trial pipeline: it does not run again at the broken commit."""
+STEP_OUTSIDE_TRIAL = StepRule("outside trial", _NOT_STARTED, StepStatus.SKIPPED)
+"""A trial pipeline runs only the failed step, the steps after it and the steps they need; the others are skipped."""
 STEP_SKIP = StepRule("skip after failure", _NOT_STARTED, StepStatus.SKIPPED)
 """A need failed (or, for `on_failure` steps, nothing did): the step can no longer run."""
 STEP_NOT_CONFIGURED = StepRule("not configured", _RUNNING, StepStatus.SKIPPED)

@@ -91,6 +91,12 @@ class RecoverySettings(_Group):
     mode: RecoveryMode = Field("suggest", description="push a fix commit to the branch, or suggest it on the PR.")
     max_rounds: int = Field(2, ge=0, le=10, description="Fix attempts per failed pipeline.")
     budget_usd: float = Field(1.0, ge=0, le=10_000, description="Most a pipeline's recovery may spend on models.")
+    daily_budget_usd: float = Field(
+        10.0, ge=0, le=100_000, description="Most this project's recoveries may spend on models per UTC day."
+    )
+    allow_config_changes: bool = Field(
+        False, description="A fix may change CI, lint or test configuration (.taskmaster.yml, workflows, pytest…)."
+    )
 
 
 class LimitSettings(_Group):

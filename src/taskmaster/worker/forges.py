@@ -15,6 +15,7 @@ from taskmaster.pipelines.annotations import with_log_annotations
 from taskmaster.pipelines.report import ForgeReporter, needs_manual_review
 from taskmaster.pipelines.reporting import pipeline_report
 from taskmaster.projects.forges import ForgeFactory
+from taskmaster.workflows.recovery.service import report_opens_issue
 
 log = structlog.stdlib.get_logger("taskmaster.worker.forges")
 
@@ -82,12 +83,14 @@ class ForgeUpdates:
         async with self.db.session() as session:
             found = await pipeline_report(session, pipeline_id)
             check_run_id = await session.scalar(select(Pipeline.check_run_id).where(Pipeline.id == pipeline_id))
+            # With recovery on, the recovery run decides about the issue for a person (and opens it).
+            report_issue = await report_opens_issue(session, pipeline_id)
         if found is None:
             return
         project, report = found
         if report.is_finished and pipeline_id in self._reported_final:
             return  # a finished pipeline is reported once (annotations and issues must not repeat)
-        open_issue = needs_manual_review(report)
+        open_issue = report_issue and needs_manual_review(report)
         if self.forges.uses_app(project):
             _, reporter = self._app_client()
             result = await reporter.report(

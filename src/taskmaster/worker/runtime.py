@@ -41,8 +41,9 @@ class WorkerRuntime:
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
         self.pipelines = PipelineLoop(runtime, worker_id=self.worker_id, lease=self.lease)
+        registry = runtime.workflows().with_kinds(runtime.recovery(worker_id=self.worker_id, lease=self.lease))
         self.workflows = WorkflowLoop(
-            settings, runtime.db, worker_id=self.worker_id, lease=self.lease, registry=runtime.workflows()
+            settings, runtime.db, worker_id=self.worker_id, lease=self.lease, registry=registry
         )
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
         runtime.wake_webhooks = self.wake  # local-forge events raised in this process are processed at once

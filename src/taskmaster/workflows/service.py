@@ -90,9 +90,12 @@ async def request_run(session: AsyncSession, request: RunRequest) -> RequestedRu
     return RequestedRun(run, created=True)
 
 
-async def claim_next(db: Database, worker_id: str, *, kinds: Collection[str]) -> RunInput | None:
-    """Make `worker_id` the owner of the oldest pending run of one of `kinds` and start it (`running`); None if
-    there is none. One short transaction; the UPDATE is conditional, so a run is never claimed twice."""
+async def claim_next(
+    db: Database, worker_id: str, *, kinds: Collection[str], pipeline_id: uuid.UUID | None = None
+) -> RunInput | None:
+    """Make `worker_id` the owner of the oldest pending run of one of `kinds` (of `pipeline_id` only, when given:
+    `pipeline run` runs its own pipeline's runs) and start it (`running`); None if there is none. One short
+    transaction; the UPDATE is conditional, so a run is never claimed twice."""
     async with db.single_writer(), db.transaction() as session:
         query = (
             select(WorkflowRun.id)
@@ -100,6 +103,8 @@ async def claim_next(db: Database, worker_id: str, *, kinds: Collection[str]) ->
             .order_by(WorkflowRun.created_at)
             .limit(1)
         )
+        if pipeline_id is not None:
+            query = query.where(WorkflowRun.pipeline_id == pipeline_id)
         if db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
         run_id = await session.scalar(query)

@@ -8,6 +8,7 @@ from taskmaster.db.models.local_forge import LocalCheckRun, LocalComment, LocalC
 from taskmaster.db.models.pipelines import Pipeline, PipelineStep, StepAttempt, StepLog
 from taskmaster.db.models.projects import Project
 from taskmaster.db.models.pull_requests import PullRequest
+from taskmaster.db.models.recovery import RecoveryRound
 from taskmaster.db.models.reviews import ReviewFinding, ReviewReport
 from taskmaster.db.models.tasks import Task, TaskDependency
 from taskmaster.db.models.templates import Template
@@ -30,6 +31,7 @@ __all__ = [
     "PipelineStep",
     "Project",
     "PullRequest",
+    "RecoveryRound",
     "ReviewFinding",
     "ReviewReport",
     "RoleBinding",

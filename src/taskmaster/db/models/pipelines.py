@@ -53,6 +53,11 @@ class Pipeline(IdMixin, TimestampMixin, Base):
     heartbeat is stale (see `pipelines.leases`)."""
     check_run_id: Mapped[str | None] = mapped_column(String(100))
     """The forge's check run that shows it (GitHub as an App), updated by every later report, whichever worker."""
+    trial_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("ci_cd_pipelines.id", ondelete="CASCADE"))
+    """A recovery trial of that pipeline (a fix tried on a subset of its steps): never reported to the forge and
+    never recovered itself."""
+    review_issue_url: Mapped[str | None] = mapped_column(String(1000))
+    """The issue opened for manual review when recovery found no fix."""
 
 
 class PipelineStep(IdMixin, TimestampMixin, Base):

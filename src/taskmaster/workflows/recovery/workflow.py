@@ -1,9 +1,6 @@
-"""The `recovery` workflow: a step that failed for its code waits (`awaiting_recovery`) while a recovery agent looks
-for a fix; the run applies the decision through the named transitions and decides whether a person must look.
-
-The agent itself is a `RecoveryHandler` (the real one comes with the recovery agents; a project without one gets
-`unrecovered` at once, which fails the step as if no recovery were configured).
-"""
+"""The `recovery` workflow: a step that failed for its code waits (`awaiting_recovery`) while a `RecoveryHandler`
+looks for a fix (`service.DebugRecovery`: debug rounds, trials, push or suggest, the issue for a person); the run
+applies its decision through the named transitions (`fixed`, `recovered`, `unrecovered`)."""
 
 from __future__ import annotations
 
@@ -12,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.db.models import Pipeline, Project
+from taskmaster.db.models import Pipeline, Project, RecoveryRound
 from taskmaster.db.session import Database
 from taskmaster.pipelines import recovery as pipeline_recovery
 from taskmaster.pipelines.recovery import RecoveryNeeded
+from taskmaster.pipelines.states import StepStatus
 from taskmaster.workflows.base import RunInput, RunResult
 from taskmaster.workflows.service import RunRequest, request_run
 
@@ -39,14 +38,20 @@ class RecoveryRequest:
     commit_sha: str | None
     log_tail: str
     attempt: int
+    run_id: uuid.UUID | None = None
+    """The workflow run asking (recorded with every round and AI call)."""
 
 
 @dataclass(frozen=True, slots=True)
 class RecoveryDecision:
-    """`recovered`: a fix was applied, run the step again; `unrecovered`: no fix (`detail` says why)."""
+    """`fixed`: a fix passed its trial (pushed or suggested): the step and the steps in `passed` count as passed;
+    `recovered`: the cause went away, run the step again; `unrecovered`: no fix (`detail` says why; `issue_url` is
+    the issue opened for a person, if any)."""
 
-    decision: Literal["recovered", "unrecovered"]
+    decision: Literal["fixed", "recovered", "unrecovered"]
     detail: str | None = None
+    passed: tuple[str, ...] = ()
+    issue_url: str | None = None
 
 
 class RecoveryHandler(Protocol):
@@ -58,8 +63,8 @@ class RecoveryHandler(Protocol):
 
 class RecoveryWorkflow:
     """Runs `handler` (none: `unrecovered`, "no recovery agent is configured") and applies its decision to the step:
-    `recovered → retry`, `unrecovered → failed`. The result says whether an issue for a person should be opened
-    (`open_issue`: unrecovered); the forge report acts on the pipeline's end."""
+    `fixed → success` (with the steps that passed in the fix's trial), `recovered → retry`, `unrecovered → failed`.
+    The handler opens the issue for a person itself (`service.DebugRecovery`); the result names it (`issue_url`)."""
 
     name = KIND
 
@@ -71,19 +76,26 @@ class RecoveryWorkflow:
         applied: str | None = None
         if run.pipeline_id is not None and run.step_name is not None:
             async with db.transaction() as session:
-                status = await pipeline_recovery.resolve(
-                    session,
-                    run.pipeline_id,
-                    run.step_name,
-                    recovered=decision.decision == "recovered",
-                    reason=decision.detail if decision.decision == "unrecovered" else None,
-                )
-            applied = status.value if status is not None else None
+                if decision.decision == "fixed":
+                    fixed = await pipeline_recovery.resolve_fixed(
+                        session, run.pipeline_id, run.step_name, passed=decision.passed, reason=decision.detail or ""
+                    )
+                    applied = StepStatus.SUCCESS.value if fixed else None
+                else:
+                    status = await pipeline_recovery.resolve(
+                        session,
+                        run.pipeline_id,
+                        run.step_name,
+                        recovered=decision.decision == "recovered",
+                        reason=decision.detail if decision.decision == "unrecovered" else None,
+                    )
+                    applied = status.value if status is not None else None
         result: dict[str, Any] = {
             "decision": decision.decision,
             "detail": decision.detail,
             "step_status": applied,
             "open_issue": decision.decision == "unrecovered",
+            "issue_url": decision.issue_url,
         }
         return RunResult("succeeded", result)
 
@@ -97,12 +109,19 @@ class RecoveryWorkflow:
             commit_sha=run.commit_sha,
             log_tail=str(run.params.get("log_tail", "")),
             attempt=run.attempt,
+            run_id=run.run_id,
         )
         try:
             return await self.handler.recover(request)
         except Exception as exc:  # the agent is hostile or broken: its failure is a decision, never a crash
             log.warning("recovery agent failed", run_id=str(run.run_id), error=str(exc))
             return RecoveryDecision("unrecovered", f"the recovery agent failed: {exc}"[:500])
+
+
+async def is_recorded_fix(session: AsyncSession, commit_sha: str) -> bool:
+    """Whether `commit_sha` is a fix commit a recovery round made (whether or not it was pushed yet)."""
+    found = await session.scalar(select(RecoveryRound.id).where(RecoveryRound.fix_sha == commit_sha).limit(1))
+    return found is not None
 
 
 def recovery_agent(project: Project) -> str:
@@ -116,10 +135,14 @@ def recovery_agent(project: Project) -> str:
 
 async def request_recovery(session: AsyncSession, needed: RecoveryNeeded) -> bool:
     """The engine's recovery hook (`pipelines.recovery.RecoveryHook`): request a recovery run for the step when
-    its project has a recovery agent; False (the step fails) when it has none."""
+    its project has a recovery agent; False (the step fails) when it has none, for a recovery trial, and for the
+    pipeline of a fix Taskmaster made (its commit is a recorded fix or carries the `Taskmaster-Fix` trailer's
+    record): a fix is validated as it stands and never starts another recovery."""
     pipeline = await session.get(Pipeline, needed.pipeline_id)
     project = await session.get(Project, pipeline.project_id) if pipeline is not None else None
-    if pipeline is None or project is None or recovery_agent(project) == "off":
+    if pipeline is None or project is None or recovery_agent(project) == "off" or pipeline.trial_of is not None:
+        return False
+    if pipeline.commit_sha and await is_recorded_fix(session, pipeline.commit_sha):
         return False
     await request_run(
         session,
