@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from taskmaster.costs.schemas import AiUsageOut
 from taskmaster.db.models import Pipeline
 from taskmaster.pipelines.queries import PipelineDetail
 from taskmaster.pipelines.states import PipelineType
@@ -73,6 +74,8 @@ class PipelineOut(PipelineSummary):
     """A pipeline with its steps (plan order) and every attempt of each."""
 
     steps: list[StepOut]
+    ai: AiUsageOut = Field(default_factory=AiUsageOut)
+    """Tokens and cost of the pipeline's AI calls (review, recovery), summed."""
 
     @classmethod
     def of_detail(cls, detail: PipelineDetail) -> PipelineOut:
@@ -96,7 +99,7 @@ class PipelineOut(PipelineSummary):
             )
             for s in detail.steps
         ]
-        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps)
+        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps, ai=detail.ai.out())
 
 
 class PipelinePage(BaseModel):
