@@ -72,3 +72,13 @@ def test_unknown_templates_and_versions_are_404_and_bad_bodies_422(api: Api) -> 
         assert admin.post("/api/templates/prd.parse/versions", json={"content": ""}).status_code == 422
     with api.client() as anonymous:
         assert anonymous.get("/api/templates").status_code == 401
+
+
+def test_odd_names_and_huge_versions_are_404_or_422_never_500(api: Api) -> None:
+    with api.client(Role.admin) as admin:
+        assert admin.get("/api/templates/%00").status_code == 422  # the request guard refuses NUL in a path
+        for name in ("D%C2%81%C3%9B", "a" * 300, "..%2F..%2Fetc", "-x"):
+            assert admin.get(f"/api/templates/{name}").status_code == 404
+            assert admin.post(f"/api/templates/{name}/versions", json={"content": "x"}).status_code == 404
+            assert admin.post(f"/api/templates/{name}/activate", json={"version": 1}).status_code == 404
+        assert admin.post("/api/templates/prd.parse/activate", json={"version": 3090240666}).status_code == 422

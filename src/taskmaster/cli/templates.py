@@ -64,7 +64,7 @@ def _chosen(detail: TemplateDetail, version: int | None) -> TemplateVersionOut:
 def show_command(
     name: NameArgument,
     version: Annotated[
-        int | None, typer.Option("--version", min=1, help="This version (default: the active one).")
+        int | None, typer.Option("--version", min=1, max=2**31 - 1, help="This version (default: the active one).")
     ] = None,
     json_output: bool = common.JsonOption,
 ) -> None:
@@ -140,7 +140,7 @@ def edit_command(
 @command.command("activate")
 def activate_command(
     name: NameArgument,
-    version: Annotated[int, typer.Argument(min=1, help="The version to make active.")],
+    version: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="The version to make active.")],
     json_output: bool = common.JsonOption,
 ) -> None:
     """Make an existing version the active one (to roll back an edit, activate the version before it)."""

@@ -40,4 +40,4 @@ class TemplateVersionIn(BaseModel):
 
 
 class TemplateActivate(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)

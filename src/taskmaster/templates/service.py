@@ -11,7 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskmaster.core.errors import NotFound
 from taskmaster.db.models import Template
 from taskmaster.templates.schemas import TemplateDetail, TemplateSummary, TemplateVersionOut
-from taskmaster.templates.syntax import check, default_names, default_text, has_default
+from taskmaster.templates.syntax import check, default_names, default_text, has_default, known_name
+
+MAX_VERSION = 2**31 - 1
+"""The largest version number the column holds (a larger one asked for is simply not there)."""
 
 
 async def active_template(session: AsyncSession, name: str, *, default: str, kind: str = "prompt") -> Template:
@@ -42,6 +45,9 @@ async def add_version(session: AsyncSession, name: str, content: str, *, kind: s
 
 async def activate_version(session: AsyncSession, name: str, version: int) -> Template:
     """Make `version` of `name` the active one (the others of that name inactive); `NotFound` if there is none."""
+    known_name(name, f"there is no template named {name[:200]!r}")
+    if not 1 <= version <= MAX_VERSION:
+        raise NotFound(f"template {name!r} has no version {version}")
     row = await session.scalar(select(Template).where(Template.name == name, Template.version == version))
     if row is None:
         raise NotFound(f"template {name!r} has no version {version}")
@@ -77,6 +83,7 @@ async def list_templates(session: AsyncSession) -> list[TemplateSummary]:
 
 async def template_detail(session: AsyncSession, name: str) -> TemplateDetail:
     """A template with every version, oldest first; `NotFound` for a name neither stored nor shipped."""
+    known_name(name, f"there is no template named {name[:200]!r}")
     rows = list(await session.scalars(select(Template).where(Template.name == name).order_by(Template.version)))
     if not rows:
         if not has_default(name):
@@ -103,6 +110,7 @@ async def template_detail(session: AsyncSession, name: str) -> TemplateDetail:
 async def template_kind(session: AsyncSession, name: str) -> str:
     """The kind of a stored template, "prompt" for a shipped default; `NotFound` for an unknown name (new names
     are not made through the doors: a template is read by code that ships its default)."""
+    known_name(name, f"there is no template named {name[:200]!r}")
     kind = await session.scalar(select(Template.kind).where(Template.name == name).limit(1))
     if kind is not None:
         return kind

@@ -7,6 +7,7 @@ string). Shipped defaults live beside this module as `defaults/<name>.j2`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
 from importlib import resources
@@ -15,6 +16,15 @@ from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from taskmaster.core.errors import InvalidInput, NotFound
+
+# What a template name may be: the doors take it from a URL path or a command line, and the column holds 200.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def known_name(name: str, missing: str) -> None:
+    """`NotFound(missing)` for a name no template can have (so nothing odd reaches a query or the file system)."""
+    if not _NAME.fullmatch(name):
+        raise NotFound(missing)
 
 
 class TemplateRenderError(InvalidInput):
@@ -69,8 +79,7 @@ def render_source(source: str, variables: Mapping[str, object], *, name: str = "
 
 def default_text(name: str) -> str:
     """The shipped default of template `name` (`defaults/<name>.j2`); `NotFound` when there is none."""
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise NotFound(f"no default template named {name!r}")
+    known_name(name, f"no default template named {name[:200]!r}")
     try:
         return resources.files("taskmaster.templates").joinpath("defaults", f"{name}.j2").read_text("utf-8")
     except FileNotFoundError:
