@@ -278,6 +278,7 @@ class FakeGitLab(RecordingServer):
     def _merge_request_body(self, base: str, mr: dict[str, Any]) -> dict[str, Any]:
         path = next(p for p, i in self.state.projects.items() if i == mr["project"])
         title = mr.get("title", "")
+        latest = mr.setdefault("versions", [{"head": mr["sha"], "base": "b" * 40, "start": "b" * 40}])[0]
         return {
             "id": 9000 + mr["iid"],
             "iid": mr["iid"],
@@ -292,11 +293,7 @@ class FakeGitLab(RecordingServer):
             "merge_commit_sha": mr.get("merge_commit_sha"),
             "squash_commit_sha": mr.get("squash_commit_sha"),
             "web_url": f"{base}/{path}/-/merge_requests/{mr['iid']}",
-            "diff_refs": {
-                "base_sha": mr["versions"][0]["base"],
-                "head_sha": mr["versions"][0]["head"],
-                "start_sha": mr["versions"][0]["start"],
-            },
+            "diff_refs": {"base_sha": latest["base"], "head_sha": latest["head"], "start_sha": latest["start"]},
         }
 
     def push(self, project: int, iid: int, head: str) -> None:
