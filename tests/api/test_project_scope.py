@@ -270,6 +270,7 @@ def test_the_routes_that_confine_a_limited_credential_themselves_are_exactly_the
         "GET /api/pipelines", "POST /api/pipelines", "GET /api/pipelines/{pipeline_id}",
         "GET /api/pipelines/{pipeline_id}/status", "GET /api/pipelines/{pipeline_id}/logs",
         "POST /api/pipelines/{pipeline_id}/cancel", "POST /api/pipelines/{pipeline_id}/retry",
-        "GET /api/metrics/pipelines", "GET /api/webhooks/deliveries", "GET /api/webhooks/deliveries/{delivery_id}",
+        "GET /api/metrics/pipelines", "GET /api/metrics/costs", "GET /api/webhooks/deliveries",
+        "GET /api/webhooks/deliveries/{delivery_id}",
         "POST /api/webhooks/deliveries/{delivery_id}/redeliver", "GET /api/projects",
     }  # fmt: skip

@@ -61,8 +61,13 @@ def test_prd_parse_with_a_provider_stores_the_models_plan(kind: str, taskmaster_
         assert sent["response_format"]["type"] == "json_schema"
     assert "card payments" in json.dumps(sent)
     with sqlite3.connect(workdir / ".taskmaster" / "taskmaster.db") as conn:
-        templates = conn.execute("select name, version, is_active from templates").fetchall()
-    assert templates == [("prd.parse", 1, 1)]
+        templates = conn.execute("select name, version, is_active from templates where name = 'prd.parse'").fetchall()
+        calls = conn.execute(
+            "select purpose, provider, template_name, template_version, requests, input_tokens, output_tokens"
+            " from ai_calls"
+        ).fetchall()
+    assert templates == [("prd.parse", 1, 1)]  # seeded by the migration, rendered as it is
+    assert calls == [("prd.parse", kind, "prd.parse", 1, 1, 10, 20)]
     assert ANTHROPIC_KEY not in result.stdout + result.stderr and OPENAI_KEY not in result.stdout + result.stderr
 
 

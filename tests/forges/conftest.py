@@ -107,6 +107,31 @@ class ForgeUnderTest:
     def issues(self) -> list[dict[str, Any]]:
         return self.fake.state.issues
 
+    def limit_diff(self, number: int, lines: dict[str, set[int]]) -> None:
+        """The pull request's diff touches only `lines` (new-side line numbers per path)."""
+        if isinstance(self.fake, FakeGitHub):
+            self.fake.state.diff_lines[(self.repo, number)] = lines
+        else:
+            self.fake.state.diff_lines[(GITLAB_PROJECT_ID, number)] = lines
+
+    def review_sent(self, number: int) -> tuple[str, list[dict[str, Any]]]:
+        """The review the forge holds for a pull request, as sent: its body and its comments, each as
+        `{path, line, start_line, body, commit}` in the order posted."""
+        if isinstance(self.fake, FakeGitHub):
+            (review,) = [r for r in self.fake.state.reviews if r["number"] == number]
+            return review["body"], [
+                {"path": c["path"], "line": c["line"], "start_line": c.get("start_line"), "body": c["body"],
+                 "commit": review["commit_id"]}
+                for c in review["comments"]
+            ]  # fmt: skip
+        bodies = [n["body"] for n in self.fake.notes_on(GITLAB_PROJECT_ID, number)]
+        comments = [
+            {"path": d["position"]["new_path"], "line": d["position"]["new_line"], "start_line": None,
+             "body": d["body"], "commit": d["position"]["head_sha"]}
+            for d in self.fake.state.discussions if d["iid"] == number
+        ]  # fmt: skip
+        return "\n".join(bodies), comments
+
     def pull(self, number: int) -> dict[str, Any]:
         """The fake's record of a pull (merge) request."""
         held = self.fake.state.pulls if isinstance(self.fake, FakeGitHub) else self.fake.state.merge_requests

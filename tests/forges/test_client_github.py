@@ -498,7 +498,7 @@ async def test_a_jwt_signed_with_another_key_is_refused_as_auth_error(
 
 def test_only_as_a_github_app_does_a_client_write_check_runs_and_annotations(app_key: tuple[str, str]) -> None:
     as_app = app_forge("http://github.invalid", app_key[0]).capabilities
-    assert as_app == ForgeCapabilities(check_runs=True, annotations=True, inline_review_comments=False)
+    assert as_app == ForgeCapabilities(check_runs=True, annotations=True, inline_review_comments=True)
     assert not GitHubForge(token=PERSONAL_TOKEN).capabilities.check_runs
 
 

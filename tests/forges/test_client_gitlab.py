@@ -17,6 +17,7 @@ from taskmaster.forges.base import (
     IssueRef,
     Permission,
     PullRequestRef,
+    ReviewComment,
     comment_marker,
 )
 from taskmaster.forges.gitlab.client import GitLabForge
@@ -198,3 +199,24 @@ async def test_unknown_project_and_invalid_requests_raise_their_own_errors(forge
         await forge._request("POST", f"projects/{ENCODED}/merge_requests/1/notes", "comment", json={"body": ""})
     with pytest.raises(InvalidInput):
         await forge.create_issue("", title="t", body="b")
+
+
+async def test_a_review_of_an_earlier_push_is_positioned_with_that_version_of_the_diff(
+    forge: GitLabForge, fake: FakeGitLab
+) -> None:
+    opened = await forge.create_pull_request(PROJECT, head="feature", base="main", title="t", body="b")
+    fake.push(PROJECT_ID, opened.number, "c" * 40)  # the review was computed for the first head, "a" * 40
+    comment = ReviewComment(path="app.py", line=3, start_line=None, body="nit")
+
+    note_id = await forge.create_review(PROJECT, opened.number, commit_sha="a" * 40, body="", comments=[comment])
+
+    (discussion,) = fake.state.discussions
+    assert discussion["position"]["head_sha"] == "a" * 40 and note_id == discussion["id"]
+    assert [r.path for r in fake.requests if r.method == "GET"] == [
+        f"/api/v4/projects/{ENCODED}/merge_requests/{opened.number}",
+        f"/api/v4/projects/{ENCODED}/merge_requests/{opened.number}/versions",
+    ]
+    with pytest.raises(ForgeRejected, match="not a version"):
+        await forge.create_review(PROJECT, opened.number, commit_sha="d" * 40, body="x", comments=[comment])
+    with pytest.raises(InvalidInput, match="needs a body or at least one comment"):
+        await forge.create_review(PROJECT, opened.number, commit_sha="c" * 40, body="", comments=[])

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from taskmaster.core.errors import Unauthenticated, Unavailable
+from taskmaster.core.errors import InvalidInput, Unauthenticated, Unavailable
 from taskmaster.forges.base import (
     Forge,
     ForgeAuthError,
@@ -20,9 +20,11 @@ from taskmaster.forges.base import (
     ForgeError,
     ForgeNotFound,
     ForgeRateLimited,
+    ForgeRejected,
     ForgeUnavailable,
     PullRequestDetails,
     PullRequestRef,
+    ReviewComment,
     comment_marker,
 )
 from taskmaster.forges.throttle import RetryPolicy
@@ -45,8 +47,8 @@ def test_a_client_is_a_forge_that_declares_what_it_can_show_and_hides_its_token(
     forge: Forge, under_test: ForgeUnderTest
 ) -> None:
     assert forge.name == under_test.name
-    # Neither a token-based GitHub client nor GitLab can write check runs: they report with statuses.
-    assert forge.capabilities == ForgeCapabilities(check_runs=False, annotations=False, inline_review_comments=False)
+    # Neither a token-based GitHub client nor GitLab can write check runs: they report with statuses; both review.
+    assert forge.capabilities == ForgeCapabilities(check_runs=False, annotations=False, inline_review_comments=True)
     assert under_test.token not in repr(forge)
 
 
@@ -94,6 +96,58 @@ async def test_a_pull_request_is_read_then_merged_at_its_head_then_read_as_merge
         head_sha=HEAD_SHA, base_ref="main",
     )  # fmt: skip
     assert len(merged_sha) == 40 and after.state == "merged" and after.merge_commit_sha == merged_sha
+
+
+async def test_a_review_posts_its_inline_comments_on_the_new_side_of_the_diff_at_the_commit(
+    forge: Forge, under_test: ForgeUnderTest
+) -> None:
+    opened = await forge.create_pull_request(under_test.repo, head="feature", base="main", title="t", body="b")
+    under_test.limit_diff(opened.number, {"src/app.py": {10, 11, 12, 13}, "README.md": {1}})
+    comments = [
+        ReviewComment(path="src/app.py", line=12, start_line=None, body="**major**: `print` left in"),
+        ReviewComment(path="src/app.py", line=13, start_line=11, body="this loop never ends"),
+    ]
+
+    review_id = await forge.create_review(
+        under_test.repo, opened.number, commit_sha=HEAD_SHA, body="2 findings", comments=comments
+    )
+
+    assert review_id
+    body, sent = under_test.review_sent(opened.number)
+    assert body == "2 findings"
+    assert [(c["path"], c["line"], c["commit"]) for c in sent] == [
+        ("src/app.py", 12, HEAD_SHA), ("src/app.py", 13, HEAD_SHA),
+    ]  # fmt: skip
+    assert sent[0]["body"] == "**major**: `print` left in" and "this loop never ends" in sent[1]["body"]
+    if under_test.name == "github":
+        (request,) = under_test.fake.matching("POST", f"/pulls/{opened.number}/reviews")
+        assert request.json is not None and request.json["event"] == "COMMENT"
+        assert request.json["comments"][1] == {
+            "path": "src/app.py", "line": 13, "side": "RIGHT", "start_line": 11, "start_side": "RIGHT",
+            "body": "this loop never ends",
+        }  # fmt: skip
+    else:
+        # GitLab positions a discussion with the merge request's diff_refs; the range is said in the text.
+        (first, second) = under_test.fake.matching("POST", "/discussions")
+        assert first.json is not None and second.json is not None
+        assert first.json["position"] == {
+            "position_type": "text", "base_sha": "b" * 40, "start_sha": "b" * 40, "head_sha": HEAD_SHA,
+            "old_path": "src/app.py", "new_path": "src/app.py", "new_line": 12,
+        }  # fmt: skip
+        assert second.json["body"].startswith("Lines 11–13:")
+
+
+async def test_a_review_comment_outside_the_diff_is_refused_by_the_forge(
+    forge: Forge, under_test: ForgeUnderTest
+) -> None:
+    opened = await forge.create_pull_request(under_test.repo, head="feature", base="main", title="t", body="b")
+    under_test.limit_diff(opened.number, {"src/app.py": {10}})
+    outside = [ReviewComment(path="src/app.py", line=99, start_line=None, body="not a changed line")]
+
+    with pytest.raises(ForgeRejected, match=r"HTTP (400|422)"):
+        await forge.create_review(under_test.repo, opened.number, commit_sha=HEAD_SHA, body="x", comments=outside)
+    with pytest.raises(InvalidInput, match="start_line <= line"):
+        ReviewComment(path="a.py", line=3, start_line=5, body="backwards")
 
 
 async def test_a_squash_merge_asks_the_forge_to_squash(forge: Forge, under_test: ForgeUnderTest) -> None:

@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from taskmaster.agents.llm.anthropic import AnthropicProvider
+from taskmaster.agents.llm.base import ProviderOutputError
+from taskmaster.config.settings import ModelPrice
 from taskmaster.core.errors import InvalidInput
-from taskmaster.db.models import Project
+from taskmaster.db.models import AiCall, Project
 from taskmaster.db.session import Database
 from taskmaster.projects import service as projects
 from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets.box import SecretBox, new_key
 from taskmaster.tasks import refine, service
 from taskmaster.tasks.schemas import TaskCreate
+from taskmaster.templates import service as templates
 from tests.agents.llm.fakes import ANTHROPIC_KEY, FakeLlm, user_prompt
 
+PRICE = ModelPrice(input_per_mtok=3.0, output_per_mtok=15.0)
 STEPS = "Read the ledger for the period. Convert amounts to the reporting currency. Write one CSV per entity."
 
 
@@ -121,3 +126,45 @@ async def test_offline_complexity_comes_from_structure_not_word_count(db: Databa
     assert scores[2].complexity == 1  # many words, no structure
     assert scores[3].complexity > scores[2].complexity
     assert "3 acceptance criteria" in scores[3].reasoning and "data, API, UI" in scores[3].reasoning
+
+
+async def test_llm_expand_renders_the_active_template_version_and_records_its_tokens_and_cost(
+    db: Database, anthropic_fake: tuple[str, FakeLlm]
+) -> None:
+    url, fake = anthropic_fake
+    project = await _project_with_task(db, STEPS)
+    async with db.transaction() as session:
+        await templates.add_version(session, "task.expand", "Split {{ title }} into {{ num }} parts{{ context }}.")
+    subtask = {"id": "a", "title": "Only", "description": "d", "priority": 2, "type": "feature", "dependencies": []}
+    fake.reset(lambda body: {"subtasks": [subtask]}, api_key=ANTHROPIC_KEY)
+    model = AnthropicProvider(api_key=ANTHROPIC_KEY, model="claude-sonnet-4-test", base_url=url)
+    try:
+        await refine.expand_task(db, project.id, "1", model=model, num=2, prices={"claude-sonnet-4": PRICE})
+    finally:
+        await model.aclose()
+
+    assert user_prompt(fake.requests[0].body) == "Split Export the ledger into 2 parts."
+    async with db.session() as session:
+        (call,) = (await session.scalars(select(AiCall))).all()
+    # Version 1 is the shipped default, kept in the history; the edit is version 2.
+    assert (call.purpose, call.provider, call.model) == ("task.expand", "anthropic", "claude-sonnet-4-test")
+    assert (call.template_name, call.template_version, call.project_id) == ("task.expand", 2, project.id)
+    assert (call.input_tokens, call.output_tokens, call.requests) == (10, 20, 1)
+    assert call.cost_usd == pytest.approx((10 * 3 + 20 * 15) / 1_000_000)
+
+
+async def test_a_failed_llm_expand_still_records_the_tokens_it_spent(
+    db: Database, anthropic_fake: tuple[str, FakeLlm]
+) -> None:
+    url, fake = anthropic_fake
+    project = await _project_with_task(db, STEPS)
+    fake.reset(lambda body: {"subtasks": [{"id": "a"}]}, api_key=ANTHROPIC_KEY)  # never valid
+    model = AnthropicProvider(api_key=ANTHROPIC_KEY, model="claude-test", base_url=url, output_retries=1)
+    try:
+        with pytest.raises(ProviderOutputError):
+            await refine.expand_task(db, project.id, "1", model=model)
+    finally:
+        await model.aclose()
+    async with db.session() as session:
+        (call,) = (await session.scalars(select(AiCall))).all()
+    assert (call.requests, call.input_tokens, call.template_version, call.cost_usd) == (2, 20, 1, None)

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("issue", "issues", "Issues of the local forge: list, show."),
     ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),
+    ("template", "templates", "Prompt templates: list, show, edit (a new version), activate a version."),
     ("secrets", "secrets", "Secrets at rest: rotate the encryption key."),
     ("mcp", "mcp", "MCP server for coding agents: the task graph as tools (stdio, or --http)."),
     ("agentapi", "agentapi", "AgentAPI server for terminal coding agents (many sessions, auth, transcripts)."),

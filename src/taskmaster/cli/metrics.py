@@ -1,4 +1,5 @@
-"""`taskmaster metrics`: pipeline figures over a window (success rates, durations, failing steps, stuck pipelines)."""
+"""`taskmaster metrics`: pipeline figures over a window (success rates, durations, failing steps, stuck pipelines),
+and the tokens and cost of AI calls per project and purpose over the same window."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from taskmaster.cli import common
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from taskmaster.costs.schemas import AiUsageOut, CostReport, CostRow
     from taskmaster.pipelines.metrics import Figures, Metrics
 
 
@@ -20,7 +22,8 @@ def command(
     top: Annotated[int, typer.Option(min=0, max=50, help="How many failing steps to list.")] = 5,
     json_output: bool = common.JsonOption,
 ) -> None:
-    """Pipeline figures over a window: success rate by type, durations, failing steps, stuck pipelines."""
+    """Pipeline figures over a window: success rate by type, durations, failing steps, stuck pipelines; and AI
+    tokens and cost per project and purpose (`costs` in --json)."""
     from taskmaster.core.clock import utcnow
     from taskmaster.core.errors import InvalidInput
     from taskmaster.pipelines import metrics
@@ -31,18 +34,50 @@ def command(
         common.fail(exc.detail)
     settings = common.settings()
 
-    async def go(session: AsyncSession) -> Metrics:
+    async def go(session: AsyncSession) -> tuple[Metrics, CostReport]:
+        from taskmaster.costs.service import report
         from taskmaster.projects.service import get_project
 
         project_id = (await get_project(session, project)).id if project else None
         now = utcnow()
-        return await metrics.pipeline_metrics(session, since=now - span, project_id=project_id, now=now, top=top)
+        figures = await metrics.pipeline_metrics(session, since=now - span, project_id=project_id, now=now, top=top)
+        return figures, await report(session, since=now - span, project_id=project_id)
 
-    figures = common.run_in_transaction(settings, go)
+    figures, costs = common.run_in_transaction(settings, go)
     if json_output:
-        common.print_json(figures.model_dump(mode="json"))
+        common.print_json({**figures.model_dump(mode="json"), "costs": costs.model_dump(mode="json")})
         return
     _print(figures, window, project)
+    _print_costs(costs, window)
+
+
+def _print_costs(costs: CostReport, window: str) -> None:
+    if not costs.rows:
+        print(f"No AI calls in the last {window}.")
+        return
+    rows: list[tuple[str, str, CostRow | AiUsageOut]] = [(r.project, r.purpose, r) for r in costs.rows]
+    if len(costs.projects) > 1:
+        rows += [(p.project, "all", p) for p in costs.projects]
+    rows.append(("all", "all", costs.total))
+    common.print_table(
+        ["project", "purpose", "calls", "tokens in", "tokens out", "cost (USD)"],
+        [
+            (
+                project,
+                purpose,
+                u.calls,
+                f"{u.input_tokens:,}",
+                f"{u.output_tokens:,}",
+                _usd(u.cost_usd, u.unpriced_calls),
+            )
+            for project, purpose, u in rows
+        ],
+        title=f"AI calls in the last {window}",
+    )
+
+
+def _usd(cost: float, unpriced: int) -> str:
+    return f"{cost:.4f}" + (f" (+{unpriced} unpriced)" if unpriced else "")
 
 
 def _print(figures: Metrics, window: str, project: str | None) -> None:

@@ -116,6 +116,18 @@ def _print_detail(detail: dict[str, Any]) -> None:
         print(f"issue for manual review: {detail['review_issue_url']}")
     if detail["error_message"]:
         print(detail["error_message"].rstrip())
+    ai = detail.get("ai") or {}
+    if ai.get("calls"):
+        print(_ai_line(ai))
+
+
+def _ai_line(ai: dict[str, Any]) -> str:
+    """`AI: 3 calls, 12,400 tokens in, 1,900 out, $0.0658` (and how many calls had no price)."""
+    unpriced = f" ({ai['unpriced_calls']} without a price)" if ai.get("unpriced_calls") else ""
+    return (
+        f"AI: {ai['calls']} call{'s' if ai['calls'] != 1 else ''}, {ai['input_tokens']:,} tokens in, "
+        f"{ai['output_tokens']:,} out, ${ai['cost_usd']:.4f}{unpriced}"
+    )
 
 
 Create = Callable[["AsyncSession", "Runtime"], Awaitable["Pipeline"]]

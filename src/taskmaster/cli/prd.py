@@ -62,7 +62,7 @@ def parse_command(
             with _progress(enabled=model is not None and not json_output) as report:
                 result = await parse_into_project(
                     db, project, text, model=model, num_tasks=num_tasks, replace=replace, append=append,
-                    source=file.name, actor="cli", progress=report,
+                    source=file.name, actor="cli", progress=report, prices=settings.costs.prices,
                 )  # fmt: skip
         first, _ = result.imported.numbers
         async with db.session() as session:

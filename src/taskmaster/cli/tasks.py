@@ -550,7 +550,9 @@ def expand_command(
 
     async def go(db: Any, model: Any) -> list[Task]:
         ref = project if project is not None else await _only_project(db)
-        return await expand_task(db, ref, task, model=model, num=num, actor=ACTOR)
+        return await expand_task(
+            db, ref, task, model=model, num=num, actor=ACTOR, prices=common.settings().costs.prices
+        )
 
     _print_tasks(_with_model(provider, model_name, go), json_output, title=f"subtasks of {task}")
 

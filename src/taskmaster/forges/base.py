@@ -1,5 +1,5 @@
-"""What Taskmaster sends to a forge: the `Forge` protocol (statuses, check runs, comments, branches, pull requests
-opened, read, merged and closed, issues), its capabilities, value types, and the errors every forge client raises.
+"""What Taskmaster sends to a forge: the `Forge` protocol (statuses, check runs, comments, reviews, branches, pull
+requests opened, read, merged and closed, issues), its capabilities, value types, and the errors every client raises.
 """
 
 from __future__ import annotations
@@ -113,17 +113,6 @@ def annotation_batches(annotations: Sequence[Annotation]) -> list[tuple[Annotati
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewComment:
-    """One inline comment of a pull request review: on `line` of `path` in the new file, or on the lines
-    `start_line`..`line` when `start_line` is set."""
-
-    path: str
-    line: int
-    start_line: int | None
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
 class PullRequestRef:
     """A pull request (GitHub) or merge request (GitLab): its number (`iid` on GitLab) and web address."""
 
@@ -157,7 +146,26 @@ class ForgeCapabilities:
     annotations: bool
     """File and line annotations on check runs."""
     inline_review_comments: bool
-    """Review comments on lines of a pull request's diff (no client posts them yet: False everywhere)."""
+    """Reviews with comments on lines of a pull request's diff (`create_review`): GitHub (token or App) and GitLab
+    (merge request discussions). Without them findings go into the pull request's one comment."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewComment:
+    """A comment on lines `start_line`..`line` (or on `line` alone) of file `path` as the pull request's head has
+    them (the new side of the diff); the lines must be part of the diff, or the forge refuses the review."""
+
+    path: str
+    line: int
+    start_line: int | None
+    body: str
+
+    def __post_init__(self) -> None:
+        if self.line < 1 or (self.start_line is not None and not 1 <= self.start_line <= self.line):
+            raise InvalidInput(
+                f"review comment on {self.path!r}: lines must satisfy 1 <= start_line <= line, "
+                f"got {self.start_line}..{self.line}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +345,14 @@ class Forge(Protocol):
         """Create the pull request's comment marked `marker`, or edit it in place if it exists; return its id."""
         ...
 
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        """Post one review with inline comments on lines of the pull request's diff at `commit_sha`; returns its id.
+        Only with `capabilities.inline_review_comments`; otherwise `ForgeRejected`. A comment on a line outside the
+        diff makes the forge refuse the review (`ForgeRejected`)."""
+        ...
+
     async def create_branch(self, repo: str, name: str, from_sha: str) -> None:
         """Create branch `name` at `from_sha`; `ForgeConflict` if it exists."""
         ...
@@ -363,12 +379,6 @@ class Forge(Protocol):
 
     async def create_issue(self, repo: str, *, title: str, body: str, labels: Sequence[str] = ()) -> IssueRef:
         """Open an issue."""
-        ...
-
-    async def create_review(
-        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
-    ) -> str:
-        """Post a review of the pull request at `commit_sha` with inline `comments`; return its id."""
         ...
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:

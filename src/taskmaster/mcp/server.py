@@ -395,7 +395,7 @@ def build_server(
             async with planning_model(settings, provider, model) as llm:
                 result = await parse_into_project(
                     door.db, ref, text, model=llm, num_tasks=num_tasks, replace=replace, append=append, source=source,
-                    actor=caller.subject if caller else LOCAL_ACTOR,
+                    actor=caller.subject if caller else LOCAL_ACTOR, prices=settings.costs.prices,
                 )  # fmt: skip
             first, last = result.imported.numbers
             async with door.db.autocommit_session() as session:
@@ -427,7 +427,13 @@ def build_server(
             ref = await door.project_ref(project, caller)
             async with planning_model(settings, provider, model) as llm:
                 created = await refine.expand_task(
-                    door.db, ref, str(_ref(task)), model=llm, num=num, actor=caller.subject if caller else LOCAL_ACTOR
+                    door.db,
+                    ref,
+                    str(_ref(task)),
+                    model=llm,
+                    num=num,
+                    actor=caller.subject if caller else LOCAL_ACTOR,
+                    prices=settings.costs.prices,
                 )
         return _result({"items": _tasks(created, False)})
 

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, LargeBinary, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, NotFound
+from taskmaster.costs.service import CostTotal, total
 from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound, StepAttempt, StepLog
 from taskmaster.pipelines.logs import LogChunk, chunks_query
 from taskmaster.pipelines.runs import create_run
@@ -28,12 +29,13 @@ class StepDetail:
 
 @dataclass(frozen=True, slots=True)
 class PipelineDetail:
-    """A pipeline row with its steps in plan order."""
+    """A pipeline row with its steps in plan order, and the tokens and cost of its AI calls (review, recovery)."""
 
     pipeline: Pipeline
     steps: list[StepDetail]
     recovery: list[RecoveryRound] = field(default_factory=list)
     """Its recovery rounds, by step and round."""
+    ai: CostTotal = field(default_factory=lambda: CostTotal(0, 0, 0, 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipelin
 
 
 async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineDetail:
-    """The pipeline with its steps (plan order) and every attempt of each (three queries)."""
+    """The pipeline with its steps (plan order), every attempt of each, and its AI calls summed (four queries)."""
     pipeline = await get_pipeline(session, pipeline_id)
     steps = list(
         await session.scalars(
@@ -107,7 +109,8 @@ async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineD
         .where(RecoveryRound.pipeline_id == pipeline_id)
         .order_by(RecoveryRound.step_name, RecoveryRound.round)
     )
-    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps], list(rounds))
+    ai = await total(session, pipeline_id=pipeline_id)
+    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps], list(rounds), ai)
 
 
 async def get_state(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineState:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from taskmaster.costs.schemas import AiUsageOut
 from taskmaster.db.models import Pipeline
 from taskmaster.pipelines.queries import PipelineDetail
 from taskmaster.pipelines.states import PipelineType
@@ -99,6 +100,8 @@ class PipelineOut(PipelineSummary):
 
     steps: list[StepOut]
     recovery: list[RecoveryRoundOut] = Field(default_factory=list)
+    ai: AiUsageOut = Field(default_factory=AiUsageOut)
+    """Tokens and cost of the pipeline's AI calls (review, recovery), summed."""
 
     @classmethod
     def of_detail(cls, detail: PipelineDetail) -> PipelineOut:
@@ -142,7 +145,7 @@ class PipelineOut(PipelineSummary):
             )
             for r in detail.recovery
         ]
-        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps, recovery=rounds)
+        return cls(**PipelineSummary.of(detail.pipeline).model_dump(), steps=steps, recovery=rounds, ai=detail.ai.out())
 
 
 class PipelinePage(BaseModel):

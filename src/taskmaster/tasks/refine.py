@@ -6,15 +6,20 @@ Model calls run outside any transaction; results are stored in a short one after
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from taskmaster.config.settings import ModelPrice
 from taskmaster.core.errors import Conflict, InvalidInput
+from taskmaster.costs.usage import Usage
 from taskmaster.db.models import Task
 from taskmaster.db.session import Database
 from taskmaster.tasks import service
-from taskmaster.tasks.planner.llm import StructuredModel, analyze_complexity_with_llm, expand_with_llm
+from taskmaster.tasks.planner.llm import EXPAND_TEMPLATE, StructuredModel, analyze_complexity_with_llm, expand_with_llm
 from taskmaster.tasks.planner.structure import complexity_of, split_task
+from taskmaster.tasks.prd import record_model_call
 from taskmaster.tasks.schemas import PlannedTask
+from taskmaster.templates.render import load
 
 REASONING_FIELD = "complexity_reasoning"
 
@@ -34,15 +39,26 @@ async def expand_task(
     model: StructuredModel | None = None,
     num: int = 5,
     actor: str = "system",
+    prices: Mapping[str, ModelPrice] | None = None,
 ) -> list[Task]:
-    """Add up to `num` subtasks to a task from its details (LLM, or the offline parser); returns them."""
+    """Add up to `num` subtasks to a task from its details (LLM, or the offline parser); returns them. The LLM's
+    prompt is the active `task.expand` template; its tokens are recorded as one AI call priced with `prices`."""
     async with db.session() as session:
         project = await service.get_project(session, project_ref)
         task = await service.get_task(session, project.id, task_ref)
     if task.status in {"done", "cancelled"}:
         raise Conflict(f"task #{task.number} is {task.status}; reopen it before expanding it")
     if model is not None:
-        planned = await expand_with_llm(model, task, num, key_prefix="s")
+        async with db.transaction() as session:
+            template = await load(session, EXPAND_TEMPLATE)
+        usage = Usage()
+        try:
+            planned = await expand_with_llm(
+                model, task, num, key_prefix="s", prompt_template=template.source, template_ref=template.ref,
+                usage=usage,
+            )  # fmt: skip
+        finally:
+            await record_model_call(db, project.id, "task.expand", model, template, usage, prices)
     else:
         planned = _offline_subtasks(task, num)
     if not planned:

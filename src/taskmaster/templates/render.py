@@ -1,23 +1,36 @@
 """Render a prompt from the `templates` table with Jinja2's sandboxed environment, and say which version it was.
 
-A template's text is data a person may edit through the API, so it is rendered in `SandboxedEnvironment` (no
-attribute access to internals, no imports) with `StrictUndefined` (a misspelt variable is an error, not an empty
-string). Defaults live beside this module as `defaults/<name>.j2` and are stored as version 1 on first use.
+Defaults live beside this module as `defaults/<name>.j2` and are stored as version 1 by migration
+`0014_seed_templates`, or on first use for a default shipped later. See `syntax.py` for the sandbox.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.core.errors import InvalidInput, NotFound
 from taskmaster.templates.service import active_template
+from taskmaster.templates.syntax import (
+    TemplateRenderError,
+    check,
+    default_names,
+    default_text,
+    render_source,
+)
+
+__all__ = [
+    "PromptTemplate",
+    "RenderedPrompt",
+    "TemplateRenderError",
+    "default_names",
+    "default_text",
+    "load",
+    "render",
+    "render_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,38 +47,37 @@ class RenderedPrompt:
         return f"{self.name}@{self.version}"
 
 
-class TemplateRenderError(InvalidInput):
-    """The stored template does not render: bad syntax, an unknown variable, or a sandbox violation."""
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    """One stored version of a template, read once and rendered as often as needed (a PRD renders per chunk)."""
 
+    source: str
+    name: str
+    version: int
 
-@cache
-def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
 
+    def check(self, *, allowed: Iterable[str] | None = None, required: Iterable[str] = ()) -> None:
+        """Refuse this version when it does not parse or its variables are not what the caller provides."""
+        check(self.source, name=self.ref, allowed=allowed, required=required)
 
-def default_text(name: str) -> str:
-    """The shipped default of template `name` (`defaults/<name>.j2`); `NotFound` when there is none."""
-    try:
-        return resources.files("taskmaster.templates").joinpath("defaults", f"{name}.j2").read_text("utf-8")
-    except FileNotFoundError:
-        raise NotFound(f"no default template named {name!r}") from None
-
-
-def default_names() -> list[str]:
-    """The names of every shipped default template."""
-    folder = resources.files("taskmaster.templates").joinpath("defaults")
-    return sorted(entry.name.removesuffix(".j2") for entry in folder.iterdir() if entry.name.endswith(".j2"))
+    def render(self, variables: dict[str, Any]) -> RenderedPrompt:
+        return RenderedPrompt(render_source(self.source, variables, name=self.ref), self.name, self.version)
 
 
 def render_text(source: str, variables: dict[str, Any], *, name: str = "<template>") -> str:
     """Render `source` with `variables` in the sandbox; `TemplateRenderError` naming the template otherwise."""
-    try:
-        return _environment().from_string(source).render(**variables)
-    except TemplateError as exc:
-        raise TemplateRenderError(f"template {name!r} does not render: {exc}") from None
+    return render_source(source, variables, name=name)
+
+
+async def load(session: AsyncSession, name: str) -> PromptTemplate:
+    """The active version of `name` (its shipped default stored as version 1 when it has none yet)."""
+    row = await active_template(session, name, default=default_text(name))
+    return PromptTemplate(row.content, name, row.version)
 
 
 async def render(session: AsyncSession, name: str, variables: dict[str, Any]) -> RenderedPrompt:
     """Render the active version of `name` (its shipped default stored as version 1 when it has none yet)."""
-    row = await active_template(session, name, default=default_text(name))
-    return RenderedPrompt(render_text(row.content, variables, name=f"{name}@{row.version}"), name, row.version)
+    return (await load(session, name)).render(variables)

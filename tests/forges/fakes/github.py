@@ -152,6 +152,9 @@ class GitHubState:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     refs: dict[tuple[str, str], str] = field(default_factory=dict)
     pulls: list[dict[str, Any]] = field(default_factory=list)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    diff_lines: dict[tuple[str, int], dict[str, set[int]]] = field(default_factory=dict)
+    """Per pull request, the new-side lines of each changed file; when set, review comments must land on them."""
     issues: list[dict[str, Any]] = field(default_factory=list)
     files: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
     permissions: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -189,6 +192,7 @@ class FakeGitHub(RecordingServer):
         self.route("GET", rf"{repo}/pulls/(?P<number>\d+)", self._get_pull)
         self.route("PATCH", rf"{repo}/pulls/(?P<number>\d+)", self._update_pull)
         self.route("PUT", rf"{repo}/pulls/(?P<number>\d+)/merge", self._merge_pull)
+        self.route("POST", rf"{repo}/pulls/(?P<number>\d+)/reviews", self._create_review)
         self.route("POST", rf"{repo}/issues", self._create_issue)
         self.route("GET", rf"{repo}/contents/(?P<path>.+)", self._get_content)
         self.route("GET", rf"{repo}/collaborators/(?P<login>{_SEGMENT})/permission", self._permission)
@@ -601,6 +605,48 @@ class FakeGitHub(RecordingServer):
         pull["merge_method"] = body.get("merge_method", "merge")
         return JSONResponse(
             {"sha": pull["merge_commit_sha"], "merged": True, "message": "Pull Request successfully merged"}
+        )
+
+    async def _create_review(self, call: Call) -> Response:
+        pull, denied = self._find_pull(call)
+        if denied is not None or pull is None:
+            return denied or _error(404, "Not Found")
+        body = call.body or {}
+        if body.get("event") not in (None, "APPROVE", "REQUEST_CHANGES", "COMMENT"):
+            return _validation_failed("event is not one of APPROVE, REQUEST_CHANGES, COMMENT")
+        comments = body.get("comments") or []
+        if body.get("event") == "COMMENT" and not body.get("body") and not comments:
+            return _validation_failed("Review body is required for COMMENT event", plain=False)
+        lines = self.state.diff_lines.get((pull["repo"], pull["number"]))
+        for comment in comments:
+            if not {"path", "body"} <= comment.keys() or ("line" not in comment and "position" not in comment):
+                return _validation_failed("comments need path, body and line or position")
+            first = comment.get("start_line", comment["line"])
+            if lines is not None and not set(range(first, comment["line"] + 1)) <= lines.get(comment["path"], set()):
+                # GitHub's answer for a comment on a line that is not part of the diff.
+                return JSONResponse(
+                    {"message": "Unprocessable Entity", "errors": ["Line could not be resolved"], "status": "422"},
+                    status_code=422,
+                )
+        review_id = next(self._ids)
+        stored = {"id": review_id, "repo": pull["repo"], "number": pull["number"], **body}
+        self.state.reviews.append(stored)
+        base, repo, number = call.base_url, pull["repo"], pull["number"]
+        html = f"{base}/{repo}/pull/{number}#pullrequestreview-{review_id}"
+        return JSONResponse(
+            {
+                "id": review_id,
+                "node_id": f"PRR_{review_id}",
+                "user": user(base, "taskmaster[bot]", 9, "Bot"),
+                "body": body.get("body") or "",
+                "state": "COMMENTED" if body.get("event") == "COMMENT" else "PENDING",
+                "html_url": html,
+                "pull_request_url": f"{base}/repos/{repo}/pulls/{number}",
+                "_links": {"html": {"href": html}, "pull_request": {"href": f"{base}/repos/{repo}/pulls/{number}"}},
+                "submitted_at": NOW,
+                "commit_id": body.get("commit_id") or "a" * 40,
+                "author_association": "NONE",
+            }
         )
 
     async def _create_issue(self, call: Call) -> Response:

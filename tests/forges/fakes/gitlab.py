@@ -39,6 +39,9 @@ class GitLabState:
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
     branches: dict[tuple[int, str], str] = field(default_factory=dict)
     merge_requests: list[dict[str, Any]] = field(default_factory=list)
+    discussions: list[dict[str, Any]] = field(default_factory=list)
+    diff_lines: dict[tuple[int, int], dict[str, set[int]]] = field(default_factory=dict)
+    """Per merge request (project, iid), the new-side lines of each changed file; when set, positions must hit them."""
     issues: list[dict[str, Any]] = field(default_factory=list)
     files: dict[tuple[int, str, str], bytes] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
@@ -62,6 +65,8 @@ class FakeGitLab(RecordingServer):
         self.route("POST", rf"{project}/merge_requests", self._create_merge_request)
         self.route("GET", rf"{project}/merge_requests/(?P<iid>\d+)", self._get_merge_request)
         self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)/merge", self._merge_merge_request)
+        self.route("POST", rf"{project}/merge_requests/(?P<iid>\d+)/discussions", self._create_discussion)
+        self.route("GET", rf"{project}/merge_requests/(?P<iid>\d+)/versions", self._versions)
         self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)", self._update_merge_request)
         self.route("POST", rf"{project}/issues", self._create_issue)
         self.route("GET", rf"{project}/repository/files/(?P<path>[^/]+)/raw", self._raw_file)
@@ -265,12 +270,15 @@ class FakeGitLab(RecordingServer):
                 )
         iid = len([m for m in self.state.merge_requests if m["project"] == project]) + 1
         stored = {"project": project, "iid": iid, "state": "opened", "sha": "a" * 40, "mergeable": True, **body}
+        # Each push is a version of the diff: (head, base, start) commits, newest first, as GitLab lists them.
+        stored["versions"] = [{"head": "a" * 40, "base": "b" * 40, "start": "b" * 40}]
         self.state.merge_requests.append(stored)
         return JSONResponse(self._merge_request_body(call.base_url, stored), status_code=201)
 
     def _merge_request_body(self, base: str, mr: dict[str, Any]) -> dict[str, Any]:
         path = next(p for p, i in self.state.projects.items() if i == mr["project"])
         title = mr.get("title", "")
+        latest = mr.setdefault("versions", [{"head": mr["sha"], "base": "b" * 40, "start": "b" * 40}])[0]
         return {
             "id": 9000 + mr["iid"],
             "iid": mr["iid"],
@@ -285,7 +293,73 @@ class FakeGitLab(RecordingServer):
             "merge_commit_sha": mr.get("merge_commit_sha"),
             "squash_commit_sha": mr.get("squash_commit_sha"),
             "web_url": f"{base}/{path}/-/merge_requests/{mr['iid']}",
+            "diff_refs": {"base_sha": latest["base"], "head_sha": latest["head"], "start_sha": latest["start"]},
         }
+
+    def push(self, project: int, iid: int, head: str) -> None:
+        """A new commit on the merge request's branch: a new head and a new diff version."""
+        mr = next(m for m in self.state.merge_requests if m["project"] == project and m["iid"] == iid)
+        mr["sha"] = head
+        mr["versions"].insert(0, {"head": head, "base": "b" * 40, "start": "b" * 40})
+
+    async def _versions(self, call: Call) -> Response:
+        mr, denied = self._find_merge_request(call)
+        if denied is not None or mr is None:
+            return denied or JSONResponse({}, status_code=404)
+        return JSONResponse(
+            [
+                {
+                    "id": 700 + number,
+                    "head_commit_sha": version["head"],
+                    "base_commit_sha": version["base"],
+                    "start_commit_sha": version["start"],
+                    "created_at": NOW,
+                    "merge_request_id": 9000 + mr["iid"],
+                    "state": "collected",
+                    "real_size": "1",
+                }
+                for number, version in enumerate(mr["versions"])
+            ]
+        )
+
+    async def _create_discussion(self, call: Call) -> Response:
+        mr, denied = self._find_merge_request(call)
+        if denied is not None or mr is None:
+            return denied or JSONResponse({}, status_code=404)
+        body = call.body or {}
+        if not body.get("body"):
+            return JSONResponse({"message": {"note": ["can't be blank"]}}, status_code=400)
+        position = body.get("position")
+        if position is not None:
+            refs = {(v["base"], v["start"], v["head"]) for v in mr["versions"]}
+            lines = self.state.diff_lines.get((mr["project"], mr["iid"]))
+            known = (position.get("base_sha"), position.get("start_sha"), position.get("head_sha")) in refs
+            on_diff = lines is None or position.get("new_line") in lines.get(position.get("new_path"), set())
+            if position.get("position_type") != "text" or not known or not on_diff:
+                # What GitLab answers for a position it cannot place on the diff.
+                message = '400 Bad request - Note {:line_code=>["can\'t be blank", "must be a valid line code"]}'
+                return JSONResponse({"message": message}, status_code=400)
+        note_id = next(self._ids)
+        discussion_id = f"{note_id:040x}"
+        self.state.discussions.append(
+            {"id": discussion_id, "project": mr["project"], "iid": mr["iid"], "note_id": note_id, **body}
+        )
+        note = {
+            "id": note_id,
+            "type": "DiffNote" if position is not None else "DiscussionNote",
+            "body": body["body"],
+            "author": self._author(call.base_url, "taskmaster"),
+            "created_at": NOW,
+            "updated_at": NOW,
+            "system": False,
+            "noteable_id": 9000 + mr["iid"],
+            "noteable_type": "MergeRequest",
+            "noteable_iid": mr["iid"],
+            "resolvable": True,
+            "resolved": False,
+            "position": position,
+        }
+        return JSONResponse({"id": discussion_id, "individual_note": False, "notes": [note]}, status_code=201)
 
     def _find_merge_request(self, call: Call) -> tuple[dict[str, Any] | None, JSONResponse | None]:
         project, denied = self._guard(call)

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from taskmaster.costs.usage import Usage
 from taskmaster.tasks.planner.llm import PlanIssue, plan_with_llm
 
 M = TypeVar("M", bound=BaseModel)
@@ -18,11 +19,14 @@ class Scripted:
     """A model stand-in answering per section: merging is pure logic, the wire is tested with the real SDKs."""
 
     name = "scripted"
+    model = "scripted-1"
 
     def __init__(self, answer: Callable[[str], list[dict[str, Any]]]) -> None:
         self.answer = answer
 
-    async def structured(self, *, system: str, prompt: str, schema: type[M], max_tokens: int = 0) -> M:
+    async def structured(
+        self, *, system: str, prompt: str, schema: type[M], max_tokens: int = 0, usage: Usage | None = None
+    ) -> M:
         text = prompt[prompt.index("<<<") :]
         section = next(name for name in ("One", "Two", "Three") if f"## {name}" in text)
         return schema.model_validate({"tasks": self.answer(section)})

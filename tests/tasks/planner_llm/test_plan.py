@@ -282,7 +282,9 @@ async def test_a_stored_prompt_template_is_used_and_a_broken_one_is_refused(
     url, server = openai_fake
     server.reset(lambda body: {"tasks": [task("t1", "Only task")]})
     llm = llm_for("openai", url, state_dir)
-    template = "v2 template. Section $heading_path, target $target_tasks.\n<<<\n$chunk_text\n>>>\nCost: $$5"
+    template = (
+        "v2 template. Section {{ heading_path }}, target {{ target_tasks }}.\n<<<\n{{ chunk_text }}\n>>>\nCost: $5"
+    )
     plan = await plan_with_llm(llm, SMALL_PRD, num_tasks=3, prompt_template=template)
     prompt = user_prompt(server.requests[0].body)
     assert prompt.startswith("v2 template. Section Shop, target about 3 task(s)")
@@ -290,9 +292,9 @@ async def test_a_stored_prompt_template_is_used_and_a_broken_one_is_refused(
     assert [t.title for t in plan] == ["Only task"]
 
     for broken, complaint in [
-        ("Parse $chunk_txt", "unknown placeholders: chunk_txt"),
-        ("Parse $heading_path", "lacks $chunk_text"),
-        ("Costs $ 5 for $chunk_text", "write `$$`"),
+        ("Parse {{ chunk_txt }}", "unknown variables: chunk_txt"),
+        ("Parse {{ heading_path }}", "lacks {{ chunk_text }}"),
+        ("Parse\n{{ chunk_text }\n", "line 2: unexpected '}'"),
     ]:
         with pytest.raises(InvalidInput, match=re.escape(complaint)):
             await plan_with_llm(llm, SMALL_PRD, prompt_template=broken)

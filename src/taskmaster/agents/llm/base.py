@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
@@ -12,29 +11,14 @@ from pydantic import BaseModel, ValidationError
 from taskmaster.core.errors import InvalidInput, Unavailable
 from taskmaster.core.redact import redact
 
+# Defined in `costs`, below both the providers that fill it and the domains (tasks) that record it.
+from taskmaster.costs.usage import Usage as Usage
+
 T = TypeVar("T", bound=BaseModel)
 
 DEFAULT_MAX_TOKENS = 8192
 # Validation messages go back to the model; past this size they cost tokens without helping it.
 _FEEDBACK_LIMIT = 4000
-
-
-@dataclass(slots=True)
-class Usage:
-    """Tokens a caller's model calls used, added up across calls and repair rounds (pass one to `structured`).
-
-    Mutable on purpose: one `Usage` is filled by every request a call makes, including those whose answer failed
-    validation, so the cost of a repair round is never lost.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    requests: int = 0
-
-    def add(self, input_tokens: int | None, output_tokens: int | None) -> None:
-        self.input_tokens += input_tokens or 0
-        self.output_tokens += output_tokens or 0
-        self.requests += 1
 
 
 class LlmProvider(Protocol):

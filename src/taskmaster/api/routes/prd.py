@@ -39,7 +39,7 @@ async def parse_prd(
     async with services.runtime.llm(provider, model) as llm:
         result = await parse_into_project(
             services.db, project_id, text, model=llm, num_tasks=num_tasks, replace=replace, append=append,
-            source=file.filename, actor=principal.subject,
+            source=file.filename, actor=principal.subject, prices=services.runtime.settings.costs.prices,
         )  # fmt: skip
     first, last = result.imported.numbers
     async with services.db.session() as session:

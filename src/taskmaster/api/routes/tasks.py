@@ -149,7 +149,13 @@ async def expand_task(
     """Break a task into at most `num` subtasks (from its details offline, or by an LLM)."""
     async with services.runtime.llm(spec.provider, spec.model) as model:
         created = await refine.expand_task(
-            services.db, project_id, task_ref, model=model, num=spec.num, actor=principal.subject
+            services.db,
+            project_id,
+            task_ref,
+            model=model,
+            num=spec.num,
+            actor=principal.subject,
+            prices=services.runtime.settings.costs.prices,
         )
     return [service.to_summary(t) for t in created]
 

@@ -41,7 +41,6 @@ from taskmaster.forges.base import (
     ForgeCapabilities,
     ForgeError,
     ForgeNotFound,
-    ForgeRejected,
     ForgeUnavailable,
     IssueRef,
     Permission,
@@ -155,7 +154,8 @@ class GitHubForge:
     def capabilities(self) -> ForgeCapabilities:
         # GitHub lets only Apps write check runs; a token reports with commit statuses.
         as_app = self._app_id is not None
-        return ForgeCapabilities(check_runs=as_app, annotations=as_app, inline_review_comments=False)
+        # Reviews need only pull request write access, which both a token and an App installation can have.
+        return ForgeCapabilities(check_runs=as_app, annotations=as_app, inline_review_comments=True)
 
     async def set_commit_status(
         self,
@@ -242,6 +242,23 @@ class GitHubForge:
         async with lock:
             return await self._call(repo, f"comment on #{number}", call)
 
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        data: Any = {
+            "commit_id": commit_sha,
+            "body": body,
+            # COMMENT: the review informs; pass or fail is the pipeline's status, not the review's.
+            "event": "COMMENT",
+            "comments": [_review_comment(comment) for comment in comments],
+        }
+
+        async def call(gh: GitHub[Any], owner: str, name: str) -> str:
+            response = await gh.rest.pulls.async_create_review(owner, name, number, data=data)
+            return str(response.parsed_data.id)
+
+        return await self._call(repo, f"review pull request #{number}", call)
+
     async def create_branch(self, repo: str, name: str, from_sha: str) -> None:
         async def call(gh: GitHub[Any], owner: str, repo_name: str) -> None:
             await gh.rest.git.async_create_ref(owner, repo_name, ref=f"refs/heads/{name}", sha=from_sha)
@@ -297,12 +314,6 @@ class GitHubForge:
             return IssueRef(number=response.parsed_data.number, url=response.parsed_data.html_url)
 
         return await self._call(repo, "open an issue", call)
-
-    async def create_review(
-        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
-    ) -> str:
-        # Placeholder until inline reviews are sent (capabilities.inline_review_comments is False here).
-        raise ForgeRejected("GitHub inline reviews are not supported by this client yet", forge="GitHub")
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:
         async def call(gh: GitHub[Any], owner: str, name: str) -> bytes | None:
@@ -585,6 +596,15 @@ def _annotation(item: Annotation) -> dict[str, Any]:
     if item.title:
         annotation["title"] = item.title
     return annotation
+
+
+def _review_comment(comment: ReviewComment) -> dict[str, Any]:
+    """A review comment on the new side of the diff; a range also names its first line."""
+    item: dict[str, Any] = {"path": comment.path, "line": comment.line, "side": "RIGHT", "body": comment.body}
+    if comment.start_line is not None and comment.start_line < comment.line:
+        item["start_line"] = comment.start_line
+        item["start_side"] = "RIGHT"
+    return item
 
 
 def _timestamp(moment: datetime) -> str:

@@ -1,7 +1,8 @@
 """`Forge` on GitLab's REST API v4: a small async httpx client (gitlab.com or a self-managed instance).
 
 GitLab has no check runs: its `capabilities` say so, and a pipeline is reported with commit statuses and the merge
-request comment alone (the check-run methods raise `ForgeRejected`).
+request comment alone (the check-run methods raise `ForgeRejected`). A review is a discussion per inline comment,
+positioned with the merge request's `diff_refs`, and its body a note.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class GitLabForge:
 
     @property
     def capabilities(self) -> ForgeCapabilities:
-        return ForgeCapabilities(check_runs=False, annotations=False, inline_review_comments=False)
+        return ForgeCapabilities(check_runs=False, annotations=False, inline_review_comments=True)
 
     async def create_check_run(self, repo: str, spec: CheckRunSpec) -> str:
         raise _no_check_runs(spec)
@@ -185,6 +186,55 @@ class GitLabForge:
                 page = response.headers.get("x-next-page", "").strip() or None
             created = await self._request("POST", notes, action, json={"body": text})
             return str(_json_object(created)["id"])
+
+    async def create_review(
+        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
+    ) -> str:
+        """One discussion per comment on the new side of the diff at `commit_sha`, then `body` as a note (whose id
+        is returned; without a body, the first discussion's). GitLab has no review object to post at once: a comment
+        it refuses (a line outside the diff) stops the review there, the discussions before it stay."""
+        if not body and not comments:
+            raise InvalidInput(f"a review of !{number} needs a body or at least one comment")
+        action = f"review merge request !{number} of {repo}"
+        merge_request = f"{_project(repo)}/merge_requests/{number}"
+        refs = await self._diff_refs(merge_request, commit_sha, action)
+        first: str | None = None
+        for comment in comments:
+            position = {
+                "position_type": "text",
+                **refs,
+                "old_path": comment.path,
+                "new_path": comment.path,
+                "new_line": comment.line,
+            }
+            text = comment.body
+            if comment.start_line is not None and comment.start_line < comment.line:
+                # A text position names one line; the range is said in words rather than through line codes.
+                text = f"Lines {comment.start_line}–{comment.line}:\n\n{comment.body}"
+            created = await self._request(
+                "POST", f"{merge_request}/discussions", action, json={"body": text, "position": position}
+            )
+            first = first or str(_json_object(created)["id"])
+        if body:
+            note = await self._request("POST", f"{merge_request}/notes", action, json={"body": body})
+            return str(_json_object(note)["id"])
+        assert first is not None
+        return first
+
+    async def _diff_refs(self, merge_request: str, commit_sha: str, action: str) -> dict[str, str]:
+        """`base_sha`, `start_sha` and `head_sha` of the merge request's diff at `commit_sha`: its current
+        `diff_refs`, or the version (an earlier push) whose head that commit is."""
+        current = _json_object(await self._request("GET", merge_request, action)).get("diff_refs") or {}
+        if current.get("head_sha") == commit_sha:
+            return {key: str(current[key]) for key in ("base_sha", "start_sha", "head_sha")}
+        for version in _json_list(await self._request("GET", f"{merge_request}/versions", action)):
+            if version.get("head_commit_sha") == commit_sha:
+                return {
+                    "base_sha": str(version["base_commit_sha"]),
+                    "start_sha": str(version["start_commit_sha"]),
+                    "head_sha": commit_sha,
+                }
+        raise ForgeRejected(f"{FORGE} {action}: commit {commit_sha[:12]} is not a version of it", forge=FORGE)
 
     async def create_branch(self, repo: str, name: str, from_sha: str) -> None:
         await self._request(
@@ -241,12 +291,6 @@ class GitLabForge:
         response = await self._request("POST", f"{_project(repo)}/issues", f"open an issue on {repo}", json=payload)
         data = _json_object(response)
         return IssueRef(number=int(data["iid"]), url=str(data["web_url"]))
-
-    async def create_review(
-        self, repo: str, number: int, *, commit_sha: str, body: str, comments: Sequence[ReviewComment]
-    ) -> str:
-        # Placeholder until inline reviews are sent (capabilities.inline_review_comments is False here).
-        raise ForgeRejected("GitLab inline reviews are not supported by this client yet", forge="GitLab")
 
     async def read_file(self, repo: str, path: str, ref: str) -> bytes | None:
         file_path = quote(path.lstrip("/"), safe="")

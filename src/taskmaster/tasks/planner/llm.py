@@ -17,8 +17,10 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from taskmaster.core import graph
 from taskmaster.core.errors import InvalidInput
+from taskmaster.costs.usage import Usage
 from taskmaster.tasks.planner.chunking import DEFAULT_MAX_CHARS, Chunk, chunk_document, format_path, outline
 from taskmaster.tasks.schemas import PlannedTask, TaskType
+from taskmaster.templates.syntax import check, default_text, render_source
 
 log = structlog.stdlib.get_logger("taskmaster.tasks.planner.llm")
 
@@ -44,44 +46,10 @@ SYSTEM_PROMPT = (
     "format you are given."
 )
 
-DEFAULT_PLAN_PROMPT = """\
-Break this part of a PRD into implementation tasks.
-
-Section: $heading_path
-Target: $target_tasks
-
-Outline of the whole document (for context; other parts are handled separately):
-$outline
-
-Tasks already created from other parts of the document (do not repeat them; depend on them by exact title):
-$known_titles
-
-Rules:
-- Give each task a short id unique in your answer (t1, t2, ...).
-- `dependencies` lists what must be done first: ids of tasks in your answer, or the exact title of a task from
-  another part (from the list above, or a heading of the outline when that part's tasks are not known yet).
-  Later parts may be named too: dependencies may point forward.
-- priority: 1 = must have / blocking ... 3 = should have ... 5 = nice to have; follow the document's wording
-  (MUST, SHOULD, COULD, "critical", "optional").
-- type: feature, bug, chore, test or docs. complexity: 1 (trivial) to 10 (very hard).
-- `section`: the heading (from the text below) the task comes from.
-
-PRD text:
-<<<
-$chunk_text
->>>
-"""
-
-DEFAULT_EXPAND_PROMPT = """\
-Break this task into $num subtasks that together complete it, in the order they should be done.
-
-Task: $title
-Description: $description
-Details: $details
-Test strategy: $test_strategy
-$context
-Give each subtask a short id unique in your answer (s1, s2, ...); `dependencies` may name only those ids.
-"""
+PLAN_TEMPLATE = "prd.parse"
+"""The stored template (and shipped default `templates/defaults/prd.parse.j2`) a PRD chunk's prompt renders from."""
+EXPAND_TEMPLATE = "task.expand"
+"""The stored template (and shipped default `task.expand.j2`) of the prompt that splits a task into subtasks."""
 
 DEFAULT_COMPLEXITY_PROMPT = """\
 Score the implementation complexity of each task below from 1 (trivial) to 10 (very hard: research, many
@@ -101,7 +69,14 @@ class StructuredModel(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def structured(self, *, system: str, prompt: str, schema: type[M], max_tokens: int = ...) -> M: ...
+    @property
+    def model(self) -> str: ...
+
+    async def structured(
+        self, *, system: str, prompt: str, schema: type[M], max_tokens: int = ..., usage: Usage | None = ...
+    ) -> M:
+        """`usage`, when given, adds up the tokens of each request the call makes."""
+        ...
 
 
 class TaskLike(Protocol):
@@ -238,6 +213,8 @@ async def plan_with_llm(
     issues: list[PlanIssue] | None = None,
     max_chunk_chars: int = DEFAULT_MAX_CHARS,
     max_tokens: int = PLAN_MAX_TOKENS,
+    template_ref: str = PLAN_TEMPLATE,
+    usage: Usage | None = None,
 ) -> list[PlannedTask]:
     """The PRD `text` as a plan: keys "1".."n" in document order, dependencies by key, each task's PRD section.
 
@@ -248,8 +225,9 @@ async def plan_with_llm(
     details); dependencies resolve by local id within a chunk, then by title, then by section heading (the
     section's final tasks), then by the closest title, forward ones included. What resolves to nothing is
     dropped; a cycle the model produced is broken with `core.graph.fix`. Each such change is logged and, when
-    `issues` is given, appended to it. `prompt_template` (e.g. the stored version) uses `$chunk_text`,
-    `$heading_path`, `$target_tasks`, `$known_titles` and `$outline`. `progress(done, total)` is called with
+    `issues` is given, appended to it. `prompt_template` (Jinja2, e.g. the stored version of `prd.parse`, named
+    `template_ref` in errors; the shipped default otherwise) uses `chunk_text`, `heading_path`, `target_tasks`,
+    `known_titles` and `outline`; `usage` counts the tokens of every request. `progress(done, total)` is called with
     0 first, then after each chunk. `num_tasks` is a target spread over chunks by size, not a cap.
     Raises the provider's error if any chunk fails (the other calls are cancelled), InvalidInput on bad input.
     """
@@ -257,7 +235,8 @@ async def plan_with_llm(
         raise InvalidInput("concurrency must be at least 1")
     if num_tasks is not None and num_tasks < 1:
         raise InvalidInput("num_tasks must be at least 1")
-    template = _template(prompt_template or DEFAULT_PLAN_PROMPT, _PLAN_FIELDS, required={"chunk_text"})
+    source = prompt_template if prompt_template is not None else default_text(PLAN_TEMPLATE)
+    check(source, name=template_ref, allowed=_PLAN_FIELDS, required={"chunk_text"})
     chunks = chunk_document(text, max_chars=max_chunk_chars)
     if not chunks:
         raise InvalidInput("the PRD has no text")
@@ -275,15 +254,16 @@ async def plan_with_llm(
         async with semaphore:
             # Rendered once a slot is free, not when queued: by then more titles are known.
             part = f" (part {chunk.part} of {chunk.parts})" if chunk.parts > 1 else ""
-            prompt = template.substitute(
-                chunk_text=chunk.text,
-                heading_path=chunk.section + part,
-                target_tasks=_target(num_tasks, len(chunk.text), total_chars),
-                known_titles=_known_titles(known, chunk.index),
-                outline=document_outline,
-            )
+            variables = {
+                "chunk_text": chunk.text,
+                "heading_path": chunk.section + part,
+                "target_tasks": _target(num_tasks, len(chunk.text), total_chars),
+                "known_titles": _known_titles(known, chunk.index),
+                "outline": document_outline,
+            }
+            prompt = render_source(source, variables, name=template_ref)
             answer = await provider.structured(
-                system=SYSTEM_PROMPT, prompt=prompt, schema=ChunkPlan, max_tokens=max_tokens
+                system=SYSTEM_PROMPT, prompt=prompt, schema=ChunkPlan, max_tokens=max_tokens, usage=usage
             )
         answers[chunk.index] = answer
         known.extend((chunk.index, task.title) for task in answer.tasks)
@@ -623,25 +603,32 @@ async def expand_with_llm(
     prompt_template: str | None = None,
     key_prefix: str = "",
     max_tokens: int = SMALL_MAX_TOKENS,
+    template_ref: str = EXPAND_TEMPLATE,
+    usage: Usage | None = None,
 ) -> list[PlannedTask]:
     """At most `num` subtasks of `task`, keyed `f"{key_prefix}{i}"` (1-based), dependencies among themselves.
 
     Subtasks inherit the task's `source_section` when it has one. `context` (e.g. the project's stack) is added
-    to the prompt; `prompt_template` may use `$title`, `$description`, `$details`, `$test_strategy`, `$num` and
-    `$context`. Dependencies on anything but a sibling are dropped (logged); a loop is broken.
+    to the prompt; `prompt_template` (Jinja2, the stored `task.expand` or the shipped default) may use `title`,
+    `description`, `details`, `test_strategy`, `num` and `context`; `usage` counts the tokens. Dependencies on
+    anything but a sibling are dropped (logged); a loop is broken.
     """
     if not 1 <= num <= 50:
         raise InvalidInput("num must be between 1 and 50")
-    template = _template(prompt_template or DEFAULT_EXPAND_PROMPT, _EXPAND_FIELDS, required={"title"})
-    prompt = template.substitute(
-        title=task.title,
-        description=task.description or "(none)",
-        details=task.details or "(none)",
-        test_strategy=task.test_strategy or "(none)",
-        num=str(num),
-        context=f"Context: {context}\n" if context else "",
+    source = prompt_template if prompt_template is not None else default_text(EXPAND_TEMPLATE)
+    check(source, name=template_ref, allowed=_EXPAND_FIELDS, required={"title"})
+    variables = {
+        "title": task.title,
+        "description": task.description or "(none)",
+        "details": task.details or "(none)",
+        "test_strategy": task.test_strategy or "(none)",
+        "num": num,
+        "context": context or "",
+    }
+    prompt = render_source(source, variables, name=template_ref)
+    answer = await provider.structured(
+        system=SYSTEM_PROMPT, prompt=prompt, schema=SubtaskPlan, max_tokens=max_tokens, usage=usage
     )
-    answer = await provider.structured(system=SYSTEM_PROMPT, prompt=prompt, schema=SubtaskPlan, max_tokens=max_tokens)
     chosen = answer.subtasks[:num]
     keys = {subtask.id: f"{key_prefix}{number}" for number, subtask in enumerate(chosen, start=1)}
     section = getattr(task, "source_section", None)

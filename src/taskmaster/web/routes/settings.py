@@ -87,9 +87,7 @@ async def add_template_version(
 ) -> Response:
     """A new version of the template, made active (earlier versions stay, and can be activated again)."""
     async with services(request).db.transaction() as session:
-        kind = await session.scalar(select(Template.kind).where(Template.name == name).limit(1))
-        if kind is None:
-            raise NotFound(f"there is no template named {name!r}")
+        kind = await templates_service.template_kind(session, name)
         row = await templates_service.add_version(session, name, content, kind=kind)
     return RedirectResponse(f"/settings/templates/{name}/{row.version}", status_code=303)
 

@@ -142,5 +142,6 @@ async def upload_prd(
         await parse_into_project(
             app.db, chosen.id, text, model=llm, replace=existing == "replace", append=existing == "append",
             source=file.filename, actor=viewer.principal.subject,
+            prices=app.runtime.settings.costs.prices,
         )  # fmt: skip
     return RedirectResponse(f"/tasks?project={chosen.name}", status_code=303)
