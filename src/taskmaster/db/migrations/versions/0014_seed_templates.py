@@ -1,7 +1,7 @@
 """seed templates: every shipped default stored as version 1 (active) where its name has no version yet
 
 Revision ID: 0014_seed_templates
-Revises: 0009_ai_calls
+Revises: 0013_recovery
 Create Date: 2026-12-05 01:30:00.000000
 
 Idempotent: a name that has any version is left alone, except `prd.parse` stored by an earlier release in
@@ -21,7 +21,7 @@ from taskmaster.db.base import JsonType, UtcDateTime
 from taskmaster.templates.syntax import default_names, default_text
 
 revision: str = "0014_seed_templates"
-down_revision: str | None = "0009_ai_calls"
+down_revision: str | None = "0013_recovery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
