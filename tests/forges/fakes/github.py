@@ -5,6 +5,7 @@ validate (full objects, minimal values), with GitHub's auth rules (personal toke
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import time
@@ -173,6 +174,8 @@ class FakeGitHub(RecordingServer):
         self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
+        self.pull_delay = 0.0
+        """Seconds a pull request creation waits after it is stored and before it answers (a crash window)."""
         self.state = GitHubState()
         self._ids = itertools.count(101)
         repo = rf"/repos/(?P<owner>{_SEGMENT})/(?P<repo>{_SEGMENT})"
@@ -203,6 +206,7 @@ class FakeGitHub(RecordingServer):
         self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
+        self.pull_delay = 0.0
         self.state = GitHubState()
 
     def secondary_rate_limit(self, *, retry_after: int = 1, method: str | None = None, path: str | None = None) -> None:
@@ -504,6 +508,8 @@ class FakeGitHub(RecordingServer):
         number = len(self.state.pulls) + len(self.state.issues) + 1
         pull = {"repo": repo, "number": number, "state": "open", "merged": False, "mergeable": True, **body}
         self.state.pulls.append(pull)
+        if self.pull_delay:
+            await asyncio.sleep(self.pull_delay)
         return JSONResponse(self._pull_body(call.base_url, pull), status_code=201)
 
     async def _list_pulls(self, call: Call) -> Response:

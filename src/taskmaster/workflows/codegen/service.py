@@ -197,7 +197,8 @@ async def _outs(
     task_ids = {uuid.UUID(str(run.params["task_id"])) for run in made if (run.params or {}).get("task_id")}
     titles: dict[uuid.UUID, str] = {}
     if task_ids:
-        titles = dict((await session.execute(select(Task.id, Task.title).where(Task.id.in_(task_ids)))).tuples().all())
+        rows = await session.execute(select(Task.id, Task.title).where(Task.id.in_(task_ids)))
+        titles = {task_id: title for task_id, title in rows}
     return [_out(run, steps.get(run.id, []), titles) for run in made]
 
 
