@@ -46,7 +46,7 @@ async def test_a_task_that_is_not_ready_is_refused_by_number_and_nothing_is_requ
 
 
 async def test_no_ready_task_for_next_is_a_clear_error(world: World) -> None:
-    with pytest.raises(InvalidInput, match="no task of project .* is ready"):
+    with pytest.raises(InvalidInput, match=r"no task of project .* is ready"):
         await world.start(CodegenRequest(next=2))
 
 
@@ -54,7 +54,7 @@ async def test_an_agent_that_is_not_registered_is_refused_naming_it_before_anyth
     world: World,
 ) -> None:
     number = await world.add_task("Write the store")
-    with pytest.raises(AgentNotConfigured, match="'codegen' coding agent is not available.*available: offline"):
+    with pytest.raises(AgentNotConfigured, match=r"'codegen' coding agent is not available.*available: offline"):
         await world.start(CodegenRequest(tasks=[number], agent="codegen"))
     assert await _runs(world) == 0
 
