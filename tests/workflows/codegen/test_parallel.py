@@ -37,3 +37,13 @@ async def test_a_project_runs_at_most_max_parallel_tasks_at_once_each_in_its_own
     assert len({job.checkout for job in agent.jobs}) == 4
     assert len(world.pulls()) == 4
     assert len(world.remote_branches()) == 5
+
+
+async def test_the_runtime_registers_the_codegen_kind_with_its_agent_registry(world: World) -> None:
+    from taskmaster.runtime import Runtime
+
+    runtime = Runtime(world.settings, world.db)
+    registry = runtime.workflows()
+    assert sorted(registry) == ["codegen", "recovery", "review"]
+    assert runtime.agents.kinds() == ["offline"]
+    await runtime.aclose()
