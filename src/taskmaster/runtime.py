@@ -21,6 +21,8 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.codegen.agents import AgentRegistry, default_agents
+from taskmaster.workflows.codegen.run import CodegenWorkflow
 from taskmaster.workflows.recovery import RecoveryWorkflow
 from taskmaster.workflows.recovery.base import RecoveryServices
 from taskmaster.workflows.recovery.debuggers import default_debuggers
@@ -47,6 +49,8 @@ class Runtime:
         self.credentials = Credentials(box) if box is not None else Credentials.from_settings(settings)
         self.mirror = MirrorCache.from_settings(settings)
         self.forges = ForgeFactory(settings, self.credentials, local=self._local_forge)
+        self.agents: AgentRegistry = default_agents()
+        """Coding agents by kind (`offline` built in; the AgentAPI and Codegen agents are registered here)."""
         self._sites: Sites | None = None
         self.wake_webhooks: Callable[[], None] | None = None
         """Set by a worker running on this runtime: a local-forge event (a webhook delivery stored by this process)
@@ -70,10 +74,6 @@ class Runtime:
         """The built-in steps, with the AI review in place of its not-configured stand-in."""
         return DEFAULT_BUILTINS.with_steps(AiReviewStep(self.review))
 
-    def workflows(self) -> WorkflowRegistry:
-        """The workflow kinds a worker runs, the review with this runtime's services."""
-        return default_workflows().with_kinds(ReviewWorkflow(self.review))
-
     @property
     def box(self) -> SecretBox:
         return self.credentials.box
@@ -88,6 +88,14 @@ class Runtime:
     def llm(self, provider: str, model: str | None = None) -> AbstractAsyncContextManager[LlmProvider | None]:
         """The configured LLM provider `provider` (None for "offline"), closed on exit."""
         return planning_model(self.settings, provider, model)
+
+    def workflows(self) -> WorkflowRegistry:
+        """The workflow kinds a worker of this process runs on this runtime's parts: `codegen`, and the review with
+        this runtime's services (the worker adds `recovery`, which needs its own engine)."""
+        codegen = CodegenWorkflow(
+            self.settings, mirror=self.mirror, credentials=self.credentials, forges=self.forges, agents=self.agents
+        )
+        return default_workflows().with_kinds(codegen, ReviewWorkflow(self.review))
 
     def engine(
         self,

@@ -16,6 +16,7 @@ EXPECTED_TABLES = {
     "local_issues", "local_comments", "local_commit_statuses", "local_check_runs", "local_reviews",
     "review_reports", "review_findings",
     "recovery_rounds",
+    "workflow_steps",
 }  # fmt: skip
 
 
