@@ -72,6 +72,9 @@ class AgentRegistry:
                 f"the {choice.kind!r} coding agent is not available in this Taskmaster "
                 f"(available: {', '.join(self.kinds()) or 'none'})"
             )
+        # Making an agent starts nothing and holds nothing that needs closing, but it checks what the agent needs
+        # (its command installed, its key or sandbox present), so a run is refused before it is requested.
+        self._makers[choice.kind](project, choice)
 
     def make(self, project: Project, choice: AgentChoice) -> CodingAgent:
         self.check(project, choice)
