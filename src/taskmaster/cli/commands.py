@@ -21,6 +21,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "pipelines",
         "Pipelines: run one here (live), list, show, logs, cancel, init (write .taskmaster.yml).",
     ),
+    (
+        "codegen",
+        "codegen",
+        "Code generation: ready tasks become pull requests written by coding agents (run live, list, show, cancel).",
+    ),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
     ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),
