@@ -16,6 +16,9 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
+from taskmaster.workflows.codegen.agents import AgentRegistry, default_agents
+from taskmaster.workflows.codegen.run import CodegenWorkflow
+from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
 from taskmaster.workspaces.git_cache import MirrorCache
 
 
@@ -34,6 +37,8 @@ class Runtime:
         self.credentials = Credentials(box) if box is not None else Credentials.from_settings(settings)
         self.mirror = MirrorCache.from_settings(settings)
         self.forges = ForgeFactory(settings, self.credentials)
+        self.agents: AgentRegistry = default_agents()
+        """Coding agents by kind (`offline` built in; the AgentAPI and Codegen agents are registered here)."""
         self._sites: Sites | None = None
 
     @property
@@ -50,6 +55,13 @@ class Runtime:
     def llm(self, provider: str, model: str | None = None) -> AbstractAsyncContextManager[LlmProvider | None]:
         """The configured LLM provider `provider` (None for "offline"), closed on exit."""
         return planning_model(self.settings, provider, model)
+
+    def workflows(self) -> WorkflowRegistry:
+        """The workflow kinds a worker of this process runs: the defaults and `codegen` on this runtime's parts."""
+        codegen = CodegenWorkflow(
+            self.settings, mirror=self.mirror, credentials=self.credentials, forges=self.forges, agents=self.agents
+        )
+        return default_workflows().with_kinds(codegen)
 
     def engine(
         self,

@@ -13,6 +13,7 @@ EXPECTED_TABLES = {
     "projects", "tasks", "pull_requests", "ci_cd_pipelines", "pipeline_steps", "templates",
     "step_attempts", "step_logs", "webhook_deliveries", "agent_sessions", "workers", "web_sessions",
     "users", "role_bindings", "api_tokens", "audit_events", "task_dependencies", "workflow_runs", "ai_calls",
+    "workflow_steps",
 }  # fmt: skip
 
 

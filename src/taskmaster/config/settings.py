@@ -74,6 +74,8 @@ class WorkerSettings(_Section):
     project_concurrency: int = Field(8, ge=1, le=1024)
     """Pipelines of one project running at once, across every worker sharing the database."""
     pipeline_max_seconds: float = Field(3600.0, gt=0)
+    codegen_concurrency: int = Field(2, ge=1, le=256)
+    """Code-generation runs (coding agents) one worker process runs at once."""
     """A pipeline `running` longer than this is stuck: the reaper ends it as `timed_out`, whatever its plan says."""
 
 
@@ -129,6 +131,9 @@ class CodegenSettings(_Section):
     api_key: SecretStr | None = None
     api_url: str = "https://api.codegen.com"
     org_id: str | None = None
+    author_name: str = Field("Taskmaster", min_length=1, max_length=200)
+    """The author (and committer) of the commits code generation makes."""
+    author_email: str = Field("taskmaster@localhost", min_length=3, max_length=200)
 
 
 class ClientSettings(_Section):

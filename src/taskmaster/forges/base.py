@@ -8,7 +8,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from taskmaster.core.errors import (
     Conflict,
@@ -364,4 +364,15 @@ class Forge(Protocol):
 
     async def aclose(self) -> None:
         """Close connections; the client may not be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class PullRequestLookup(Protocol):
+    """A forge client that can find the open pull request of a branch (code generation reuses the PR an earlier
+    attempt opened instead of opening a second one). Clients without it are asked to create, and a `ForgeConflict`
+    then says one exists."""
+
+    async def find_pull_request(self, repo: str, *, head: str, base: str | None = None) -> PullRequestRef | None:
+        """The open pull request from branch `head` (into `base`, when given), or None."""
         ...

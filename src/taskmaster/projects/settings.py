@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from taskmaster.core.errors import InvalidInput
 
 AgentType = Literal["claude", "codex", "gemini", "aider", "goose", "custom"]
+CodingAgentKind = Literal["offline", "agentapi", "codegen"]
 Reviewer = Literal["offline", "anthropic", "openai", "ollama", "agentapi"]
 FailOn = Literal["blocker", "major", "minor", "none"]
 RecoveryAgent = Literal["off", "anthropic", "openai", "ollama", "agentapi", "codegen"]
@@ -38,7 +39,15 @@ class AgentSettings(_Group):
 
 
 class CodegenSettings(_Group):
+    """Code generation: which coding agent writes the code, how many tasks at once, what happens after a merge."""
+
+    agent: CodingAgentKind = Field("offline", description="The coding agent: offline, agentapi or codegen.")
     max_parallel: int = Field(2, ge=1, le=64, description="Tasks of this project worked on at once.")
+    max_failures: int = Field(
+        3, ge=1, le=100, description="Failed runs of one task before it is blocked instead of going back to pending."
+    )
+    loop: bool = Field(False, description="When a Taskmaster PR merges, start runs for the tasks it made ready.")
+    timeout: float = Field(1800.0, gt=0, le=86400, description="Seconds a coding agent may work on one task.")
 
 
 class ReviewSettings(_Group):

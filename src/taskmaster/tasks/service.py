@@ -582,6 +582,39 @@ async def claim_task(
         tried.add(candidate.id)
 
 
+async def is_ready(session: AsyncSession, project: Project, task_id: uuid.UUID) -> bool:
+    """Whether the task is ready, by the one definition of "ready" (`_ready_statement`)."""
+    statement, params = _ready_query(project, limit=1)
+    return await session.scalar(statement.where(Task.id == task_id), params) is not None
+
+
+async def claim_ready_task(
+    session: AsyncSession, project_ref: str | uuid.UUID, task_id: uuid.UUID, *, assignee: str,
+    lease: timedelta = DEFAULT_LEASE,
+) -> Task | None:  # fmt: skip
+    """Claim one given task if it is ready (`in_progress`, assigned, with a lease); None when it is not ready.
+    Call it first in its transaction (it takes the project's write lock)."""
+    project = await lock_project(session, project_ref)
+    await release_expired_leases(session, project.id)
+    if not await is_ready(session, project, task_id):
+        return None
+    now = utcnow()
+    result = await session.execute(
+        update(Task)
+        .where(and_(Task.id == task_id, Task.status == "pending"))
+        .values(status="in_progress", assignee=assignee, claimed_at=now, lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    task = await session.get_one(Task, task_id, populate_existing=True)
+    await audit.record(
+        session, actor=assignee, action="task.claim", target_type="task", target_id=task.id, project_id=project.id,
+        data={"lease_seconds": int(lease.total_seconds())},
+    )  # fmt: skip
+    return task
+
+
 # -------------------------------------------------------------------------------- bulk import
 
 

@@ -37,6 +37,7 @@ from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
 from taskmaster.projects import settings as project_settings
 from taskmaster.workflows import service as workflows
+from taskmaster.workflows.codegen import merges as codegen_merges
 from taskmaster.workflows.service import RunRequest
 
 log = structlog.stdlib.get_logger("taskmaster.webhooks")
@@ -334,6 +335,9 @@ async def _route(
         reason = "pull request merged" if pull.merged else "pull request closed"
         canceled = await pipelines.cancel_for_pull_request(session, pull.id, reason=reason)
         result["canceled"] = [str(p.id) for p in canceled]
+        # A Taskmaster PR's task follows it: done on merge (next tasks ready), pending again when closed unmerged.
+        if codegen_task := await codegen_merges.pull_request_closed(session, project, pull):
+            result["codegen"] = codegen_task
     elif kind is EventKind.PUSH_BRANCH and event.push and event.push.head_sha:
         await _route_push(session, result, project, delivery, event)
     elif kind is EventKind.CHECK_RERUN_REQUESTED and event.check:

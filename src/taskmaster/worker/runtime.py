@@ -49,7 +49,9 @@ class WorkerRuntime:
         # other workers presume this one dead: its steps stop before anyone can take them over.
         self.lease = Lease(settings.worker.stale_after_seconds / 2)
         self.pipelines = PipelineLoop(runtime, worker_id=self.executor_id, lease=self.lease)
-        self.workflows = WorkflowLoop(settings, runtime.db, worker_id=self.executor_id, lease=self.lease)
+        self.workflows = WorkflowLoop(
+            settings, runtime.db, worker_id=self.executor_id, lease=self.lease, registry=runtime.workflows()
+        )
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
 
     @property

@@ -5,6 +5,7 @@ validate (full objects, minimal values), with GitHub's auth rules (personal toke
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import time
@@ -173,6 +174,8 @@ class FakeGitHub(RecordingServer):
         self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
+        self.pull_delay = 0.0
+        """Seconds a pull request creation waits after it is stored and before it answers (a crash window)."""
         self.state = GitHubState()
         self._ids = itertools.count(101)
         repo = rf"/repos/(?P<owner>{_SEGMENT})/(?P<repo>{_SEGMENT})"
@@ -186,6 +189,7 @@ class FakeGitHub(RecordingServer):
         self.route("PATCH", rf"{repo}/issues/comments/(?P<id>\d+)", self._update_comment)
         self.route("POST", rf"{repo}/git/refs", self._create_ref)
         self.route("POST", rf"{repo}/pulls", self._create_pull)
+        self.route("GET", rf"{repo}/pulls", self._list_pulls)
         self.route("GET", rf"{repo}/pulls/(?P<number>\d+)", self._get_pull)
         self.route("PATCH", rf"{repo}/pulls/(?P<number>\d+)", self._update_pull)
         self.route("PUT", rf"{repo}/pulls/(?P<number>\d+)/merge", self._merge_pull)
@@ -202,6 +206,7 @@ class FakeGitHub(RecordingServer):
         self.check_runs_need_app = False
         self.token_lifetime = 3600.0
         self.page_size = 100
+        self.pull_delay = 0.0
         self.state = GitHubState()
 
     def secondary_rate_limit(self, *, retry_after: int = 1, method: str | None = None, path: str | None = None) -> None:
@@ -496,10 +501,31 @@ class FakeGitHub(RecordingServer):
             return denied
         repo = f"{call.params['owner']}/{call.params['repo']}"
         body = call.body or {}
+        for other in self.state.pulls:
+            if other["repo"] == repo and other["state"] == "open" and other.get("head") == body.get("head"):
+                owner = call.params["owner"]
+                return _validation_failed(f"A pull request already exists for {owner}:{body.get('head')}.")
         number = len(self.state.pulls) + len(self.state.issues) + 1
         pull = {"repo": repo, "number": number, "state": "open", "merged": False, "mergeable": True, **body}
         self.state.pulls.append(pull)
+        if self.pull_delay:
+            await asyncio.sleep(self.pull_delay)
         return JSONResponse(self._pull_body(call.base_url, pull), status_code=201)
+
+    async def _list_pulls(self, call: Call) -> Response:
+        """`GET /repos/{owner}/{repo}/pulls?state=&head=owner:branch&base=`, as GitHub filters them."""
+        if (denied := self._check_token(call)) is not None:
+            return denied
+        repo = f"{call.params['owner']}/{call.params['repo']}"
+        query = call.request.query_params
+        state, head, base = query.get("state", "open"), query.get("head"), query.get("base")
+        found = [
+            p for p in self.state.pulls
+            if p["repo"] == repo and (state == "all" or p["state"] == state)
+            and (head is None or f"{call.params['owner']}:{p.get('head')}" == head)
+            and (base is None or p.get("base") == base)
+        ]  # fmt: skip
+        return JSONResponse([self._pull_body(call.base_url, pull) for pull in found])
 
     def _pull_body(self, base: str, pull: dict[str, Any]) -> dict[str, Any]:
         repo, number, body = pull["repo"], pull["number"], pull

@@ -12,7 +12,7 @@ from taskmaster.db.models.templates import Template
 from taskmaster.db.models.web import WebSession
 from taskmaster.db.models.webhooks import WebhookDelivery
 from taskmaster.db.models.workers import Worker
-from taskmaster.db.models.workflows import WorkflowRun
+from taskmaster.db.models.workflows import WorkflowRun, WorkflowStep
 
 __all__ = [
     "AgentSession",
@@ -34,4 +34,5 @@ __all__ = [
     "WebhookDelivery",
     "Worker",
     "WorkflowRun",
+    "WorkflowStep",
 ]

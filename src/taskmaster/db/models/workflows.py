@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from taskmaster.db.base import Base, IdMixin, TimestampMixin
@@ -51,4 +51,20 @@ class WorkflowRun(IdMixin, TimestampMixin, Base):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     """The owner while it runs: a `workers.name` (see `db.leases`)."""
     started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class WorkflowStep(IdMixin, TimestampMixin, Base):
+    """One recorded step of a run (`workflows.journal`): an external effect done once, its output kept so that a
+    run started again after a crash returns it instead of doing the effect a second time."""
+
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    output: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempt: Mapped[int] = mapped_column(default=1, server_default=text("1"))
+    """The run's attempt that started it last (a step started but never finished is run again)."""
+    started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -273,6 +273,20 @@ class GitHubForge:
 
         return await self._call(repo, f"read pull request #{number}", call)
 
+    async def find_pull_request(self, repo: str, *, head: str, base: str | None = None) -> PullRequestRef | None:
+        async def call(gh: GitHub[Any], owner: str, name: str) -> PullRequestRef | None:
+            if base:
+                response = await gh.rest.pulls.async_list(owner, name, state="open", head=f"{owner}:{head}", base=base)
+            else:
+                response = await gh.rest.pulls.async_list(owner, name, state="open", head=f"{owner}:{head}")
+            pulls: list[Any] = list(response.parsed_data or [])
+            for pull in pulls:
+                if pull.head.ref == head:
+                    return PullRequestRef(number=pull.number, url=pull.html_url)
+            return None
+
+        return await self._call(repo, f"find the pull request of {head}", call)
+
     async def merge_pull_request(self, repo: str, number: int, *, squash: bool = False, sha: str | None = None) -> str:
         body: Any = {"merge_method": "squash" if squash else "merge"}
         if sha is not None:

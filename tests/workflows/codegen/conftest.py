@@ -1,0 +1,165 @@
+"""A code-generation world on loopback: a bare git repository as the project's remote, a project on the fake GitHub
+(real githubkit against it), tasks, and the `codegen` workflow kind on real mirrors and checkouts."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from taskmaster.agents.base import AgentKind, AgentResult, CodingJob, StartedCallback
+from taskmaster.config import Settings
+from taskmaster.db.models import Project, PullRequest, Task, WorkflowRun
+from taskmaster.db.session import Database
+from taskmaster.projects.credentials import Credentials
+from taskmaster.projects.forges import ForgeFactory
+from taskmaster.secrets.box import SecretBox, new_key
+from taskmaster.tasks import service as tasks
+from taskmaster.tasks.schemas import TaskCreate
+from taskmaster.workflows import service as runs
+from taskmaster.workflows.base import RunResult
+from taskmaster.workflows.codegen import service as codegen
+from taskmaster.workflows.codegen.agents import AgentRegistry, default_agents
+from taskmaster.workflows.codegen.run import CodegenWorkflow
+from taskmaster.workflows.codegen.schemas import CodegenRequest
+from taskmaster.workspaces.git_cache import MirrorCache
+from tests.forges.fakes import github as fake_github
+from tests.forges.fakes.github import FakeGitHub, serve_github
+from tests.support.git import commit, git
+
+
+@pytest.fixture(scope="module")
+def _github_server() -> Iterator[tuple[str, FakeGitHub]]:
+    with serve_github() as server:
+        yield server
+
+
+@pytest.fixture
+def github(_github_server: tuple[str, FakeGitHub]) -> tuple[str, FakeGitHub]:
+    _github_server[1].reset()
+    return _github_server
+
+
+Edit = Any
+"""What a scripted agent does in its checkout: a function of the checkout path."""
+
+
+class ScriptedAgent:
+    """A `CodingAgent` whose behaviour a test gives: it really edits files in the checkout (`edit(checkout)`)."""
+
+    def __init__(self, edit: Edit, *, result: AgentResult | None = None) -> None:
+        self.edit = edit
+        self.result = result or AgentResult(ok=True, summary="scripted change", input_tokens=1200, output_tokens=300,
+                                            cost_usd=0.0123)  # fmt: skip
+        self.jobs: list[CodingJob] = []
+
+    @property
+    def kind(self) -> AgentKind:
+        return "agentapi"
+
+    @property
+    def label(self) -> str:
+        return "agentapi:scripted"
+
+    async def run(self, job: CodingJob, *, on_started: StartedCallback | None = None) -> AgentResult:
+        self.jobs.append(job)
+        self.edit(job.checkout)
+        return self.result
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class World:
+    settings: Settings
+    db: Database
+    remote: Path
+    project: Project
+    fake: FakeGitHub
+    agents: AgentRegistry
+    workflow: CodegenWorkflow
+    tasks: dict[int, uuid.UUID] = field(default_factory=dict)
+
+    def use_agent(self, agent: ScriptedAgent) -> None:
+        self.agents.register("agentapi", lambda project, choice: agent)
+
+    async def add_task(self, title: str, *, depends_on: list[int] = (), **fields: Any) -> int:  # type: ignore[assignment]
+        async with self.db.transaction() as session:
+            project = await tasks.lock_project(session, self.project.id)
+            spec = TaskCreate(title=title, dependencies=[self.tasks[n] for n in depends_on], **fields)
+            task = await tasks.create_task(session, project=project, spec=spec)
+            self.tasks[task.number] = task.id
+            return task.number
+
+    async def start(self, request: CodegenRequest) -> list[uuid.UUID]:
+        async with self.db.transaction() as session:
+            started = await codegen.start(session, self.project.id, request, actor="tester", agents=self.agents)
+        return [run.id for run in started.runs]
+
+    async def run_next(self, worker: str = "w1") -> RunResult:
+        claimed = await runs.claim_next(self.db, worker, kinds=["codegen"])
+        assert claimed is not None, "no codegen run to claim"
+        outcome = await self.workflow.run(self.db, claimed)
+        assert await runs.finish(self.db, claimed.run_id, worker, outcome)
+        return outcome
+
+    async def task(self, number: int) -> Task:
+        async with self.db.session() as session:
+            return await session.get_one(Task, self.tasks[number], populate_existing=True)
+
+    async def pull_rows(self) -> list[PullRequest]:
+        async with self.db.session() as session:
+            return list((await session.scalars(select(PullRequest))).all())
+
+    async def run_row(self, run_id: uuid.UUID) -> WorkflowRun:
+        async with self.db.session() as session:
+            return await session.get_one(WorkflowRun, run_id, populate_existing=True)
+
+    def remote_branches(self) -> dict[str, str]:
+        out = git(self.remote, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
+        return dict(line.split() for line in out.splitlines())
+
+    def pulls(self) -> list[dict[str, Any]]:
+        return self.fake.state.pulls
+
+
+def make_remote(tmp_path: Path) -> Path:
+    """A bare repository with one commit on main (a README and a pipeline file), as a forge would hold it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    git(source, "init", "-q", "-b", "main")
+    commit(source, "README.md", "# App\n")
+    commit(source, "AGENTS.md", "Run the tests with `make test`.\n")
+    commit(source, ".taskmaster.yml", "steps:\n  test: {run: 'true'}\n")
+    commit(source, "src/app.py", "print('app')\n")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(remote)], check=True)
+    return remote
+
+
+@pytest.fixture
+async def world(settings: Settings, db: Database, github: tuple[str, FakeGitHub], tmp_path: Path) -> World:
+    url, fake = github
+    remote = make_remote(tmp_path)
+    box = SecretBox([new_key()])
+    credentials = Credentials(box)
+    async with db.transaction() as session:
+        project = Project(
+            name=f"app-{uuid.uuid4().hex[:6]}", repository=str(remote), forge="github", owner="acme", repo_name="api",
+            default_branch="main", forge_token=box.encrypt(fake_github.PERSONAL_TOKEN),
+            settings={"forge_api_url": url},
+        )  # fmt: skip
+        session.add(project)
+    agents = default_agents()
+    workflow = CodegenWorkflow(
+        settings, mirror=MirrorCache.from_settings(settings), credentials=credentials,
+        forges=ForgeFactory(settings, credentials), agents=agents,
+    )  # fmt: skip
+    return World(settings, db, remote, project, fake, agents, workflow)
