@@ -107,7 +107,7 @@ def test_detached_runs_are_listed_shown_by_prefix_and_canceled(
     table = taskmaster_cli("codegen", "list", env=env)
     assert "2 codegen runs" in table.stdout and "Schema" in table.stdout and "Docs" in table.stdout
 
-    shown = json_of(taskmaster_cli("codegen", "show", ids[0][:8], "--json", env=env))
+    shown = json_of(taskmaster_cli("codegen", "show", ids[0][:13], "--json", env=env))
     assert shown["id"] == ids[0] and shown["status"] == "pending" and "stages" in shown
     text = taskmaster_cli("codegen", "show", ids[0], env=env)
     assert text.returncode == 0 and f"codegen run {ids[0]}: pending" in text.stdout and "agent:" in text.stdout
@@ -136,7 +136,7 @@ def test_with_taskmaster_url_the_commands_go_through_the_rest_api(
         assert ghost.returncode == 2 and "answered 404" in ghost.stderr, ghost.stderr
         listed = json_of(taskmaster_cli("codegen", "list", "--json", env=remote))["items"]
         assert [r["id"] for r in listed] == [runs[0]["id"]]
-        shown = json_of(taskmaster_cli("codegen", "show", runs[0]["id"][:8], "--json", env=remote))
+        shown = json_of(taskmaster_cli("codegen", "show", runs[0]["id"][:13], "--json", env=remote))
         assert shown["task_title"] == "Docs"
         canceled = taskmaster_cli("codegen", "cancel", runs[0]["id"], env=remote)
         assert canceled.returncode == 0 and "canceled" in canceled.stdout, canceled.stderr

@@ -72,7 +72,7 @@ async def test_generate_code_requests_runs_which_the_read_tools_show(server: MCP
         listed = payload(await client.call_tool("list_codegen_runs", {"project": "app"}))["items"]
         assert {r["id"] for r in listed} == {r["id"] for r in started}
         assert payload(await client.call_tool("list_codegen_runs", {"status": "running"}))["items"] == []
-        shown = payload(await client.call_tool("get_codegen_run", {"run": started[1]["id"][:8]}))
+        shown = payload(await client.call_tool("get_codegen_run", {"run": started[1]["id"][:13]}))
         assert shown["id"] == started[1]["id"] and set(shown) == set(CodegenRunDetail.model_fields)
 
 

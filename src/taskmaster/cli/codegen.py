@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 
     from taskmaster.config import Settings
     from taskmaster.db.session import Database
+    from taskmaster.runtime import Runtime
     from taskmaster.worker.attached import AttachedRuns
+    from taskmaster.workflows.codegen.agents import AgentRegistry
     from taskmaster.workflows.codegen.schemas import CodegenRequest
+    from taskmaster.workflows.registry import WorkflowRegistry
 
 command = typer.Typer(no_args_is_help=True)
 
@@ -149,7 +152,7 @@ def _here(
         # Its own name, never the configured worker id: that one belongs to the worker process.
         name = f"cli:{socket.gethostname()}:{os.getpid()}"
         lease = Lease(settings.worker.stale_after_seconds / 2)
-        doors = LocalDoors(db, owner=None if detach else name)
+        doors = LocalDoors(db, owner=None if detach else name, agents=runtime.agents)
         try:
             if detach:
                 return await doors.start(project, request)
@@ -183,12 +186,11 @@ def _here(
     return common.run_with_db(settings, go)
 
 
-def _registry(runtime: Any) -> Any:
-    """The workflow kinds this process can run; `codegen` must be one of them."""
-    from taskmaster.workflows.codegen.service import KIND
-    from taskmaster.workflows.registry import default_workflows
+def _registry(runtime: Runtime) -> WorkflowRegistry:
+    """The workflow kinds this process runs (the runtime's: `codegen` on its mirrors, forges and agents)."""
+    from taskmaster.workflows.codegen.run import KIND
 
-    registry = default_workflows()
+    registry = runtime.workflows()
     registry.require(KIND)
     return registry
 
@@ -329,9 +331,10 @@ class LocalDoors:
     """The service functions on this process's database. With `owner`, the runs `start` requests are adopted by
     that name (run here by `runner`) unless a worker already holds them."""
 
-    def __init__(self, db: Database, *, owner: str | None) -> None:
+    def __init__(self, db: Database, *, owner: str | None, agents: AgentRegistry) -> None:
         self.db = db
         self.owner = owner
+        self.agents = agents
         self.runner: AttachedRuns | None = None
 
     async def start(self, project: str, request: CodegenRequest) -> list[dict[str, Any]]:
@@ -343,7 +346,7 @@ class LocalDoors:
         try:
             async with self.db.transaction() as session:
                 found = await get_project(session, project)
-                started = await service.start(session, found.id, request, actor="cli")
+                started = await service.start(session, found.id, request, actor="cli", agents=self.agents)
                 if self.owner is not None:
                     await adopt(session, [run.id for run in started.runs], owner=self.owner)
         except (NotFound, InvalidInput) as exc:
@@ -412,7 +415,7 @@ def _run_ref(text: str) -> str:
 async def _run_id(session: AsyncSession, text: str) -> uuid.UUID:
     from taskmaster.db.models import WorkflowRun
     from taskmaster.db.prefix import resolve_id
-    from taskmaster.workflows.codegen.service import KIND
+    from taskmaster.workflows.codegen.run import KIND
 
     return await resolve_id(session, WorkflowRun.id, text, "codegen run", where=WorkflowRun.kind == KIND)
 

@@ -514,7 +514,7 @@ def build_server(
             from taskmaster.db.prefix import resolve_id
 
             limited = caller.project_id if caller is not None else None
-            where = WorkflowRun.kind == codegen.KIND
+            where = WorkflowRun.kind == "codegen"
             if limited is not None:  # another project's run: as if there were none
                 where = where & (WorkflowRun.project_id == limited)
             try:

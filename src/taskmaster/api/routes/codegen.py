@@ -33,6 +33,7 @@ from taskmaster.db.models import WorkflowRun
 from taskmaster.projects.service import get_project
 from taskmaster.workflows.base import RunStatus
 from taskmaster.workflows.codegen import service
+from taskmaster.workflows.codegen.run import KIND
 from taskmaster.workflows.codegen.schemas import CodegenRequest, CodegenRunDetail, CodegenRunOut, CodegenStarted
 
 router = APIRouter(tags=["codegen"])
@@ -62,7 +63,7 @@ async def start(
     if spec.agent_command is not None and not principal.role.covers(Role.admin):
         raise PermissionDenied("agent_command takes the admin role (as the project setting agent.command does)")
     project = await get_project(read, project_id)
-    started = await service.start(session, project.id, spec, actor=principal.subject)
+    started = await service.start(session, project.id, spec, actor=principal.subject, agents=services.runtime.agents)
     await session.commit()
     if services.wake_worker is not None:
         services.wake_worker()
@@ -81,7 +82,7 @@ async def list_runs(
     """Runs, newest first (of its own project only, for a credential limited to one)."""
     project_id = await project_filter(session, principal, project)
     items = await service.list_runs(session, project_id=project_id, status=status_, limit=limit, offset=offset)
-    query = select(func.count()).select_from(WorkflowRun).where(WorkflowRun.kind == service.KIND)
+    query = select(func.count()).select_from(WorkflowRun).where(WorkflowRun.kind == KIND)
     if project_id is not None:
         query = query.where(WorkflowRun.project_id == project_id)
     if status_ is not None:
@@ -114,7 +115,7 @@ async def _visible(session: AsyncSession, run_id: uuid.UUID, principal: Principa
     project (another kind of workflow run is no codegen run either)."""
     missing = f"codegen run {run_id} does not exist"
     owner = await session.scalar(
-        select(WorkflowRun.project_id).where(WorkflowRun.id == run_id, WorkflowRun.kind == service.KIND)
+        select(WorkflowRun.project_id).where(WorkflowRun.id == run_id, WorkflowRun.kind == KIND)
     )
     if owner is None:
         raise NotFound(missing)
