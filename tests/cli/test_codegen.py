@@ -4,19 +4,28 @@ with `TASKMASTER_URL` the same commands go through a live server's REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taskmaster.app import create_app
+from taskmaster.db.models import Project
+from taskmaster.db.session import Database
+from taskmaster.secrets import SecretBox
 from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.cli.conftest import Runner
+from tests.forges.fakes import github as fake_github
+from tests.forges.fakes.github import FakeGitHub, serve_github
 from tests.support import commit, git, live_server
 from tests.support.databases import make_settings
+from tests.workflows.codegen.conftest import make_remote
 
 
 @pytest.fixture
@@ -140,3 +149,103 @@ def test_with_taskmaster_url_the_commands_go_through_the_rest_api(
         assert shown["task_title"] == "Docs"
         canceled = taskmaster_cli("codegen", "cancel", runs[0]["id"], env=remote)
         assert canceled.returncode == 0 and "canceled" in canceled.stdout, canceled.stderr
+
+
+@dataclass
+class GitHubProject:
+    """A project on the fake GitHub whose pushes go to a bare repository; tasks 1-3 (task 2 waits on task 1)."""
+
+    remote: Path
+    fake: FakeGitHub
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[str, FakeGitHub]]:
+    with serve_github() as server:
+        yield server
+
+
+@pytest.fixture
+def on_github(
+    taskmaster_cli: Runner, env: dict[str, str], home: Path, tmp_path: Path, github: tuple[str, FakeGitHub]
+) -> GitHubProject:
+    url, fake = github
+    assert taskmaster_cli("db", "migrate", env=env).returncode == 0
+    remote = make_remote(tmp_path)
+    settings = make_settings(state_dir=home / "state")
+
+    async def seed() -> None:
+        db = Database.from_settings(settings)
+        try:
+            async with db.transaction() as session:
+                token = SecretBox.from_settings(settings).encrypt(fake_github.PERSONAL_TOKEN)
+                project = Project(
+                    name="app", repository=str(remote), forge="github", owner="acme", repo_name="api",
+                    default_branch="main", forge_token=token, settings={"forge_api_url": url},
+                )  # fmt: skip
+                session.add(project)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    for title, extra in (("Schema", []), ("API", ["--depends-on", "1"]), ("Docs", [])):
+        made = taskmaster_cli("task", "add", "-p", "app", title, "--details", f"Make {title}.", *extra, env=env)
+        assert made.returncode == 0, made.stderr
+    return GitHubProject(remote, fake)
+
+
+def branches(remote: Path) -> set[str]:
+    return set(git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split())
+
+
+def test_run_follows_each_task_to_its_pull_request_and_exits_0(
+    taskmaster_cli: Runner, env: dict[str, str], on_github: GitHubProject
+) -> None:
+    ran = taskmaster_cli("codegen", "run", "-p", "app", "--next", "2", "--agent", "offline", env=env, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    # Progress lines: "  1.2s  #1    Schema    push    running"; then the table.
+    lines = [line for line in ran.stdout.splitlines() if re.match(r"\s*\d+\.\ds  #", line)]
+    for number, title in ((1, "Schema"), (3, "Docs")):
+        mine = [line for line in lines if f"#{number} " in line and title in line]
+        stages = [line.split()[3] for line in mine]
+        assert {"push", "pull_request"} <= set(stages) or "done" in stages, mine
+        assert mine[-1].split()[3:5] == ["done", "succeeded:"] and "PR #" in mine[-1], mine
+    assert "2 codegen runs" in ran.stdout
+    assert branches(on_github.remote) == {"main", "taskmaster/1-schema", "taskmaster/3-docs"}
+    sent = [r.json for r in on_github.fake.requests if r.method == "POST" and r.path == "/repos/acme/api/pulls"]
+    assert sorted((s["head"], s["base"]) for s in sent) == [("taskmaster/1-schema", "main"),
+                                                           ("taskmaster/3-docs", "main")]  # fmt: skip
+
+    listed = json_of(taskmaster_cli("codegen", "list", "--json", env=env))["items"]
+    assert sorted((r["task_number"], r["status"], r["stage"]) for r in listed) == [(1, "succeeded", "done"),
+                                                                                  (3, "succeeded", "done")]  # fmt: skip
+    run_id = next(r["id"] for r in listed if r["task_number"] == 1)
+    shown = taskmaster_cli("codegen", "show", run_id[:13], env=env)
+    assert shown.returncode == 0, shown.stderr
+    for words in ("succeeded at stage done", "template: codegen.task@1", "branch: taskmaster/1-schema",
+                  "agent: offline", "pull request: #"):  # fmt: skip
+        assert words in shown.stdout, shown.stdout
+    assert "checkout" in shown.stdout and "pull_request" in shown.stdout  # the stages table
+    tasks = json_of(taskmaster_cli("task", "list", "-p", "app", "--json", env=env))
+    items = tasks["items"] if isinstance(tasks, dict) else tasks
+    assert {t["number"]: t["status"] for t in items} == {1: "review", 2: "pending", 3: "review"}
+    # The run's worker name was this command's; its heartbeat row went with it.
+    again = taskmaster_cli("codegen", "run", "-p", "app", "--task", "2", env=env)
+    assert again.returncode == 2 and "#2 (pending)" in again.stderr, again.stderr
+
+
+def test_a_refused_push_fails_the_run_exit_1_and_leaves_nothing(
+    taskmaster_cli: Runner, env: dict[str, str], on_github: GitHubProject
+) -> None:
+    hook = on_github.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are closed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    ran = taskmaster_cli("codegen", "run", "-p", "app", "--task", "3", "--agent", "offline", "--json", env=env)
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    [run] = json.loads(ran.stdout)["runs"]
+    assert (run["task_number"], run["status"], run["stage"]) == (3, "failed", "push")
+    assert run["error"] and run["pull_request_number"] is None
+    assert branches(on_github.remote) == {"main"}
+    assert not [r for r in on_github.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    task = json_of(taskmaster_cli("task", "show", "-p", "app", "3", "--json", env=env))
+    assert task["status"] == "pending"

@@ -258,7 +258,7 @@ class _Run:
         """A run started again still holds its task: the claim is renewed (it may have lapsed while no worker ran)."""
         if self.run.attempt <= 1:
             return
-        async with self.db.transaction() as session:
+        async with self.db.single_writer(), self.db.transaction() as session:
             task = await session.get_one(Task, self.task_id, populate_existing=True)
             if task.status == "pending" or (task.status == "in_progress" and task.assignee == self.worker):
                 task.status, task.assignee, task.lease_expires_at = "in_progress", self.worker, None
@@ -334,7 +334,7 @@ class _Run:
             "dependencies": await self._dependencies(task),
             "conventions": await asyncio.to_thread(self._conventions),
         }  # fmt: skip
-        async with self.db.transaction() as session:
+        async with self.db.single_writer(), self.db.transaction() as session:  # may store the default version
             rendered = await render(session, "codegen.task", variables)
         self.prompt_text = rendered.text
         return {"template": rendered.ref, "name": rendered.name, "version": rendered.version}
