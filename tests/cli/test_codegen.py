@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +22,10 @@ from taskmaster.app import create_app
 from taskmaster.db.models import Project
 from taskmaster.db.session import Database
 from taskmaster.secrets import SecretBox
+from taskmaster.tasks import service as tasks
+from taskmaster.workflows.codegen import service as codegen
 from taskmaster.workspaces.cleanup import remove_tree_sync
-from tests.cli.conftest import Runner
+from tests.cli.conftest import TASKMASTER, Runner, clean_env
 from tests.forges.fakes import github as fake_github
 from tests.forges.fakes.github import FakeGitHub, serve_github
 from tests.support import commit, git, live_server
@@ -249,3 +254,52 @@ def test_a_refused_push_fails_the_run_exit_1_and_leaves_nothing(
     assert not [r for r in on_github.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
     task = json_of(taskmaster_cli("task", "show", "-p", "app", "3", "--json", env=env))
     assert task["status"] == "pending"
+
+
+def test_ctrl_c_cancels_the_runs_which_remove_what_they_made_and_exit_130(
+    env: dict[str, str], on_github: GitHubProject, tmp_path: Path
+) -> None:
+    marker = tmp_path / "push-started"
+    hook = on_github.remote / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\ncat > /dev/null\ntouch {marker}\nsleep 3\nexit 0\n")  # a slow, accepting remote
+    hook.chmod(0o755)
+    run = subprocess.Popen(
+        [TASKMASTER, "codegen", "run", "-p", "app", "--task", "1", "--agent", "offline"],
+        env=clean_env(**env, PYTHONFAULTHANDLER="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert run.poll() is None and time.monotonic() < deadline, "the push did not start"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        try:
+            stdout, stderr = run.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGABRT)
+            stdout, stderr = run.communicate(timeout=20)
+            raise AssertionError(stdout + stderr) from None
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, stdout + stderr
+    assert "interrupted: runs canceled" in stderr and "remove what they made" in stdout
+    settings = make_settings(state_dir=Path(env["TASKMASTER_HOME"]))
+
+    async def state() -> tuple[str, str]:
+        db = Database.from_settings(settings)
+        try:
+            async with db.session() as session:
+                [found] = await codegen.list_runs(session)
+                task = await tasks.get_task(session, found.project_id, 1)
+                return found.status, task.status
+        finally:
+            await db.dispose()
+
+    # The run noticed at its next stage: the pushed branch is deleted, no PR was opened, the task is pending again.
+    assert asyncio.run(state()) == ("canceled", "pending")
+    assert branches(on_github.remote) == {"main"}
+    assert not [r for r in on_github.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]

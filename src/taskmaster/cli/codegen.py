@@ -8,6 +8,7 @@ as `pipeline run` does); with it, a running Taskmaster's worker runs them and th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -35,6 +36,8 @@ command = typer.Typer(no_args_is_help=True)
 FINISHED = frozenset({"succeeded", "failed", "canceled"})
 LIVE = ("pending", "running")
 TRANSCRIPT_TAIL_LINES = 20
+CANCEL_GRACE_SECONDS = 30.0
+"""After Ctrl-C, how long `run` waits for its canceled runs to undo their branches and pull requests."""
 
 
 class UsageError(Exception):
@@ -51,6 +54,9 @@ class Doors(Protocol):
     async def cancel(self, run_id: str) -> dict[str, Any]: ...
 
     async def task_status(self, project_id: str, number: int) -> str: ...
+
+    async def settle(self) -> None:
+        """Return once the runs this process runs have stopped."""
 
 
 def _request(
@@ -264,6 +270,11 @@ async def follow(
             if run["status"] not in FINISHED:
                 interrupted.append(run_id)
                 await doors.cancel(run_id)
+        if interrupted and not json_output:
+            print("canceling: the runs remove what they made (Ctrl-C again to leave now)", flush=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_GRACE_SECONDS):
+                await doors.settle()
         raise
     return sorted(followed.values(), key=lambda run: str(run["created_at"]))
 
@@ -385,6 +396,10 @@ class LocalDoors:
 
         async with self.db.session() as session:
             return (await get_task(session, uuid.UUID(project_id), number)).status
+
+    async def settle(self) -> None:
+        if self.runner is not None:
+            await self.runner.settle()
 
     async def max_parallel(self, project_id: str) -> int:
         """The project's `codegen.max_parallel`: how many of its runs this process works on at once."""

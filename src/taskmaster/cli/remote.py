@@ -103,6 +103,9 @@ class RemoteCodegen:
         task = await self._call("GET", f"/api/projects/{project}/tasks/{number}")
         return str(task["status"])
 
+    async def settle(self) -> None:
+        """Nothing runs here: the server's worker undoes the canceled runs."""
+
     async def aclose(self) -> None:
         await self.http.aclose()
 

@@ -3,6 +3,7 @@ embedded default where no worker runs them (the way `pipeline run` runs its pipe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection
 
@@ -68,3 +69,9 @@ class AttachedRuns(WorkflowLoop):
 
     def _free(self) -> bool:
         return len(self._running) < self.max_parallel
+
+    async def settle(self) -> None:
+        """Return once none of this process's runs is still going (a canceled run notices at its next stage and
+        undoes what it made); bound it with `asyncio.timeout`."""
+        while self._running:
+            await asyncio.wait(list(self._running.values()))
