@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from taskmaster.tasks import refine, service
     from taskmaster.tasks.prd import parse_into_project
     from taskmaster.workflows.codegen import service as codegen
+    from taskmaster.workflows.codegen.agents import AgentRegistry
 else:
     # `initialize` is answered before any of these is needed: the services (SQLAlchemy, the planners and their
     # LLM SDKs) load at the first tool call, so a client's start-up does not wait for them.
@@ -112,11 +113,13 @@ def build_server(
     *,
     http_url: str | None = None,
     prepare: Callable[[], Awaitable[Database | None]] | None = None,
+    agents: AgentRegistry | None = None,
 ) -> MCPServer[Any]:
     """The MCP server over `db`. With `http_url` (the server's own URL), HTTP callers must present a Taskmaster
     API token or JWT, and each tool checks the caller's role (viewer to read, developer to change) and project.
     `prepare` runs once, before the first tool call touches the database: it may open it (when `db` is None) and
-    migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic."""
+    migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic. `agents`: the coding agents
+    `generate_code` may ask for (default: the built-in ones; pass the runtime's to offer what its workers run)."""
     if http_url is not None:
         server: MCPServer[Any] = _Server(
             SERVER_NAME,
@@ -478,7 +481,8 @@ def build_server(
         request = CodegenRequest(tasks=tasks or [], next=next, agent=agent, agent_type=agent_type, loop=loop)
 
         async def go(session: AsyncSession, found: Project, actor: str) -> dict[str, Any]:
-            return (await codegen.start(session, found.id, request, actor=actor)).model_dump(mode="json")
+            started = await codegen.start(session, found.id, request, actor=actor, agents=agents)
+            return started.model_dump(mode="json")
 
         return _result(await door.in_project(project, Role.developer, go))
 
