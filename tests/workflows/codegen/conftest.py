@@ -163,3 +163,26 @@ async def world(settings: Settings, db: Database, github: tuple[str, FakeGitHub]
         forges=ForgeFactory(settings, credentials), agents=agents,
     )  # fmt: skip
     return World(settings, db, remote, project, fake, agents, workflow)
+
+
+class SlowAgent(ScriptedAgent):
+    """A scripted agent that takes `seconds` and counts how many of its runs overlap."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(lambda checkout: None)
+        self.seconds = seconds
+        self.running = 0
+        self.most = 0
+
+    async def run(self, job: CodingJob, *, on_started: StartedCallback | None = None) -> AgentResult:
+        import asyncio
+
+        self.jobs.append(job)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(self.seconds)
+            (job.checkout / f"task-{job.task_number}.txt").write_text("done\n")
+        finally:
+            self.running -= 1
+        return self.result

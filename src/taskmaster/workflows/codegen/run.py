@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
 
 from taskmaster.agents.base import AgentResult, CodingAgent, CodingJob
 from taskmaster.audit import service as audit
@@ -177,6 +178,9 @@ class _Run:
             result = {"stage": failed.stage, "reason": failed.reason, "task_status": status}
             return RunResult("failed", result, f"{failed.stage}: {failed.reason}"[:1000])
         finally:
+            # The project's slot is free as soon as this run's work is, not only once its row says finished.
+            with contextlib.suppress(Exception):
+                await self.journal.forget("slot")
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
 
     async def _step(self, name: str, fn: Any) -> dict[str, Any]:
@@ -334,8 +338,17 @@ class _Run:
             "dependencies": await self._dependencies(task),
             "conventions": await asyncio.to_thread(self._conventions),
         }  # fmt: skip
-        async with self.db.single_writer(), self.db.transaction() as session:  # may store the default version
-            rendered = await render(session, "codegen.task", variables)
+        for attempt in range(3):
+            try:
+                # One writer at a time on SQLite: this reads, then may write (a read-then-write transaction
+                # failed with 'database is locked' beside another run's).
+                async with self.db.single_writer(), self.db.transaction() as session:
+                    rendered = await render(session, "codegen.task", variables)
+                break
+            except IntegrityError:
+                # Runs starting together may both store the shipped default as version 1; the loser reads it.
+                if attempt == 2:
+                    raise
         self.prompt_text = rendered.text
         return {"template": rendered.ref, "name": rendered.name, "version": rendered.version}
 
