@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from taskmaster.app import create_app
-from taskmaster.db.models import Project
+from taskmaster.db.models import Project, PullRequest
 from taskmaster.db.session import Database
+from taskmaster.projects import service as projects
 from taskmaster.secrets import SecretBox
 from taskmaster.tasks import service as tasks
+from taskmaster.workflows.codegen import merges
 from taskmaster.workflows.codegen import service as codegen
 from taskmaster.workspaces.cleanup import remove_tree_sync
 from tests.cli.conftest import TASKMASTER, Runner, clean_env
@@ -303,3 +306,61 @@ def test_ctrl_c_cancels_the_runs_which_remove_what_they_made_and_exit_130(
     assert asyncio.run(state()) == ("canceled", "pending")
     assert branches(on_github.remote) == {"main"}
     assert not [r for r in on_github.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+
+
+def test_loop_goes_on_with_the_tasks_a_merge_made_ready_and_ends_when_nothing_waits(
+    env: dict[str, str], on_github: GitHubProject
+) -> None:
+    settings = make_settings(state_dir=Path(env["TASKMASTER_HOME"]))
+
+    async def task_status(number: int) -> str:
+        db = Database.from_settings(settings)
+        try:
+            async with db.session() as session:
+                project = await projects.get_project(session, "app")
+                return (await tasks.get_task(session, project.id, number)).status
+        finally:
+            await db.dispose()
+
+    async def merge(number: int) -> dict[str, Any]:
+        """What the webhook of a merged pull request does (`merges.pull_request_closed`)."""
+        db = Database.from_settings(settings)
+        try:
+            async with db.transaction() as session:
+                project = await projects.get_project(session, "app")
+                task = await tasks.get_task(session, project.id, number)
+                pull = await session.scalar(select(PullRequest).where(PullRequest.task_id == task.id))
+                assert pull is not None
+                pull.state, pull.merged = "closed", True
+                return await merges.pull_request_closed(session, project, pull)
+        finally:
+            await db.dispose()
+
+    def wait_for_review(number: int) -> None:
+        deadline = time.monotonic() + 60
+        while asyncio.run(task_status(number)) != "review":
+            assert run.poll() is None and time.monotonic() < deadline, f"task {number} never reached review"
+            time.sleep(0.2)
+
+    run = subprocess.Popen(
+        [TASKMASTER, "codegen", "run", "-p", "app", "--task", "1", "--agent", "offline", "--loop", "--json"],
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_review(1)
+        assert run.poll() is None  # task 1's PR waits for its merge: --loop keeps going
+        assert asyncio.run(merge(1))["ready"] == [2]  # task 3 was ready before: not the merge's to start
+        wait_for_review(2)
+        assert asyncio.run(merge(2))["ready"] == []
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stdout + stderr
+    ran = json.loads(stdout)["runs"]
+    assert [(r["task_number"], r["status"]) for r in ran] == [(1, "succeeded"), (2, "succeeded")]
+    assert branches(on_github.remote) == {"main", "taskmaster/1-schema", "taskmaster/2-api"}
+    assert asyncio.run(task_status(3)) == "pending"
