@@ -364,3 +364,20 @@ def test_loop_goes_on_with_the_tasks_a_merge_made_ready_and_ends_when_nothing_wa
     assert [(r["task_number"], r["status"]) for r in ran] == [(1, "succeeded"), (2, "succeeded")]
     assert branches(on_github.remote) == {"main", "taskmaster/1-schema", "taskmaster/2-api"}
     assert asyncio.run(task_status(3)) == "pending"
+
+
+def test_with_taskmaster_url_run_follows_what_the_servers_worker_does(
+    taskmaster_cli: Runner, env: dict[str, str], home: Path, on_github: GitHubProject
+) -> None:
+    settings = make_settings(state_dir=home / "state")
+    with live_server(create_app(settings, run_worker=True)) as url:
+        ran = taskmaster_cli(
+            "codegen", "run", "-p", "app", "--task", "3", "--agent", "offline", env={**env, "TASKMASTER_URL": url},
+            timeout=120,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "done         succeeded: PR #1" in ran.stdout and "1 codegen runs" in ran.stdout
+    assert branches(on_github.remote) == {"main", "taskmaster/3-docs"}
+    listed = json_of(taskmaster_cli("codegen", "list", "--json", env=env))["items"]
+    # Run by the server's worker, not by this command.
+    assert [(r["task_number"], r["status"]) for r in listed] == [(3, "succeeded")]
