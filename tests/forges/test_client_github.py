@@ -23,6 +23,7 @@ from taskmaster.forges.base import (
     CommitState,
     ForgeAuthError,
     ForgeCapabilities,
+    ForgeConflict,
     ForgeNotFound,
     ForgeRateLimited,
     IssueRef,
@@ -512,3 +513,21 @@ def test_construction_checks_the_credentials_without_network() -> None:
     assert "not a key" not in caught.value.detail
     with pytest.raises(InvalidInput, match="owner/name"):
         asyncio.run(GitHubForge(token="t").create_issue("no-slash", title="t", body="b"))
+
+
+async def test_find_pull_request_asks_for_the_open_pr_of_the_branch_and_a_second_create_is_a_conflict(
+    forge: GitHubForge, fake: FakeGitHub
+) -> None:
+    assert await forge.find_pull_request("acme/api", head="taskmaster/1-x", base="main") is None
+    made = await forge.create_pull_request("acme/api", head="taskmaster/1-x", base="main", title="T", body="B")
+    found = await forge.find_pull_request("acme/api", head="taskmaster/1-x", base="main")
+    assert found == made
+    assert await forge.find_pull_request("acme/api", head="taskmaster/2-y") is None
+    lists = [r for r in fake.requests if r.method == "GET" and r.path == "/repos/acme/api/pulls"]
+    assert [r.query for r in lists] == [
+        {"state": "open", "head": "acme:taskmaster/1-x", "base": "main"},
+        {"state": "open", "head": "acme:taskmaster/1-x", "base": "main"},
+        {"state": "open", "head": "acme:taskmaster/2-y"},
+    ]
+    with pytest.raises(ForgeConflict, match="already exists"):
+        await forge.create_pull_request("acme/api", head="taskmaster/1-x", base="main", title="T", body="B")

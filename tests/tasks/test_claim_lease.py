@@ -63,3 +63,22 @@ async def test_renewing_the_claims_a_worker_holds_extends_only_its_own(db: Datab
         rows = {t.assignee: t for t in (await session.scalars(select(Task))).all()}
     assert as_utc(rows["worker-1"].lease_expires_at) > utcnow() + timedelta(minutes=50)  # type: ignore[arg-type]
     assert as_utc(rows["worker-2"].lease_expires_at) < utcnow() + timedelta(seconds=31)  # type: ignore[arg-type]
+
+
+async def test_claiming_a_given_task_takes_it_only_while_it_is_ready(db: Database) -> None:
+    project = await make_project(db)
+    async with db.transaction() as session:
+        locked = await service.lock_project(session, project.id)
+        first = await service.create_task(session, project=locked, spec=TaskCreate(title="first"))
+        second = await service.create_task(session, project=locked,
+                                           spec=TaskCreate(title="second", dependencies=[first.id]))  # fmt: skip
+        first_id, second_id = first.id, second.id
+    async with db.transaction() as session:
+        assert await service.claim_ready_task(session, project.id, second_id, assignee="codegen:r2") is None
+    async with db.transaction() as session:
+        claimed = await service.claim_ready_task(session, project.id, first_id, assignee="codegen:r1")
+        assert claimed is not None and (claimed.status, claimed.assignee) == ("in_progress", "codegen:r1")
+    async with db.transaction() as session:
+        assert await service.claim_ready_task(session, project.id, first_id, assignee="codegen:r3") is None
+        second_now = await session.get_one(Task, second_id)
+        assert second_now.status == "pending"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -175,8 +176,6 @@ class SlowAgent(ScriptedAgent):
         self.most = 0
 
     async def run(self, job: CodingJob, *, on_started: StartedCallback | None = None) -> AgentResult:
-        import asyncio
-
         self.jobs.append(job)
         self.running += 1
         self.most = max(self.most, self.running)

@@ -4,6 +4,7 @@ not ask for or changes nothing, a remote that refuses the push; and a cancel und
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from taskmaster.agents.base import AgentNotConfigured, AgentResult
 from taskmaster.core.errors import InvalidInput
 from taskmaster.db.models import WorkflowRun
 from taskmaster.projects import settings as project_settings
+from taskmaster.workflows import service as runs
 from taskmaster.workflows.codegen import service as codegen
 from taskmaster.workflows.codegen.schemas import CodegenRequest
-from tests.workflows.codegen.conftest import ScriptedAgent, World
+from tests.support import eventually
+from tests.workflows.codegen.conftest import ScriptedAgent, SlowAgent, World
 
 
 async def _runs(world: World) -> int:
@@ -170,3 +173,31 @@ async def test_canceling_a_pending_run_keeps_the_task_pending_and_a_finished_run
         again = await codegen.cancel(session, run_id, actor="tester")
     assert again.status == "canceled"
     assert (await world.task(number)).status == "pending"
+
+
+async def test_canceling_a_running_run_stops_its_agent_and_leaves_the_task_pending_with_nothing_pushed(
+    world: World,
+) -> None:
+    number = await world.add_task("Write the store")
+    agent = SlowAgent(30.0)
+    world.use_agent(agent)
+    [run_id] = await world.start(CodegenRequest(tasks=[number], agent="agentapi"))
+    claimed = await runs.claim_next(world.db, "w1", kinds=["codegen"])
+    assert claimed is not None
+    running = asyncio.create_task(world.workflow.run(world.db, claimed))
+
+    async def agent_started() -> bool:
+        return agent.running == 1
+
+    await eventually(agent_started, what="the agent to start", timeout=30)
+    async with world.db.transaction() as session:
+        canceled = await codegen.cancel(session, run_id, actor="tester")
+    assert canceled.status == "canceled"
+    outcome = await asyncio.wait_for(running, 10)
+    assert (outcome.status, outcome.error) == ("failed", "canceled")
+    assert agent.running == 0
+    assert not await runs.finish(world.db, run_id, "w1", outcome)  # the cancel stays the run's end
+    assert (await world.run_row(run_id)).status == "canceled"
+    task = await world.task(number)
+    assert (task.status, task.assignee) == ("pending", None)
+    assert set(world.remote_branches()) == {"main"} and world.pulls() == []

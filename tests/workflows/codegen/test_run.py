@@ -4,16 +4,22 @@ tasks it made ready; a run started again after its effects were made but not rec
 
 from __future__ import annotations
 
+import copy
+import json
+import uuid
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
 from taskmaster.costs.service import total
-from taskmaster.db.models import AiCall, PullRequest, WorkflowRun, WorkflowStep
+from taskmaster.db.models import AiCall, PullRequest, WebhookDelivery, WorkflowRun, WorkflowStep
+from taskmaster.forges.github import webhooks as github_webhooks
+from taskmaster.webhooks import service as webhooks
 from taskmaster.workflows import service as runs
 from taskmaster.workflows.codegen import merges
 from taskmaster.workflows.codegen import service as codegen
 from taskmaster.workflows.codegen.schemas import CodegenRequest
+from tests.forges.fixtures import payload
 from tests.support.git import git
 from tests.workflows.codegen.conftest import ScriptedAgent, World
 
@@ -199,3 +205,38 @@ async def test_a_run_resumed_after_its_commit_on_another_machine_pushes_the_same
     assert (await world.workflow.run(world.db, restarted)).status == "succeeded"
     assert world.remote_branches()["taskmaster/1-write-the-store"] == sha
     assert len(agent.jobs) == 1 and len(world.pulls()) == 1
+
+
+async def _deliver(world: World, name: str, number: int) -> dict[str, object]:
+    body = copy.deepcopy(payload(f"github/pull_request/{name}"))
+    body["number"] = body["pull_request"]["number"] = number
+    headers = {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()),
+               "Content-Type": "application/json"}  # fmt: skip
+    async with world.db.transaction() as session:
+        await webhooks.store_delivery(
+            session, identity=github_webhooks.identify(headers), project_id=world.project.id, headers=headers,
+            body=json.dumps(body).encode(), action=None,
+        )  # fmt: skip
+    assert await webhooks.process_next(world.db, world.settings)
+    async with world.db.session() as session:
+        delivery = await session.scalar(select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()))
+    assert delivery is not None and delivery.status == "processed", delivery and delivery.error
+    return dict(delivery.result)
+
+
+async def test_the_forges_merged_event_marks_the_task_done_and_a_closed_one_sends_it_back(world: World) -> None:
+    first = await world.add_task("Write the store")
+    second = await world.add_task("Use the store", depends_on=[first])
+    other = await world.add_task("Unrelated work")
+    await world.start(CodegenRequest(tasks=[first, other]))
+    assert (await world.run_next()).status == "succeeded"
+    assert (await world.run_next()).status == "succeeded"
+    numbers = {row.task_id: row.number for row in await world.pull_rows()}
+
+    merged = await _deliver(world, "closed_merged", numbers[world.tasks[first]])
+    assert merged["codegen"] == {"task": first, "status": "done", "ready": [second]}
+    assert (await world.task(first)).status == "done"
+
+    closed = await _deliver(world, "closed", numbers[world.tasks[other]])
+    assert closed["codegen"]["status"] == "pending"  # type: ignore[index]
+    assert (await world.task(other)).status == "pending"
