@@ -14,6 +14,7 @@ import taskmaster
 from taskmaster.api.deps import Services, WebhookIntake
 from taskmaster.api.errors import install_error_handlers
 from taskmaster.api.middleware import RequestContextMiddleware, RequestGuardMiddleware
+from taskmaster.api.routes import codegen as codegen_routes
 from taskmaster.api.routes import docs, health, metrics, pipelines, prd, projects, pulls, tasks, tokens, webhooks
 from taskmaster.api.routes import templates as template_routes
 from taskmaster.auth.cache import PrincipalCache
@@ -88,7 +89,8 @@ def create_app(settings: Settings, *, run_worker: bool = True, prepare: bool = T
     # them against every /api route first cost ~0.15 ms each).
     routers = (
         webhooks.receivers, health.router, projects.router, tasks.router, prd.router, tokens.router,
-        webhooks.router, pipelines.router, metrics.router, template_routes.router, docs.router, pulls.router,
+        webhooks.router, pipelines.router, codegen_routes.router, metrics.router, template_routes.router,
+        docs.router, pulls.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router)

@@ -273,4 +273,5 @@ def test_the_routes_that_confine_a_limited_credential_themselves_are_exactly_the
         "GET /api/metrics/pipelines", "GET /api/metrics/costs", "GET /api/webhooks/deliveries",
         "GET /api/webhooks/deliveries/{delivery_id}",
         "POST /api/webhooks/deliveries/{delivery_id}/redeliver", "GET /api/projects",
+        "GET /api/codegen-runs", "GET /api/codegen-runs/{run_id}", "POST /api/codegen-runs/{run_id}/cancel",
     }  # fmt: skip

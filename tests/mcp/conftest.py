@@ -38,7 +38,8 @@ READY_ORDER = [1, 4, 7, 3]
 TOOLS = {
     "list_projects", "list_tasks", "get_task", "next_task", "ready_tasks", "claim_task", "add_task", "update_task",
     "set_task_status", "add_dependency", "remove_dependency", "validate_dependencies", "fix_dependencies",
-    "delete_task", "parse_prd", "expand_task", "analyze_complexity",
+    "delete_task", "parse_prd", "expand_task", "analyze_complexity", "generate_code", "list_codegen_runs",
+    "get_codegen_run",
 }  # fmt: skip
 
 

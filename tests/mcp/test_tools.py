@@ -29,7 +29,7 @@ async def test_tools_are_listed_with_input_and_output_schemas(server: MCPServer[
             assert tool.description and tool.output_schema and tool.output_schema["type"] == "object"
             assert not any(line.startswith(" ") for line in tool.description.splitlines()), tool.description
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
-            if tool.name != "list_projects":
+            if tool.name not in {"list_projects", "get_codegen_run"}:
                 assert "project" in tool.input_schema["properties"]
         assert tools["get_task"].input_schema["required"] == ["task"]
         assert tools["claim_task"].input_schema["required"] == ["assignee"]

@@ -21,6 +21,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "pipelines",
         "Pipelines: run one here (live), list, show, logs, cancel, init (write .taskmaster.yml).",
     ),
+    (
+        "codegen",
+        "codegen",
+        "Code generation: ready tasks become pull requests written by coding agents (run live, list, show, cancel).",
+    ),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
     ("pr", "pulls", "Pull requests of the local forge: create, list, show, merge (with git), close."),
     ("issue", "issues", "Issues of the local forge: list, show."),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from taskmaster.projects.schemas import Forge
 from taskmaster.tasks.schemas import TaskSummary
+from taskmaster.workflows.codegen.schemas import CodegenRunOut
 
 
 class TaskView(TaskSummary):
@@ -113,3 +114,9 @@ class ComplexityScore(BaseModel):
 
 class ComplexityReport(BaseModel):
     items: list[ComplexityScore]
+
+
+class CodegenRunList(BaseModel):
+    """Codegen runs, newest first, like `GET /api/codegen-runs` (without the paging fields)."""
+
+    items: list[CodegenRunOut]

@@ -30,6 +30,7 @@ from taskmaster.mcp import auth
 from taskmaster.mcp.handshake import INSTRUCTIONS, SERVER_NAME
 from taskmaster.mcp.schemas import (
     PROJECT_SUMMARY_FIELDS,
+    CodegenRunList,
     ComplexityReport,
     GraphReport,
     PrdParsed,
@@ -40,6 +41,7 @@ from taskmaster.mcp.schemas import (
     TaskView,
 )
 from taskmaster.tasks.schemas import TaskCreate, TaskStatus, TaskType, TaskUpdate
+from taskmaster.workflows.codegen.schemas import CodegenRequest, CodegenRunDetail, CodegenStarted
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from taskmaster.projects import service as projects
     from taskmaster.tasks import refine, service
     from taskmaster.tasks.prd import parse_into_project
+    from taskmaster.workflows.codegen import service as codegen
+    from taskmaster.workflows.codegen.agents import AgentRegistry
 else:
     # `initialize` is answered before any of these is needed: the services (SQLAlchemy, the planners and their
     # LLM SDKs) load at the first tool call, so a client's start-up does not wait for them.
@@ -70,6 +74,7 @@ else:
     projects = _LazyModule("taskmaster.projects.service")
     service = _LazyModule("taskmaster.tasks.service")
     refine = _LazyModule("taskmaster.tasks.refine")
+    codegen = _LazyModule("taskmaster.workflows.codegen.service")
     planning_model = _lazy_function("taskmaster.agents.llm", "planning_model")
     parse_into_project = _lazy_function("taskmaster.tasks.prd", "parse_into_project")
 
@@ -99,6 +104,7 @@ Provider = Annotated[
     Field(description="Who plans: the deterministic offline parser, or an LLM provider configured on the server."),
 ]
 Model = Annotated[str | None, Field(description="The provider's model; its configured default when left out.")]
+RunRef = Annotated[str, Field(description="A codegen run's id, or a unique prefix of it (at least 4 hex digits).")]
 
 
 def build_server(
@@ -107,11 +113,13 @@ def build_server(
     *,
     http_url: str | None = None,
     prepare: Callable[[], Awaitable[Database | None]] | None = None,
+    agents: AgentRegistry | None = None,
 ) -> MCPServer[Any]:
     """The MCP server over `db`. With `http_url` (the server's own URL), HTTP callers must present a Taskmaster
     API token or JWT, and each tool checks the caller's role (viewer to read, developer to change) and project.
     `prepare` runs once, before the first tool call touches the database: it may open it (when `db` is None) and
-    migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic."""
+    migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic. `agents`: the coding agents
+    `generate_code` may ask for (default: the built-in ones; pass the runtime's to offer what its workers run)."""
     if http_url is not None:
         server: MCPServer[Any] = _Server(
             SERVER_NAME,
@@ -451,6 +459,83 @@ def build_server(
                 )
         return _result({"items": [vars(score) for score in scores]})
 
+    @server.tool(annotations=ADD)
+    async def generate_code(
+        project: ProjectRef = None,
+        tasks: Annotated[
+            list[int] | None, Field(max_length=100, description="Task numbers to implement (each must be ready).")
+        ] = None,
+        next: Annotated[
+            int | None, Field(ge=1, le=100, description="Take this many of the next ready tasks instead.")
+        ] = None,
+        agent: Annotated[
+            Literal["offline", "agentapi", "codegen"] | None,
+            Field(description="The coding agent; default: the project's (setting agent.type / agent.command)."),
+        ] = None,
+        agent_type: Annotated[
+            Literal["claude", "codex", "gemini", "aider", "goose", "custom"] | None,
+            Field(description="For agentapi: which agent CLI; default: the project's."),
+        ] = None,
+        loop: Annotated[bool, Field(description="When a PR merges, go on with the tasks it made ready.")] = False,
+    ) -> Annotated[CallToolResult, CodegenStarted]:
+        """Start code generation: one run per task (the named ready tasks, or the next ready one(s)), each making a
+        branch and a pull request with a coding agent. Returns the runs at once (a task's live run is returned,
+        not doubled); a worker (`taskmaster serve` or `taskmaster worker`) runs them: follow them with
+        get_codegen_run. A task that is not ready or an agent that cannot run here is an error naming it."""
+        if tasks and next is not None:
+            raise ToolError("give tasks or next, not both")
+        request = CodegenRequest(tasks=tasks or [], next=next, agent=agent, agent_type=agent_type, loop=loop)
+
+        async def go(session: AsyncSession, found: Project, actor: str) -> dict[str, Any]:
+            started = await codegen.start(session, found.id, request, actor=actor, agents=agents)
+            return started.model_dump(mode="json")
+
+        return _result(await door.in_project(project, Role.developer, go))
+
+    @server.tool(annotations=READ)
+    async def list_codegen_runs(
+        project: Annotated[str | None, Field(description="Only this project (name or id); default: all.")] = None,
+        status: Annotated[
+            Literal["pending", "running", "succeeded", "failed", "canceled"] | None, Field(description="Only these.")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=500, description="At most this many runs.")] = 50,
+    ) -> Annotated[CallToolResult, CodegenRunList]:
+        """Codegen runs, newest first: task, status, stage, agent, branch and pull request of each."""
+
+        async def go(session: AsyncSession, caller: Principal | None) -> dict[str, Any]:
+            project_id = caller.project_id if caller is not None else None
+            if project is not None:
+                found = await projects.get_project(session, project)
+                auth.check_project(caller, found.id)
+                project_id = found.id
+            runs = await codegen.list_runs(session, project_id=project_id, status=status, limit=limit)
+            return {"items": [run.model_dump(mode="json") for run in runs]}
+
+        return _result(await door.session(Role.viewer, go))
+
+    @server.tool(annotations=READ)
+    async def get_codegen_run(run: RunRef) -> Annotated[CallToolResult, CodegenRunDetail]:
+        """One codegen run: its stages with times, agent, branch, pull request, template version, tokens, cost,
+        the agent's summary and transcript."""
+
+        async def go(session: AsyncSession, caller: Principal | None) -> dict[str, Any]:
+            from taskmaster.core.errors import NotFound
+            from taskmaster.db.models import WorkflowRun
+            from taskmaster.db.prefix import resolve_id
+
+            limited = caller.project_id if caller is not None else None
+            where = WorkflowRun.kind == "codegen"
+            if limited is not None:  # another project's run: as if there were none
+                where = where & (WorkflowRun.project_id == limited)
+            try:
+                run_id = await resolve_id(session, WorkflowRun.id, run, "codegen run", where=where)
+            except NotFound:
+                raise NotFound(f"codegen run {run} does not exist") from None
+            await _visible_run(session, run_id, limited, run)
+            return (await codegen.get_run(session, run_id)).model_dump(mode="json")
+
+        return _result(await door.session(Role.viewer, go))
+
     return server
 
 
@@ -555,6 +640,20 @@ class _Door:
             found = await service.get_project(session, project)
         auth.check_project(caller, found.id)
         return found.id
+
+
+async def _visible_run(session: AsyncSession, run_id: uuid.UUID, limited: uuid.UUID | None, ref: str) -> None:
+    """A whole id of no codegen run, or (for a credential `limited` to a project) of another project's run, is
+    refused as one that does not exist."""
+    from sqlalchemy import select
+
+    from taskmaster.core.errors import NotFound
+    from taskmaster.db.models import WorkflowRun
+
+    query = select(WorkflowRun.project_id).where(WorkflowRun.id == run_id, WorkflowRun.kind == "codegen")
+    owner = await session.scalar(query)
+    if owner is None or (limited is not None and owner != limited):
+        raise NotFound(f"codegen run {ref} does not exist")
 
 
 def _required(db: Database | None) -> Database:

@@ -54,5 +54,8 @@ class PollingLoop:
             except Exception as exc:
                 log.warning(f"{self.name} loop failed; trying again after the poll interval", error=str(exc))
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives as the wake-up
+            # does (stop() right after a wake() then waited forever).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()

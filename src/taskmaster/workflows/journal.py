@@ -58,7 +58,7 @@ class Journal:
     async def record(self, name: str, output: Output) -> None:
         """Record `name` as finished with `output` (started now if it was not started)."""
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
             row = await self._row(session, name)
             if row is None:
                 session.add(
@@ -92,7 +92,7 @@ class Journal:
 
     async def _started(self, name: str) -> None:
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
             row = await self._row(session, name)
             if row is None:
                 session.add(WorkflowStep(run_id=self.run_id, name=name, output={}, attempt=self.attempt,

@@ -262,7 +262,7 @@ class _Run:
         """A run started again still holds its task: the claim is renewed (it may have lapsed while no worker ran)."""
         if self.run.attempt <= 1:
             return
-        async with self.db.transaction() as session:
+        async with self.db.single_writer(), self.db.transaction() as session:
             task = await session.get_one(Task, self.task_id, populate_existing=True)
             if task.status == "pending" or (task.status == "in_progress" and task.assignee == self.worker):
                 task.status, task.assignee, task.lease_expires_at = "in_progress", self.worker, None
@@ -340,7 +340,9 @@ class _Run:
         }  # fmt: skip
         for attempt in range(3):
             try:
-                async with self.db.transaction() as session:
+                # One writer at a time on SQLite: this reads, then may write (a read-then-write transaction
+                # failed with 'database is locked' beside another run's).
+                async with self.db.single_writer(), self.db.transaction() as session:
                     rendered = await render(session, "codegen.task", variables)
                 break
             except IntegrityError:
