@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from taskmaster.agents.agentapi.coding import AgentApiCodingAgent
-from taskmaster.agents.base import CodingAgent
-from taskmaster.agents.codegen.agent import CodegenAgent
 from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
@@ -24,7 +21,7 @@ from taskmaster.pipelines.sites import LocalSites, Sites, remote_sites
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.secrets import SecretBox
-from taskmaster.workflows.codegen.agents import AgentChoice, AgentRegistry, default_agents
+from taskmaster.workflows.codegen.agents import AgentRegistry, coding_agents
 from taskmaster.workflows.codegen.run import CodegenWorkflow
 from taskmaster.workflows.recovery import RecoveryWorkflow
 from taskmaster.workflows.recovery.base import RecoveryServices
@@ -52,10 +49,8 @@ class Runtime:
         self.credentials = Credentials(box) if box is not None else Credentials.from_settings(settings)
         self.mirror = MirrorCache.from_settings(settings)
         self.forges = ForgeFactory(settings, self.credentials, local=self._local_forge)
-        self.agents: AgentRegistry = default_agents()
-        """Coding agents by kind: `offline`, and the project's AgentAPI agent and the Codegen API agent."""
-        self.agents.register("agentapi", self._agentapi_agent)
-        self.agents.register("codegen", lambda project, choice: CodegenAgent.from_settings(settings))
+        self.agents: AgentRegistry = coding_agents(settings, self.credentials)
+        """Coding agents by kind: `offline`, the project's AgentAPI agent and the Codegen API agent."""
         self._sites: Sites | None = None
         self.wake_webhooks: Callable[[], None] | None = None
         """Set by a worker running on this runtime: a local-forge event (a webhook delivery stored by this process)
@@ -66,15 +61,6 @@ class Runtime:
         self.debuggers = default_debuggers(self.llm)
         """The recovery agents by `recovery.agent` name; `agentapi` and `codegen` are added where their coding
         agents are built (`with_debuggers`)."""
-
-    def _agentapi_agent(self, project: Project, choice: AgentChoice) -> CodingAgent:
-        return AgentApiCodingAgent.for_project(
-            project,
-            settings=self.settings,
-            credentials=self.credentials,
-            agent_type=choice.type,
-            command=choice.command,
-        )
 
     def _local_forge(self, project: Project) -> Forge:
         return LocalForge(self.db, project.id, on_event=self._local_event)

@@ -119,7 +119,17 @@ def build_server(
     API token or JWT, and each tool checks the caller's role (viewer to read, developer to change) and project.
     `prepare` runs once, before the first tool call touches the database: it may open it (when `db` is None) and
     migrate it, so that `initialize` is answered without loading SQLAlchemy or Alembic. `agents`: the coding agents
-    `generate_code` may ask for (default: the built-in ones; pass the runtime's to offer what its workers run)."""
+    `generate_code` may ask for (default: every agent a process can make, built at the first call)."""
+    registry: list[AgentRegistry] = [agents] if agents is not None else []
+
+    def coding_agents() -> AgentRegistry:
+        if not registry:
+            from taskmaster.projects.credentials import Credentials
+            from taskmaster.workflows.codegen.agents import coding_agents as every_agent
+
+            registry.append(every_agent(settings, Credentials.from_settings(settings)))
+        return registry[0]
+
     if http_url is not None:
         server: MCPServer[Any] = _Server(
             SERVER_NAME,
@@ -487,7 +497,7 @@ def build_server(
         request = CodegenRequest(tasks=tasks or [], next=next, agent=agent, agent_type=agent_type, loop=loop)
 
         async def go(session: AsyncSession, found: Project, actor: str) -> dict[str, Any]:
-            started = await codegen.start(session, found.id, request, actor=actor, agents=agents)
+            started = await codegen.start(session, found.id, request, actor=actor, agents=coding_agents())
             return started.model_dump(mode="json")
 
         return _result(await door.in_project(project, Role.developer, go))

@@ -9,8 +9,10 @@ from typing import Any, get_args
 
 from taskmaster.agents.base import AgentKind, AgentNotConfigured, CodingAgent
 from taskmaster.agents.offline import OfflineCodingAgent
+from taskmaster.config import Settings
 from taskmaster.db.models import Project
 from taskmaster.projects import settings as project_settings
+from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.settings import AgentType
 
 KINDS: tuple[str, ...] = get_args(AgentKind)
@@ -82,5 +84,27 @@ class AgentRegistry:
 
 
 def default_agents() -> AgentRegistry:
-    """The agents every process has: `offline`. The AgentAPI and Codegen agents are registered by the runtime."""
+    """The agent that needs nothing: `offline` (tests add their own to it)."""
     return AgentRegistry({"offline": lambda project, choice: OfflineCodingAgent()})
+
+
+def coding_agents(settings: Settings, credentials: Credentials) -> AgentRegistry:
+    """Every coding agent a process can make: `offline`, the project's AgentAPI agent (sandboxed, its secrets from
+    `credentials`) and the Codegen API agent (`settings.codegen`). Their modules load on first use."""
+    registry = default_agents()
+
+    def agentapi(project: Project, choice: AgentChoice) -> CodingAgent:
+        from taskmaster.agents.agentapi.coding import AgentApiCodingAgent
+
+        return AgentApiCodingAgent.for_project(
+            project, settings=settings, credentials=credentials, agent_type=choice.type, command=choice.command
+        )
+
+    def codegen(project: Project, choice: AgentChoice) -> CodingAgent:
+        from taskmaster.agents.codegen.agent import CodegenAgent
+
+        return CodegenAgent.from_settings(settings)
+
+    registry.register("agentapi", agentapi)
+    registry.register("codegen", codegen)
+    return registry
