@@ -68,10 +68,13 @@ async def start_runs(
     if agent and agent not in AGENTS:
         raise InvalidInput(f"unknown agent {agent!r}: one of {', '.join(AGENTS)}")
     request_body = CodegenRequest(tasks=task, agent=agent or None)
-    async with services(request).db.transaction() as session:
+    app = services(request)
+    async with app.db.transaction() as session:
         chosen = await get_project(session, project)
         viewer.check_visible(chosen.id, f"project {project!r} does not exist")
-        started = await service.start(session, chosen.id, request_body, actor=viewer.principal.subject)
+        started = await service.start(
+            session, chosen.id, request_body, actor=viewer.principal.subject, agents=app.runtime.agents
+        )
     if len(started.runs) == 1:
         return RedirectResponse(f"/codegen/{started.runs[0].id}", status_code=303)
     return RedirectResponse(f"/codegen?project={chosen.name}", status_code=303)
