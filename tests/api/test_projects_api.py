@@ -15,6 +15,9 @@ def test_settings_are_read_and_patched_by_dotted_name(api: Api) -> None:
             "reviewer": "offline",
             "fail_on": "major",
             "min_confidence": 0.8,
+            "allowed": [],
+            "skip": None,
+            "max_tokens_per_chunk": 12000,
         }
 
         patched = http.patch(

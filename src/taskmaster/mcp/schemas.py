@@ -48,6 +48,8 @@ class ProjectView(BaseModel):
     has_webhook_secret: bool | None = None
     has_forge_token: bool | None = None
     settings: dict[str, Any] | None = None
+    agent_config: dict[str, Any] | None = None
+    """The coding agent's configuration, its secrets by name only."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
