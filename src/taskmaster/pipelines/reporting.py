@@ -14,6 +14,16 @@ from taskmaster.pipelines.report import PipelineReport, StepReport
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
 
 
+def forge_repo(project: Project) -> str | None:
+    """The repository as the project's forge names it (`owner/name`), or None when the project names none."""
+    if project.owner and project.repo_name:
+        return f"{project.owner}/{project.repo_name}"
+    # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
+    if project.forge == "local" and project.repository.startswith("/"):
+        return project.repository
+    return None
+
+
 async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tuple[Project, PipelineReport] | None:
     """The project and the report of a pipeline; None when it has no commit or its project names no repository."""
     pipeline = await session.get(Pipeline, pipeline_id)
@@ -22,10 +32,7 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
     project = await session.get(Project, pipeline.project_id)
     if project is None:
         return None
-    # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
-    repo = f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else None
-    if repo is None and project.forge == "local" and project.repository.startswith("/"):
-        repo = project.repository
+    repo = forge_repo(project)
     if repo is None:
         return None
     number = None
