@@ -71,7 +71,7 @@ async def review_model(settings: Settings, provider: str) -> AsyncIterator[LlmPr
 class ReviewServices:
     """What a review needs from its process (the runtime builds it once): the database, the mirror cache, the
     project credentials and forges, how to make a model (`make_llm`, default `review_model`) and a coding agent
-    (`make_agent`: None until the runtime wires AgentAPI; the `agentapi` reviewer is then skipped, saying so)."""
+    (`make_agent`: the runtime's `coding_agent`; without it the `agentapi` reviewer is skipped, saying so)."""
 
     db: Database
     settings: Settings
