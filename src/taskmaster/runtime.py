@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
+from taskmaster.agents.base import CodingAgent
 from taskmaster.agents.llm.base import LlmProvider
 from taskmaster.agents.llm.factory import planning_model
 from taskmaster.config import Settings
@@ -55,7 +56,9 @@ class Runtime:
         self.wake_webhooks: Callable[[], None] | None = None
         """Set by a worker running on this runtime: a local-forge event (a webhook delivery stored by this process)
         wakes its webhook loop instead of waiting for the next poll."""
-        self.review = ReviewServices(self.db, settings, self.mirror, self.credentials, self.forges)
+        self.review = ReviewServices(
+            self.db, settings, self.mirror, self.credentials, self.forges, make_agent=self.coding_agent
+        )
         """What the AI review uses (its `make_agent` is the coding agent of the `agentapi` reviewer)."""
 
         self.debuggers = default_debuggers(self.llm)
@@ -64,6 +67,14 @@ class Runtime:
 
     def _local_forge(self, project: Project) -> Forge:
         return LocalForge(self.db, project.id, on_event=self._local_event)
+
+    def coding_agent(self, project: Project) -> CodingAgent:
+        """The project's AgentAPI coding agent (`agent.type`, `agent.command`, `agentapi_config`), sandboxed;
+        AgentNotConfigured, before anything starts, when it cannot run here."""
+        # Imported here: the terminal emulation behind it is needed only when an agent runs.
+        from taskmaster.agents.agentapi.coding import AgentApiCodingAgent
+
+        return AgentApiCodingAgent.for_project(project, settings=self.settings, credentials=self.credentials)
 
     def _local_event(self) -> None:
         if self.wake_webhooks is not None:

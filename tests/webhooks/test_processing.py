@@ -240,3 +240,48 @@ async def test_a_forge_error_while_asking_about_a_commands_author_is_a_retried_f
         row = await session.get(WebhookDelivery, delivery_id)
     assert row is not None and (row.status, row.attempts) == ("retry", 1)
     assert row.error == "ConnectionError: forge unreachable"
+
+
+async def test_the_pull_requests_body_is_recorded_from_its_deliveries_and_kept_when_a_comment_arrives(
+    db: Database, settings: Settings
+) -> None:
+    project = await _project(db, settings)
+
+    async def body() -> str | None:
+        async with db.session() as session:
+            pull = await session.scalar(select(PullRequest))
+        assert pull is not None
+        return pull.body
+
+    opened = _pr("opened", sha="e" * 40)
+    await _deliver(db, project, "pull_request", opened)
+    await _drain(db, settings)
+    assert await body() == "This is a pretty simple change that we need to pull into master."
+
+    edited = _pr("edited", sha="e" * 40)
+    edited["pull_request"]["body"] = "Now with the reasons.\r\n\r\nAnd a second paragraph."
+    await _deliver(db, project, "pull_request", edited)
+    comment = payload("github/issue_comment/created_on_pull_request")
+    comment["issue"]["number"] = 2
+    comment["issue"]["body"] = "an older copy of the description"
+    await _deliver(db, project, "issue_comment", comment)
+    await _drain(db, settings)
+    assert await body() == "Now with the reasons.\r\n\r\nAnd a second paragraph."
+
+    cleared = _pr("edited", sha="e" * 40)
+    cleared["pull_request"]["body"] = None  # GitHub sends null for an empty description
+    await _deliver(db, project, "pull_request", cleared)
+    await _drain(db, settings)
+    assert await body() == ""
+
+
+def test_a_merge_requests_description_is_its_body_and_a_delivery_without_one_says_nothing() -> None:
+    event = gitlab.parse("Merge Request Hook", payload("gitlab/merge_request/open"))
+    assert event.pull_request is not None and event.pull_request.body == "adding build instructions to readme"
+    data = copy.deepcopy(payload("gitlab/merge_request/open"))
+    data["object_attributes"]["description"] = None
+    empty = gitlab.parse("Merge Request Hook", data)
+    assert empty.pull_request is not None and empty.pull_request.body == ""
+    del data["object_attributes"]["description"]
+    absent = gitlab.parse("Merge Request Hook", data)
+    assert absent.pull_request is not None and absent.pull_request.body is None

@@ -78,6 +78,8 @@ class PullRequestInfo(_Frozen):
 
     number: int  # GitHub number, GitLab iid: what people type after `#` / `!`
     title: str
+    body: str | None = None
+    """The description ("" when the forge sends none); None when this delivery does not carry it."""
     url: str | None = None
     state: PullRequestState
     draft: bool = False

@@ -22,6 +22,16 @@ from taskmaster.pipelines.report import PipelineReport, RecoveryReport, StepRepo
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
 
 
+def forge_repo(project: Project) -> str | None:
+    """The repository as the project's forge names it (`owner/name`), or None when the project names none."""
+    if project.owner and project.repo_name:
+        return f"{project.owner}/{project.repo_name}"
+    # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
+    if project.forge == "local" and project.repository.startswith("/"):
+        return project.repository
+    return None
+
+
 async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tuple[Project, PipelineReport] | None:
     """The project and the report of a pipeline; None when it has no commit, is a recovery trial (never shown on the
     forge as the pull request's status) or its project names no repository."""
@@ -31,10 +41,7 @@ async def pipeline_report(session: AsyncSession, pipeline_id: uuid.UUID) -> tupl
     project = await session.get(Project, pipeline.project_id)
     if project is None:
         return None
-    # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
-    repo = f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else None
-    if repo is None and project.forge == "local" and project.repository.startswith("/"):
-        repo = project.repository
+    repo = forge_repo(project)
     if repo is None:
         return None
     number = None

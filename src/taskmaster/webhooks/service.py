@@ -369,6 +369,8 @@ async def _record_pull_request(session: AsyncSession, project: Project, event: F
         row.author = info.author or row.author
         row.state, row.draft, row.merged = info.state, info.draft, info.merged
         row.url = info.url or row.url
+        if info.body is not None:
+            row.body = info.body
     await session.flush()
     return row
 

@@ -118,11 +118,12 @@ class Agent:
         self.draw_prompt()
 
 
-def main() -> None:
+def main(make: type[Agent] = Agent) -> None:
+    """Run `make()` (this agent, or a subclass answering otherwise) on the terminal until its input ends."""
     saved = termios.tcgetattr(0)
     tty.setraw(0)
     try:
-        agent = Agent()
+        agent = make()
         out(f"Scripted Agent (cwd {os.getcwd()})\n\n")
         agent.draw_prompt()
         pending = b""

@@ -168,6 +168,7 @@ class _Branch(PayloadModel):
 class _PullRequest(PayloadModel):
     number: int
     title: str = ""
+    body: str | None = None
     html_url: str | None = None
     state: str
     draft: bool | None = None
@@ -349,6 +350,7 @@ def _pull_request(event: str, data: Any, delivery: DeliveryIdentity | None) -> F
     info = PullRequestInfo(
         number=pr.number,
         title=pr.title,
+        body=(pr.body or "") if "body" in pr.model_fields_set else None,  # null: no description
         url=pr.html_url,
         state=state,
         draft=bool(pr.draft),

@@ -240,6 +240,7 @@ class _Commit(PayloadModel):
 class _MergeRequest(PayloadModel):
     iid: int
     title: str = ""
+    description: str | None = None
     url: str | None = None
     state: str | None = None
     action: str | None = None
@@ -408,6 +409,7 @@ def _pull_request_info(
     return PullRequestInfo(
         number=mr.iid,
         title=mr.title,
+        body=(mr.description or "") if "description" in mr.model_fields_set else None,  # null: no description
         url=mr.url,
         state=state,
         draft=draft,

@@ -4,20 +4,28 @@ one repair round."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from taskmaster.agents.base import CodingAgent, CodingJob
+from taskmaster.agents.base import AgentNotConfigured, CodingAgent, CodingJob
 from taskmaster.agents.llm.base import validation_feedback
 from taskmaster.config.settings import ModelPrice
 from taskmaster.costs.service import CallRecord, record_call
 from taskmaster.db.session import Database
 from taskmaster.templates.render import render
-from taskmaster.workflows.review.base import InvalidVerdict, ReviewAnswer, ReviewerUnavailable, ReviewJob
+from taskmaster.workflows.review.base import (
+    InvalidVerdict,
+    ReviewAnswer,
+    ReviewerNotConfigured,
+    ReviewerUnavailable,
+    ReviewJob,
+)
 from taskmaster.workflows.review.chunks import Chunk
 from taskmaster.workflows.review.llm import PURPOSE, TEMPLATE, prompt_variables
 from taskmaster.workflows.review.schemas import Verdict
@@ -60,12 +68,17 @@ class AgentReviewer:
         variables = {**prompt_variables(job.input, whole, 1, 1), "agent": True, "verdict_path": VERDICT_FILE}
         async with self.db.transaction() as session:
             prompt = await render(session, TEMPLATE, variables)
-        agent = self.make_agent()
+        try:
+            agent = self.make_agent()
+        except AgentNotConfigured as exc:
+            raise ReviewerNotConfigured(f"the reviewing agent cannot run: {exc.detail}") from None
         self._label = agent.label
         tokens_in = tokens_out = requests = 0
         try:
             text = prompt.text
             for round_number in (1, 2):
+                # The checkout is the pull request's tree: a verdict file it carries must not pass for the agent's.
+                await asyncio.to_thread(clear_verdict, checkout)
                 result = await agent.run(self._job(job, checkout, text))
                 requests += 1
                 tokens_in += result.input_tokens or 0
@@ -80,8 +93,10 @@ class AgentReviewer:
                     await job.log(f"{agent.label} wrote its verdict (round {round_number})\n")
                     return ReviewAnswer(verdict, tokens_in, tokens_out, requests)
                 await job.log(f"{agent.label}: invalid verdict in round {round_number}: {problem}\n")
+                # The whole request again: the repair round may be a new session that saw none of the first.
                 text = (
-                    f"The verdict you wrote to {VERDICT_FILE} is not valid:\n{problem}\n\n"
+                    f"{prompt.text}\n\n## Your previous verdict was not valid\n"
+                    f"The verdict written to {VERDICT_FILE} was not valid:\n{problem}\n\n"
                     f"Write it again, fixed, to the same file (JSON with summary, findings, meets_acceptance)."
                 )
             raise InvalidVerdict(
@@ -120,6 +135,15 @@ class AgentReviewer:
                 ),
                 prices=self.prices,
             )  # fmt: skip
+
+
+def clear_verdict(checkout: Path) -> None:
+    """Remove whatever is at the verdict's place in `checkout` (a file, a directory or a link the tree carries)."""
+    folder = checkout / Path(VERDICT_FILE).parent
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def read_verdict(checkout: Path, name: str) -> tuple[Verdict | None, str]:

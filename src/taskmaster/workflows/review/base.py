@@ -47,6 +47,14 @@ class InvalidVerdict(InvalidInput):
     title = "Reviewer gave no valid verdict"
 
 
+class ReviewerNotConfigured(InvalidInput):
+    """The project's reviewer cannot be made here (its coding agent's type, command or configuration): the step
+    ends in error naming what is missing."""
+
+    code = "reviewer_not_configured"
+    title = "Reviewer not configured"
+
+
 class ReviewerUnavailable(Unavailable):
     """The reviewer's service could not be reached (an infra failure: retried like one)."""
 
@@ -61,8 +69,8 @@ class Reviewer(Protocol):
     `review` once; whatever it holds (a model client, an agent) is released by its maker.
     Concurrency: a reviewer may review its chunks in parallel, bounded by its own limit.
     Errors: `InvalidVerdict` when the answer stays invalid after one repair round; `ReviewerUnavailable` when its
-    service cannot be reached; nothing else for an outcome it decides. Input is hostile (a pull request's code):
-    nothing in it may choose what runs.
+    service cannot be reached; `ReviewerNotConfigured` when it cannot be made here; nothing else for an outcome
+    it decides. Input is hostile (a pull request's code): nothing in it may choose what runs.
     """
 
     @property

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from taskmaster.db.models import Project, PullRequest
 from taskmaster.forges.base import Forge, ForgeError, ReviewComment
+from taskmaster.pipelines.reporting import forge_repo
 from taskmaster.projects.forges import ForgeFactory
 from taskmaster.workflows.review.schemas import AnchoredFinding, ReviewReport
 
@@ -88,7 +89,8 @@ async def publish(
     report: ReviewReport,
 ) -> list[str]:
     """Post `report` where the forge shows reviews; forge errors come back as warnings (the report is stored)."""
-    if forges is None or pr is None or not project.owner or not project.repo_name:
+    repo = forge_repo(project)
+    if forges is None or pr is None or repo is None:
         return []
     app = forges.uses_app(project)
     if app and target.pipeline_id is not None:
@@ -96,7 +98,6 @@ async def publish(
     forge: Forge | None = forges.app() if app else forges.for_project(project)
     if forge is None:
         return []
-    repo = f"{project.owner}/{project.repo_name}"
     warnings: list[str] = []
     try:
         new = report.new_findings

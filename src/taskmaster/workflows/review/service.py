@@ -48,6 +48,8 @@ log = structlog.stdlib.get_logger("taskmaster.workflows.review")
 RULE_FILES = (".taskmaster/review.md", "AGENTS.md", "CLAUDE.md")
 RULES_LIMIT = 16_000
 """Characters of each rule file the reviewer reads."""
+BODY_LIMIT = 8_000
+"""Characters of the pull request's body the reviewer reads."""
 STEP_LOG_LIMIT = 3_000
 """Characters of a failing step's log tail the reviewer reads."""
 
@@ -69,7 +71,7 @@ async def review_model(settings: Settings, provider: str) -> AsyncIterator[LlmPr
 class ReviewServices:
     """What a review needs from its process (the runtime builds it once): the database, the mirror cache, the
     project credentials and forges, how to make a model (`make_llm`, default `review_model`) and a coding agent
-    (`make_agent`: None until the runtime wires AgentAPI; the `agentapi` reviewer is then skipped, saying so)."""
+    (`make_agent`: the runtime's `coding_agent`; without it the `agentapi` reviewer is skipped, saying so)."""
 
     db: Database
     settings: Settings
@@ -159,6 +161,7 @@ async def review(
         base_sha=base,
         head_sha=target.sha,
         title=(subject.pr.title or "") if subject.pr else "",
+        body=((subject.pr.body or "") if subject.pr else "")[:BODY_LIMIT],
         acceptance=subject.acceptance,
         rules=rules,
         steps=subject.steps,
