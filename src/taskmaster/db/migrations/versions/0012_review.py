@@ -1,7 +1,7 @@
 """review: AI review reports and their findings (with fingerprints, so a finding is posted once per PR)
 
 Revision ID: 0012_review
-Revises: 0009_ai_calls
+Revises: 0010_local_forge
 Create Date: 2026-12-05 01:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from taskmaster.db.base import JsonType, UtcDateTime
 
 revision: str = "0012_review"
-down_revision: str | None = "0009_ai_calls"
+down_revision: str | None = "0010_local_forge"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

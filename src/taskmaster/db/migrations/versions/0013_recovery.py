@@ -1,7 +1,7 @@
 """recovery: rounds of AI recovery, trial pipelines and the manual-review issue of a pipeline
 
 Revision ID: 0013_recovery
-Revises: 0009_ai_calls
+Revises: 0012_review
 Create Date: 2026-12-05 01:20:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from taskmaster.db.base import UtcDateTime
 
 revision: str = "0013_recovery"
-down_revision: str | None = "0009_ai_calls"
+down_revision: str | None = "0012_review"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
