@@ -11,7 +11,15 @@ from sqlalchemy import ColumnElement, LargeBinary, and_, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, NotFound
-from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound, StepAttempt, StepLog
+from taskmaster.db.models import (
+    Pipeline,
+    PipelineStep,
+    Project,
+    RecoveryRound,
+    ReviewReport,
+    StepAttempt,
+    StepLog,
+)
 from taskmaster.pipelines.logs import LogChunk, chunks_query
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
@@ -34,6 +42,8 @@ class PipelineDetail:
     steps: list[StepDetail]
     recovery: list[RecoveryRound] = field(default_factory=list)
     """Its recovery rounds, by step and round."""
+    reviews: list[ReviewReport] = field(default_factory=list)
+    """The latest AI review report of each of its review steps, by step name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +98,8 @@ async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipelin
 
 
 async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineDetail:
-    """The pipeline with its steps (plan order) and every attempt of each (three queries)."""
+    """The pipeline with its steps (plan order), every attempt of each, its recovery rounds and its latest review
+    report per review step."""
     pipeline = await get_pipeline(session, pipeline_id)
     steps = list(
         await session.scalars(
@@ -107,7 +118,17 @@ async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineD
         .where(RecoveryRound.pipeline_id == pipeline_id)
         .order_by(RecoveryRound.step_name, RecoveryRound.round)
     )
-    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps], list(rounds))
+    latest: dict[str, ReviewReport] = {}
+    for report in await session.scalars(
+        select(ReviewReport).where(ReviewReport.pipeline_id == pipeline_id).order_by(ReviewReport.created_at)
+    ):
+        latest[report.step_name or ""] = report
+    return PipelineDetail(
+        pipeline,
+        [StepDetail(step, attempts[step.id]) for step in steps],
+        list(rounds),
+        [latest[name] for name in sorted(latest)],
+    )
 
 
 async def get_state(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineState:
