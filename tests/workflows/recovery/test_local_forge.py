@@ -5,20 +5,25 @@ its own checkout, and the fix is pushed to the pull request's branch, or after t
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 
+from taskmaster.db import migrate
 from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound, WorkflowRun
 from taskmaster.forges.local import service
 from taskmaster.forges.local.forge import LocalForge
 from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
+from tests.cli.conftest import TASKMASTER, clean_env
 from tests.support.git import commit, git
 from tests.support.pipelines import Harness
 from tests.workflows.recovery.conftest import BROKEN, FIXED, TEST
@@ -111,6 +116,20 @@ async def _describe(harness: Harness) -> str:
     return "\n".join(lines)
 
 
+async def _cli(harness: Harness, *args: str) -> Any:
+    """`taskmaster ARGS` as a person runs it, on the test's database; its JSON output."""
+    if harness.settings.embedded:
+        # The test's schema is the models' (no Alembic revision): marked at head, as the command migrates SQLite.
+        async with harness.db.engine.begin() as connection:
+            await connection.run_sync(migrate._with_connection, command.stamp, "head")
+    env = clean_env(TASKMASTER_HOME=str(harness.settings.state_dir))
+    if harness.settings.database.url:
+        env["DATABASE_URL"] = harness.settings.database.url
+    done = subprocess.run([TASKMASTER, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def _ended(*statuses: PipelineStatus) -> Callable[[list[Pipeline]], bool]:
     return lambda found: [p.status for p in found] == [s.value for s in statuses]
 
@@ -160,6 +179,9 @@ async def test_an_agent_that_cannot_fix_it_fails_the_pipeline_after_two_rounds_w
     ]
     assert all("+add() { echo $(($1 * $2)); }" in (r.patch or "") for r in rounds)
     [issue] = issues
+    listed = await _cli(harness, "issue", "list", "-p", harness.project.name, "--json")
+    shown = await _cli(harness, "issue", "show", "-p", harness.project.name, str(issue.number), "--json")
+    assert [(i["number"], i["title"]) for i in listed] == [(issue.number, issue.title)] and shown["body"] == issue.body
     assert pipeline.review_issue_url is not None and pipeline.review_issue_url.endswith(f"/issues/{issue.number}")
     assert f"step 'test' of pipeline {pipeline.id} failed" in issue.title
     assert "### Round 1: red (agentapi:custom" in issue.body and "### Round 2: red (agentapi:custom" in issue.body
