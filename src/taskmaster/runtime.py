@@ -25,8 +25,8 @@ from taskmaster.secrets import SecretBox
 from taskmaster.workflows.codegen.agents import AgentRegistry, coding_agents
 from taskmaster.workflows.codegen.run import CodegenWorkflow
 from taskmaster.workflows.recovery import RecoveryWorkflow
-from taskmaster.workflows.recovery.base import RecoveryServices
-from taskmaster.workflows.recovery.debuggers import default_debuggers
+from taskmaster.workflows.recovery.base import Debugger, RecoveryServices
+from taskmaster.workflows.recovery.debuggers import AgentDebugger, CodegenDebugger, default_debuggers
 from taskmaster.workflows.recovery.service import DebugRecovery
 from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
 from taskmaster.workflows.review import ReviewWorkflow
@@ -61,9 +61,23 @@ class Runtime:
         )
         """What the AI review uses (its `make_agent` is the coding agent of the `agentapi` reviewer)."""
 
-        self.debuggers = default_debuggers(self.llm)
-        """The recovery agents by `recovery.agent` name; `agentapi` and `codegen` are added where their coding
-        agents are built (`with_debuggers`)."""
+        self.debuggers = default_debuggers(self.llm).with_debuggers(
+            agentapi=self._agentapi_debugger, codegen=self._codegen_debugger
+        )
+        """The recovery agents by `recovery.agent` name: the providers, the project's coding agent through
+        AgentAPI (`agent.type`/`agent.command`, sandboxed, in a fresh checkout) and Codegen."""
+
+    def _agentapi_debugger(self, project: Project) -> Debugger:
+        from taskmaster.agents.agentapi.coding import AgentApiCodingAgent
+
+        return AgentDebugger.checked(
+            lambda: AgentApiCodingAgent.for_project(project, settings=self.settings, credentials=self.credentials)
+        )
+
+    def _codegen_debugger(self, project: Project) -> Debugger:
+        from taskmaster.agents.codegen.agent import CodegenAgent
+
+        return CodegenDebugger(CodegenAgent.from_settings(self.settings))
 
     def _local_forge(self, project: Project) -> Forge:
         return LocalForge(self.db, project.id, on_event=self._local_event)

@@ -202,3 +202,52 @@ async def test_a_live_cursor_with_a_non_ascii_digit_is_a_422_page_not_a_500(
     with dashboard.client(Role.viewer) as client:
         bad = client.get(f"/pipelines/{pipeline}/live", params={"after": "test:\u00b2"})
     assert bad.status_code == 422 and "not a log resume token" in bad.text
+
+
+async def test_the_pipeline_page_shows_recovery_rounds_the_manual_review_issue_and_the_review_report(
+    dashboard: Dashboard, settings: Settings
+) -> None:
+    from taskmaster.db.models import Pipeline, RecoveryRound, ReviewReport
+    from taskmaster.db.session import Database
+
+    project = await add_project(settings)
+    pipeline = await add_pipeline(settings, project, steps={"test": ("failed", [], "FAILED\n")})
+    plain = await add_pipeline(settings, project, steps={"test": ("success", [], "ok\n")})
+    patch = "--- a/app.sh\n+++ b/app.sh\n@@ -1 +1 @@\n-<b>old</b>\n+new\n"
+    db = Database.from_settings(settings)
+    try:
+        async with db.transaction() as session:
+            row = await session.get(Pipeline, pipeline)
+            assert row is not None
+            row.review_issue_url = f"/api/projects/{project}/issues/3"
+            session.add_all([
+                RecoveryRound(pipeline_id=pipeline, step_name="test", round=1, agent="agentapi:custom",
+                              input_tokens=1200, output_tokens=340, cost_usd=0.0123, patch=patch, result="red",
+                              detail="trial ended failed: FAILED", fix_sha="f" * 40),
+                RecoveryRound(pipeline_id=pipeline, step_name="test", round=2, agent="openai", input_tokens=10,
+                              output_tokens=20, result="no_fix", detail="the agent found no fix"),
+                ReviewReport(project_id=project, pipeline_id=pipeline, step_name="review", commit_sha="a" * 40,
+                             reviewer="offline", passed=False, report={
+                                 "markdown": "### Review\n\n1 blocker: <script>x</script>",
+                                 "coverage": [{"path": "app.sh", "status": "reviewed", "reason": None},
+                                              {"path": "poetry.lock", "status": "skipped", "reason": "lock file"}],
+                             }),
+            ])  # fmt: skip
+    finally:
+        await db.dispose()
+
+    with dashboard.client(Role.viewer) as client:
+        page = client.get(f"/pipelines/{pipeline}").text
+        other = client.get(f"/pipelines/{plain}").text
+
+    rounds = re.findall(r'<tr class="round" data-step="test" data-round="(\d)">(.*?)</tr>', page, re.S)
+    assert [number for number, _ in rounds] == ["1", "2"]
+    first, second = (re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip() for _, html in rounds)
+    assert first.startswith("test 1 agentapi:custom red trial ended failed: FAILED Patch")
+    assert first.endswith("ffffffffffff 1200 in · 340 out $0.0123")
+    assert second == "test 2 openai no_fix the agent found no fix – 10 in · 20 out –"
+    assert "-&lt;b&gt;old&lt;/b&gt;" in page and "<b>old</b>" not in page
+    assert f'<a href="/api/projects/{project}/issues/3">the issue for manual review</a>' in page
+    assert "1 blocker: &lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
+    assert "Coverage: 2 file(s)" in page and "<code>poetry.lock</code></td><td>skipped</td><td>lock file</td>" in page
+    assert 'id="recovery"' not in other and 'id="reviews"' not in other

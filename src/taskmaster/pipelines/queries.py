@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import Conflict, NotFound
 from taskmaster.costs.service import CostTotal, total
-from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound, StepAttempt, StepLog
+from taskmaster.db.models import (
+    Pipeline,
+    PipelineStep,
+    Project,
+    RecoveryRound,
+    ReviewReport,
+    StepAttempt,
+    StepLog,
+)
 from taskmaster.pipelines.logs import LogChunk, chunks_query
 from taskmaster.pipelines.runs import create_run
 from taskmaster.pipelines.states import PipelineStatus
@@ -35,6 +43,8 @@ class PipelineDetail:
     steps: list[StepDetail]
     recovery: list[RecoveryRound] = field(default_factory=list)
     """Its recovery rounds, by step and round."""
+    reviews: list[ReviewReport] = field(default_factory=list)
+    """The latest AI review report of each of its review steps, by step name."""
     ai: CostTotal = field(default_factory=lambda: CostTotal(0, 0, 0, 0.0))
 
 
@@ -90,7 +100,8 @@ async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID) -> Pipelin
 
 
 async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineDetail:
-    """The pipeline with its steps (plan order), every attempt of each, and its AI calls summed (four queries)."""
+    """The pipeline with its steps (plan order), every attempt of each, its recovery rounds, its latest review
+    report per review step and its AI calls summed."""
     pipeline = await get_pipeline(session, pipeline_id)
     steps = list(
         await session.scalars(
@@ -109,8 +120,18 @@ async def get_detail(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineD
         .where(RecoveryRound.pipeline_id == pipeline_id)
         .order_by(RecoveryRound.step_name, RecoveryRound.round)
     )
-    ai = await total(session, pipeline_id=pipeline_id)
-    return PipelineDetail(pipeline, [StepDetail(step, attempts[step.id]) for step in steps], list(rounds), ai)
+    latest: dict[str, ReviewReport] = {}
+    for report in await session.scalars(
+        select(ReviewReport).where(ReviewReport.pipeline_id == pipeline_id).order_by(ReviewReport.created_at)
+    ):
+        latest[report.step_name or ""] = report
+    return PipelineDetail(
+        pipeline,
+        [StepDetail(step, attempts[step.id]) for step in steps],
+        list(rounds),
+        [latest[name] for name in sorted(latest)],
+        await total(session, pipeline_id=pipeline_id),
+    )
 
 
 async def get_state(session: AsyncSession, pipeline_id: uuid.UUID) -> PipelineState:

@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from taskmaster.agents.base import AgentKind, AgentResult, CodingJob, StartedCallback
 from taskmaster.config.settings import LlmSettings
-from taskmaster.db.models import AiCall, RecoveryRound
+from taskmaster.db.models import AiCall, Project, RecoveryRound
 from taskmaster.pipelines.states import PipelineStatus
+from taskmaster.workflows.recovery.base import DebuggerRegistry
 from taskmaster.workflows.recovery.debuggers import AgentDebugger
 from tests.agents.llm.fakes import ANTHROPIC_KEY, serve, user_prompt
 from tests.support.git import git
@@ -100,12 +101,23 @@ async def test_an_agent_that_deletes_the_test_and_plants_a_symlink_is_refused(ri
 
 async def test_an_unknown_recovery_agent_fails_the_step_with_the_reason(rig_factory: Callable[..., Any]) -> None:
     rig: Rig = await rig_factory(recovery={"agent": "codegen"})
+    rig.runtime.debuggers = DebuggerRegistry({k: v for k, v in rig.runtime.debuggers.items() if k != "codegen"})
     pipeline = await rig.pipeline()
 
     assert await rig.run(pipeline.id) is PipelineStatus.FAILED
 
     _, steps, _ = await load(rig.db, pipeline.id)
     assert "recovery could not run: no recovery agent 'codegen' in this process" in (steps["test"].error_message or "")
+
+
+async def test_codegen_without_its_key_fails_the_step_naming_the_setting(rig_factory: Callable[..., Any]) -> None:
+    rig: Rig = await rig_factory(recovery={"agent": "codegen"})
+    pipeline = await rig.pipeline()
+
+    assert await rig.run(pipeline.id) is PipelineStatus.FAILED
+
+    _, steps, _ = await load(rig.db, pipeline.id)
+    assert "recovery could not run: the codegen agent needs CODEGEN_API_KEY" in (steps["test"].error_message or "")
 
 
 async def test_an_anthropic_model_answers_through_the_real_sdk_and_its_fix_is_pushed(
@@ -127,3 +139,24 @@ async def test_an_anthropic_model_answers_through_the_real_sdk_and_its_fix_is_pu
         [round_] = (await session.scalars(select(RecoveryRound))).all()
     assert (round_.result, round_.agent, round_.input_tokens, round_.output_tokens) == ("pushed", "anthropic", 10, 20)
     assert git(rig.repo, "rev-parse", BRANCH) == round_.fix_sha
+
+
+async def test_the_runtimes_agentapi_debugger_without_a_command_fails_the_step_naming_the_setting(
+    rig_factory: Callable[..., Any],
+) -> None:
+    rig: Rig = await rig_factory(recovery={"agent": "agentapi", "mode": "push"})
+    async with rig.db.transaction() as session:
+        project = await session.get(Project, rig.project.id)
+        assert project is not None
+        project.settings = {**(project.settings or {}), "agent": {"type": "custom"}}
+    pipeline = await rig.pipeline()
+
+    assert await rig.run(pipeline.id) is PipelineStatus.FAILED
+
+    _, steps, _ = await load(rig.db, pipeline.id)
+    assert "recovery could not run: project" in (steps["test"].error_message or "")
+    assert "a custom agent needs a command (project update --set agent.command=…)" in (
+        steps["test"].error_message or ""
+    )
+    async with rig.db.session() as session:
+        assert (await session.scalars(select(RecoveryRound))).all() == [], "no round starts"

@@ -114,6 +114,6 @@ async def test_the_worker_runs_recovery_with_the_runtimes_debuggers(fake_harness
     kind = worker.workflows.registry["recovery"]
     assert isinstance(kind, RecoveryWorkflow) and isinstance(kind.handler, DebugRecovery)
     assert kind.handler.services.debuggers is runtime.debuggers
-    assert sorted(runtime.debuggers) == ["anthropic", "ollama", "openai"]
+    assert sorted(runtime.debuggers) == ["agentapi", "anthropic", "codegen", "ollama", "openai"]
     assert kind.handler.services.trial_owner == worker.worker_id
     await runtime.aclose()

@@ -1,11 +1,13 @@
 """The debuggers: a language model that answers with a diff (`ProviderDebugger`), a coding agent that edits its own
-checkout (`AgentDebugger`, whose checkout's diff is the patch), and Codegen, to which the failure is handed off."""
+checkout (`AgentDebugger`, whose checkout's diff is the patch), and Codegen, to which the failure is handed off
+(`CodegenDebugger`, continuing the run that made the pull request when there is one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskmaster.agents.base import AgentNotConfigured, CodingAgent, CodingJob
 from taskmaster.agents.llm.base import LlmProvider, Usage
@@ -14,6 +16,9 @@ from taskmaster.workflows.recovery.base import DebugAnswer, DebuggerFactory, Deb
 from taskmaster.workflows.recovery.checks import MAX_PATCH_BYTES
 from taskmaster.workflows.recovery.gitops import checkout_diff
 from taskmaster.workflows.recovery.schemas import DebugVerdict
+
+if TYPE_CHECKING:
+    from taskmaster.agents.codegen.agent import CodegenAgent
 
 SYSTEM = (
     "You are the debugger of a CI system. A pipeline step failed for its code. Find the cause in the code under "
@@ -84,6 +89,16 @@ class AgentDebugger:
         self.handoff = handoff
         self.timeout = timeout
         self._label = "agent"
+        self._spare: CodingAgent | None = None
+
+    @classmethod
+    def checked(cls, make_agent: AgentFactory, *, timeout: float = 1800.0) -> AgentDebugger:
+        """A debugger whose first agent is made now, so that `AgentNotConfigured` (no command, no sandbox) is
+        raised when recovery starts rather than in every round; that agent serves the first round."""
+        debugger = cls(make_agent, timeout=timeout)
+        debugger._spare = make_agent()
+        debugger._label = debugger._spare.label
+        return debugger
 
     @property
     def label(self) -> str:
@@ -91,7 +106,7 @@ class AgentDebugger:
 
     async def debug(self, request: DebugInput, workspace: Path | None) -> DebugAnswer:
         assert workspace is not None, "an agent debugger gets a checkout"
-        agent = self._make_agent()
+        agent, self._spare = (self._spare or self._make_agent()), None
         self._label = agent.label
         try:
             job = CodingJob(
@@ -118,7 +133,49 @@ class AgentDebugger:
         )
 
     async def aclose(self) -> None:
-        return None
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await spare.aclose()
+
+
+class CodegenDebugger:
+    """Hands the failure to Codegen, which pushes its own fix: a follow-up to the Codegen run that made the pull
+    request when the pipeline records one (`DebugInput.resume_id`, a run id), else a new run asked to open a pull
+    request into the failing branch. No checkout here: Codegen works on its own clone."""
+
+    needs_checkout = False
+    label = "codegen"
+
+    def __init__(self, agent: CodegenAgent, *, timeout: float = 1800.0) -> None:
+        self.agent = agent
+        self.timeout = timeout
+
+    async def debug(self, request: DebugInput, workspace: Path | None) -> DebugAnswer:
+        resume = (request.resume_id or "").strip()
+        if resume.isdigit():
+            result = await self.agent.resume(resume, request.prompt, timeout=self.timeout)
+        else:
+            job = CodingJob(
+                project_id=request.project_id, project_name=request.project_name, task_number=None,
+                title=f"Fix the failing step '{request.step_name}'", prompt=request.prompt,
+                checkout=workspace or Path("."), branch=f"taskmaster/fix-{str(request.pipeline_id)[:8]}",
+                base_branch=request.branch or "", timeout=self.timeout, repository=request.repository,
+                metadata={"pipeline_id": str(request.pipeline_id), "step": request.step_name},
+            )  # fmt: skip
+            result = await self.agent.run(job)
+        if not result.ok:
+            raise Unavailable(
+                f"the Codegen run {result.external_id or ''} did not finish: {result.failure}: {result.error}"
+            )
+        where = f" (run {result.external_id})" if result.external_id else ""
+        return DebugAnswer(
+            patch=None, explanation=(result.summary or "handed to Codegen") + where, agent=self.label,
+            input_tokens=result.input_tokens or 0, output_tokens=result.output_tokens or 0,
+            cost_usd=result.cost_usd, handed_off=True,
+        )  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self.agent.aclose()
 
 
 PROVIDERS = ("anthropic", "openai", "ollama")

@@ -234,9 +234,29 @@ class DebugRecovery:
                 await push_branch(checkout, project.repository, fix_sha, context.branch, token=self._token(project))
             except TaskmasterError as exc:
                 return await self._finish(row, "error", detail=f"the fix passed but could not be pushed: {exc.detail}")
-            return await self._finish(row, "pushed", detail=f"pushed {fix_sha[:12]} to {context.branch}")
+            done = await self._finish(row, "pushed", detail=f"pushed {fix_sha[:12]} to {context.branch}")
+            await self._announce_push(context)
+            return done
         where = await self._suggest(context, fix_sha, patch, explanation)
         return await self._finish(row, "suggested", detail=where)
+
+    async def _announce_push(self, context: _Context) -> None:
+        """Tell a local forge of the pushed fix: it has no push hook and learns of new commits on a pull request's
+        branch when the pull request is read, which raises its `synchronize` event (the fix's own pipeline). A
+        remote forge sends its webhook by itself."""
+        project = context.project
+        if project.forge != "local" or context.pr_number is None or (repo := _forge_repo(project)) is None:
+            return
+        forge = self.services.forges.for_project(project)
+        if forge is None:
+            return
+        try:
+            await forge.get_pull_request(repo, context.pr_number)
+        except ForgeError as exc:  # the fix is pushed; its pipeline then starts when the pull request is next read
+            log.warning("the local forge was not told of a pushed fix", pipeline_id=str(context.pipeline.id),
+                        error=exc.detail)  # fmt: skip
+        finally:
+            await forge.aclose()
 
     async def _suggest(self, context: _Context, fix_sha: str, patch: str, explanation: str) -> str:
         project = context.project
