@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskmaster.audit import service as audit
 from taskmaster.core.clock import utcnow
 from taskmaster.core.errors import InvalidInput, NotFound
-from taskmaster.db.models import Task, WorkflowRun, WorkflowStep
+from taskmaster.db.models import PullRequest, Task, WorkflowRun, WorkflowStep
 from taskmaster.tasks import service as tasks
 from taskmaster.workflows import service as runs
 from taskmaster.workflows.base import LIVE_RUN_STATUSES
@@ -232,3 +232,26 @@ def _out(run: WorkflowRun, steps: list[WorkflowStep], titles: dict[uuid.UUID, st
         started_at=run.started_at,
         finished_at=run.finished_at,
     )
+
+
+async def agent_run_of_pull_request(session: AsyncSession, pull_request_id: uuid.UUID) -> str | None:
+    """The external id of the agent run that made this pull request (a Codegen run id), when a code-generation
+    run of its task recorded one; None otherwise. Recovery continues that run rather than starting another."""
+    task_id = await session.scalar(select(PullRequest.task_id).where(PullRequest.id == pull_request_id))
+    if task_id is None:
+        return None
+    query = (
+        select(WorkflowRun.params, WorkflowStep.output)
+        .join(WorkflowRun, WorkflowRun.id == WorkflowStep.run_id)
+        .where(
+            WorkflowRun.kind == KIND,
+            WorkflowRun.trigger_key == f"{KIND}:{trigger_subject(task_id)}",
+            WorkflowStep.name.in_(("agent", "agent_started")),
+        )
+        .order_by(WorkflowRun.created_at.desc())
+    )
+    for params, output in await session.execute(query):
+        external = (output or {}).get("external_id")
+        if external and (params or {}).get("agent") == "codegen":
+            return str(external)
+    return None

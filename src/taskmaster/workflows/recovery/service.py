@@ -30,6 +30,7 @@ from taskmaster.pipelines.states import PipelineStatus, StepStatus
 from taskmaster.pipelines.trials import create_trial
 from taskmaster.projects import settings as project_settings
 from taskmaster.templates.render import render
+from taskmaster.workflows.codegen import service as codegen_runs
 from taskmaster.workflows.recovery.base import (
     Debugger,
     DebugInput,
@@ -147,11 +148,16 @@ class DebugRecovery:
                 "earlier": [PriorRound(r.round, r.patch, r.result, r.detail) for r in earlier],
             })  # fmt: skip
             row = await _start_round(session, context, number, debugger.label, prompt.name, prompt.version, run_id)
+            made_by = (
+                await codegen_runs.agent_run_of_pull_request(session, pipeline.pull_request_id)
+                if pipeline.pull_request_id is not None
+                else None
+            )
         request = DebugInput(
             project_id=project.id, project_name=project.name, pipeline_id=pipeline.id,
             step_name=context.step.step_name, round=number, commit_sha=sha, branch=context.branch,
             repository=_forge_repo(project), prompt=prompt.text, template_name=prompt.name,
-            template_version=prompt.version, resume_id=pipeline.agentapi_session_id,
+            template_version=prompt.version, resume_id=made_by or pipeline.agentapi_session_id,
         )  # fmt: skip
         scratch = self.services.workspace_root / "recovery" / f"{pipeline.id}-{number}-{uuid.uuid4().hex[:8]}"
         try:
