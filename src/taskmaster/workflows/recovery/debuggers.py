@@ -79,8 +79,9 @@ AgentFactory = Callable[[], CodingAgent]
 class AgentDebugger:
     """A coding agent (`CodingAgent`) edits a fresh checkout of the commit; the checkout's diff is the patch.
 
-    `handoff` (Codegen): the agent pushes its own fix to the pull request (continuing the run that made it (found through the PR's task, `workflows/codegen/service.agent_run_of_pull_request`), when
-    known); the round records the hand-off and there is no patch to try here."""
+    `handoff` (Codegen): the agent pushes its own fix to the pull request, continuing the run that made it when
+    known (found through the PR's task: `workflows/codegen/service.agent_run_of_pull_request`); the round records
+    the hand-off and there is no patch to try here."""
 
     needs_checkout = True
 
