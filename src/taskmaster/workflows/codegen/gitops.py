@@ -82,13 +82,15 @@ class Git:
         await self.run("add", "-A", "--", ".")
         status = await self.run("diff", "--cached", "--no-renames", "--name-status", "-z", base_sha)
         parts = [part for part in status.split("\0") if part]
-        paths, deleted = [], []
+        paths, deleted, added = [], [], 0
         for kind, path in zip(parts[0::2], parts[1::2], strict=False):
             paths.append(path)
             if kind == "D":
                 deleted.append(path)
+            added += kind == "A"
         before = len([p for p in (await self.run("ls-tree", "-r", "-z", "--name-only", base_sha)).split("\0") if p])
-        after = len([p for p in (await self.run("ls-files", "-z")).split("\0") if p])
+        # Without renames every staged path is added (A), deleted (D) or changed in place: no `ls-files` needed.
+        after = before + added - len(deleted)
         links = []
         for path in paths:
             target = self.checkout / path
