@@ -109,6 +109,9 @@ class CodegenParts:
     agents: AgentRegistry
     agent_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     """`worker.codegen_concurrency`: the agents this process runs at once."""
+    preparing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """As many: the runs claiming, checking out and rendering their prompt at once, so that the first runs reach
+    their agent first instead of every run in flight sharing the CPU until all are ready."""
     slot_freed: asyncio.Condition = field(default_factory=asyncio.Condition)
     """Notified when a run of this process frees a project slot, so that its waiters need not poll for it."""
 
@@ -131,6 +134,7 @@ class CodegenWorkflow:
         self.parts = CodegenParts(
             settings, mirror, credentials, forges, agents or default_agents(),
             agent_slots=asyncio.Semaphore(settings.worker.codegen_concurrency),
+            preparing=asyncio.Semaphore(settings.worker.codegen_concurrency),
         )  # fmt: skip
 
     async def run(self, db: Database, run: RunInput) -> RunResult:
@@ -153,6 +157,7 @@ class _Run:
         self.info: dict[str, Any] = {}
         self._release_slots: Callable[[], Awaitable[None]] = _nothing
         self._holds_slot = False
+        self._preparing = False
         self._project_row: Project | None = None
         self._task_row: Task | None = None
 
@@ -160,6 +165,8 @@ class _Run:
 
     async def go(self) -> RunResult:
         try:
+            await self.parts.preparing.acquire()
+            self._preparing = True
             claim = await self._claim()
             if claim.get("not_ready"):
                 return RunResult("failed", {"stage": "claim", "reason": "not ready"}, claim["not_ready"])
@@ -168,6 +175,7 @@ class _Run:
             change = await self.journal.output("commit")
             if change is None:
                 change = await self._make_change()
+            self._prepared()
             if change.get("agent_pull_request_url"):
                 pull = await self._step("pull_request", self._find_agents_pull_request)
             else:
@@ -189,10 +197,16 @@ class _Run:
             result = {"stage": failed.stage, "reason": failed.reason, "task_status": status}
             return RunResult("failed", result, f"{failed.stage}: {failed.reason}"[:1000])
         finally:
+            self._prepared()
             with contextlib.suppress(Exception):
                 # A run that failed or was canceled holding it, or a resumed run's slot from its earlier attempt.
                 await self._free_slot(force=self.run.attempt > 1)
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    def _prepared(self) -> None:
+        if self._preparing:
+            self._preparing = False
+            self.parts.preparing.release()
 
     async def _step(self, name: str, fn: Any) -> dict[str, Any]:
         self.stage = name
@@ -355,6 +369,7 @@ class _Run:
         made = await self._timed("checkout", checkout, announce=False)
         base_sha = made["base_sha"]
         prompt_out = await self._timed("prompt", lambda: self._prompt(project, task), announce=False)
+        self._prepared()
         agent_out = await self._agent_slot(project, task, prompt_out)
         if agent_out.get("pull_request_url"):
             output = {"agent_pull_request_url": agent_out["pull_request_url"], "head_branch": agent_out["head_branch"]}
