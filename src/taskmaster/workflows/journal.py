@@ -105,14 +105,18 @@ class Journal:
         return await steps_of(self.db, self.run_id)
 
     async def _started(self, name: str, *, at: datetime | None = None) -> None:
-        now = at or utcnow()
         async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
-            row = await self._row(session, name)
-            if row is None:
-                session.add(WorkflowStep(run_id=self.run_id, name=name, output={}, attempt=self.attempt,
-                                         started_at=now, finished_at=None))  # fmt: skip
-            else:
-                row.started_at, row.finished_at, row.attempt, row.output = now, None, self.attempt, {}
+            await self.start_in(session, name, at=at)
+
+    async def start_in(self, session: Any, name: str, *, at: datetime | None = None) -> None:
+        """Record `name` as started (not finished) in the caller's transaction."""
+        now = at or utcnow()
+        row = await self._row(session, name)
+        if row is None:
+            session.add(WorkflowStep(run_id=self.run_id, name=name, output={}, attempt=self.attempt,
+                                     started_at=now, finished_at=None))  # fmt: skip
+        else:
+            row.started_at, row.finished_at, row.attempt, row.output = now, None, self.attempt, {}
 
     async def _row(self, session: Any, name: str) -> WorkflowStep | None:
         query = select(WorkflowStep).where(WorkflowStep.run_id == self.run_id, WorkflowStep.name == name)

@@ -238,12 +238,13 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------------ admission
 
-    async def _admit(self) -> None:
+    async def _admit(self, *, start: str) -> bool:
         """Wait for one of the project's `codegen.max_parallel` agent slots (a `slot` step of a `running` run, kept
-        until its agent ends: a run resumed inside its agent holds it again)."""
+        until its agent ends: a run resumed inside its agent holds it again). A new slot is taken in the transaction
+        that records step `start` as started; True then."""
         if await self.journal.output("slot") is not None:
             self._holds_slot = True
-            return
+            return False
         while True:
             await self._check_canceled()
             async with self.db.single_writer(), self.db.transaction() as session:
@@ -263,8 +264,9 @@ class _Run:
                     now = utcnow()
                     session.add(WorkflowStep(run_id=self.run.run_id, name="slot", output={"limit": limit},
                                              attempt=self.run.attempt, started_at=now, finished_at=now))  # fmt: skip
+                    await self.journal.start_in(session, start, at=now)
                     self._holds_slot = True
-                    return
+                    return True
             # Woken at once when a run of this process frees a slot; the poll catches other workers' runs.
             freed = self.parts.slot_freed
             async with freed:
@@ -286,9 +288,10 @@ class _Run:
         async with contextlib.AsyncExitStack() as slots:
             await slots.enter_async_context(self.parts.agent_slots)
             slots.push_async_callback(self._free_slot)
-            await self._admit()
+            # The slot and the agent's start in one transaction: no second wait for the writer inside the slot.
+            announce = not await self._admit(start="agent")
             self._release_slots = slots.aclose
-            return await self._timed("agent", lambda: self._agent(project, task, prompt_out))
+            return await self._timed("agent", lambda: self._agent(project, task, prompt_out), announce=announce)
 
     # ------------------------------------------------------------------------------------------------ claim
 
