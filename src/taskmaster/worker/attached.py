@@ -18,6 +18,9 @@ from taskmaster.worker.workflows import WorkflowLoop
 from taskmaster.workflows import service
 from taskmaster.workflows.registry import WorkflowRegistry
 
+RUNS_PER_AGENT = 2
+"""Runs in flight per agent slot: one in its agent, one before or after it."""
+
 
 async def adopt(session: AsyncSession, run_ids: Collection[uuid.UUID], *, owner: str) -> list[uuid.UUID]:
     """Make `owner` the owner of those of `run_ids` that are still `pending` and unowned (so no worker claims them);
@@ -36,8 +39,9 @@ async def adopt(session: AsyncSession, run_ids: Collection[uuid.UUID], *, owner:
 
 
 class AttachedRuns(WorkflowLoop):
-    """A workflow loop that runs only the runs this process owns (see `adopt`), at most `max_parallel` at once:
-    it never claims other pending runs and never takes over other workers' runs.
+    """A workflow loop that runs only the runs this process owns (see `adopt`): at most `max_parallel` agents at
+    once (the project's slots), and twice as many runs, so that a run prepares its checkout and prompt, or pushes and
+    opens its PR, while others' agents work. It never claims other pending runs and never takes over other workers'.
 
     Lifecycle: `start()` after this process's heartbeat beats under `worker_id` (renewing `lease`); `stop()` cancels
     the runs still going, which stay owned by `worker_id`: a worker takes them over once that heartbeat is gone.
@@ -68,7 +72,7 @@ class AttachedRuns(WorkflowLoop):
                 await self._restart(run_id)
 
     def _free(self) -> bool:
-        return len(self._running) < self.max_parallel
+        return len(self._running) < RUNS_PER_AGENT * self.max_parallel
 
     async def settle(self) -> None:
         """Return once none of this process's runs is still going (a canceled run notices at its next stage and

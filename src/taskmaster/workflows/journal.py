@@ -35,7 +35,9 @@ class Journal:
     `step(name, fn)` is the durable unit: recorded → its output; else `fn()` runs and its output (a JSON object) is
     recorded with its times. A step started but not finished (the worker died inside it) runs again, so `fn` must
     be idempotent: it checks the world first (a branch at the expected commit, a PR for that head) and only then
-    acts. `timed(name, fn)` always runs `fn` and records its times and output (local work redone on resume).
+    acts. `timed(name, fn)` always runs `fn` and records its times and output (local work redone on resume);
+    with `announce=False` it writes once, at the end (or on failure), for short local work nobody needs to see
+    started. `record_in` records a step in the caller's transaction, atomically with a database effect.
     """
 
     def __init__(self, db: Database, run_id: uuid.UUID, attempt: int = 1) -> None:
@@ -49,26 +51,38 @@ class Journal:
             return done.output
         return await self.timed(name, fn)
 
-    async def timed(self, name: str, fn: Callable[[], Awaitable[Output]]) -> Output:
-        await self._started(name)
-        output = await fn()
-        await self.record(name, output)
+    async def timed(self, name: str, fn: Callable[[], Awaitable[Output]], *, announce: bool = True) -> Output:
+        started = utcnow()
+        if announce:
+            await self._started(name)
+        try:
+            output = await fn()
+        except Exception:
+            if not announce:  # the failed try stays visible as started and not finished
+                await self._started(name, at=started)
+            raise
+        await self.record(name, output, started_at=started)
         return output
 
-    async def record(self, name: str, output: Output) -> None:
-        """Record `name` as finished with `output` (started now if it was not started)."""
-        now = utcnow()
+    async def record(self, name: str, output: Output, *, started_at: datetime | None = None) -> None:
+        """Record `name` as finished with `output` (started at `started_at`, else now, if it was not started)."""
         async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
-            row = await self._row(session, name)
-            if row is None:
-                session.add(
-                    WorkflowStep(
-                        run_id=self.run_id, name=name, output=output, attempt=self.attempt, started_at=now,
-                        finished_at=now,
-                    )
-                )  # fmt: skip
-            else:
-                row.output, row.finished_at = output, now
+            await self.record_in(session, name, output, started_at=started_at)
+
+    async def record_in(self, session: Any, name: str, output: Output, *, started_at: datetime | None = None) -> None:
+        """`record` in the caller's transaction (on SQLite, the caller holds `db.single_writer()`)."""
+        now = utcnow()
+        row = await self._row(session, name)
+        if row is None:
+            session.add(
+                WorkflowStep(
+                    run_id=self.run_id, name=name, output=output, attempt=self.attempt, started_at=started_at or now,
+                    finished_at=now,
+                )
+            )  # fmt: skip
+        else:
+            row.output, row.finished_at, row.attempt = output, now, self.attempt
+            row.started_at = started_at or row.started_at
 
     async def get(self, name: str) -> StepRecord | None:
         async with self.db.session() as session:
@@ -90,15 +104,19 @@ class Journal:
     async def steps(self) -> list[StepRecord]:
         return await steps_of(self.db, self.run_id)
 
-    async def _started(self, name: str) -> None:
-        now = utcnow()
+    async def _started(self, name: str, *, at: datetime | None = None) -> None:
         async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
-            row = await self._row(session, name)
-            if row is None:
-                session.add(WorkflowStep(run_id=self.run_id, name=name, output={}, attempt=self.attempt,
-                                         started_at=now, finished_at=None))  # fmt: skip
-            else:
-                row.started_at, row.finished_at, row.attempt, row.output = now, None, self.attempt, {}
+            await self.start_in(session, name, at=at)
+
+    async def start_in(self, session: Any, name: str, *, at: datetime | None = None) -> None:
+        """Record `name` as started (not finished) in the caller's transaction."""
+        now = at or utcnow()
+        row = await self._row(session, name)
+        if row is None:
+            session.add(WorkflowStep(run_id=self.run_id, name=name, output={}, attempt=self.attempt,
+                                     started_at=now, finished_at=None))  # fmt: skip
+        else:
+            row.started_at, row.finished_at, row.attempt, row.output = now, None, self.attempt, {}
 
     async def _row(self, session: Any, name: str) -> WorkflowStep | None:
         query = select(WorkflowStep).where(WorkflowStep.run_id == self.run_id, WorkflowStep.name == name)

@@ -50,8 +50,7 @@ class Git:
     async def run(self, *args: str, env: Mapping[str, str] | None = None, token: str | None = None) -> str:
         code, out, err = await self.call(*args, env=env)
         if code != 0:
-            masked = redact(err.strip()[-1500:], (token,) if token else (), mask="***")
-            raise GitFailed(f"git {args[0]} failed (exit {code}): {masked or '(no error output)'}")
+            raise _failed(args[0], code, err, token)
         return out
 
     async def call(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
@@ -82,13 +81,15 @@ class Git:
         await self.run("add", "-A", "--", ".")
         status = await self.run("diff", "--cached", "--no-renames", "--name-status", "-z", base_sha)
         parts = [part for part in status.split("\0") if part]
-        paths, deleted = [], []
+        paths, deleted, added = [], [], 0
         for kind, path in zip(parts[0::2], parts[1::2], strict=False):
             paths.append(path)
             if kind == "D":
                 deleted.append(path)
+            added += kind == "A"
         before = len([p for p in (await self.run("ls-tree", "-r", "-z", "--name-only", base_sha)).split("\0") if p])
-        after = len([p for p in (await self.run("ls-files", "-z")).split("\0") if p])
+        # Without renames every staged path is added (A), deleted (D) or changed in place: no `ls-files` needed.
+        after = before + added - len(deleted)
         links = []
         for path in paths:
             target = self.checkout / path
@@ -126,7 +127,18 @@ class Git:
 
     async def push(self, remote: str, branch: str, sha: str, token: str | None) -> str:
         """Make `branch` on `remote` point at `sha`: nothing when it already does; a branch left by an earlier
-        attempt of this run (another sha) is replaced, guarded by the sha seen. Returns what was done."""
+        attempt of this run (another sha) is replaced, guarded by the sha seen. Returns what was done.
+
+        A plain push first (one round trip to the remote in the usual case, a new branch); only when the remote
+        refuses it is the branch's sha read, to replace it with a lease on that sha."""
+        code, out, err = await self.call(
+            "push", "--porcelain", remote, f"{sha}:refs/heads/{branch}", env=token_env(remote, token)
+        )
+        lines = out.splitlines()
+        if code == 0:
+            return "already there" if any(line.startswith("=\t") for line in lines) else "pushed"
+        if not any(line.startswith("!\t") and ("non-fast-forward" in line or "fetch first" in line) for line in lines):
+            raise _failed("push", code, err, token)
         seen = await self.remote_sha(remote, branch, token)
         if seen == sha:
             return "already there"
@@ -146,6 +158,11 @@ class Git:
             env=token_env(remote, token), token=token,
         )  # fmt: skip
         return True
+
+
+def _failed(command: str, code: int, err: str, token: str | None) -> GitFailed:
+    masked = redact(err.strip()[-1500:], (token,) if token else (), mask="***")
+    return GitFailed(f"git {command} failed (exit {code}): {masked or '(no error output)'}")
 
 
 def protected_changes(paths: Sequence[str], task_text: str) -> list[str]:

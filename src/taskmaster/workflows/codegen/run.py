@@ -1,7 +1,8 @@
 """The `codegen` workflow kind: one task becomes a branch, a commit, a push and a pull request linked to the task.
 
-Stages (journal steps, `workflows.journal`): slot (the project's `codegen.max_parallel`) → claim → checkout (fresh,
-from the mirror cache, on branch `taskmaster/<number>-<slug>`) → prompt (`codegen.task`) → agent → check → commit
+Stages (journal steps, `workflows.journal`): claim → checkout (fresh, from the mirror cache, on branch
+`taskmaster/<number>-<slug>`) → prompt (`codegen.task`) → slot (one of the project's `codegen.max_parallel` agent
+slots, held for the agent only) → agent → check → commit
 (kept as a git bundle in the journal) → push → pull_request → link (task `review`). Each effect outside the
 database is idempotent, so a run started again after a crash ends with exactly one branch and one pull request.
 A failure undoes what was made (remote branch, PR) and sends the task back to `pending` (`blocked` after
@@ -15,7 +16,8 @@ import contextlib
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +100,25 @@ class _Canceled(Exception):
 
 @dataclass
 class CodegenParts:
-    """What a codegen run needs from the process (the runtime's parts)."""
+    """What a codegen run needs from the process (the runtime's parts), and the process's agent slots."""
 
     settings: Settings
     mirror: MirrorCache
     credentials: Credentials
     forges: ForgeFactory
     agents: AgentRegistry
+    agent_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """`worker.codegen_concurrency`: the agents this process runs at once."""
+    preparing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """As many: the runs claiming, checking out and rendering their prompt at once, so that the first runs reach
+    their agent first instead of every run in flight sharing the CPU until all are ready."""
+    slot_freed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    """Notified when a run of this process frees a project slot, so that its waiters need not poll for it."""
 
 
 class CodegenWorkflow:
-    """The `codegen` workflow kind; at most `worker.codegen_concurrency` runs of it at once in this process."""
+    """The `codegen` workflow kind; at most `worker.codegen_concurrency` of its agents at once in this process (the
+    stages before and after the agent run beside them, bounded by the worker's `concurrency`)."""
 
     name = KIND
 
@@ -121,12 +131,14 @@ class CodegenWorkflow:
         forges: ForgeFactory,
         agents: AgentRegistry | None = None,
     ) -> None:
-        self.parts = CodegenParts(settings, mirror, credentials, forges, agents or default_agents())
-        self._slots = asyncio.Semaphore(settings.worker.codegen_concurrency)
+        self.parts = CodegenParts(
+            settings, mirror, credentials, forges, agents or default_agents(),
+            agent_slots=asyncio.Semaphore(settings.worker.codegen_concurrency),
+            preparing=asyncio.Semaphore(settings.worker.codegen_concurrency),
+        )  # fmt: skip
 
     async def run(self, db: Database, run: RunInput) -> RunResult:
-        async with self._slots:
-            return await _Run(self.parts, db, run).go()
+        return await _Run(self.parts, db, run).go()
 
 
 class _Run:
@@ -143,13 +155,19 @@ class _Run:
         self.checkout = self.workdir / "repo"
         self.stage = "queued"
         self.info: dict[str, Any] = {}
+        self._release_slots: Callable[[], Awaitable[None]] = _nothing
+        self._holds_slot = False
+        self._preparing = False
+        self._project_row: Project | None = None
+        self._task_row: Task | None = None
 
     # ------------------------------------------------------------------------------------------------ the run
 
     async def go(self) -> RunResult:
         try:
-            await self._admit()
-            claim = await self.journal.step("claim", self._claim)
+            await self.parts.preparing.acquire()
+            self._preparing = True
+            claim = await self._claim()
             if claim.get("not_ready"):
                 return RunResult("failed", {"stage": "claim", "reason": "not ready"}, claim["not_ready"])
             self.info = claim
@@ -157,12 +175,13 @@ class _Run:
             change = await self.journal.output("commit")
             if change is None:
                 change = await self._make_change()
+            self._prepared()
             if change.get("agent_pull_request_url"):
                 pull = await self._step("pull_request", self._find_agents_pull_request)
             else:
                 await self._step("push", self._push)
                 pull = await self._step("pull_request", self._open_pull_request)
-            await self._step("link", self._link)
+            await self._link_step(pull)
             result = {"stage": "done", "branch": pull.get("branch"), "pull_request_number": pull["number"],
                       "pull_request_url": pull["url"], "task_number": self.info["number"]}  # fmt: skip
             log.info("codegen run opened a pull request", run_id=str(self.run.run_id), **result)
@@ -178,10 +197,16 @@ class _Run:
             result = {"stage": failed.stage, "reason": failed.reason, "task_status": status}
             return RunResult("failed", result, f"{failed.stage}: {failed.reason}"[:1000])
         finally:
-            # The project's slot is free as soon as this run's work is, not only once its row says finished.
+            self._prepared()
             with contextlib.suppress(Exception):
-                await self.journal.forget("slot")
+                # A run that failed or was canceled holding it, or a resumed run's slot from its earlier attempt.
+                await self._free_slot(force=self.run.attempt > 1)
             await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    def _prepared(self) -> None:
+        if self._preparing:
+            self._preparing = False
+            self.parts.preparing.release()
 
     async def _step(self, name: str, fn: Any) -> dict[str, Any]:
         self.stage = name
@@ -194,11 +219,11 @@ class _Run:
             raise _Failed(name, str(exc)) from exc
         return output
 
-    async def _timed(self, name: str, fn: Any) -> dict[str, Any]:
+    async def _timed(self, name: str, fn: Any, *, announce: bool = True) -> dict[str, Any]:
         self.stage = name
         await self._check_canceled()
         try:
-            output: dict[str, Any] = await self.journal.timed(name, fn)
+            output: dict[str, Any] = await self.journal.timed(name, fn, announce=announce)
         except _Failed:
             raise
         except TaskmasterError as exc:
@@ -213,11 +238,13 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------------ admission
 
-    async def _admit(self) -> None:
-        """Wait for one of the project's `codegen.max_parallel` slots (held while this run is `running`)."""
-        self.stage = "queued"
+    async def _admit(self, *, start: str) -> bool:
+        """Wait for one of the project's `codegen.max_parallel` agent slots (a `slot` step of a `running` run, kept
+        until its agent ends: a run resumed inside its agent holds it again). A new slot is taken in the transaction
+        that records step `start` as started; True then."""
         if await self.journal.output("slot") is not None:
-            return
+            self._holds_slot = True
+            return False
         while True:
             await self._check_canceled()
             async with self.db.single_writer(), self.db.transaction() as session:
@@ -237,26 +264,60 @@ class _Run:
                     now = utcnow()
                     session.add(WorkflowStep(run_id=self.run.run_id, name="slot", output={"limit": limit},
                                              attempt=self.run.attempt, started_at=now, finished_at=now))  # fmt: skip
-                    return
-            await asyncio.sleep(SLOT_POLL_SECONDS)
+                    await self.journal.start_in(session, start, at=now)
+                    self._holds_slot = True
+                    return True
+            # Woken at once when a run of this process frees a slot; the poll catches other workers' runs.
+            freed = self.parts.slot_freed
+            async with freed:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SLOT_POLL_SECONDS):
+                        await freed.wait()
+
+    async def _free_slot(self, *, force: bool = False) -> None:
+        if not (self._holds_slot or force):
+            return
+        await self.journal.forget("slot")
+        self._holds_slot = False
+        async with self.parts.slot_freed:
+            self.parts.slot_freed.notify_all()
+
+    async def _agent_slot(self, project: Project, task: Task, prompt_out: dict[str, Any]) -> dict[str, Any]:
+        """The agent stage inside this process's and the project's agent slots, both freed as soon as the agent
+        returns (before its output is recorded), so that the next run's agent starts at once."""
+        async with contextlib.AsyncExitStack() as slots:
+            await slots.enter_async_context(self.parts.agent_slots)
+            slots.push_async_callback(self._free_slot)
+            # The slot and the agent's start in one transaction: no second wait for the writer inside the slot.
+            announce = not await self._admit(start="agent")
+            self._release_slots = slots.aclose
+            return await self._timed("agent", lambda: self._agent(project, task, prompt_out), announce=announce)
 
     # ------------------------------------------------------------------------------------------------ claim
 
     async def _claim(self) -> dict[str, Any]:
+        """The `claim` step: the claim and its record in one transaction (nothing outside the database to redo)."""
         self.stage = "queued"
+        done = await self.journal.output("claim")
+        if done is not None:
+            return done
+        started = utcnow()
         async with self.db.single_writer(), self.db.transaction() as session:
             task = await tasks.claim_ready_task(session, self.run.project_id, self.task_id, assignee=self.worker)
             if task is None:
                 found = await session.get(Task, self.task_id)
                 what = f"task #{found.number} is not ready (status {found.status})" if found else "the task is gone"
-                return {"not_ready": what}
-            # The run holds the task while its worker's heartbeat holds the run: no expiry of its own.
-            task.lease_expires_at = None
-            project = await session.get_one(Project, self.run.project_id)
-            return {
-                "number": task.number, "title": task.title, "branch": branch_name(task.number, task.title),
-                "base_branch": project.default_branch,
-            }  # fmt: skip
+                output: dict[str, Any] = {"not_ready": what}
+            else:
+                # The run holds the task while its worker's heartbeat holds the run: no expiry of its own.
+                task.lease_expires_at = None
+                project = await session.get_one(Project, self.run.project_id)
+                output = {
+                    "number": task.number, "title": task.title, "branch": branch_name(task.number, task.title),
+                    "base_branch": project.default_branch,
+                }  # fmt: skip
+            await self.journal.record_in(session, "claim", output, started_at=started)
+            return output
 
     async def _keep_claim(self) -> None:
         """A run started again still holds its task: the claim is renewed (it may have lapsed while no worker ran)."""
@@ -271,16 +332,21 @@ class _Run:
     # ------------------------------------------------------------------------------------------------ the change
 
     async def _project(self) -> Project:
-        async with self.db.session() as session:
-            project = await session.get_one(Project, self.run.project_id)
-            session.expunge(project)
-            return project
+        """The project as this run first read it (read once per run: its repository and forge do not move)."""
+        if self._project_row is None:
+            async with self.db.session() as session:
+                project = await session.get_one(Project, self.run.project_id)
+                session.expunge(project)
+                self._project_row = project
+        return self._project_row
 
     async def _task(self) -> Task:
-        async with self.db.session() as session:
-            task = await session.get_one(Task, self.task_id)
-            session.expunge(task)
-            return task
+        if self._task_row is None:
+            async with self.db.session() as session:
+                task = await session.get_one(Task, self.task_id)
+                session.expunge(task)
+                self._task_row = task
+        return self._task_row
 
     async def _fresh_checkout(self, project: Project, ref: str) -> str:
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
@@ -303,15 +369,16 @@ class _Run:
             await self._git().branch(branch)
             return {"base_sha": base_sha, "branch": branch}
 
-        made = await self._timed("checkout", checkout)
+        made = await self._timed("checkout", checkout, announce=False)
         base_sha = made["base_sha"]
-        prompt_out = await self._timed("prompt", lambda: self._prompt(project, task))
-        agent_out = await self._timed("agent", lambda: self._agent(project, task, prompt_out))
+        prompt_out = await self._timed("prompt", lambda: self._prompt(project, task), announce=False)
+        self._prepared()
+        agent_out = await self._agent_slot(project, task, prompt_out)
         if agent_out.get("pull_request_url"):
             output = {"agent_pull_request_url": agent_out["pull_request_url"], "head_branch": agent_out["head_branch"]}
             await self.journal.record("commit", output)
             return output
-        await self._timed("check", lambda: self._check(task, base_sha))
+        await self._timed("check", lambda: self._check(task, base_sha), announce=False)
 
         async def commit() -> dict[str, Any]:
             git = self._git()
@@ -405,6 +472,7 @@ class _Run:
         try:
             result = await self._watch(agent.run(job, on_started=started))
         finally:
+            await self._release_slots()
             await agent.aclose()
         await self._record_cost(project, prompt, result)
         output = {
@@ -536,10 +604,21 @@ class _Run:
         return {"number": details.number, "url": details.url, "branch": details.head_ref, "sha": details.head_sha,
                 "reused": True, "by_agent": True}  # fmt: skip
 
-    async def _link(self) -> dict[str, Any]:
-        pull = await self.journal.output("pull_request")
-        assert pull is not None
+    async def _link_step(self, pull: dict[str, Any]) -> dict[str, Any]:
+        self.stage = "link"
+        await self._check_canceled()
+        done = await self.journal.output("link")
+        if done is not None:
+            return done
+        try:
+            return await self._link(pull)
+        except TaskmasterError as exc:
+            raise _Failed("link", str(exc)) from exc
+
+    async def _link(self, pull: dict[str, Any]) -> dict[str, Any]:
+        """The `link` step: the PR row, the task in `review`, and the step's record in one transaction."""
         project = await self._project()
+        started = utcnow()
         async with self.db.single_writer(), self.db.transaction() as session:
             await lock_project(session, project.id)
             row = await session.scalar(
@@ -562,7 +641,9 @@ class _Run:
             task.assignee = None
             task.lease_expires_at = None
             await session.flush()
-            return {"pull_request_id": str(row.id)}
+            output = {"pull_request_id": str(row.id)}
+            await self.journal.record_in(session, "link", output, started_at=started)
+            return output
 
     # ------------------------------------------------------------------------------------------------ undo
 
@@ -671,6 +752,10 @@ def _is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _listing(path: Path) -> list[str]:
