@@ -42,7 +42,7 @@ class CodegenSettings(_Group):
     """Code generation: which coding agent writes the code, how many tasks at once, what happens after a merge."""
 
     agent: CodingAgentKind = Field("offline", description="The coding agent: offline, agentapi or codegen.")
-    max_parallel: int = Field(2, ge=1, le=64, description="Tasks of this project worked on at once.")
+    max_parallel: int = Field(2, ge=1, le=64, description="Coding agents of this project working at once.")
     max_failures: int = Field(
         3, ge=1, le=100, description="Failed runs of one task before it is blocked instead of going back to pending."
     )
