@@ -5,23 +5,35 @@ or the local forge, validation pipelines start, a merge marks the task done and 
 from __future__ import annotations
 
 import asyncio
+import copy
+import hashlib
+import hmac
 import json
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from taskmaster.app import create_app
 from taskmaster.config import Settings
-from taskmaster.db.models import Pipeline, WebhookDelivery
+from taskmaster.db.models import Pipeline, Project, WebhookDelivery
 from taskmaster.db.session import Database
+from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service as webhooks
 from tests.cli.conftest import TASKMASTER, clean_env
-from tests.support import commit, git
+from tests.forges.fakes import github as fake_github
+from tests.forges.fakes.github import FakeGitHub, serve_github
+from tests.forges.fixtures import payload
+from tests.support import commit, git, live_server
 from tests.support.databases import make_settings
+from tests.workflows.codegen.conftest import make_remote
 
 pytestmark = pytest.mark.slow
 
@@ -187,3 +199,95 @@ def test_a_local_project_gets_two_pull_requests_validated_and_a_merge_makes_the_
     assert (repo / "notes" / "task-1.md").read_text().startswith("# Implement storage schema")  # checked out
     nxt = cli.json("task", "next", "-p", "app")
     assert nxt["number"] == 2, nxt
+
+
+@pytest.fixture
+def github() -> Iterator[tuple[str, FakeGitHub]]:
+    with serve_github() as server:
+        yield server
+
+
+def add_github_project(cli: Cli, url: str) -> Path:
+    """Project `app` on the fake GitHub as acme/api, its pushes going to a bare repository; returns that remote."""
+    remote = make_remote(cli.home)
+    settings = cli.settings
+
+    async def seed() -> None:
+        db = Database.from_settings(settings)
+        box = SecretBox.from_settings(settings)
+        try:
+            async with db.transaction() as session:
+                project = Project(
+                    name="app", repository=str(remote), forge="github", owner="acme", repo_name="api",
+                    default_branch="main", forge_token=box.encrypt(fake_github.PERSONAL_TOKEN),
+                    webhook_secret=box.encrypt(SECRET), settings={"forge_api_url": url},
+                )  # fmt: skip
+                session.add(project)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    return remote
+
+
+def deliver(app_url: str, action: str, pull: dict[str, Any], *, merged: bool = False) -> None:
+    """GitHub's `pull_request` webhook for `pull` (as the fake GitHub holds it), signed, to the app's endpoint."""
+    name = {"opened": "opened", "closed": "closed_merged" if merged else "closed"}[action]
+    body = copy.deepcopy(payload(f"github/pull_request/{name}"))
+    body["number"] = body["pull_request"]["number"] = pull["number"]
+    body["repository"]["full_name"], body["repository"]["name"] = "acme/api", "api"
+    body["repository"]["owner"]["login"] = "acme"
+    head, base = body["pull_request"]["head"], body["pull_request"]["base"]
+    head["ref"], head["sha"] = pull["head"]["ref"], pull["head"]["sha"]
+    base["ref"], base["sha"] = pull["base"]["ref"], pull["base"]["sha"]
+    raw = json.dumps(body).encode()
+    digest = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json", "X-GitHub-Event": "pull_request", "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "4242", "X-Hub-Signature-256": f"sha256={digest}", "User-Agent": "GitHub-Hookshot/1a2b3c4",
+    }  # fmt: skip
+    answer = httpx.post(f"{app_url}/webhooks/github", content=raw, headers=headers, timeout=30)
+    assert answer.status_code == 202, answer.text
+
+
+def test_a_github_project_gets_two_pull_requests_validated_and_the_merged_webhook_makes_the_next_task_ready(
+    cli: Cli, agent_command: str, github: tuple[str, FakeGitHub]
+) -> None:
+    url, fake = github
+    remote = add_github_project(cli, url)
+    parse_prd(cli)
+
+    ran = codegen_run(cli, agent_command, "--next", "2")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    sent = [r.json for r in fake.requests if r.method == "POST" and r.path == "/repos/acme/api/pulls"]
+    assert sorted((s["head"], s["base"]) for s in sent) == [(READY[1], "main"), (READY[3], "main")]
+    schema = next(s for s in sent if s["head"] == READY[1])
+    assert schema["title"] == "Implement storage schema (task #1)"
+    assert schema["body"].startswith("The service must store notes in a table with a title and a body.")
+    assert "- a note has a title and a body\n- notes are kept across restarts" in schema["body"]
+    assert "Opened by Taskmaster for task app#1." in schema["body"]
+    heads = set(git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split())
+    assert heads == {"main", *READY.values()}
+    assert git(remote, "show", f"{READY[3]}:notes/task-3.md").startswith("# Implement user guide")
+    assert statuses(cli) == {1: "review", 2: "pending", 3: "review"}
+
+    auth = {"Authorization": f"token {fake_github.PERSONAL_TOKEN}"}
+    listed = httpx.get(f"{url}/repos/acme/api/pulls", headers=auth, timeout=30)
+    pulls = {p["head"]["ref"]: p for p in listed.json()}
+    for ref, pull in pulls.items():  # the fake does not read git: GitHub's webhook carries the pushed commits
+        pull["head"]["sha"] = git(remote, "rev-parse", ref)
+        pull["base"]["sha"] = git(remote, "rev-parse", "main")
+    with live_server(create_app(cli.settings, run_worker=False)) as app_url:
+        for pull in pulls.values():
+            deliver(app_url, "opened", pull)
+        drain(cli.settings)
+        started = pipelines(cli.settings)
+        assert sorted(str(p.commit_sha) for p in started) == sorted(p["head"]["sha"] for p in pulls.values())
+        assert None not in {p.pull_request_id for p in started}
+
+        deliver(app_url, "closed", pulls[READY[1]], merged=True)
+        [merged] = [d for d in drain(cli.settings) if d.action == "closed"]
+    assert merged.status == "processed", merged.error
+    assert merged.result["codegen"] == {"task": 1, "status": "done", "ready": [2]}
+    assert statuses(cli) == {1: "done", 2: "pending", 3: "review"}
+    assert cli.json("task", "next", "-p", "app")["number"] == 2
