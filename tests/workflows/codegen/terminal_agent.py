@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A terminal coding agent for the acceptance tests (stdlib only: it runs in the sandbox). It shows a `>` input box,
 reads the pasted prompt and edits its checkout after the task's title: `notes/task-N.md` normally; a title with
-"wipe" deletes the whole tree, "escape" writes outside the checkout, "idle" changes nothing."""
+"wipe" deletes every file ("wipe everything": .git too), "link" adds a link to /etc/passwd, "escape" writes
+outside the checkout, "idle" changes nothing."""
 
 from __future__ import annotations
 
@@ -31,9 +32,15 @@ def work(prompt: str) -> str:
     number, title = found.group(1), found.group(2).strip()
     lowered = title.lower()
     if "wipe" in lowered:
+        keep = () if "everything" in lowered else (".git",)
         for entry in os.listdir("."):
+            if entry in keep:
+                continue
             shutil.rmtree(entry) if os.path.isdir(entry) and not os.path.islink(entry) else os.remove(entry)
         return "Deleted everything"
+    if "link" in lowered:
+        os.symlink("/etc/passwd", "secrets")
+        return "Linked secrets"
     if "escape" in lowered:
         try:
             with open("../escaped.txt", "w", encoding="utf-8") as handle:

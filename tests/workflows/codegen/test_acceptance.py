@@ -291,3 +291,40 @@ def test_a_github_project_gets_two_pull_requests_validated_and_the_merged_webhoo
     assert merged.result["codegen"] == {"task": 1, "status": "done", "ready": [2]}
     assert statuses(cli) == {1: "done", 2: "pending", 3: "review"}
     assert cli.json("task", "next", "-p", "app")["number"] == 2
+
+
+def test_bad_input_through_the_command_exits_2_or_1_with_a_clear_message_and_pushes_nothing(
+    cli: Cli, agent_command: str, github: tuple[str, FakeGitHub]
+) -> None:
+    url, fake = github
+    remote = add_github_project(cli, url)
+    titles = ("Wipe the tree", "Wipe everything", "Link out of the checkout", "Escape the checkout", "Stay idle")
+    for title in titles:
+        assert cli("task", "add", "-p", "app", title, "--details", "Hostile on purpose.").returncode == 0
+
+    missing = codegen_run(cli, "/nonexistent/agent-cli/agent", "--task", "1")
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "the agent command '/nonexistent/agent-cli/agent' is not installed" in missing.stderr
+    unconfigured = cli("codegen", "run", "-p", "app", "--task", "1", "--agent", "codegen")
+    assert unconfigured.returncode == 2 and "CODEGEN_API_KEY" in unconfigured.stderr, unconfigured.stderr
+    assert "Traceback" not in missing.stderr + unconfigured.stderr
+    assert cli.json("codegen", "list") == {"items": []}  # refused before anything was requested
+
+    numbers = [str(n) for n in range(1, 6)]
+    ran = codegen_run(cli, agent_command, *[arg for n in numbers for arg in ("--task", n)], "--json")
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    runs = {r["task_number"]: r for r in json.loads(ran.stdout)["runs"]}
+    assert {n: (r["status"], r["pull_request_number"]) for n, r in runs.items()} == {
+        n: ("failed", None) for n in range(1, 6)
+    }
+    errors = {n: r["error"] for n, r in runs.items()}
+    assert errors[1] == "check: the agent deleted the whole tree (4 files)", errors
+    assert errors[2] == "check: the agent changed the checkout's git configuration", errors
+    assert errors[3].startswith("check: ") and "secrets" in errors[3], errors
+    # The sandbox kept the write out of the host: nothing changed inside, so nothing to commit.
+    assert not list(cli.home.rglob("escaped.txt"))
+    assert "empty" in errors[4] and "empty" in errors[5], errors
+    heads = set(git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split())
+    assert heads == {"main"}
+    assert not [r for r in fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    assert statuses(cli) == dict.fromkeys(range(1, 6), "pending")
