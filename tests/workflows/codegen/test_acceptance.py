@@ -9,11 +9,12 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from tests.cli.conftest import TASKMASTER, clean_env
 from tests.forges.fakes import github as fake_github
 from tests.forges.fakes.github import FakeGitHub, serve_github
 from tests.forges.fixtures import payload
-from tests.support import commit, git, live_server
+from tests.support import codegen_server, commit, git, live_server
+from tests.support.codegen_server import Fail, FakeRun, RunScript, serve_codegen
 from tests.support.databases import make_settings
 from tests.workflows.codegen.conftest import make_remote
 
@@ -63,10 +65,11 @@ class Cli:
 
     home: Path
     workdir: Path
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {"TASKMASTER_HOME": str(self.home / "state"), "COLUMNS": "200"}
+        return {"TASKMASTER_HOME": str(self.home / "state"), "COLUMNS": "200", **self.extra}
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -328,3 +331,70 @@ def test_bad_input_through_the_command_exits_2_or_1_with_a_clear_message_and_pus
     assert heads == {"main"}
     assert not [r for r in fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
     assert statuses(cli) == dict.fromkeys(range(1, 6), "pending")
+
+
+def test_codegen_agent_runs_are_followed_through_rate_limits_and_their_pull_requests_linked_until_the_plan_ends(
+    cli: Cli, github: tuple[str, FakeGitHub]
+) -> None:
+    url, fake_hub = github
+    remote = add_github_project(cli, url)
+    parse_prd(cli)
+    pusher = cli.home / "codegen-side"
+    git(cli.home, "clone", "-q", str(remote), str(pusher))
+    auth = {"Authorization": f"token {fake_github.PERSONAL_TOKEN}"}
+
+    def open_on_github(run: FakeRun, head: str) -> dict[str, Any]:
+        """What Codegen does at the end of a run: push its branch and open the pull request on GitHub."""
+        git(pusher, "checkout", "-q", "-B", head, "origin/main")
+        commit(pusher, f"codegen/{run.id}.txt", f"run {run.id}\n")
+        git(pusher, "push", "-q", "origin", head)
+        opened = httpx.post(f"{url}/repos/acme/api/pulls", headers=auth, timeout=30,
+                            json={"head": head, "base": "main", "title": "Codegen change"})  # fmt: skip
+        assert opened.status_code == 201, opened.text
+        return {"url": opened.json()["html_url"], "title": "Codegen change"}
+
+    with serve_codegen() as fake:
+        fake.open_pull_request = open_on_github
+        repo_id = fake.add_repo("acme/api")  # the repository connected to the Codegen organisation
+        fake.script(RunScript(statuses=["running", "COMPLETE"]), RunScript(statuses=["PENDING", "completed"]))
+        fake.fail_next("create", Fail(429, headers={"Retry-After": "1"}), Fail(429))
+        cli.extra = {"CODEGEN_API_KEY": codegen_server.API_KEY, "CODEGEN_ORG_ID": str(codegen_server.ORG_ID),
+                     "CODEGEN_API_URL": fake.url}  # fmt: skip
+
+        ran = cli("codegen", "run", "-p", "app", "--next", "2", "--agent", "codegen", "--json", timeout=240)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        runs = {r["task_number"]: r for r in json.loads(ran.stdout)["runs"]}
+        assert {n: (r["status"], r["agent"]) for n, r in runs.items()} == {
+            1: ("succeeded", "codegen"), 3: ("succeeded", "codegen")
+        }  # fmt: skip
+        creates = fake.sent(f"/v1/organizations/{codegen_server.ORG_ID}/agent/run", "POST")
+        assert len(creates) == 4  # two refused with 429 (with and without Retry-After), then both runs
+        assert all(r.headers["authorization"] == f"Bearer {codegen_server.API_KEY}" for r in creates)
+        bodies = [r.body for r in creates if r.body is not None]
+        made = sorted(re.findall(r"^# Task #(\d+): ", run.prompt, re.M)[0] for run in fake.runs.values())
+        assert made == ["1", "3"]  # one Codegen run per task, whichever request the 429s met
+        assert sorted(run.body["metadata"]["taskmaster_task"] for run in fake.runs.values()) == ["app#1", "app#3"]
+        assert {b.get("repo_id") for b in bodies} == {repo_id}
+        reads = [r for r in fake.requests if r.method == "GET" and "/agent/run/" in r.path]
+        assert {int(r.path.rsplit("/", 1)[1]) for r in reads} == set(fake.runs)  # integer ids, each polled
+
+        github_pulls = {p["number"]: p for p in httpx.get(f"{url}/repos/acme/api/pulls", headers=auth).json()}
+        assert len(github_pulls) == 2
+        linked = {p["number"]: p for p in cli.json("pr", "list", "-p", "app")}
+        assert set(linked) == set(github_pulls)
+        tasks = {t["number"]: t["id"] for t in cli.json("task", "list", "-p", "app")}
+        assert {p["task_id"] for p in linked.values()} == {tasks[1], tasks[3]}
+        assert {runs[1]["pull_request_number"], runs[3]["pull_request_number"]} == set(github_pulls)
+        # Codegen opened them: Taskmaster opened none itself.
+        mine = [r for r in fake_hub.requests if r.method == "POST" and r.path == "/repos/acme/api/pulls"]
+        assert all(r.json["title"] == "Codegen change" for r in mine)
+        assert statuses(cli) == {1: "review", 2: "pending", 3: "review"}
+
+        assert cli("task", "add", "-p", "app", "Export notes").returncode == 0
+        fake.plan_exhausted = True
+        third = cli("codegen", "run", "-p", "app", "--task", "4", "--agent", "codegen", "--json", timeout=120)
+        assert third.returncode == 1, third.stdout + third.stderr
+        [refused] = json.loads(third.stdout)["runs"]
+        assert refused["status"] == "failed" and "plan" in refused["error"], refused
+        assert statuses(cli)[4] == "pending"
+        assert len(fake.runs) == 2
