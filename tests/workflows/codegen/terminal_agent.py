@@ -90,7 +90,10 @@ def main() -> None:
                 if byte in (b"\r", b"\n"):
                     if buffer.strip():
                         out("\r\x1b[3A\x1b[J")
-                        out(f"> {buffer.strip().splitlines()[0]}\n\n{work(buffer)}\nDone.\n\n")
+                        # The whole message echoed, as Claude Code shows it; then the reply.
+                        lines = [line.strip() for line in buffer.splitlines() if line.strip()]
+                        out("".join(f"{'>' if n == 0 else ' '} {line}\n" for n, line in enumerate(lines)) + "\n")
+                        out(f"{work(buffer)}\nDone.\n\n")
                         buffer = ""
                         prompt_box()
                 elif byte >= b" ":

@@ -184,6 +184,10 @@ def test_a_local_project_gets_two_pull_requests_validated_and_a_merge_makes_the_
     # The offline planner files a section's "Acceptance criteria" list as the task's test strategy.
     assert "## Test strategy\n\n- a note has a title and a body" in schema["body"]
     assert "- notes are kept across restarts" in schema["body"]
+    assert (
+        "## What the agent did (agentapi:custom)\n\nWrote notes/task-1.md for Implement storage schema"
+        in (schema["body"])
+    )
     assert statuses(cli) == {1: "review", 2: "pending", 3: "review"}
 
     # The local forge's deliveries, processed by the webhook loop, start one validation pipeline per PR head.
