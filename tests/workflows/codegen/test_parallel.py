@@ -48,7 +48,7 @@ async def test_the_runtime_registers_the_codegen_kind_with_its_agent_registry(wo
     runtime = Runtime(world.settings, world.db)
     registry = runtime.workflows()
     assert sorted(registry) == ["codegen", "recovery", "review"]
-    assert runtime.agents.kinds() == ["offline"]
+    assert runtime.agents.kinds() == ["agentapi", "codegen", "offline"]
     await runtime.aclose()
 
 
