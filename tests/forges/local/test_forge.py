@@ -9,6 +9,7 @@ import getpass
 import pytest
 
 from taskmaster.config import Settings
+from taskmaster.core.errors import InvalidInput
 from taskmaster.db.session import Database
 from taskmaster.forges.base import (
     Annotation,
@@ -107,8 +108,8 @@ async def test_one_comment_per_marker_statuses_check_runs_and_reviews_are_stored
         repo, 1, commit_sha=sha, body="Two findings",
         comments=[ReviewComment(path="app.py", line=4, start_line=2, body="a bug")],
     )  # fmt: skip
-    with pytest.raises(ForgeRejected, match="1 <= start_line <= line"):
-        await forge.create_review(repo, 1, commit_sha=sha, body="", comments=[ReviewComment("a", 1, 5, "x")])
+    with pytest.raises(InvalidInput, match="1 <= start_line <= line"):  # refused before it reaches the forge
+        ReviewComment("a", 1, 5, "x")
 
     async with db.transaction() as session:
         project, row = await service.get_pull_request(session, bare.project.id, pull.number)
