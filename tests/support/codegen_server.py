@@ -11,7 +11,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -102,6 +102,9 @@ class FakeCodegen:
         self.default_script = RunScript()
         self.resume_statuses: list[str] = ["RUNNING", "COMPLETE"]
         self.plan_exhausted = False
+        self.open_pull_request: Callable[[FakeRun, str], dict[str, Any]] | None = None
+        """Where a run's pull request is opened (e.g. on a fake GitHub): given the run and its head branch, returns
+        `{"url", "title"}`; unset, the run reports a made-up github.com URL."""
         self._failures: dict[Route, deque[Fail]] = {}
         self._ids = itertools.count(9001)
         self._pr_numbers = itertools.count(1)
@@ -243,14 +246,14 @@ def codegen_app(fake: FakeCodegen) -> FastAPI:
             )
             if script.pull_request:
                 number = next(fake._pr_numbers)
+                head = script.head_branch or f"codegen-bot/run-{run.id}"
+                opened = (
+                    fake.open_pull_request(run, head)
+                    if fake.open_pull_request is not None
+                    else {"url": f"https://github.com/acme/widgets/pull/{number}", "title": "Codegen change"}
+                )
                 run.pull_requests.append(
-                    {
-                        "id": 70000 + number,
-                        "title": "Codegen change",
-                        "url": f"https://github.com/acme/widgets/pull/{number}",
-                        "created_at": run.created_at,
-                        "head_branch_name": script.head_branch or f"codegen-bot/run-{run.id}",
-                    }
+                    {"id": 70000 + number, "created_at": run.created_at, "head_branch_name": head, **opened}
                 )
             fake.runs[run.id] = run
             answer = fake.run_json(run, advance=False)

@@ -122,7 +122,7 @@ async def test_an_agent_that_fails_or_times_out_fails_the_run_with_its_reason(wo
     number = await world.add_task("Write the store")
     timed_out = AgentResult(ok=False, failure="timeout", error="no answer after 1800 s")
     error = await _fails_with(world, ScriptedAgent(lambda checkout: None, result=timed_out), number)
-    assert error == "agent: the agent timeout: no answer after 1800 s"
+    assert error == "agent: the agent timed out: no answer after 1800 s"
 
 
 async def test_a_remote_that_refuses_the_push_fails_the_run_and_blocks_the_task_after_max_failures(

@@ -61,6 +61,10 @@ def branch_name(number: int, title: str) -> str:
     return f"taskmaster/{number}-{slug(title)}"
 
 
+_FAILURE_WORDS = {"failed": "failed", "timeout": "timed out", "refused": "was refused", "infra": "could not run"}
+"""How a run's error names an agent's failure kind (`AgentFailure`)."""
+
+
 def trigger_subject(task_id: uuid.UUID) -> str:
     """What makes two code-generation requests for one task the same run while one is live."""
     return f"task:{task_id}"
@@ -485,7 +489,8 @@ class _Run:
         }  # fmt: skip
         if not result.ok:
             await self.journal.record("agent", output)
-            raise _Failed("agent", f"the agent {result.failure or 'failed'}: {result.error or 'no reason given'}")
+            how = _FAILURE_WORDS.get(result.failure or "failed", "failed")
+            raise _Failed("agent", f"the agent {how}: {result.error or 'no reason given'}")
         if await asyncio.to_thread(_listing, self.workdir) != outside_before:
             await self.journal.record("agent", output)
             raise _Failed("check", "the agent wrote outside its checkout")
