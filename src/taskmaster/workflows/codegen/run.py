@@ -205,7 +205,7 @@ class _Run:
             with contextlib.suppress(Exception):
                 # A run that failed or was canceled holding it, or a resumed run's slot from its earlier attempt.
                 await self._free_slot(force=self.run.attempt > 1)
-            await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+            await self._clear_workdir()
 
     def _prepared(self) -> None:
         if self._preparing:
@@ -352,8 +352,16 @@ class _Run:
                 self._task_row = task
         return self._task_row
 
-    async def _fresh_checkout(self, project: Project, ref: str) -> str:
+    async def _clear_workdir(self) -> None:
+        """Remove the run's directory, its checkout through the mirror cache (which forgets it at once rather than
+        at its next eviction pass)."""
+        if self.checkout.exists():
+            with contextlib.suppress(Exception):
+                await self.parts.mirror.remove(self.checkout)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+
+    async def _fresh_checkout(self, project: Project, ref: str) -> str:
+        await self._clear_workdir()
         await asyncio.to_thread(self.workdir.mkdir, parents=True, exist_ok=True)
         token = self.parts.credentials.forge_token(project)
         made = await self.parts.mirror.checkout(project.repository, ref, self.checkout, token=token)
