@@ -208,26 +208,28 @@ async def test_an_admin_adds_a_template_version_and_activates_an_older_one(
 ) -> None:
     from taskmaster.templates import service as templates
 
+    # A template of the team's own: the shipped ones (review.pr, …) are already at version 1, seeded by migration.
+
     db = Database.from_settings(settings)
     async with db.transaction() as session:
-        await templates.add_version(session, "review.pr", "Review {{ diff }}")
+        await templates.add_version(session, "team.review", "Review {{ diff }}")
     await db.dispose()
     with dashboard.signed_in(Role.admin) as admin:
         listing = admin.get("/settings").text
-        assert "/settings/templates/review.pr/1" in listing
-        page = admin.get("/settings/templates/review.pr/1").text
+        assert "/settings/templates/team.review/1" in listing
+        page = admin.get("/settings/templates/team.review/1").text
         added = admin.post(
-            "/settings/templates/review.pr", data={"csrf_token": _csrf(page), "content": "Review <b>{{ diff }}</b>"}
+            "/settings/templates/team.review", data={"csrf_token": _csrf(page), "content": "Review <b>{{ diff }}</b>"}
         )
-        assert added.status_code == 303 and added.headers["location"] == "/settings/templates/review.pr/2"
-        second = admin.get("/settings/templates/review.pr/2").text
+        assert added.status_code == 303 and added.headers["location"] == "/settings/templates/team.review/2"
+        second = admin.get("/settings/templates/team.review/2").text
         assert "version 2 · active" in second and "&lt;b&gt;" in second
-        activated = admin.post("/settings/templates/review.pr/1/activate", data={"csrf_token": _csrf(second)})
+        activated = admin.post("/settings/templates/team.review/1/activate", data={"csrf_token": _csrf(second)})
         assert activated.status_code == 303
-        assert "version 1 · active" in admin.get("/settings/templates/review.pr/1").text
-        assert admin.get("/settings/templates/review.pr/9").status_code == 404
+        assert "version 1 · active" in admin.get("/settings/templates/team.review/1").text
+        assert admin.get("/settings/templates/team.review/9").status_code == 404
     db = Database.from_settings(settings)
     async with db.autocommit_session() as session:
-        active = await templates.active_template(session, "review.pr", default="unused")
+        active = await templates.active_template(session, "team.review", default="unused")
     await db.dispose()
     assert (active.version, active.content) == (1, "Review {{ diff }}")

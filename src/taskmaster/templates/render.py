@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from taskmaster.templates.service import active_template
+from taskmaster.templates.service import active_version
 from taskmaster.templates.syntax import (
     TemplateRenderError,
     check,
@@ -73,11 +73,18 @@ def render_text(source: str, variables: dict[str, Any], *, name: str = "<templat
 
 
 async def load(session: AsyncSession, name: str) -> PromptTemplate:
-    """The active version of `name` (its shipped default stored as version 1 when it has none yet)."""
-    row = await active_template(session, name, default=default_text(name))
+    """The active version of `name`; a shipped default no one stored yet is its version 1.
+
+    Read only: rendering never writes. The seed migration stores every shipped default, and the first edit of one
+    still unstored stores it as version 1 before the edit (`templates.service.add_version`), so the version a call
+    records is always the text it used. (A read-then-write here failed on SQLite whenever another writer committed
+    between the two: WAL refuses to upgrade such a snapshot.)"""
+    row = await active_version(session, name)
+    if row is None:
+        return PromptTemplate(default_text(name), name, 1)
     return PromptTemplate(row.content, name, row.version)
 
 
 async def render(session: AsyncSession, name: str, variables: dict[str, Any]) -> RenderedPrompt:
-    """Render the active version of `name` (its shipped default stored as version 1 when it has none yet)."""
+    """Render the active version of `name` (its shipped default as version 1 when none is stored)."""
     return (await load(session, name)).render(variables)

@@ -18,6 +18,13 @@ MAX_VERSION = 2**31 - 1
 """The largest version number the column holds (a larger one asked for is simply not there)."""
 
 
+async def active_version(session: AsyncSession, name: str) -> Template | None:
+    """The active version of `name`, or None when none is stored."""
+    return await session.scalar(
+        select(Template).where(Template.name == name, Template.is_active.is_(True)).order_by(Template.version.desc())
+    )
+
+
 async def active_template(session: AsyncSession, name: str, *, default: str, kind: str = "prompt") -> Template:
     """The active version of `name`; the first call stores `default` as version 1."""
     query = (

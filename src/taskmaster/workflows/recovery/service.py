@@ -139,7 +139,8 @@ class DebugRecovery:
         sha = pipeline.commit_sha or ""
         mirror_path = await self.services.mirror.ensure(project.repository, token=self._token(project))
         diff = await diff_between(mirror_path, context.base_sha, sha, limit=DIFF_LIMIT)
-        async with self.db.transaction() as session:
+        # One writer at a time on SQLite: the first render of a template stores its default version.
+        async with self.db.single_writer(), self.db.transaction() as session:
             prompt = await render(session, TEMPLATE, {
                 "step_name": context.step.step_name, "commit_sha": sha, "branch": context.branch, "round": number,
                 "max_rounds": context.settings.max_rounds, "command": context.command,

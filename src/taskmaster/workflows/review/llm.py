@@ -77,7 +77,8 @@ class LlmReviewer:
         chunks = job.plan.chunks
         if not chunks:
             return ReviewAnswer(Verdict(summary="Nothing to review."))
-        async with self.db.transaction() as session:
+        # One writer at a time on SQLite: the first render of a template stores its default version.
+        async with self.db.single_writer(), self.db.transaction() as session:
             # Rendered first and together: one template version for the whole review, stored once.
             prompts = [
                 await render(session, TEMPLATE, prompt_variables(job.input, chunk, index, len(chunks)))
