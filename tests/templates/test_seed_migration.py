@@ -59,7 +59,8 @@ async def test_an_untouched_dollar_prd_prompt_gets_the_jinja_default_and_gets_it
             session.add(Template(name="prd.parse", version=1, content=SEED._DOLLAR_PRD_PARSE, is_active=True))
         await migrate.upgrade(db)
         async with db.session() as session:
-            active = await service.active_template(session, "prd.parse", default="unused")
+            active = await service.active_version(session, "prd.parse")
+            assert active is not None
         assert (active.version, active.content) == (2, default_text("prd.parse"))
 
         await migrate.downgrade(db, "0009_ai_calls")

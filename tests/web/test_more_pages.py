@@ -230,6 +230,7 @@ async def test_an_admin_adds_a_template_version_and_activates_an_older_one(
         assert admin.get("/settings/templates/team.review/9").status_code == 404
     db = Database.from_settings(settings)
     async with db.autocommit_session() as session:
-        active = await templates.active_template(session, "team.review", default="unused")
+        active = await templates.active_version(session, "team.review")
+        assert active is not None
     await db.dispose()
     assert (active.version, active.content) == (1, "Review {{ diff }}")

@@ -6,7 +6,6 @@ transaction.
 from __future__ import annotations
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.core.errors import NotFound
@@ -23,26 +22,6 @@ async def active_version(session: AsyncSession, name: str) -> Template | None:
     return await session.scalar(
         select(Template).where(Template.name == name, Template.is_active.is_(True)).order_by(Template.version.desc())
     )
-
-
-async def active_template(session: AsyncSession, name: str, *, default: str, kind: str = "prompt") -> Template:
-    """The active version of `name`; the first call stores `default` as version 1."""
-    query = (
-        select(Template).where(Template.name == name, Template.is_active.is_(True)).order_by(Template.version.desc())
-    )
-    row = await session.scalar(query)
-    if row is not None:
-        return row
-    try:
-        # A savepoint: two first uses at once (parallel codegen runs) both insert version 1; the loser reads the
-        # winner's row instead of failing its transaction.
-        async with session.begin_nested():
-            return await add_version(session, name, default, kind=kind)
-    except IntegrityError:
-        row = await session.scalar(query)
-        if row is None:
-            raise
-        return row
 
 
 async def add_version(session: AsyncSession, name: str, content: str, *, kind: str = "prompt") -> Template:

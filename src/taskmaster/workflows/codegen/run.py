@@ -23,7 +23,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, func, select
-from sqlalchemy.exc import IntegrityError
 
 from taskmaster.agents.base import AgentResult, CodingAgent, CodingJob
 from taskmaster.audit import service as audit
@@ -417,17 +416,8 @@ class _Run:
             "dependencies": await self._dependencies(task),
             "conventions": await asyncio.to_thread(self._conventions),
         }  # fmt: skip
-        for attempt in range(3):
-            try:
-                # One writer at a time on SQLite: this reads, then may write (a read-then-write transaction
-                # failed with 'database is locked' beside another run's).
-                async with self.db.single_writer(), self.db.transaction() as session:
-                    rendered = await render(session, "codegen.task", variables)
-                break
-            except IntegrityError:
-                # Runs starting together may both store the shipped default as version 1; the loser reads it.
-                if attempt == 2:
-                    raise
+        async with self.db.session() as session:  # rendering only reads
+            rendered = await render(session, "codegen.task", variables)
         self.prompt_text = rendered.text
         return {"template": rendered.ref, "name": rendered.name, "version": rendered.version}
 

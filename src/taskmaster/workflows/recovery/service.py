@@ -139,7 +139,7 @@ class DebugRecovery:
         sha = pipeline.commit_sha or ""
         mirror_path = await self.services.mirror.ensure(project.repository, token=self._token(project))
         diff = await diff_between(mirror_path, context.base_sha, sha, limit=DIFF_LIMIT)
-        # One writer at a time on SQLite: the first render of a template stores its default version.
+        # One writer at a time on SQLite: this transaction reads (the template) and then writes (the round).
         async with self.db.single_writer(), self.db.transaction() as session:
             prompt = await render(session, TEMPLATE, {
                 "step_name": context.step.step_name, "commit_sha": sha, "branch": context.branch, "round": number,

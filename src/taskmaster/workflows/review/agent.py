@@ -66,8 +66,7 @@ class AgentReviewer:
             files=[f for c in job.plan.chunks for f in c.files], parts=[p for c in job.plan.chunks for p in c.parts]
         )
         variables = {**prompt_variables(job.input, whole, 1, 1), "agent": True, "verdict_path": VERDICT_FILE}
-        # One writer at a time on SQLite: the first render of a template stores its default version.
-        async with self.db.single_writer(), self.db.transaction() as session:
+        async with self.db.session() as session:  # rendering only reads
             prompt = await render(session, TEMPLATE, variables)
         try:
             agent = self.make_agent()

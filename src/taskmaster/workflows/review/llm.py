@@ -77,8 +77,7 @@ class LlmReviewer:
         chunks = job.plan.chunks
         if not chunks:
             return ReviewAnswer(Verdict(summary="Nothing to review."))
-        # One writer at a time on SQLite: the first render of a template stores its default version.
-        async with self.db.single_writer(), self.db.transaction() as session:
+        async with self.db.session() as session:  # rendering only reads
             # Rendered first and together: one template version for the whole review, stored once.
             prompts = [
                 await render(session, TEMPLATE, prompt_variables(job.input, chunk, index, len(chunks)))
