@@ -31,6 +31,7 @@ from sqlalchemy import func, select
 
 from taskmaster.agents.base import AgentKind, AgentResult, CodingJob, StartedCallback
 from taskmaster.config import Settings, load_settings
+from taskmaster.core.clock import utcnow
 from taskmaster.core.logging import configure_logging
 from taskmaster.db.base import Base
 from taskmaster.db.models import Project, WorkflowRun, WorkflowStep
@@ -180,6 +181,7 @@ class World:
         )
         self.parallel = parallel
         self.project_id = uuid.uuid4()
+        self.requested_at = utcnow()
 
     async def setup(self, count: int) -> None:
         async with self.db.engine.begin() as conn:
@@ -197,6 +199,7 @@ class World:
 
     async def run(self, numbers: list[int]) -> float:
         """Request runs for `numbers` and wait until all have finished; wall seconds from request to the last."""
+        self.requested_at = utcnow()
         started = time.perf_counter()
         async with self.db.transaction() as session:
             made = await codegen.start(
@@ -234,6 +237,28 @@ async def stage_seconds(world: World) -> dict[str, list[float]]:
         if row.finished_at is not None:
             by_stage.setdefault(row.name, []).append((row.finished_at - row.started_at).total_seconds())
     return by_stage
+
+
+async def timeline(world: World, took: float) -> str:
+    """Where the time beyond the ideal went in the last batch: before the first agents started, between an agent's
+    end and the next agent's start in its slot, and after the last agent ended (to the last run's end)."""
+    async with world.db.session() as session:
+        agents = (
+            await session.scalars(
+                select(WorkflowStep).where(WorkflowStep.name == "agent", WorkflowStep.started_at >= world.requested_at)
+            )
+        ).all()
+    starts = sorted((row.started_at - world.requested_at).total_seconds() for row in agents)
+    ends = sorted((row.finished_at - world.requested_at).total_seconds() for row in agents if row.finished_at)
+    slots = world.parallel
+    head = statistics.mean(starts[:slots])
+    gaps = [start - end for start, end in zip(starts[slots:], ends, strict=False)]
+    tail = took - ends[-1]
+    return (
+        f"  timeline: first {slots} agents start after {head:.2f} s (mean); an agent's slot waits "
+        f"{statistics.mean(gaps):.3f} s (mean, max {max(gaps):.3f}) for the next agent over {len(gaps)} hand-overs; "
+        f"the last run ends {tail:.2f} s after the last agent"
+    )
 
 
 async def bench_overhead(root: Path, count: int) -> None:
@@ -280,6 +305,7 @@ async def bench_parallel(root: Path, count: int, agent_seconds: float, parallel:
               f"{ideal + own:.2f} s")  # fmt: skip
         print("  stages (median/max s): " + ", ".join(
             f"{k} {statistics.median(v):.2f}/{max(v):.2f}" for k, v in stages.items()))  # fmt: skip
+        print(await timeline(world, took))
     finally:
         await world.close()
 

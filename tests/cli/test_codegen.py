@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from taskmaster.app import create_app
 from taskmaster.db.models import Project, PullRequest
+from taskmaster.db.prefix import short_ids
 from taskmaster.db.session import Database
 from taskmaster.projects import service as projects
 from taskmaster.secrets import SecretBox
@@ -124,12 +125,14 @@ def test_detached_runs_are_listed_shown_by_prefix_and_canceled(
     table = taskmaster_cli("codegen", "list", env=env)
     assert "2 codegen runs" in table.stdout and "Schema" in table.stdout and "Docs" in table.stdout
 
-    shown = json_of(taskmaster_cli("codegen", "show", ids[0][:13], "--json", env=env))
+    # Runs requested together share their id's first 12 digits (UUIDv7's millisecond): the prefix a table shows.
+    prefix = short_ids(ids)[0]
+    shown = json_of(taskmaster_cli("codegen", "show", prefix, "--json", env=env))
     assert shown["id"] == ids[0] and shown["status"] == "pending" and "stages" in shown
     text = taskmaster_cli("codegen", "show", ids[0], env=env)
     assert text.returncode == 0 and f"codegen run {ids[0]}: pending" in text.stdout and "agent:" in text.stdout
 
-    canceled = taskmaster_cli("codegen", "cancel", ids[0][:13], env=env)
+    canceled = taskmaster_cli("codegen", "cancel", prefix, env=env)
     assert canceled.returncode == 0 and f"codegen run {ids[0]} canceled" in canceled.stdout, canceled.stderr
     pending = json_of(taskmaster_cli("codegen", "list", "--status", "pending", "--json", env=env))["items"]
     assert [r["id"] for r in pending] == [ids[1]]
@@ -228,7 +231,8 @@ def test_run_follows_each_task_to_its_pull_request_and_exits_0(
     assert sorted((r["task_number"], r["status"], r["stage"]) for r in listed) == [(1, "succeeded", "done"),
                                                                                   (3, "succeeded", "done")]  # fmt: skip
     run_id = next(r["id"] for r in listed if r["task_number"] == 1)
-    shown = taskmaster_cli("codegen", "show", run_id[:13], env=env)
+    listed_ids = [r["id"] for r in listed]
+    shown = taskmaster_cli("codegen", "show", short_ids(listed_ids)[listed_ids.index(run_id)], env=env)
     assert shown.returncode == 0, shown.stderr
     for words in ("succeeded at stage done", "template: codegen.task@1", "branch: taskmaster/1-schema",
                   "agent: offline", "pull request: #"):  # fmt: skip

@@ -10,6 +10,7 @@ from mcp.client import Client
 from mcp.server.mcpserver import MCPServer
 
 from taskmaster.config import Settings
+from taskmaster.db.prefix import short_ids
 from taskmaster.db.session import Database
 from taskmaster.mcp.server import build_server
 from taskmaster.projects import service as projects
@@ -72,7 +73,9 @@ async def test_generate_code_requests_runs_which_the_read_tools_show(server: MCP
         listed = payload(await client.call_tool("list_codegen_runs", {"project": "app"}))["items"]
         assert {r["id"] for r in listed} == {r["id"] for r in started}
         assert payload(await client.call_tool("list_codegen_runs", {"status": "running"}))["items"] == []
-        shown = payload(await client.call_tool("get_codegen_run", {"run": started[1]["id"][:13]}))
+        # Runs requested together share their id's millisecond digits: the prefix a list shows them by.
+        prefix = short_ids([r["id"] for r in started])[1]
+        shown = payload(await client.call_tool("get_codegen_run", {"run": prefix}))
         assert shown["id"] == started[1]["id"] and set(shown) == set(CodegenRunDetail.model_fields)
 
 

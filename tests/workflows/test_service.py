@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from taskmaster.core.clock import utcnow
+from taskmaster.db.base import Base
 from taskmaster.db.models import Worker, WorkflowRun
 from taskmaster.db.session import Database
 from taskmaster.workflows import service
 from taskmaster.workflows.base import RunResult
 from taskmaster.workflows.service import RunRequest
+from tests.conftest import PostgresDatabase, make_settings
 from tests.support import make_project
 
 
@@ -51,6 +55,57 @@ async def test_a_burst_of_identical_requests_makes_one_live_run_and_a_finished_o
     assert [(r.status, r.trigger_key, r.result) for r in runs] == [
         ("succeeded", "review:pr7:abc", {"findings": 0}), ("pending", "review:pr7:abc", {}),
     ]  # fmt: skip
+
+
+async def test_requests_made_together_reuse_live_runs_and_fold_repeats(
+    db: Database,
+) -> None:
+    project = await make_project(db)
+    other = await make_project(db)
+    ask = [RunRequest(project_id=project.id, kind="codegen", subject=f"task:{n}") for n in (1, 2, 2, 3)]
+    async with db.transaction() as session:
+        live = (await service.request_run(session, ask[1])).run
+    async with db.transaction() as session:
+        made = await service.request_runs(session, ask)
+        assert [m.created for m in made] == [True, False, False, True]
+        assert made[1].run.id == made[2].run.id == live.id
+    async with db.session() as session:
+        stored = (await session.scalars(select(WorkflowRun.trigger_key).order_by(WorkflowRun.trigger_key))).all()
+    assert stored == ["codegen:task:1", "codegen:task:2", "codegen:task:3"]
+
+    with pytest.raises(ValueError, match="one project"):
+        async with db.transaction() as session:
+            await service.request_runs(session, [ask[0], RunRequest(project_id=other.id, kind="codegen", subject="x")])
+
+
+@pytest.mark.postgres
+async def test_a_batch_that_loses_the_race_for_one_trigger_returns_the_winners_run(
+    pg_database: PostgresDatabase, tmp_path: Path
+) -> None:
+    """Another transaction makes task 4's run after the batch looked for live runs and before it inserts: the batch
+    waits on the unique index, loses, and asks again one by one, returning the run that won. (On SQLite writers
+    take turns, so the race cannot happen there.)"""
+    db = Database.from_settings(make_settings(tmp_path, pg_database.url))
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        project = await make_project(db)
+        ask = [RunRequest(project_id=project.id, kind="codegen", subject=f"task:{n}") for n in (3, 4)]
+        async with db.transaction() as winner:
+            won = (await service.request_run(winner, ask[1])).run
+            await winner.flush()
+            async with db.transaction() as session:
+                batch = asyncio.ensure_future(service.request_runs(session, ask))
+                await asyncio.sleep(0.3)  # the batch's insert now waits on the winner's uncommitted row
+                assert not batch.done()
+                await winner.commit()
+                made = await batch
+                assert [(m.run.trigger_key, m.created) for m in made] == [
+                    ("codegen:task:3", True), ("codegen:task:4", False),
+                ]  # fmt: skip
+                assert made[1].run.id == won.id
+    finally:
+        await db.dispose()
 
 
 async def test_concurrent_claims_take_each_run_once_and_only_kinds_asked_for(db: Database) -> None:

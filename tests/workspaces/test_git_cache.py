@@ -8,6 +8,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,26 @@ async def test_ensure_clones_a_bare_mirror_once_then_fetches_only_new_commits(
     assert first_packs.items() <= after.items()
     assert "-source-" in mirror.parent.name  # a readable slug, then the URL's hash
     assert not list(mirror.parent.glob("mirror.git.tmp-*"))
+
+
+async def test_a_branch_checkout_skips_its_fetch_when_one_started_after_the_work_was_requested(
+    tmp_path: Path, source_repo: tuple[Path, list[str]]
+) -> None:
+    """The runs of one request share a fetch: a checkout of a branch fetches unless a fetch started at or after
+    `fetched_since`, which already brought all that the request could have seen."""
+    repo, shas = source_repo
+    cache = MirrorCache(tmp_path / "cache", max_bytes=GiB)
+    requested = time.time()
+    first = await cache.checkout(str(repo), "main", tmp_path / "one", fetched_since=requested)
+    assert first.sha == shas[-1]
+
+    newer = commit(repo, "app.txt", "pushed after the request\n")
+    shared = await cache.checkout(str(repo), "main", tmp_path / "two", fetched_since=requested)
+    assert shared.sha == shas[-1]  # no second fetch: the first one started after the request
+    later = await cache.checkout(str(repo), "main", tmp_path / "three", fetched_since=time.time())
+    assert later.sha == newer  # a request made after the push fetches it
+    plain = await cache.checkout(str(repo), "main", tmp_path / "four")
+    assert plain.sha == newer
 
 
 async def test_checkout_is_a_detached_tree_of_exactly_the_commit_with_branches_and_tags(

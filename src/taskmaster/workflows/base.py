@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from taskmaster.db.session import Database
@@ -26,6 +27,8 @@ class RunInput:
     pull_request_id: uuid.UUID | None = None
     commit_sha: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    requested_at: datetime | None = None
+    """When the run was requested (its row's `created_at`): what it reads of the world must be at least as new."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,12 +54,12 @@ class Journal:
     async def timed(self, name: str, fn: Callable[[], Awaitable[Output]], *, announce: bool = True) -> Output:
         started = utcnow()
         if announce:
-            await self._started(name)
+            await self.start(name)
         try:
             output = await fn()
         except Exception:
             if not announce:  # the failed try stays visible as started and not finished
-                await self._started(name, at=started)
+                await self.start(name, at=started)
             raise
         await self.record(name, output, started_at=started)
         return output
@@ -96,15 +96,20 @@ class Journal:
 
     async def forget(self, *names: str) -> None:
         """Drop steps whose effect was undone (a deleted branch, a closed PR)."""
-        async with self.db.transaction() as session:
-            await session.execute(
-                delete(WorkflowStep).where(WorkflowStep.run_id == self.run_id, WorkflowStep.name.in_(names))
-            )
+        async with self.db.single_writer(), self.db.transaction() as session:
+            await self.forget_in(session, *names)
+
+    async def forget_in(self, session: Any, *names: str) -> None:
+        """`forget` in the caller's transaction."""
+        await session.execute(
+            delete(WorkflowStep).where(WorkflowStep.run_id == self.run_id, WorkflowStep.name.in_(names))
+        )
 
     async def steps(self) -> list[StepRecord]:
         return await steps_of(self.db, self.run_id)
 
-    async def _started(self, name: str, *, at: datetime | None = None) -> None:
+    async def start(self, name: str, *, at: datetime | None = None) -> None:
+        """Record `name` as started (not finished), in a transaction of its own."""
         async with self.db.single_writer(), self.db.transaction() as session:  # reads, then writes
             await self.start_in(session, name, at=at)
 

@@ -4,7 +4,7 @@ runs of workers that died (the lease of `db.leases`, held through the worker's h
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,21 +63,7 @@ async def request_run(session: AsyncSession, request: RunRequest) -> RequestedRu
     existing = await session.scalar(query)
     if existing is not None:
         return RequestedRun(existing, created=False)
-    run = WorkflowRun(
-        project_id=request.project_id,
-        kind=request.kind,
-        status="pending",
-        trigger_key=key,
-        trigger_event=(request.trigger_event or "")[:100] or None,
-        request_id=(request.request_id or "")[:100] or None,
-        pipeline_id=request.pipeline_id,
-        step_name=request.step_name,
-        pull_request_id=request.pull_request_id,
-        commit_sha=request.commit_sha,
-        params=dict(request.params),
-        result={},
-        attempts=0,
-    )
+    run = _new_run(request)
     try:
         # A savepoint: a concurrent request for the same trigger loses on the unique index, not the transaction.
         async with session.begin_nested():
@@ -88,6 +74,56 @@ async def request_run(session: AsyncSession, request: RunRequest) -> RequestedRu
             raise
         return RequestedRun(existing, created=False)
     return RequestedRun(run, created=True)
+
+
+async def request_runs(session: AsyncSession, requests: Sequence[RunRequest]) -> list[RequestedRun]:
+    """`request_run` for many requests of one project, in order: one query for the live runs that already cover
+    some, one savepoint for the rest (a concurrent request that wins on the unique index sends them one by one
+    through `request_run`)."""
+    if not requests:
+        return []
+    project_ids = {request.project_id for request in requests}
+    if len(project_ids) != 1:
+        raise ValueError("request_runs takes the requests of one project")
+    live = await session.scalars(
+        select(WorkflowRun).where(
+            WorkflowRun.project_id == requests[0].project_id,
+            WorkflowRun.trigger_key.in_({request.trigger_key for request in requests}),
+            WorkflowRun.status.in_(LIVE_RUN_STATUSES),
+        )
+    )
+    existing = {run.trigger_key: run for run in live.all()}
+    made: dict[str, WorkflowRun] = {}
+    for request in requests:
+        if request.trigger_key not in existing and request.trigger_key not in made:
+            made[request.trigger_key] = _new_run(request)
+    try:
+        async with session.begin_nested():
+            session.add_all(made.values())
+    except IntegrityError:
+        return [await request_run(session, request) for request in requests]
+    return [
+        RequestedRun(existing[key], created=False) if key in existing else RequestedRun(made[key], created=True)
+        for key in (request.trigger_key for request in requests)
+    ]
+
+
+def _new_run(request: RunRequest) -> WorkflowRun:
+    return WorkflowRun(
+        project_id=request.project_id,
+        kind=request.kind,
+        status="pending",
+        trigger_key=request.trigger_key,
+        trigger_event=(request.trigger_event or "")[:100] or None,
+        request_id=(request.request_id or "")[:100] or None,
+        pipeline_id=request.pipeline_id,
+        step_name=request.step_name,
+        pull_request_id=request.pull_request_id,
+        commit_sha=request.commit_sha,
+        params=dict(request.params),
+        result={},
+        attempts=0,
+    )
 
 
 async def claim_next(
@@ -192,4 +228,5 @@ def _input(run: WorkflowRun) -> RunInput:
         pull_request_id=run.pull_request_id,
         commit_sha=run.commit_sha,
         params=dict(run.params or {}),
+        requested_at=run.created_at,
     )

@@ -102,13 +102,15 @@ class MirrorCache:
         """Where the bare mirror of `repo` lives (whether or not it exists yet)."""
         return self._entry(repo) / "mirror.git"
 
-    async def ensure(self, repo: str, *, token: str | None = None) -> Path:
+    async def ensure(self, repo: str, *, token: str | None = None, since: float | None = None) -> Path:
         """Make the mirror of `repo` current: `clone --mirror` the first time, later `fetch --prune` what is new.
 
         When several callers ask at once, one fetches and the others wait for it and then skip their own fetch,
-        since one that started after they asked already brought everything they could have seen.
+        since one that started after they asked already brought everything they could have seen. `since` moves
+        "asked" earlier (a Unix time): a fetch started at or after it is as good (the runs of one request share
+        the fetch of the first).
         """
-        asked = time.time()
+        asked = time.time() if since is None else min(since, time.time())
         entry = self._entry(repo)
         await asyncio.to_thread(entry.mkdir, parents=True, exist_ok=True)
         mirror = entry / "mirror.git"
@@ -130,11 +132,15 @@ class MirrorCache:
             _touch(entry / "use.lock")
         return mirror
 
-    async def checkout(self, repo: str, commit: str, dest: Path, *, token: str | None = None) -> Checkout:
+    async def checkout(
+        self, repo: str, commit: str, dest: Path, *, token: str | None = None, fetched_since: float | None = None
+    ) -> Checkout:
         """Make `dest` a working tree of `commit` (a sha, or a ref name such as a branch, resolved to a sha).
 
-        A sha missing from the mirror is fetched once, then looked up again; a ref name is always fetched first,
-        because the mirror's copy of a branch may be behind. `dest` must not exist or be an empty directory.
+        A sha missing from the mirror is fetched once, then looked up again; a ref name is fetched first, because
+        the mirror's copy of a branch may be behind: unless a fetch started at or after `fetched_since` (a Unix
+        time, such as when the caller's work was requested), which brought all the caller could ask for.
+        `dest` must not exist or be an empty directory.
 
         How: an empty repository + `objects/info/alternates` pointing at the mirror + `git checkout --detach` (what
         `clone --shared` does, minus copying every ref of the mirror, which for a forge mirror includes all pull
@@ -153,7 +159,7 @@ class MirrorCache:
         immutable = _ID_RE.fullmatch(commit) is not None
         async with _locked(entry / "use.lock", shared=True):
             if not _is_mirror(mirror) or not immutable:
-                await self.ensure(repo, token=token)
+                await self.ensure(repo, token=token, since=fetched_since)
             await asyncio.to_thread(_prepare_dest, dest, repo, commit)
             registration = entry / "checkouts" / _dest_key(dest)
             await asyncio.to_thread(_register, registration, dest)

@@ -218,6 +218,19 @@ def test_a_cycle_in_the_text_is_reported_with_the_phrases_that_made_it() -> None
     assert "Depends on A2" in plan.warnings[0]
 
 
+def test_acceptance_criteria_are_kept_as_a_list_for_code_generation() -> None:
+    text = (
+        "# Invoices\n\n## Requirements\n\n- Export an invoice as a PDF\n"
+        "  - Acceptance criteria: the PDF shows the invoice number\n"
+        "  - Acceptance criteria: the PDF opens in any reader\n- Email an invoice to its customer\n"
+    )
+    export, email = parse_prd(text)
+    criteria = ["the PDF shows the invoice number", "the PDF opens in any reader"]
+    assert export.extra["acceptance_criteria"] == criteria
+    assert export.test_strategy == "\n".join(f"- {c}" for c in criteria)
+    assert "acceptance_criteria" not in email.extra and email.test_strategy is None
+
+
 def test_a_document_without_requirements_says_what_it_saw() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_prd("# Ideas\n\n## Background\n\nWe talked.\n\n## Open questions\n\n- Who pays?\n", source="n.md")

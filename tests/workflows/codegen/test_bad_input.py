@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from taskmaster.agents.base import AgentNotConfigured, AgentResult
 from taskmaster.core.errors import InvalidInput
-from taskmaster.db.models import WorkflowRun
+from taskmaster.costs import service as costs
+from taskmaster.db.models import WorkflowRun, WorkflowStep
 from taskmaster.projects import settings as project_settings
 from taskmaster.workflows import service as runs
 from taskmaster.workflows.codegen import service as codegen
@@ -120,9 +121,20 @@ async def test_an_agent_that_changes_nothing_fails_the_run_with_an_empty_diff(wo
 
 async def test_an_agent_that_fails_or_times_out_fails_the_run_with_its_reason(world: World) -> None:
     number = await world.add_task("Write the store")
-    timed_out = AgentResult(ok=False, failure="timeout", error="no answer after 1800 s")
+    timed_out = AgentResult(
+        ok=False, failure="timeout", error="no answer after 1800 s", transcript="> thinking...", input_tokens=7
+    )
     error = await _fails_with(world, ScriptedAgent(lambda checkout: None, result=timed_out), number)
     assert error == "agent: the agent timed out: no answer after 1800 s"
+    # What the agent said and spent stays on the run for `codegen show`, and its agent slot is free again.
+    async with world.db.session() as session:
+        [run] = await codegen.list_runs(session, project_id=world.project.id)
+        shown = await codegen.get_run(session, run.id)
+        held = await session.scalar(select(func.count()).select_from(WorkflowStep).where(WorkflowStep.name == "slot"))
+        spent = await costs.total(session, workflow_run_id=run.id)
+    assert (shown.transcript, shown.input_tokens, held) == ("> thinking...", 7, 0)
+    assert [(s.stage, s.finished_at is not None) for s in shown.stages if s.stage == "agent"] == [("agent", True)]
+    assert (spent.calls, spent.input_tokens) == (1, 7)
 
 
 async def test_a_remote_that_refuses_the_push_fails_the_run_and_blocks_the_task_after_max_failures(

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 
 from taskmaster.costs.service import total
-from taskmaster.db.models import AiCall, PullRequest, WebhookDelivery, WorkflowRun, WorkflowStep
+from taskmaster.db.models import AiCall, PullRequest, Task, WebhookDelivery, WorkflowRun, WorkflowStep
 from taskmaster.forges.github import webhooks as github_webhooks
 from taskmaster.webhooks import service as webhooks
 from taskmaster.workflows import service as runs
@@ -110,6 +110,34 @@ async def test_a_scripted_agent_gets_the_rendered_prompt_and_its_tokens_and_cost
     )  # fmt: skip
     assert (spent.input_tokens, spent.output_tokens, round(spent.cost_usd, 4)) == (1200, 300, 0.0123)
     assert git(world.remote, "show", "taskmaster/2-use-the-store:src/store.py") == "STORE = {}"
+
+
+async def test_a_planned_tasks_criteria_are_listed_once_as_acceptance_criteria(world: World) -> None:
+    """The offline planner keeps a PRD's criteria both as a list and as the test strategy: the prompt and the PR
+    body list them once, as acceptance criteria; a test strategy of its own is kept."""
+    criteria = ["the PDF shows the invoice number", "the PDF opens in any reader"]
+    planned = await world.add_task("Export an invoice as a PDF", test_strategy="\n".join(f"- {c}" for c in criteria))
+    async with world.db.transaction() as session:
+        await session.execute(update(Task).where(Task.id == world.tasks[planned]).values(
+            extra={"acceptance_criteria": criteria}))  # fmt: skip
+    own = await world.add_task("Email an invoice", test_strategy="Send one to a fake SMTP server.")
+    agent = ScriptedAgent(lambda checkout: (checkout / "invoice.py").write_text(f"N = {len(agent.jobs)}\n"))
+    world.use_agent(agent)
+    await world.start(CodegenRequest(tasks=[planned, own], agent="agentapi"))
+    assert (await world.run_next()).status == "succeeded"
+    assert (await world.run_next()).status == "succeeded"
+
+    [pdf_job, email_job] = sorted(agent.jobs, key=lambda job: job.task_number)
+    assert "## Acceptance criteria\n\n- the PDF shows the invoice number\n- the PDF opens in any reader" in (
+        pdf_job.prompt
+    )
+    assert "## Test strategy" not in pdf_job.prompt
+    assert "## Test strategy\n\nSend one to a fake SMTP server." in email_job.prompt
+    bodies = {pull["title"]: pull["body"] for pull in world.pulls()}
+    pdf_body = bodies["Export an invoice as a PDF (task #1)"]
+    assert pdf_body.count("the PDF opens in any reader") == 1 and "- [ ] the PDF opens in any reader" in pdf_body
+    assert "## Test strategy" not in pdf_body
+    assert "## Test strategy\n\nSend one to a fake SMTP server." in bodies["Email an invoice (task #2)"]
 
 
 async def test_merging_marks_the_task_done_reports_the_newly_ready_tasks_and_loops_when_asked(world: World) -> None:

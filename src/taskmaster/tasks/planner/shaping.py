@@ -200,6 +200,8 @@ def _task(
         extra["prd_source"] = source
     if record.label:
         extra["requirement_id"] = record.label
+    if record.criteria:
+        extra["acceptance_criteria"] = list(record.criteria)  # what code generation lists as the task's criteria
     return PlannedTask(
         key=key, title=title[:500], description=description_of(record), details="\n".join(details) or None,
         test_strategy=test_strategy, type="bug" if record.kind == "bug" else _type_of(title),

@@ -16,7 +16,6 @@ import contextlib
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,11 @@ CONVENTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md")
 CONVENTION_MAX_CHARS = 20_000
 TRANSCRIPT_MAX_CHARS = 100_000
 SLOT_POLL_SECONDS = 0.5
+PREPARING_AT_ONCE = 2
+"""Runs of a process claiming, checking out and rendering their prompt at once. That work is local (one fetch
+serves the runs of a request) and shares the CPU, so more at once only delays each: with 4 agent slots, the 4th
+agent of a batch started 0.1 s later with 4 than with 2 (`bench/codegen.py`). Two, not one, so that a slow fetch
+of one repository does not hold every other project's runs."""
 CANCEL_POLL_SECONDS = 1.0
 
 
@@ -90,6 +94,14 @@ def acceptance_of(task: Task) -> list[str]:
     return found
 
 
+def distinct_test_strategy(task: Task) -> str:
+    """The task's test strategy, empty when it only lists its acceptance criteria again (the offline planner
+    keeps a PRD's criteria as both), so that a prompt or a PR body does not say the same thing twice."""
+    strategy = (task.test_strategy or "").strip()
+    bullets = [re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", line).strip() for line in strategy.splitlines() if line.strip()]
+    return "" if bullets and bullets == acceptance_of(task) else strategy
+
+
 class _Failed(Exception):
     def __init__(self, stage: str, reason: str) -> None:
         super().__init__(reason)
@@ -113,8 +125,8 @@ class CodegenParts:
     agent_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     """`worker.codegen_concurrency`: the agents this process runs at once."""
     preparing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    """As many: the runs claiming, checking out and rendering their prompt at once, so that the first runs reach
-    their agent first instead of every run in flight sharing the CPU until all are ready."""
+    """`PREPARING_AT_ONCE`: the runs claiming, checking out and rendering their prompt at once, so that the first
+    runs reach their agent first instead of every run in flight sharing the CPU until all are ready."""
     slot_freed: asyncio.Condition = field(default_factory=asyncio.Condition)
     """Notified when a run of this process frees a project slot, so that its waiters need not poll for it."""
 
@@ -137,7 +149,7 @@ class CodegenWorkflow:
         self.parts = CodegenParts(
             settings, mirror, credentials, forges, agents or default_agents(),
             agent_slots=asyncio.Semaphore(settings.worker.codegen_concurrency),
-            preparing=asyncio.Semaphore(settings.worker.codegen_concurrency),
+            preparing=asyncio.Semaphore(min(PREPARING_AT_ONCE, settings.worker.codegen_concurrency)),
         )  # fmt: skip
 
     async def run(self, db: Database, run: RunInput) -> RunResult:
@@ -158,9 +170,10 @@ class _Run:
         self.checkout = self.workdir / "repo"
         self.stage = "queued"
         self.info: dict[str, Any] = {}
-        self._release_slots: Callable[[], Awaitable[None]] = _nothing
         self._holds_slot = False
         self._preparing = False
+        self._outside_before: list[str] = []
+        self._git_config: bytes | None = None
         self._project_row: Project | None = None
         self._task_row: Task | None = None
 
@@ -241,13 +254,14 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------------ admission
 
-    async def _admit(self, *, start: str) -> bool:
+    async def _admit(self, *, start: str) -> None:
         """Wait for one of the project's `codegen.max_parallel` agent slots (a `slot` step of a `running` run, kept
-        until its agent ends: a run resumed inside its agent holds it again). A new slot is taken in the transaction
-        that records step `start` as started; True then."""
-        if await self.journal.output("slot") is not None:
+        until its agent ends: a run resumed inside its agent holds it again), and record step `start` as started in
+        the transaction that takes the slot."""
+        if self.run.attempt > 1 and await self.journal.output("slot") is not None:
             self._holds_slot = True
-            return False
+            await self.journal.start(start)
+            return
         while True:
             await self._check_canceled()
             async with self.db.single_writer(), self.db.transaction() as session:
@@ -269,7 +283,7 @@ class _Run:
                                              attempt=self.run.attempt, started_at=now, finished_at=now))  # fmt: skip
                     await self.journal.start_in(session, start, at=now)
                     self._holds_slot = True
-                    return True
+                    return
             # Woken at once when a run of this process frees a slot; the poll catches other workers' runs.
             freed = self.parts.slot_freed
             async with freed:
@@ -282,19 +296,52 @@ class _Run:
             return
         await self.journal.forget("slot")
         self._holds_slot = False
+        await self._slot_freed()
+
+    async def _slot_freed(self) -> None:
+        """Wake this process's runs waiting for a project slot (other workers' runs find it by polling)."""
         async with self.parts.slot_freed:
             self.parts.slot_freed.notify_all()
 
-    async def _agent_slot(self, project: Project, task: Task, prompt_out: dict[str, Any]) -> dict[str, Any]:
-        """The agent stage inside this process's and the project's agent slots, both freed as soon as the agent
-        returns (before its output is recorded), so that the next run's agent starts at once."""
-        async with contextlib.AsyncExitStack() as slots:
-            await slots.enter_async_context(self.parts.agent_slots)
-            slots.push_async_callback(self._free_slot)
-            # The slot and the agent's start in one transaction: no second wait for the writer inside the slot.
-            announce = not await self._admit(start="agent")
-            self._release_slots = slots.aclose
-            return await self._timed("agent", lambda: self._agent(project, task, prompt_out), announce=announce)
+    async def _agent_stage(self, project: Project, task: Task, prompt: dict[str, Any]) -> dict[str, Any]:
+        """The agent inside this process's and the project's agent slots. When it returns, one write frees the
+        project slot and records its cost and output, and both slots are handed on before anything else, so that
+        the next run's agent starts at once."""
+        self.stage = "agent"
+        await self._check_canceled()
+        async with self.parts.agent_slots:
+            await self._admit(start="agent")
+            try:
+                output, result = await self._agent(project, task, prompt)
+            except TaskmasterError as exc:
+                raise _Failed("agent", str(exc)) from exc
+            await self._agent_done(project, prompt, result, output)
+        await self._slot_freed()
+        if not result.ok:
+            how = _FAILURE_WORDS.get(result.failure or "failed", "failed")
+            raise _Failed("agent", f"the agent {how}: {result.error or 'no reason given'}")
+        await self._after_agent()
+        return output
+
+    async def _agent_done(
+        self, project: Project, prompt: dict[str, Any], result: AgentResult, output: dict[str, Any]
+    ) -> None:
+        """The project slot freed, the agent's call (tokens, cost) and its step's output recorded: one transaction."""
+        async with self.db.single_writer(), self.db.transaction() as session:
+            await self.journal.forget_in(session, "slot")
+            await record_call(
+                session,
+                CallRecord(
+                    project_id=project.id, purpose="codegen", provider=self.choice.kind,
+                    model=self.choice.type if self.choice.kind == "agentapi" else None,
+                    input_tokens=result.input_tokens or 0, output_tokens=result.output_tokens or 0,
+                    cost_usd=result.cost_usd, template_name=prompt["name"], template_version=prompt["version"],
+                    workflow_run_id=self.run.run_id,
+                ),
+                prices=self.settings.costs.prices,
+            )  # fmt: skip
+            await self.journal.record_in(session, "agent", output)
+        self._holds_slot = False
 
     # ------------------------------------------------------------------------------------------------ claim
 
@@ -363,7 +410,10 @@ class _Run:
         await self._clear_workdir()
         await asyncio.to_thread(self.workdir.mkdir, parents=True, exist_ok=True)
         token = self.parts.credentials.forge_token(project)
-        made = await self.parts.mirror.checkout(project.repository, ref, self.checkout, token=token)
+        requested = self.run.requested_at.timestamp() if self.run.requested_at is not None else None
+        made = await self.parts.mirror.checkout(
+            project.repository, ref, self.checkout, token=token, fetched_since=requested
+        )
         return made.sha
 
     def _git(self) -> Git:
@@ -384,7 +434,7 @@ class _Run:
         base_sha = made["base_sha"]
         prompt_out = await self._timed("prompt", lambda: self._prompt(project, task), announce=False)
         self._prepared()
-        agent_out = await self._agent_slot(project, task, prompt_out)
+        agent_out = await self._agent_stage(project, task, prompt_out)
         if agent_out.get("pull_request_url"):
             output = {"agent_pull_request_url": agent_out["pull_request_url"], "head_branch": agent_out["head_branch"]}
             await self.journal.record("commit", output)
@@ -410,7 +460,7 @@ class _Run:
             "base_branch": self.info["base_branch"],
             "task": {
                 "number": task.number, "title": task.title, "description": task.description or "",
-                "details": task.details or "", "test_strategy": task.test_strategy or "",
+                "details": task.details or "", "test_strategy": distinct_test_strategy(task),
             },
             "acceptance": acceptance_of(task),
             "dependencies": await self._dependencies(task),
@@ -452,9 +502,10 @@ class _Run:
                 found.append({"name": name, "text": text[:CONVENTION_MAX_CHARS]})
         return found
 
-    async def _agent(self, project: Project, task: Task, prompt: dict[str, Any]) -> dict[str, Any]:
+    async def _agent(self, project: Project, task: Task, prompt: dict[str, Any]) -> tuple[dict[str, Any], AgentResult]:
+        """Run the agent; its result, and the `agent` step's output made of it (recorded by the caller)."""
         agent: CodingAgent = self.parts.agents.make(project, self.choice)
-        previous = await self.journal.get("agent_started")
+        previous = await self.journal.get("agent_started") if self.run.attempt > 1 else None
         timeout = project_settings.load(project.settings).codegen.timeout
         job = CodingJob(
             project_id=project.id, project_name=project.name, task_number=task.number, title=task.title,
@@ -469,14 +520,12 @@ class _Run:
         async def started(external_id: str) -> None:
             await self.journal.record("agent_started", {"external_id": external_id})
 
-        outside_before = await asyncio.to_thread(_listing, self.workdir)
-        git_config = await asyncio.to_thread(_read, self.checkout / ".git" / "config")
+        self._outside_before = await asyncio.to_thread(_listing, self.workdir)
+        self._git_config = await asyncio.to_thread(_read, self.checkout / ".git" / "config")
         try:
             result = await self._watch(agent.run(job, on_started=started))
         finally:
-            await self._release_slots()
             await agent.aclose()
-        await self._record_cost(project, prompt, result)
         output = {
             "agent": agent.label, "ok": result.ok, "summary": result.summary[:5000],
             "transcript": result.transcript[-TRANSCRIPT_MAX_CHARS:], "failure": result.failure, "error": result.error,
@@ -485,17 +534,14 @@ class _Run:
             "output_tokens": result.output_tokens, "cost_usd": result.cost_usd,
             "claims_implementation": result.claims_implementation,
         }  # fmt: skip
-        if not result.ok:
-            await self.journal.record("agent", output)
-            how = _FAILURE_WORDS.get(result.failure or "failed", "failed")
-            raise _Failed("agent", f"the agent {how}: {result.error or 'no reason given'}")
-        if await asyncio.to_thread(_listing, self.workdir) != outside_before:
-            await self.journal.record("agent", output)
+        return output, result
+
+    async def _after_agent(self) -> None:
+        """What a successful agent may not have done: write beside its checkout, or change its git configuration."""
+        if await asyncio.to_thread(_listing, self.workdir) != self._outside_before:
             raise _Failed("check", "the agent wrote outside its checkout")
-        if await asyncio.to_thread(_read, self.checkout / ".git" / "config") != git_config:
-            await self.journal.record("agent", output)
+        if await asyncio.to_thread(_read, self.checkout / ".git" / "config") != self._git_config:
             raise _Failed("check", "the agent changed the checkout's git configuration")
-        return output
 
     async def _watch(self, work: Any) -> AgentResult:
         """Run the agent; a cancel of the run stops it (the agent's task is cancelled, which ends its processes)."""
@@ -511,20 +557,6 @@ class _Run:
                 agent_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await agent_task
-
-    async def _record_cost(self, project: Project, prompt: dict[str, Any], result: AgentResult) -> None:
-        async with self.db.transaction() as session:
-            await record_call(
-                session,
-                CallRecord(
-                    project_id=project.id, purpose="codegen", provider=self.choice.kind,
-                    model=self.choice.type if self.choice.kind == "agentapi" else None,
-                    input_tokens=result.input_tokens or 0, output_tokens=result.output_tokens or 0,
-                    cost_usd=result.cost_usd, template_name=prompt["name"], template_version=prompt["version"],
-                    workflow_run_id=self.run.run_id,
-                ),
-                prices=self.settings.costs.prices,
-            )  # fmt: skip
 
     async def _check(self, task: Task, base_sha: str) -> dict[str, Any]:
         change = await self._git().staged_change(base_sha)
@@ -726,8 +758,9 @@ def pull_request_body(task: Task, agent_out: dict[str, Any], kind: str, project_
     criteria = acceptance_of(task)
     if criteria:
         parts.append("## Acceptance criteria\n\n" + "\n".join(f"- [ ] {item}" for item in criteria))
-    if task.test_strategy:
-        parts.append(f"## Test strategy\n\n{task.test_strategy}")
+    strategy = distinct_test_strategy(task)
+    if strategy:
+        parts.append(f"## Test strategy\n\n{strategy}")
     summary = str(agent_out.get("summary") or "").strip()
     parts.append(f"## What the agent did ({agent_out.get('agent') or kind})\n\n{summary or '(no summary)'}")
     parts.append(f"---\nOpened by Taskmaster for task {project_name}#{task.number}.")
@@ -755,10 +788,6 @@ def _is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _listing(path: Path) -> list[str]:

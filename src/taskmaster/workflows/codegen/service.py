@@ -49,13 +49,10 @@ async def start(
     (agents or default_agents()).check(project, choice)
     chosen: list[Task] = []
     if request.tasks:
-        not_ready = []
-        for number in dict.fromkeys(request.tasks):
-            task = await tasks.get_task(session, project.id, number)
-            live = await _live_run(session, project.id, task.id)
-            if live is None and not await tasks.is_ready(session, project, task.id):
-                not_ready.append(f"#{task.number} ({task.status})")
-            chosen.append(task)
+        chosen = await _named_tasks(session, project.id, list(dict.fromkeys(request.tasks)))
+        live = await _live_runs(session, project.id, chosen)
+        ready = await tasks.ready_among(session, project, [task.id for task in chosen if task.id not in live])
+        not_ready = [f"#{t.number} ({t.status})" for t in chosen if t.id not in live and t.id not in ready]
         if not_ready:
             raise InvalidInput(
                 f"not ready for code generation in project {project.name}: {', '.join(not_ready)}; a task is ready "
@@ -63,18 +60,15 @@ async def start(
             )
     else:
         wanted = request.next or 1
-        for task in await tasks.ready_tasks(session, project, limit=wanted + 100):
-            if len(chosen) == wanted:
-                break
-            if await _live_run(session, project.id, task.id) is None:
-                chosen.append(task)
+        candidates = await tasks.ready_tasks(session, project, limit=wanted + 100)
+        live = await _live_runs(session, project.id, candidates)
+        chosen = [task for task in candidates if task.id not in live][:wanted]
         if not chosen:
             raise InvalidInput(f"no task of project {project.name} is ready for code generation")
-    made = []
-    for task in chosen:
-        requested = await runs.request_run(session, run_request(project.id, task, choice.as_params(), request.loop,
-                                                                 actor))  # fmt: skip
-        made.append(requested.run)
+    requested = await runs.request_runs(
+        session, [run_request(project.id, task, choice.as_params(), request.loop, actor) for task in chosen]
+    )
+    made = [item.run for item in requested]
     await session.flush()
     await audit.record(
         session, actor=actor, action="codegen.start", target_type="project", target_id=project.id,
@@ -94,14 +88,32 @@ def run_request(
     )  # fmt: skip
 
 
-async def _live_run(session: AsyncSession, project_id: uuid.UUID, task_id: uuid.UUID) -> WorkflowRun | None:
-    found: WorkflowRun | None = await session.scalar(
-        select(WorkflowRun).where(
-            WorkflowRun.project_id == project_id, WorkflowRun.trigger_key == f"{KIND}:{trigger_subject(task_id)}",
+async def _named_tasks(session: AsyncSession, project_id: uuid.UUID, numbers: list[int]) -> list[Task]:
+    """The project's tasks of these numbers, in their order; a number out of range or missing is `tasks.get_task`'s
+    error."""
+    for number in numbers:
+        if not 0 < number <= tasks.MAX_TASK_NUMBER:  # PostgreSQL would fail the whole statement on it
+            await tasks.get_task(session, project_id, number)
+    rows = await session.scalars(select(Task).where(Task.project_id == project_id, Task.number.in_(numbers)))
+    by_number = {task.number: task for task in rows.all()}
+    for number in numbers:
+        if number not in by_number:
+            await tasks.get_task(session, project_id, number)  # raises: out of range, or no such task
+    return [by_number[number] for number in numbers]
+
+
+async def _live_runs(session: AsyncSession, project_id: uuid.UUID, among: Sequence[Task]) -> set[uuid.UUID]:
+    """Which of the tasks have a live code-generation run."""
+    if not among:
+        return set()
+    keys = {f"{KIND}:{trigger_subject(task.id)}": task.id for task in among}
+    found = await session.scalars(
+        select(WorkflowRun.trigger_key).where(
+            WorkflowRun.project_id == project_id, WorkflowRun.trigger_key.in_(keys),
             WorkflowRun.status.in_(LIVE_RUN_STATUSES),
         )
     )  # fmt: skip
-    return found
+    return {keys[key] for key in found.all()}
 
 
 async def list_runs(
