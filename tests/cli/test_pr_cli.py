@@ -96,3 +96,26 @@ def test_pull_requests_are_opened_validated_here_merged_with_git_and_refused_wit
     assert missing.returncode == 2 and "has no issue #3" in missing.stderr
     both = taskmaster_cli("pipeline", "run", "-p", "app", "--pr", "1", "--ref", "main", env=env)
     assert both.returncode == 2 and "exactly one of --ref and --pr" in both.stderr
+
+
+def test_a_draft_pull_request_is_opened_as_one_and_refused_a_merge(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    env = {"TASKMASTER_HOME": str(home / "state"), "COLUMNS": "200"}
+    repo = _repo(tmp_path / "repo")
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env).returncode == 0
+
+    opened = taskmaster_cli("pr", "create", "-p", "app", "--head", "feature", "--title", "Sketch", "--draft", env=env)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.strip() == "opened draft pull request #1: feature -> main"
+    ready = taskmaster_cli("pr", "create", "-p", "app", "--head", "clash", "--title", "Ready", "--json", env=env)
+    assert json.loads(ready.stdout)["draft"] is False
+
+    shown = taskmaster_cli("pr", "show", "-p", "app", "1", env=env)
+    assert shown.returncode == 0 and "#1 Sketch [open, draft]" in shown.stdout
+    main = git(repo, "rev-parse", "main")
+    refused = taskmaster_cli("pr", "merge", "-p", "app", "1", env=env)
+    assert refused.returncode == 1 and "pull request #1 is a draft" in refused.stderr
+    assert git(repo, "rev-parse", "main") == main and not (repo / "feature.txt").exists()
+    listed = json.loads(taskmaster_cli("pr", "list", "-p", "app", "--json", env=env).stdout)
+    assert {(p["number"], p["draft"], p["state"]) for p in listed} == {(1, True, "open"), (2, False, "open")}

@@ -140,6 +140,64 @@ async def test_an_existing_branch_or_open_merge_request_raises_forge_conflict(fo
         await forge.create_pull_request(PROJECT, head="feature", base="main", title="t", body="b")
 
 
+async def test_find_pull_request_asks_for_the_open_merge_requests_between_the_branches(
+    forge: GitLabForge, fake: FakeGitLab
+) -> None:
+    assert await forge.find_pull_request(PROJECT, head="feature", base="main") is None
+    made = await forge.create_pull_request(PROJECT, head="feature", base="main", title="t", body="b")
+    fake.add_merge_request(PROJECT_ID, source_branch="feature", target_branch="release", title="to release")
+
+    assert await forge.find_pull_request(PROJECT, head="feature", base="main") == made
+    to_release = await forge.find_pull_request(PROJECT, head="feature", base="release")
+    assert to_release is not None and to_release.number == 2 and to_release.url.endswith("/-/merge_requests/2")
+    assert await forge.find_pull_request(PROJECT, head="other") is None
+
+    lists = fake.matching("GET", f"/api/v4/projects/{ENCODED}/merge_requests")
+    page = {"state": "opened", "per_page": "100", "page": "1"}
+    assert [r.query for r in lists] == [
+        {"source_branch": "feature", "target_branch": "main", **page},
+        {"source_branch": "feature", "target_branch": "main", **page},
+        {"source_branch": "feature", "target_branch": "release", **page},
+        {"source_branch": "other", **page},
+    ]
+    assert all(r.headers["private-token"] == TOKEN for r in lists)
+
+
+async def test_a_closed_merge_request_is_not_found_and_a_new_one_may_be_opened_for_the_branch(
+    forge: GitLabForge, fake: FakeGitLab
+) -> None:
+    first = await forge.create_pull_request(PROJECT, head="feature", base="main", title="t", body="b")
+    await forge.close_pull_request(PROJECT, first.number)
+    assert await forge.find_pull_request(PROJECT, head="feature", base="main") is None
+
+    second = await forge.create_pull_request(PROJECT, head="feature", base="main", title="t", body="b")
+    assert second.number == 2
+    assert await forge.find_pull_request(PROJECT, head="feature", base="main") == second
+
+
+async def test_find_pull_request_leaves_out_merge_requests_from_forks_across_pages(
+    forge: GitLabForge, fake: FakeGitLab
+) -> None:
+    # Ours is the oldest; three newer ones come from forks with a branch of the same name and are listed first.
+    ours = fake.add_merge_request(PROJECT_ID, source_branch="feature", target_branch="main", title="ours")
+    for fork in (77, 78, 79):
+        fake.add_merge_request(PROJECT_ID, source_project=fork, source_branch="feature", target_branch="main")
+    fake.page_size = 2
+
+    found = await forge.find_pull_request(PROJECT, head="feature", base="main")
+
+    assert found is not None and found.number == ours["iid"] == 1
+    assert [r.query["page"] for r in fake.matching("GET", "/merge_requests")] == ["1", "2"]
+
+
+async def test_find_pull_request_errors_are_the_forges(forge: GitLabForge, fake: FakeGitLab) -> None:
+    with pytest.raises(ForgeNotFound, match="find the merge request of 'feature' on acme/absent: HTTP 404"):
+        await forge.find_pull_request("acme/absent", head="feature")
+    fake.server_error(status=503, times=1, method="GET", path="/merge_requests")
+    assert await forge.find_pull_request(PROJECT, head="feature") is None
+    assert len(fake.matching("GET", "/merge_requests")) == 3
+
+
 async def test_read_file_encodes_the_whole_path_and_returns_none_when_absent(
     forge: GitLabForge, fake: FakeGitLab
 ) -> None:

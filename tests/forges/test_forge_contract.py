@@ -23,6 +23,7 @@ from taskmaster.forges.base import (
     ForgeRejected,
     ForgeUnavailable,
     PullRequestDetails,
+    PullRequestLookup,
     PullRequestRef,
     ReviewComment,
     comment_marker,
@@ -187,6 +188,21 @@ async def test_a_pull_request_is_closed_without_merging_and_closing_again_is_no_
     assert (closed.state, closed.merge_commit_sha) == ("closed", None)
     with pytest.raises(ForgeConflict):
         await forge.merge_pull_request(under_test.repo, opened.number)
+
+
+async def test_the_open_pull_request_of_a_branch_is_found_into_its_base_and_a_closed_one_is_not(
+    forge: Forge, under_test: ForgeUnderTest
+) -> None:
+    assert isinstance(forge, PullRequestLookup)
+    assert await forge.find_pull_request(under_test.repo, head="feature", base="main") is None
+    opened = await forge.create_pull_request(under_test.repo, head="feature", base="main", title="t", body="b")
+
+    assert await forge.find_pull_request(under_test.repo, head="feature", base="main") == opened
+    assert await forge.find_pull_request(under_test.repo, head="feature") == opened
+    assert await forge.find_pull_request(under_test.repo, head="feature", base="release") is None
+    assert await forge.find_pull_request(under_test.repo, head="other", base="main") is None
+    await forge.close_pull_request(under_test.repo, opened.number)
+    assert await forge.find_pull_request(under_test.repo, head="feature", base="main") is None
 
 
 async def test_read_file_returns_the_bytes_and_none_when_absent(forge: Forge, under_test: ForgeUnderTest) -> None:

@@ -78,17 +78,26 @@ def create_command(
         str | None, typer.Option("--base", help="The branch to merge into (default: the project's).")
     ] = None,
     body: Annotated[str, typer.Option("--body", "-b", help="The description.")] = "",
+    draft: Annotated[
+        bool,
+        typer.Option(
+            "--draft",
+            help="Open it as a draft: no validation pipeline is requested for it and it cannot be merged (nothing "
+            "marks a local draft ready yet: close it and open it again without --draft).",
+        ),
+    ] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Open a pull request from a branch of a local-forge project's repository; its validation pipeline is requested
-    through the webhook queue (a worker, or `taskmaster serve`, runs it; `pipeline run --pr N` runs it here)."""
+    through the webhook queue (a worker, or `taskmaster serve`, runs it; `pipeline run --pr N` runs it here), except
+    for a draft's."""
     from pydantic import ValidationError
 
     from taskmaster.forges.local import service
     from taskmaster.forges.local.schemas import PullRequestCreate
 
     try:
-        spec = PullRequestCreate(head=head, base=base, title=title, body=body)
+        spec = PullRequestCreate(head=head, base=base, title=title, body=body, draft=draft)
     except ValidationError as exc:
         common.fail("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors()))
 
@@ -102,7 +111,8 @@ def create_command(
     if json_output:
         common.print_json(data)
     else:
-        print(f"opened pull request #{data['number']}: {data['head_ref']} -> {data['base_ref']}")
+        kind = "draft pull request" if data["draft"] else "pull request"
+        print(f"opened {kind} #{data['number']}: {data['head_ref']} -> {data['base_ref']}")
 
 
 @command.command("list")

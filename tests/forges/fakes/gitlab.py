@@ -1,6 +1,8 @@
 """A fake GitLab REST API v4: the endpoints `GitLabForge` calls, routed on the raw path (a project is its numeric
 id or its URL-encoded path, `group%2Fproject`, as on GitLab), with token auth, `X-Next-Page` pagination,
-GitLab's refusal to re-post a status's current state, and injectable failures (429 with Retry-After, 5xx).
+GitLab's refusal to re-post a status's current state or to open a second open merge request between the same
+branches, merge requests listed by state and branches (forks' included, as GitLab lists them), and injectable
+failures (429 with Retry-After, 5xx, a reply lost after the request was carried out).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class FakeGitLab(RecordingServer):
         self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)/notes/(?P<id>\d+)", self._update_note)
         self.route("POST", rf"{project}/repository/branches", self._create_branch)
         self.route("POST", rf"{project}/merge_requests", self._create_merge_request)
+        self.route("GET", rf"{project}/merge_requests", self._list_merge_requests)
         self.route("GET", rf"{project}/merge_requests/(?P<iid>\d+)", self._get_merge_request)
         self.route("PUT", rf"{project}/merge_requests/(?P<iid>\d+)/merge", self._merge_merge_request)
         self.route("POST", rf"{project}/merge_requests/(?P<iid>\d+)/discussions", self._create_discussion)
@@ -133,6 +136,23 @@ class FakeGitLab(RecordingServer):
             return None, JSONResponse({"message": "404 Project Not Found"}, status_code=404)
         return project, None
 
+    def _page(self, call: Call, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The page of `items` the query asks for (`per_page`, 20 by default, at most `page_size`; `page`) and
+        GitLab's pagination headers for it."""
+        query = call.request.query_params
+        per_page = min(int(query.get("per_page", "20")), self.page_size)
+        page = int(query.get("page", "1"))
+        pages = max(1, -(-len(items) // per_page))
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Total": str(len(items)),
+            "X-Total-Pages": str(pages),
+            "X-Next-Page": str(page + 1) if page < pages else "",
+            "X-Prev-Page": str(page - 1) if page > 1 else "",
+        }
+        return items[(page - 1) * per_page : page * per_page], headers
+
     def _author(self, base: str, name: str) -> dict[str, Any]:
         return {"id": 3, "username": name, "name": name, "state": "active", "web_url": f"{base}/{name}"}
 
@@ -199,20 +219,8 @@ class FakeGitLab(RecordingServer):
         project, denied = self._guard(call)
         if denied is not None or project is None:
             return denied or JSONResponse({}, status_code=404)
-        query = call.request.query_params
-        per_page = min(int(query.get("per_page", "20")), self.page_size)
-        page = int(query.get("page", "1"))
         everything = sorted(self.notes_on(project, int(call.params["iid"])), key=lambda n: n["id"])
-        pages = max(1, -(-len(everything) // per_page))
-        chunk = everything[(page - 1) * per_page : page * per_page]
-        headers = {
-            "X-Page": str(page),
-            "X-Per-Page": str(per_page),
-            "X-Total": str(len(everything)),
-            "X-Total-Pages": str(pages),
-            "X-Next-Page": str(page + 1) if page < pages else "",
-            "X-Prev-Page": str(page - 1) if page > 1 else "",
-        }
+        chunk, headers = self._page(call, everything)
         return JSONResponse([self._note_body(call.base_url, n) for n in chunk], headers=headers)
 
     async def _create_note(self, call: Call) -> Response:
@@ -259,7 +267,14 @@ class FakeGitLab(RecordingServer):
             return denied or JSONResponse({}, status_code=404)
         body = call.body or {}
         for open_mr in self.state.merge_requests:
-            if open_mr["project"] == project and open_mr["source_branch"] == body.get("source_branch"):
+            # GitLab refuses a second open merge request between the same two branches of the same projects.
+            if (
+                open_mr["project"] == project
+                and open_mr["source_project"] == project
+                and open_mr["state"] == "opened"
+                and open_mr.get("source_branch") == body.get("source_branch")
+                and open_mr.get("target_branch") == body.get("target_branch")
+            ):
                 return JSONResponse(
                     {
                         "message": [
@@ -268,12 +283,43 @@ class FakeGitLab(RecordingServer):
                     },
                     status_code=409,
                 )
+        stored = self.add_merge_request(project, **body)
+        return JSONResponse(self._merge_request_body(call.base_url, stored), status_code=201)
+
+    def add_merge_request(
+        self, project: int, *, state: str = "opened", source_project: int | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Store a merge request as GitLab would hold it (`source_branch`, `target_branch`, `title`, ... in
+        `fields`); `source_project` is the fork it comes from, the project itself by default."""
         iid = len([m for m in self.state.merge_requests if m["project"] == project]) + 1
-        stored = {"project": project, "iid": iid, "state": "opened", "sha": "a" * 40, "mergeable": True, **body}
+        stored = {"project": project, "iid": iid, "state": state, "sha": "a" * 40, "mergeable": True, **fields}
+        stored["source_project"] = project if source_project is None else source_project
         # Each push is a version of the diff: (head, base, start) commits, newest first, as GitLab lists them.
         stored["versions"] = [{"head": "a" * 40, "base": "b" * 40, "start": "b" * 40}]
         self.state.merge_requests.append(stored)
-        return JSONResponse(self._merge_request_body(call.base_url, stored), status_code=201)
+        return stored
+
+    async def _list_merge_requests(self, call: Call) -> Response:
+        """`GET /projects/:id/merge_requests`: the project's merge requests, newest first, filtered by `state`
+        (`all` by default), `source_branch` and `target_branch`, paged with `X-Next-Page`."""
+        project, denied = self._guard(call)
+        if denied is not None or project is None:
+            return denied or JSONResponse({}, status_code=404)
+        query = call.request.query_params
+        state = query.get("state", "all")
+        if state not in ("opened", "closed", "locked", "merged", "all"):
+            return JSONResponse({"error": "state does not have a valid value"}, status_code=400)
+        found = [
+            m
+            for m in self.state.merge_requests
+            if m["project"] == project
+            and state in ("all", m["state"])
+            and query.get("source_branch") in (None, m.get("source_branch"))
+            and query.get("target_branch") in (None, m.get("target_branch"))
+        ]
+        found.sort(key=lambda m: m["iid"], reverse=True)
+        chunk, headers = self._page(call, found)
+        return JSONResponse([self._merge_request_body(call.base_url, m) for m in chunk], headers=headers)
 
     def _merge_request_body(self, base: str, mr: dict[str, Any]) -> dict[str, Any]:
         path = next(p for p, i in self.state.projects.items() if i == mr["project"])
@@ -283,6 +329,8 @@ class FakeGitLab(RecordingServer):
             "id": 9000 + mr["iid"],
             "iid": mr["iid"],
             "project_id": mr["project"],
+            "source_project_id": mr.get("source_project", mr["project"]),
+            "target_project_id": mr["project"],
             "title": title,
             "description": mr.get("description"),
             "state": mr["state"],

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,7 +34,8 @@ class Recorded:
 
 @dataclass
 class Injected:
-    """A canned error answer for the next `times` requests that match."""
+    """A canned error answer for the next `times` requests that match; with `handled`, the request is carried out
+    first and only its answer replaced (a reply lost on the way back, as from a proxy that timed out)."""
 
     status: int
     body: Any
@@ -41,6 +43,7 @@ class Injected:
     method: str | None
     path_contains: str | None
     times: int
+    handled: bool = False
 
 
 @dataclass
@@ -86,6 +89,15 @@ class RecordingServer:
         with self._lock:
             self._injected.append(Injected(status, body, headers or {}, method, path_contains, times))
 
+    def lose_reply(
+        self, *, status: int = 502, method: str | None = None, path_contains: str | None = None, times: int = 1
+    ) -> None:
+        """The next `times` matching requests are carried out, but their answers are lost: the client gets `status`
+        (by default the 502 a proxy answers when the server behind it took too long)."""
+        body = {"message": f"{status} {HTTPStatus(status).phrase}"}
+        with self._lock:
+            self._injected.append(Injected(status, body, {}, method, path_contains, times, handled=True))
+
     def clear_log(self) -> None:
         with self._lock:
             self.requests = []
@@ -125,13 +137,17 @@ class RecordingServer:
             failure = self._take_failure(record)
         if not self.open.is_set():
             await asyncio.to_thread(self.open.wait, 60)
-        if failure is not None:
+        if failure is not None and not failure.handled:
             return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
         base_url = f"{request.url.scheme}://{request.url.netloc}"
+        answer: Response = JSONResponse({"message": "Not Found"}, status_code=404)
         for method, pattern, handler in self._routes:
             if method == request.method and (match := pattern.match(path)):
-                return await handler(Call(request, match.groupdict(), body, base_url, record.headers))
-        return JSONResponse({"message": "Not Found"}, status_code=404)
+                answer = await handler(Call(request, match.groupdict(), body, base_url, record.headers))
+                break
+        if failure is not None:
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        return answer
 
     def _take_failure(self, record: Recorded) -> Injected | None:
         for failure in self._injected:

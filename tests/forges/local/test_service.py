@@ -73,6 +73,21 @@ async def test_opening_stores_a_local_delivery_that_the_webhook_loop_turns_into_
     assert (await _deliveries(db))[0].status == "processed"
 
 
+async def test_a_draft_gets_no_validation_pipeline_and_refuses_a_merge(
+    db: Database, settings: Settings, bare: Repo
+) -> None:
+    pull = await _open(db, bare, draft=True)
+
+    await _drain(db, settings)
+    (delivery,) = await _deliveries(db)
+    assert delivery.status == "processed" and delivery.result["ignored"].startswith("draft pull request")
+    assert await _pipelines(db) == []
+    with pytest.raises(ForgeConflict, match="#1 is a draft"):
+        async with db.transaction() as session:
+            await service.merge_pull_request(session, bare.project.id, pull.number, actor="bob")
+    assert bare.sha("main") == pull.base_sha
+
+
 async def test_a_merge_into_a_checked_out_base_keeps_the_dirty_working_tree_and_raises_the_github_merged_event(
     db: Database, settings: Settings, working: Repo
 ) -> None:

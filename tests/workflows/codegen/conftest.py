@@ -1,5 +1,6 @@
 """A code-generation world on loopback: a bare git repository as the project's remote, a project on the fake GitHub
-(real githubkit against it), tasks, and the `codegen` workflow kind on real mirrors and checkouts."""
+(real githubkit against it) or, in `gitlab_world`, on the fake GitLab (the real GitLab client), tasks, and the
+`codegen` workflow kind on real mirrors and checkouts."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ from taskmaster.workflows.codegen.run import CodegenWorkflow
 from taskmaster.workflows.codegen.schemas import CodegenRequest
 from taskmaster.workspaces.git_cache import MirrorCache
 from tests.forges.fakes import github as fake_github
+from tests.forges.fakes import gitlab as fake_gitlab
 from tests.forges.fakes.github import FakeGitHub, serve_github
+from tests.forges.fakes.gitlab import FakeGitLab, serve_gitlab
 from tests.support.git import commit, git
 
 
@@ -45,6 +48,18 @@ def _github_server() -> Iterator[tuple[str, FakeGitHub]]:
 def github(_github_server: tuple[str, FakeGitHub]) -> tuple[str, FakeGitHub]:
     _github_server[1].reset()
     return _github_server
+
+
+@pytest.fixture(scope="module")
+def _gitlab_server() -> Iterator[tuple[str, FakeGitLab]]:
+    with serve_gitlab() as server:
+        yield server
+
+
+@pytest.fixture
+def gitlab(_gitlab_server: tuple[str, FakeGitLab]) -> tuple[str, FakeGitLab]:
+    _gitlab_server[1].reset()
+    return _gitlab_server
 
 
 Edit = Any
@@ -83,7 +98,7 @@ class World:
     db: Database
     remote: Path
     project: Project
-    fake: FakeGitHub
+    fake: FakeGitHub | FakeGitLab
     agents: AgentRegistry
     workflow: CodegenWorkflow
     tasks: dict[int, uuid.UUID] = field(default_factory=dict)
@@ -128,6 +143,9 @@ class World:
         return dict(line.split() for line in out.splitlines())
 
     def pulls(self) -> list[dict[str, Any]]:
+        """The pull requests (GitLab: merge requests) the fake forge holds."""
+        if isinstance(self.fake, FakeGitLab):
+            return self.fake.state.merge_requests
         return self.fake.state.pulls
 
 
@@ -145,17 +163,35 @@ def make_remote(tmp_path: Path) -> Path:
     return remote
 
 
+GITLAB_PROJECT_ID = 7
+"""The fake GitLab's id of the world's project `acme/api`."""
+
+
 @pytest.fixture
 async def world(settings: Settings, db: Database, github: tuple[str, FakeGitHub], tmp_path: Path) -> World:
     url, fake = github
+    return await make_world(settings, db, tmp_path, "github", url, fake, fake_github.PERSONAL_TOKEN)
+
+
+@pytest.fixture
+async def gitlab_world(settings: Settings, db: Database, gitlab: tuple[str, FakeGitLab], tmp_path: Path) -> World:
+    """The world with its project on the fake GitLab, as project `acme/api`."""
+    url, fake = gitlab
+    fake.state.projects["acme/api"] = GITLAB_PROJECT_ID
+    return await make_world(settings, db, tmp_path, "gitlab", url, fake, fake_gitlab.TOKEN)
+
+
+async def make_world(
+    settings: Settings, db: Database, tmp_path: Path, forge: str, url: str, fake: FakeGitHub | FakeGitLab, token: str
+) -> World:
+    """A project `acme/api` on `forge` (its API at `url`, reached with `token`) whose repository is a bare one."""
     remote = make_remote(tmp_path)
     box = SecretBox([new_key()])
     credentials = Credentials(box)
     async with db.transaction() as session:
         project = Project(
-            name=f"app-{uuid.uuid4().hex[:6]}", repository=str(remote), forge="github", owner="acme", repo_name="api",
-            default_branch="main", forge_token=box.encrypt(fake_github.PERSONAL_TOKEN),
-            settings={"forge_api_url": url},
+            name=f"app-{uuid.uuid4().hex[:6]}", repository=str(remote), forge=forge, owner="acme", repo_name="api",
+            default_branch="main", forge_token=box.encrypt(token), settings={"forge_api_url": url},
         )  # fmt: skip
         session.add(project)
     agents = default_agents()

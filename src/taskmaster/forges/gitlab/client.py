@@ -2,7 +2,8 @@
 
 GitLab has no check runs: its `capabilities` say so, and a pipeline is reported with commit statuses and the merge
 request comment alone (the check-run methods raise `ForgeRejected`). A review is a discussion per inline comment,
-positioned with the merge request's `diff_refs`, and its body a note.
+positioned with the merge request's `diff_refs`, and its body a note. It is a `PullRequestLookup`: it finds a
+branch's open merge request, so code generation links the one an earlier attempt opened.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ DEFAULT_BASE_URL = "https://gitlab.com"
 FORGE = "GitLab"
 _DESCRIPTION_MAX = 255
 _NOTES_PER_PAGE = 100
+_MERGE_REQUESTS_PER_PAGE = 100
 # GitLab does not pace writes the way GitHub asks; a short gap still keeps bursts polite.
 DEFAULT_THROTTLE = ThrottleSettings(max_concurrency=10, min_write_interval=0.1)
 
@@ -258,6 +260,32 @@ class GitLabForge:
         )
         data = _json_object(response)
         return PullRequestRef(number=int(data["iid"]), url=str(data["web_url"]))
+
+    async def find_pull_request(self, repo: str, *, head: str, base: str | None = None) -> PullRequestRef | None:
+        """The open merge request from branch `head` of the project itself (into `base`, when given), or None.
+
+        GitLab filters by branch and state; the answer is checked again because a merge request from a fork can
+        share the branch name (it is not ours: Taskmaster pushes to the project), and old GitLab versions ignored
+        the branch filters."""
+        action = f"find the merge request of {head!r} on {repo}"
+        params = {"source_branch": head, "state": "opened", "per_page": str(_MERGE_REQUESTS_PER_PAGE)}
+        if base:
+            params["target_branch"] = base
+        page: str | None = "1"
+        while page:
+            response = await self._request(
+                "GET", f"{_project(repo)}/merge_requests", action, params={**params, "page": page}
+            )
+            for data in _json_list(response):
+                same_project = data.get("source_project_id", data.get("project_id")) == data.get("project_id")
+                if (
+                    data.get("source_branch") == head
+                    and (not base or data.get("target_branch") == base)
+                    and same_project
+                ):
+                    return PullRequestRef(number=int(data["iid"]), url=str(data["web_url"]))
+            page = response.headers.get("x-next-page", "").strip() or None
+        return None
 
     async def get_pull_request(self, repo: str, number: int) -> PullRequestDetails:
         response = await self._request(
