@@ -309,7 +309,7 @@ def _print_table(runs: list[dict[str, Any]]) -> None:
     from taskmaster.db.prefix import short_ids
 
     common.print_table(
-        ["id", "task", "title", "status", "stage", "agent", "branch", "PR", "time", "error"],
+        ["id", "task", "title", "status", "stage", "agent", "PR", "time", "error"],  # the branch: `codegen show`
         [
             (
                 short,
@@ -318,7 +318,6 @@ def _print_table(runs: list[dict[str, Any]]) -> None:
                 r["status"],
                 r["stage"],
                 r["agent"],
-                r["branch"],
                 f"#{r['pull_request_number']}" if r["pull_request_number"] is not None else None,
                 _duration(r),
                 (r["error"] or "").splitlines()[0][:60] if r["error"] else None,

@@ -139,23 +139,34 @@ def print_json(data: Any) -> None:
 
 
 _WHOLE_COLUMNS = frozenset({"id", "#"})
+_SHORT_COLUMN = 12
 
 
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    # A column no row fills (no errors, no PRs yet) only takes room from those that say something.
+    shown = [i for i, column in enumerate(columns) if not cells or column in _WHOLE_COLUMNS or any(r[i] for r in cells)]
     table = Table(title=title)
-    for i, column in enumerate(columns):
-        if column in _WHOLE_COLUMNS:
-            # Ids are what people copy into the next command: the other columns shrink or wrap instead.
-            width = max([len(column), *(len(str(row[i])) for row in rows if row[i] is not None)])
-            table.add_column(column, no_wrap=True, min_width=width)
+    widths = {i: max([len(columns[i]), *(len(row[i]) for row in cells)]) for i in shown}
+    for i in shown:
+        width = widths[i]
+        if columns[i] in _WHOLE_COLUMNS or width <= _SHORT_COLUMN:
+            # Ids are what people copy into the next command, and short values (a status, a time) read badly
+            # broken: the long columns (titles, messages) wrap instead.
+            table.add_column(columns[i], no_wrap=True, min_width=width)
         else:
-            table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console().print(table)
+            table.add_column(columns[i])
+    for row in cells:
+        table.add_row(*(row[i] for i in shown))
+    console = Console()
+    if sum(widths.values()) + 3 * len(shown) + 1 > console.width:  # each column's padding and rule, the edge
+        # Too wide for the terminal: no vertical rules, so that the room goes to the text that has to wrap.
+        table.box, table.show_edge = box.SIMPLE_HEAD, False
+    console.print(table)
 
 
 def require_planner(provider: str) -> None:
