@@ -96,3 +96,12 @@ def test_a_password_inside_a_bad_url_is_not_echoed() -> None:
         load_settings({"DATABASE_URL": "mysql://admin:pw-distinct-77@db/x"})
     assert "pw-distinct-77" not in str(caught.value)
     assert "mysql://admin:***@db/x" in str(caught.value)
+
+
+def test_the_local_forge_poll_interval_is_read_from_its_variable_and_bounded() -> None:
+    assert load_settings({}).forges.local_poll_seconds == 2.0
+    assert load_settings({"TASKMASTER_LOCAL_FORGE_POLL_SECONDS": "0.5"}).forges.local_poll_seconds == 0.5
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"TASKMASTER_LOCAL_FORGE_POLL_SECONDS": "0"})
+    (problem,) = caught.value.problems
+    assert problem.startswith("TASKMASTER_LOCAL_FORGE_POLL_SECONDS: ") and "greater than 0" in problem

@@ -90,6 +90,7 @@ ENV_VARS: dict[str, str] = {
     "TASKMASTER_WEBHOOK_SOURCE_BURST": "webhooks.source_burst",
     "TASKMASTER_WEBHOOK_MAX_ATTEMPTS": "webhooks.max_attempts",
     "TASKMASTER_WEBHOOK_PROJECT_CACHE_SECONDS": "webhooks.project_cache_seconds",
+    "TASKMASTER_LOCAL_FORGE_POLL_SECONDS": "forges.local_poll_seconds",
 }
 _PATH_TO_ENV = {path: name for name, path in ENV_VARS.items()}
 _URL_PASSWORD = re.compile(r"://([^:/@\s]*):[^@/\s]+@")  # the password in scheme://user:password@host

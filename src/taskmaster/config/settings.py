@@ -263,6 +263,14 @@ class WebhookSettings(_Section):
     """How long the receiving process remembers a repository's project and secrets (0: look up every delivery)."""
 
 
+class ForgeSettings(_Section):
+    """What Taskmaster does for forges besides receiving their webhooks."""
+
+    local_poll_seconds: float = Field(2.0, gt=0, le=3600)
+    """How often each worker looks for new commits on the head branches of open local-forge pull requests (the
+    local forge has no push hook): a moved head raises the pull request's `synchronize` event."""
+
+
 class GitHubSettings(_Section):
     """Taskmaster as a GitHub App: with `app_id` and a private key, GitHub projects on `api_url` report through the
     App's installation (check runs with annotations, statuses, comments) instead of their stored personal token."""
@@ -375,6 +383,7 @@ class Settings(_Section):
     agentapi: AgentApiSettings = AgentApiSettings()
     workspace: WorkspaceSettings = WorkspaceSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    forges: ForgeSettings = ForgeSettings()
     executor: ExecutorSettings = ExecutorSettings()
     client: ClientSettings = ClientSettings()
     github: GitHubSettings = GitHubSettings()

@@ -1,5 +1,6 @@
-"""`WorkerRuntime`: the heartbeat and the worker's loops (webhook deliveries, pipelines, workflow runs) as one
-start/stop unit. Runs inside `taskmaster serve` (mode "in-process") or as `taskmaster worker` (mode "process").
+"""`WorkerRuntime`: the heartbeat and the worker's loops (webhook deliveries, pipelines, workflow runs, the local
+forge's watch) as one start/stop unit. Runs inside `taskmaster serve` (mode "in-process") or as `taskmaster worker`
+(mode "process").
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from taskmaster.core.errors import Conflict
 from taskmaster.pipelines.leases import Lease
 from taskmaster.runtime import Runtime
 from taskmaster.worker.heartbeat import Heartbeat, WorkerIdentity, WorkerMode, worker_id
+from taskmaster.worker.localforge import LocalForgeWatch
 from taskmaster.worker.pipelines import PipelineLoop
 from taskmaster.worker.webhooks import WebhookLoop
 from taskmaster.worker.workflows import WorkflowLoop
@@ -47,6 +49,9 @@ class WorkerRuntime:
         )
         self.webhooks = WebhookLoop(runtime, on_processed=self._processed)
         runtime.wake_webhooks = self.wake  # local-forge events raised in this process are processed at once
+        self.local_forge = LocalForgeWatch(
+            runtime.db, poll_seconds=settings.forges.local_poll_seconds, on_event=self.webhooks.wake
+        )
 
     @property
     def running(self) -> bool:
@@ -78,6 +83,7 @@ class WorkerRuntime:
         self.webhooks.start()
         self.pipelines.start()
         self.workflows.start()
+        self.local_forge.start()
         log.info("worker started", worker=self.worker_id, mode=self.mode)
 
     async def stop(self) -> None:
@@ -85,6 +91,7 @@ class WorkerRuntime:
             return
         self._running = False
         heartbeat, self._heartbeat = self._heartbeat, None
+        await self.local_forge.stop()
         await self.webhooks.stop()
         await self.pipelines.stop()
         await self.workflows.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from taskmaster.db.session import Database
 from taskmaster.forges.base import ForgeConflict, ForgeNotFound, ForgeRejected
 from taskmaster.forges.events import EventKind, Provider
 from taskmaster.forges.github import webhooks as github
+from taskmaster.forges.local import git as local_git
 from taskmaster.forges.local import service
 from taskmaster.forges.local.schemas import PullRequestCreate
 from taskmaster.webhooks import service as webhooks
@@ -274,3 +277,75 @@ async def test_concurrent_openings_on_postgresql_take_distinct_numbers(tmp_path:
             assert len(await _deliveries(db)) == 8
         finally:
             await db.dispose()
+
+
+async def test_two_syncs_noticing_the_same_move_at_once_record_one_synchronize(
+    db: Database, working: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pull = await _open(db, working)
+    git(working.path, "checkout", "-q", "feature")
+    new_head = commit(working.path, "feature.txt", "better feature\n")
+    git(working.path, "checkout", "-q", "main")
+    # Both read the branches (real git) before either takes the project's lock: the race two workers, or a worker
+    # and a reader, run when they notice one push.
+    both_read = asyncio.Barrier(2)
+    real_heads = local_git.branch_heads
+    calls = 0
+
+    async def heads_then_wait(repo: str, names: Collection[str]) -> dict[str, str]:
+        nonlocal calls
+        calls += 1
+        heads = await real_heads(repo, names)
+        if calls <= 2:
+            await both_read.wait()
+        return heads
+
+    monkeypatch.setattr(local_git, "branch_heads", heads_then_wait)
+
+    async def sync() -> list[int]:
+        async with db.transaction() as session:
+            return [p.number for p in await service.sync_heads(session, working.project)]
+
+    results = await asyncio.gather(sync(), sync())
+
+    assert calls == 4  # each read once before the lock and once under it: both saw the move
+    assert sorted(results) == [[], [pull.number]]
+    assert [d.action for d in await _deliveries(db)] == ["opened", "synchronize"]
+    async with db.session() as session:
+        stored = await session.scalar(select(PullRequest.head_sha).where(PullRequest.id == pull.id))
+    assert stored == new_head
+
+
+async def test_a_deleted_head_branch_and_a_branch_under_its_name_leave_the_pull_request_as_it_was(
+    db: Database, bare: Repo
+) -> None:
+    pull = await _open(db, bare)
+    git(bare.path, "branch", "-D", "feature")
+    git(bare.path, "branch", "feature/next", "main")  # matches the pattern `refs/heads/feature`, not the name
+
+    async with db.transaction() as session:
+        moved = await service.sync_heads(session, bare.project)
+
+    assert moved == []
+    assert [d.action for d in await _deliveries(db)] == ["opened"]
+    async with db.session() as session:
+        assert await session.scalar(select(PullRequest.head_sha).where(PullRequest.id == pull.id)) == pull.head_sha
+
+
+async def test_a_vanished_repository_is_named_by_a_sync_and_a_merge_while_reads_show_what_was_stored(
+    db: Database, bare: Repo
+) -> None:
+    pull = await _open(db, bare)
+    shutil.rmtree(bare.path)
+
+    with pytest.raises(ForgeNotFound, match=f"repository {bare.path} does not exist"):
+        async with db.transaction() as session:
+            await service.sync_heads(session, bare.project)
+    with pytest.raises(ForgeNotFound, match=f"repository {bare.path} does not exist"):
+        async with db.transaction() as session:
+            await service.merge_pull_request(session, bare.project.id, pull.number, actor="bob")
+    async with db.transaction() as session:
+        _, pulls = await service.list_pull_requests(session, bare.project.id)
+        _, shown = await service.get_pull_request(session, bare.project.id, pull.number)
+
+    assert [p.number for p in pulls] == [pull.number] and shown.head_sha == pull.head_sha

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,28 @@ async def branch_sha(repo: str, name: str) -> str | None:
     """The commit branch `name` points at, or None when there is no such branch."""
     done = await run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}")
     return done.out.strip() if done.code == 0 and done.out.strip() else None
+
+
+async def branch_heads(repo: str, names: Collection[str]) -> dict[str, str]:
+    """The commit each of the branches `names` points at, read with one git process; a branch that does not exist
+    (or points at no commit) is left out. `ForgeNotFound` when `repo` is not a git repository on this machine."""
+    if not names:
+        return {}
+    # Ref names cannot hold glob characters, so each pattern matches its branch and, past a slash, branches under
+    # it (`a` matches `a/b`): only exact names are kept.
+    done = await run_git(
+        repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", *(f"refs/heads/{n}" for n in names)
+    )
+    if done.code != 0:
+        await check_repository(repo)
+        raise ForgeNotFound(f"the branches of {repo} cannot be read: {done.err}", forge=FORGE)
+    wanted = {f"refs/heads/{name}": name for name in names}
+    heads: dict[str, str] = {}
+    for line in done.out.splitlines():
+        sha, kind, ref = line.split(" ", 2)
+        if kind == "commit" and ref in wanted:
+            heads[wanted[ref]] = sha
+    return heads
 
 
 async def require_branch(repo: str, name: str) -> str:

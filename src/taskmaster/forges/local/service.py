@@ -3,13 +3,15 @@ closed), issues, and what reports leave on them (statuses, check runs, marked co
 
 Numbers are per project and shared by pull requests and issues, as on GitHub; they are taken under the project's
 write lock (`projects.service.lock_project`), so concurrent openings never share one. Opening, new commits on the
-head branch (noticed when a pull request is listed, read or acted on), merging and closing each store a
-`webhook_deliveries` row of provider `local`, which the webhook loop processes like a forge's delivery. The caller
-owns the transaction; git changes a merge makes are not undone by a rollback, so a merge is the last thing done.
+head branch (`sync_heads`: run by the worker's watch every `forges.local_poll_seconds`, and whenever a pull request
+is listed, read or acted on), merging and closing each store a `webhook_deliveries` row of provider `local`, which
+the webhook loop processes like a forge's delivery. The caller owns the transaction; git changes a merge makes are
+not undone by a rollback, so a merge is the last thing done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -158,7 +160,7 @@ async def list_pull_requests(
         raise InvalidInput(f"state must be one of {', '.join(PULL_STATES)}, got {state!r}")
     project = await get_project(session, project_ref)
     if is_local(project):
-        project = await _sync_heads(session, project)
+        await _sync_for_reading(session, project)
     query = select(PullRequest).where(PullRequest.project_id == project.id)
     if state is not None:
         query = query.where(PullRequest.state == state)
@@ -173,7 +175,7 @@ async def get_pull_request(
     check_number(number)
     project = await get_project(session, project_ref)
     if is_local(project):
-        project = await _sync_heads(session, project, number=number)
+        await _sync_for_reading(session, project, number=number)
     return project, await _pull(session, project, number)
 
 
@@ -186,30 +188,54 @@ async def _pull(session: AsyncSession, project: Project, number: int) -> PullReq
     return pull
 
 
-async def _sync_heads(session: AsyncSession, project: Project, *, number: int | None = None) -> Project:
-    """Record new commits on the head branches of open pull requests (one `synchronize` event each). Reads first
-    and takes the project's lock only when a head moved."""
-    moved = await _moved_heads(session, project, number)
-    if not moved:
-        return project
+async def watched_projects(session: AsyncSession) -> list[Project]:
+    """The local-forge projects with at least one open pull request (one query): those whose heads `sync_heads`
+    must look at."""
+    open_pulls = select(PullRequest.id).where(PullRequest.project_id == Project.id, PullRequest.state == "open")
+    rows = await session.scalars(select(Project).where(Project.forge == FORGE, open_pulls.exists()))
+    return [project for project in rows.all() if is_local(project)]
+
+
+async def sync_heads(session: AsyncSession, project: Project, *, number: int | None = None) -> list[PullRequest]:
+    """Record new commits on the head branches of the project's open pull requests (or of pull request `number`):
+    one `synchronize` event each; the pull requests whose head moved. A deleted head branch leaves its pull request
+    as it was. `ForgeNotFound` when the repository is no longer a git repository on this machine.
+
+    Reads first and takes the project's lock only when a head moved, then reads again under the lock: whoever
+    locks second (another worker, a reader) finds the heads recorded and records nothing.
+    """
+    if not await _moved_heads(session, project, number):
+        return []
     project = await lock_project(session, project.id)
-    for pull, sha in await _moved_heads(session, project, number):
+    moved = await _moved_heads(session, project, number, fresh=True)
+    for pull, sha in moved:
         before, pull.head_sha = pull.head_sha, sha
         await session.flush()
         await _raise(session, project, pull, local_events.SYNCHRONIZE, sender=None, previous_head_sha=before)
-    return project
+    return [pull for pull, _ in moved]
 
 
-async def _moved_heads(session: AsyncSession, project: Project, number: int | None) -> list[tuple[PullRequest, str]]:
+async def _sync_for_reading(session: AsyncSession, project: Project, *, number: int | None = None) -> None:
+    """`sync_heads` for a read: a repository that vanished leaves the stored pull requests to be shown as they
+    were (the worker's watch warns about it)."""
+    with contextlib.suppress(ForgeNotFound):
+        await sync_heads(session, project, number=number)
+
+
+async def _moved_heads(
+    session: AsyncSession, project: Project, number: int | None, *, fresh: bool = False
+) -> list[tuple[PullRequest, str]]:
     query = select(PullRequest).where(PullRequest.project_id == project.id, PullRequest.state == "open")
     if number is not None:
         query = query.where(PullRequest.number == number)
-    moved = []
-    for pull in (await session.scalars(query)).all():
-        sha = await git.branch_sha(project.repository, pull.head_ref)
-        if sha is not None and sha != pull.head_sha:  # a deleted head branch leaves the pull request as it was
-            moved.append((pull, sha))
-    return moved
+    if fresh:
+        # Rows this session read before it held the lock may still be in its identity map with the head they had
+        # then, and a plain query hands those back unchanged: a move another transaction recorded would be recorded
+        # again. The read under the lock is the one that counts.
+        query = query.execution_options(populate_existing=True)
+    pulls = (await session.scalars(query)).all()
+    heads = await git.branch_heads(project.repository, {pull.head_ref for pull in pulls})
+    return [(pull, heads[pull.head_ref]) for pull in pulls if heads.get(pull.head_ref, pull.head_sha) != pull.head_sha]
 
 
 async def merge_pull_request(
@@ -229,7 +255,7 @@ async def merge_pull_request(
     check_number(number)
     project = await lock_project(session, project_ref)
     require_local(project)
-    await _sync_heads(session, project, number=number)
+    await sync_heads(session, project, number=number)
     pull = await _pull(session, project, number)
     if pull.state != "open":
         raise ForgeConflict(f"pull request #{number} is {pull.state}: only an open pull request can be merged",

@@ -248,9 +248,9 @@ class DebugRecovery:
         return await self._finish(row, "suggested", detail=where)
 
     async def _announce_push(self, context: _Context) -> None:
-        """Tell a local forge of the pushed fix: it has no push hook and learns of new commits on a pull request's
-        branch when the pull request is read, which raises its `synchronize` event (the fix's own pipeline). A
-        remote forge sends its webhook by itself."""
+        """Tell a local forge of the pushed fix now: it has no push hook, and a read of the pull request raises its
+        `synchronize` event (the fix's own pipeline) at once rather than at the workers' next look at its branches
+        (`forges.local_poll_seconds`). A remote forge sends its webhook by itself."""
         project = context.project
         if project.forge != "local" or context.pr_number is None or (repo := _forge_repo(project)) is None:
             return
@@ -259,7 +259,7 @@ class DebugRecovery:
             return
         try:
             await forge.get_pull_request(repo, context.pr_number)
-        except ForgeError as exc:  # the fix is pushed; its pipeline then starts when the pull request is next read
+        except ForgeError as exc:  # the fix is pushed; a worker's watch of the local forge notices it later
             log.warning("the local forge was not told of a pushed fix", pipeline_id=str(context.pipeline.id),
                         error=exc.detail)  # fmt: skip
         finally:
