@@ -191,6 +191,16 @@ async def test_taskmaster_review_reruns_on_the_prs_head_posts_inline_comments_on
     assert [r.commit_sha for r in reports] == [first.result["commit_sha"], newer]
     assert all(r.pipeline_id is None and r.workflow_run_id is not None for r in reports)
 
+    # The findings are fixed: the comment says the review now passes, instead of showing the old findings.
+    clean = push(setup.repo, {"app.py": "x = 1\n", "b.py": "VALUE = 1\n"})
+    await setup.moved_to(clean)
+    third = await workflow.run(db, await run_input(setup.base))
+    assert (third.result["commit_sha"], third.result["decision"]) == (clean, "passed")
+    assert len(InlineGitHub.reviews) == 2  # nothing new to post inline
+    (cleared,) = fake.comments_on("octo/app", 7)
+    assert "✅ AI review passed" in cleared["body"] and f"No findings at {clean[:12]}" in cleared["body"]
+    assert "TODO" not in cleared["body"] and "b.py" not in cleared["body"]
+
 
 async def test_a_review_run_without_services_fails_saying_so(db: Database, settings: Settings) -> None:
     result = await ReviewWorkflow().run(

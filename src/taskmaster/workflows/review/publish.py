@@ -87,8 +87,12 @@ async def publish(
     pr: PullRequest | None,
     target: ReviewTarget,
     report: ReviewReport,
+    *,
+    earlier_findings: bool = False,
 ) -> list[str]:
-    """Post `report` where the forge shows reviews; forge errors come back as warnings (the report is stored)."""
+    """Post `report` where the forge shows reviews; forge errors come back as warnings (the report is stored).
+    `earlier_findings`: an earlier review of the PR found something, so a clean one still says so in the PR's review
+    comment (which would otherwise go on showing the old findings)."""
     repo = forge_repo(project)
     if forges is None or pr is None or repo is None:
         return []
@@ -117,7 +121,7 @@ async def publish(
                 )
             except ForgeError as exc:
                 warnings.append(f"the review could not be posted: {exc.detail}")
-        markdown = render_markdown(report)
+        markdown = render_markdown(report) or (render_clean(report, target.sha) if earlier_findings else "")
         if target.pipeline_id is None and markdown:
             try:
                 await forge.upsert_comment(repo, pr.number, marker=COMMENT_MARKER, body=markdown)
@@ -126,6 +130,12 @@ async def publish(
     finally:
         await forge.aclose()
     return warnings
+
+
+def render_clean(report: ReviewReport, sha: str) -> str:
+    """The review comment of a clean review that follows one with findings."""
+    head = f"#### ✅ AI review passed ({report.reviewer})"
+    return f"{head}\nNo findings at {sha[:12]}: what was reported earlier is gone."
 
 
 def _cell(text: str) -> str:

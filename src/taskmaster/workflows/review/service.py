@@ -211,7 +211,9 @@ async def review(
     )
     await write(render_log(report, policy.explain(subject.review)))
     report_id = await _store(services.db, target, subject, report)
-    warnings = await publish(services.forges, subject.project, subject.pr, target, report)
+    warnings = await publish(
+        services.forges, subject.project, subject.pr, target, report, earlier_findings=bool(earlier)
+    )
     for warning in warnings:
         await write(f"warning: {warning}\n")
     if failing:
