@@ -207,7 +207,7 @@ async def test_a_live_cursor_with_a_non_ascii_digit_is_a_422_page_not_a_500(
 async def test_the_pipeline_page_shows_recovery_rounds_the_manual_review_issue_and_the_review_report(
     dashboard: Dashboard, settings: Settings
 ) -> None:
-    from taskmaster.db.models import Pipeline, RecoveryRound, ReviewReport
+    from taskmaster.db.models import AiCall, Pipeline, RecoveryRound, ReviewReport
     from taskmaster.db.session import Database
 
     project = await add_project(settings)
@@ -226,6 +226,10 @@ async def test_the_pipeline_page_shows_recovery_rounds_the_manual_review_issue_a
                               detail="trial ended failed: FAILED", fix_sha="f" * 40),
                 RecoveryRound(pipeline_id=pipeline, step_name="test", round=2, agent="openai", input_tokens=10,
                               output_tokens=20, result="no_fix", detail="the agent found no fix"),
+                AiCall(project_id=project, pipeline_id=pipeline, purpose="recovery", provider="agentapi",
+                       input_tokens=1200, output_tokens=340, cost_usd=0.0123),
+                AiCall(project_id=project, pipeline_id=pipeline, purpose="recovery", provider="openai",
+                       model="gpt-x", input_tokens=10, output_tokens=20, cost_usd=None),
                 ReviewReport(project_id=project, pipeline_id=pipeline, step_name="review", commit_sha="a" * 40,
                              reviewer="offline", passed=False, report={
                                  "markdown": "### Review\n\n1 blocker: <script>x</script>",
@@ -251,3 +255,7 @@ async def test_the_pipeline_page_shows_recovery_rounds_the_manual_review_issue_a
     assert "1 blocker: &lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
     assert "Coverage: 2 file(s)" in page and "<code>poetry.lock</code></td><td>skipped</td><td>lock file</td>" in page
     assert 'id="recovery"' not in other and 'id="reviews"' not in other
+    usage = re.search(r'<p class="muted" id="ai-usage">(.*?)</p>', page, re.S)
+    assert usage is not None
+    assert usage.group(1) == "AI: 2 calls · 1,210 tokens in · 360 out · $0.0123 (1 without a price)"
+    assert 'id="ai-usage"' not in other

@@ -151,7 +151,7 @@ async def pipeline_page(request: Request, pipeline_id: uuid.UUID, viewer: Viewer
     origin = pipeline.started_at or pipeline.created_at
     return render(
         request, "pipeline.html", viewer, pipeline=pipeline, project=project, steps=detail.steps, tails=tails,
-        rounds=detail.recovery, reviews=detail.reviews,
+        rounds=detail.recovery, reviews=detail.reviews, ai=detail.ai,
         graph=svg.graph(nodes, title="Steps and their needs"),
         waterfall=svg.waterfall(bars, origin=origin, now=utcnow(), title="Step timings"),
         finished=PipelineStatus(pipeline.status).is_terminal,
