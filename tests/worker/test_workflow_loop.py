@@ -82,3 +82,38 @@ async def test_a_dead_workers_run_is_taken_over_and_started_again(db: Database, 
         await loop.stop()
     assert (done.status, done.attempts) == ("succeeded", 2)
     assert echo.seen == [("again", 2)]
+
+
+class Sweeping(Echo):
+    """A kind that tidies up after runs: counts its sweeps; the first one fails."""
+
+    name = "sweeping"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sweeps = 0
+
+    async def sweep(self, db: Database) -> int:
+        self.sweeps += 1
+        if self.sweeps == 1:
+            raise RuntimeError("the forge is down")
+        return 0
+
+
+async def test_each_reap_lets_the_kinds_that_sweep_tidy_up_and_a_failing_sweep_stops_nothing(
+    db: Database, settings: Settings
+) -> None:
+    project = await make_project(db)
+    sweeping, echo = Sweeping(), Echo()
+    loop = WorkflowLoop(settings, db, worker_id="w1", registry=WorkflowRegistry([sweeping, echo]))
+    await loop.reap()  # the sweep fails: logged, and the reap goes on
+    await loop.reap()
+    assert sweeping.sweeps == 2
+    async with db.transaction() as session:
+        said = (await service.request_run(session, RunRequest(project.id, "echo", "a", params={"say": "on"}))).run
+    loop.start()
+    try:
+        done = await eventually(lambda: _finished(db, said.id), what="the echo run to finish")
+    finally:
+        await loop.stop()
+    assert done.status == "succeeded" and sweeping.sweeps >= 3

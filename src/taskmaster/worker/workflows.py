@@ -19,7 +19,7 @@ from taskmaster.db.leases import Lease
 from taskmaster.db.session import Database
 from taskmaster.worker.loop import PollingLoop
 from taskmaster.workflows import service
-from taskmaster.workflows.base import RunInput, RunResult
+from taskmaster.workflows.base import RunInput, RunResult, SweepingKind
 from taskmaster.workflows.registry import WorkflowRegistry, default_workflows
 
 log = structlog.stdlib.get_logger("taskmaster.worker.workflows")
@@ -71,7 +71,8 @@ class WorkflowLoop(PollingLoop):
             self._launch(claimed)
 
     async def reap(self) -> None:
-        """Start again this worker's own orphaned runs; take over the runs of workers that are gone."""
+        """Start again this worker's own orphaned runs; take over the runs of workers that are gone; let the kinds
+        that leave things behind tidy up after runs that ended without their cleanup (`SweepingKind`)."""
         async with self.db.session() as session:
             mine = await service.owned_by(session, self.worker_id)
             lost = await service.find_lost(
@@ -92,6 +93,12 @@ class WorkflowLoop(PollingLoop):
                     previous_worker=item.previous_owner,
                 )
                 await self._restart(item.row_id)
+        for kind in self.registry.values():
+            if isinstance(kind, SweepingKind):
+                try:
+                    await kind.sweep(self.db)
+                except Exception:  # the loop must go on; the next reap tries again
+                    log.exception("workflow sweep failed", kind=kind.name)
 
     def _free(self) -> bool:
         return len(self._running) < self.settings.worker.concurrency

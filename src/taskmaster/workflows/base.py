@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from taskmaster.db.session import Database
 
@@ -55,3 +55,14 @@ class WorkflowKind(Protocol):
     def name(self) -> str: ...
 
     async def run(self, db: Database, run: RunInput) -> RunResult: ...
+
+
+@runtime_checkable
+class SweepingKind(Protocol):
+    """A workflow kind that tidies up after runs that ended without their own cleanup: canceled while their worker
+    was gone, or whose worker died while undoing them. The worker's reaper calls `sweep` every heartbeat; it must be
+    safe to run on several workers at once."""
+
+    async def sweep(self, db: Database) -> int:
+        """Tidy up what is left; how many runs it tidied."""
+        ...

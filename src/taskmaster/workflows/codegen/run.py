@@ -40,6 +40,7 @@ from taskmaster.projects.service import lock_project
 from taskmaster.tasks import service as tasks
 from taskmaster.templates.render import render
 from taskmaster.workflows.base import RunInput, RunResult
+from taskmaster.workflows.codegen import sweep
 from taskmaster.workflows.codegen.agents import AgentChoice, AgentRegistry, default_agents
 from taskmaster.workflows.codegen.gitops import Git, GitFailed, points_outside, protected_changes
 from taskmaster.workflows.journal import Journal
@@ -155,6 +156,17 @@ class CodegenWorkflow:
     async def run(self, db: Database, run: RunInput) -> RunResult:
         return await _Run(self.parts, db, run).go()
 
+    async def sweep(self, db: Database) -> int:
+        """Undo what runs that ended without their cleanup made (their PR closed, their branch deleted) and give
+        their task back (`SweepingKind`); safe on several workers at once (the task goes back once)."""
+        stale_after = self.parts.settings.worker.stale_after_seconds
+        orphans = await sweep.orphaned_runs(db, kind=KIND, stale_after_seconds=stale_after)
+        for run, status in orphans:
+            log.warning("tidying up after a code-generation run that ended without it", run_id=str(run.run_id),
+                        status=status)  # fmt: skip
+            await _Run(self.parts, db, run).abandon(status)
+        return len(orphans)
+
 
 class _Run:
     def __init__(self, parts: CodegenParts, db: Database, run: RunInput) -> None:
@@ -218,6 +230,14 @@ class _Run:
                 # A run that failed or was canceled holding it, or a resumed run's slot from its earlier attempt.
                 await self._free_slot(force=self.run.attempt > 1)
             await self._clear_workdir()
+
+    async def abandon(self, status: str) -> None:
+        """Tidy up after this run, which ended as `status` without undoing what it made (see `sweep`)."""
+        self.info = await self.journal.output("claim") or {}
+        await self._undo()
+        reason = "the run was canceled" if status == "canceled" else f"the run ended {status}"
+        await self._task_back("canceled" if status == "canceled" else status, f"{reason}; tidied up after it")
+        await self._clear_workdir()
 
     def _prepared(self) -> None:
         if self._preparing:
