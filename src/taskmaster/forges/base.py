@@ -10,15 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from taskmaster.core.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    TaskmasterError,
-    Unauthenticated,
-    Unavailable,
-)
+from taskmaster.core import http
+from taskmaster.core.errors import InvalidInput
 from taskmaster.forges.events import PullRequestState
 
 # GitHub accepts at most 50 annotations per create/update request; more are sent in successive updates.
@@ -211,56 +204,38 @@ def is_marked(text: str | None, marker: str) -> bool:
     return text is not None and text.startswith(comment_marker(marker))
 
 
-class ForgeError(TaskmasterError):
+class ForgeError(http.ServiceError, service="Forge"):
     """A forge refused or failed a request; `extra` carries `forge` and, when there was an answer, `status`."""
 
-    code = "forge_error"
-    title = "Forge request failed"
 
-
-class ForgeAuthError(ForgeError, Unauthenticated):
+class ForgeAuthError(ForgeError, http.ServiceUnauthenticated):
     """The forge did not accept Taskmaster's credentials (bad or expired token, App key or installation)."""
 
-    code = "forge_unauthenticated"
-    title = "Forge credentials rejected"
+
+class ForgePermissionDenied(ForgeError, http.ServicePermissionDenied):
+    """Taskmaster's credentials may not do this on the forge (HTTP 403)."""
 
 
-class ForgePermissionDenied(ForgeError, PermissionDenied):
-    code = "forge_permission_denied"
-    title = "Forge permission denied"
+class ForgeNotFound(ForgeError, http.ServiceNotFound):
+    """No such repository, pull request, branch or comment on the forge (or not visible to the credentials)."""
 
-
-class ForgeNotFound(ForgeError, NotFound):
-    code = "forge_not_found"
     title = "Not found on the forge"
 
 
-class ForgeConflict(ForgeError, Conflict):
+class ForgeConflict(ForgeError, http.ServiceConflict):
     """What was to be created exists already (a branch, an open merge request for the same branches)."""
 
-    code = "forge_conflict"
-    title = "Forge conflict"
 
-
-class ForgeRejected(ForgeError, InvalidInput):
+class ForgeRejected(ForgeError, http.ServiceRejected):
     """The forge found the request invalid (HTTP 400/422)."""
 
-    code = "forge_rejected"
-    title = "Forge rejected the request"
 
-
-class ForgeUnavailable(ForgeError, Unavailable):
+class ForgeUnavailable(ForgeError, http.ServiceUnavailable):
     """The forge could not be reached, timed out, or kept answering 5xx past the retries."""
 
-    code = "forge_unavailable"
-    title = "Forge unavailable"
 
-
-class ForgeRateLimited(ForgeUnavailable):
+class ForgeRateLimited(ForgeUnavailable, http.ServiceRateLimited):
     """The forge's rate limit asks for a longer wait than the client may spend; `extra["retry_after"]` is seconds."""
-
-    code = "forge_rate_limited"
-    title = "Forge rate limit reached"
 
 
 def error_for_status(
@@ -268,25 +243,11 @@ def error_for_status(
 ) -> ForgeError:
     """The error for an HTTP error answer: `<forge> <action>: HTTP <status>: <forge's message>`."""
     detail = f"{forge} {action}: HTTP {status}: {message}"
-    extra: dict[str, object] = {"forge": forge, "status": status}
-    if retry_after is not None:
-        return ForgeRateLimited(detail, retry_after=round(retry_after, 3), **extra)
-    if status == 401:
-        return ForgeAuthError(detail, **extra)
-    if status == 403:
-        return ForgePermissionDenied(detail, **extra)
-    if status in (404, 410):
-        return ForgeNotFound(detail, **extra)
-    # 405 is how both forges refuse to merge a pull request that cannot be merged (conflicts, checks, draft).
-    if status in (405, 409) or (status in (400, 422) and "already exist" in message.lower()):
-        return ForgeConflict(detail, **extra)
-    if status in (400, 422):
-        return ForgeRejected(detail, **extra)
-    if status == 429:
-        return ForgeRateLimited(detail, **extra)
-    if status >= 500:
-        return ForgeUnavailable(detail, **extra)
-    return ForgeError(detail, **extra)
+    # 405 is how both forges refuse to merge a pull request that cannot be merged (conflicts, checks, draft), and
+    # both answer 400/422 to a branch or merge request that exists already.
+    if retry_after is None and (status == 405 or (status in (400, 422) and "already exist" in message.lower())):
+        return ForgeConflict(detail, forge=forge, status=status)
+    return ForgeError.for_status(status, detail, retry_after=retry_after, forge=forge)
 
 
 class Forge(Protocol):

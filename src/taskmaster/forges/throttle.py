@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from taskmaster.core import http
 from taskmaster.core.errors import InvalidInput
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -19,26 +18,17 @@ MIN_RETRY_WAIT = 0.05
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard a client tries: retries after rate limits, 5xx and connection failures, with exponential backoff.
+class RetryPolicy(http.RetryPolicy):
+    """How hard a forge client tries (see `http.RetryPolicy`), every pause at least `MIN_RETRY_WAIT`.
 
     `max_rate_limit_wait` bounds the wait a rate limit may impose; a longer one is not waited out but raised as
     `ForgeRateLimited` (with `retry_after`) so callers that run from a queue can reschedule instead of holding a worker.
     """
 
-    max_retries: int = 3
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-    max_rate_limit_wait: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.backoff_base < 0 or self.backoff_max < 0 or self.max_rate_limit_wait < 0:
-            raise InvalidInput("retry policy values must not be negative")
-
     def backoff(self, retry: int) -> float:
-        """The pause before retry number `retry` (0-based): base·2^retry capped, half of it jittered."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0**retry)
-        return max(MIN_RETRY_WAIT, ceiling / 2 + random.uniform(0, ceiling / 2))
+        """The pause before retry number `retry` (0-based), at least `MIN_RETRY_WAIT`."""
+        # Named base class, not super(): a slotted dataclass is a new class, which zero-argument super() misses.
+        return max(MIN_RETRY_WAIT, http.RetryPolicy.backoff(self, retry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +72,11 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     """How long the server asks to wait: `Retry-After` (seconds or HTTP date), else a rate-limit reset time
     (`x-ratelimit-reset` on GitHub, `RateLimit-Reset` on GitLab, both epoch seconds). None when it does not say.
     """
-    lowered = {key.lower(): value for key, value in headers.items()}
     current = time.time() if now is None else now
-    value = lowered.get("retry-after")
-    if value is not None:
-        value = value.strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            moment = None
-        if moment is not None:
-            return max(0.0, moment.timestamp() - current)
+    asked = http.retry_after_seconds(headers, now=current)
+    if asked is not None:
+        return asked
+    lowered = {key.lower(): value for key, value in headers.items()}
     for name in ("x-ratelimit-reset", "ratelimit-reset"):
         reset = lowered.get(name)
         if reset is not None and reset.strip().isdigit():

@@ -9,8 +9,6 @@ openapi3.json` in codegen-sh/codegen) and its SDK (`codegen.agents.agent`): `Cre
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
 import time
 import uuid
 from collections import deque
@@ -21,14 +19,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from taskmaster.core.errors import (
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    TaskmasterError,
-    Unauthenticated,
-    Unavailable,
-)
+from taskmaster.core import http
+from taskmaster.core.errors import InvalidInput
 
 DEFAULT_API_URL = "https://api.codegen.com"
 REQUEST_KEY = "taskmaster_request"
@@ -39,39 +31,26 @@ Bucket = Literal["create", "other"]
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class CodegenError(TaskmasterError):
+class CodegenError(http.ServiceError, service="Codegen"):
     """Codegen refused or failed a request; `extra["status"]` is the HTTP status when there was an answer."""
 
-    code = "codegen_error"
-    title = "Codegen request failed"
 
-
-class CodegenAuthError(CodegenError, Unauthenticated):
+class CodegenAuthError(CodegenError, http.ServiceUnauthenticated):
     """Codegen did not accept the API key (CODEGEN_API_KEY)."""
 
-    code = "codegen_unauthenticated"
     title = "Codegen API key rejected"
 
 
-class CodegenPermissionDenied(CodegenError, PermissionDenied):
+class CodegenPermissionDenied(CodegenError, http.ServicePermissionDenied):
     """The key's user is not a member of the organisation (CODEGEN_ORG_ID), or may not do this."""
 
-    code = "codegen_permission_denied"
-    title = "Codegen permission denied"
 
-
-class CodegenNotFound(CodegenError, NotFound):
+class CodegenNotFound(CodegenError, http.ServiceNotFound):
     """No such agent run in the organisation, or (on create) no repository in it."""
 
-    code = "codegen_not_found"
-    title = "Not found on Codegen"
 
-
-class CodegenRejected(CodegenError, InvalidInput):
+class CodegenRejected(CodegenError, http.ServiceRejected):
     """Codegen found the request invalid (HTTP 400/422); the message names the fields."""
-
-    code = "codegen_rejected"
-    title = "Codegen rejected the request"
 
 
 class CodegenPlanLimit(CodegenError):
@@ -82,18 +61,12 @@ class CodegenPlanLimit(CodegenError):
     http_status: ClassVar[int] = 402
 
 
-class CodegenUnavailable(CodegenError, Unavailable):
+class CodegenUnavailable(CodegenError, http.ServiceUnavailable):
     """Codegen could not be reached, timed out, or kept answering 5xx past the retries."""
 
-    code = "codegen_unavailable"
-    title = "Codegen unavailable"
 
-
-class CodegenRateLimited(CodegenUnavailable):
+class CodegenRateLimited(CodegenUnavailable, http.ServiceRateLimited):
     """Codegen kept answering 429 past the retries, or asked for a longer wait than allowed (`retry_after`)."""
-
-    code = "codegen_rate_limited"
-    title = "Codegen rate limit reached"
 
 
 class GithubPullRequest(BaseModel):
@@ -219,32 +192,17 @@ def shared_limiter(api_url: str, org_id: int, api_key: str) -> Limiter:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard the client tries. 5xx and transport failures: `max_retries` retries with exponential backoff
-    (base·2^n, capped at `backoff_max`, half jittered). 429: up to `max_rate_limit_retries` retries, each after
-    `Retry-After` when given, else after the time our window needs to free a slot (at least the backoff); a wait
-    longer than `max_rate_limit_wait` is not waited out but raised as `CodegenRateLimited`."""
+class RetryPolicy(http.RetryPolicy):
+    """How hard the client tries (see `http.RetryPolicy`). 5xx and transport failures: `max_retries` retries. 429:
+    up to `max_rate_limit_retries` retries, each after `Retry-After` when given, else after the time our window
+    needs to free a slot (at least the backoff); a wait longer than `max_rate_limit_wait` is not waited out but
+    raised as `CodegenRateLimited`."""
+
+    label: ClassVar[str] = "Codegen retry policy"
 
     max_retries: int = 4
-    max_rate_limit_retries: int = 6
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
     max_rate_limit_wait: float = 120.0
-
-    def __post_init__(self) -> None:
-        values = (
-            self.max_retries,
-            self.max_rate_limit_retries,
-            self.backoff_base,
-            self.backoff_max,
-            self.max_rate_limit_wait,
-        )
-        if any(value < 0 for value in values):
-            raise InvalidInput("Codegen retry policy values must not be negative")
-
-    def backoff(self, retry: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0**retry)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+    max_rate_limit_retries: int = 6
 
 
 # Failures where the request never reached the server: safe to send again even when it creates something.
@@ -481,52 +439,32 @@ class CodegenClient:
         self, response: httpx.Response, bucket: Bucket, count: int, action: str, message: str
     ) -> None:
         window = self.limiter.window(bucket)
-        asked = retry_after_seconds(response.headers)
+        asked = http.retry_after_seconds(response.headers)
         now = time.monotonic()
         wait = asked if asked is not None else max(window.room_at(now), self.retry.backoff(count - 1))
         if count > self.retry.max_rate_limit_retries or wait > self.retry.max_rate_limit_wait:
-            raise CodegenRateLimited(
-                f"Codegen {action}: HTTP 429: {message} (rate limit: retry after {wait:.1f} s)",
-                status=429,
-                retry_after=round(wait, 3),
+            raise CodegenError.for_status(
+                429, f"Codegen {action}: HTTP 429: {message} (rate limit: retry after {wait:.1f} s)", retry_after=wait
             )
         # Everyone sharing the limit waits: sending more now would only earn more 429s.
         window.block(now + wait)
 
 
-def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """`Retry-After` in seconds (a number or an HTTP date); None when absent or unreadable."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+# What a refusal's message adds to Codegen's own words: what to check or do.
+_HINTS = {
+    401: "check CODEGEN_API_KEY",
+    402: "the Codegen plan's limit on agent runs is reached: upgrade the plan or wait for it to renew",
+    403: "check CODEGEN_ORG_ID and the key's membership",
+}
 
 
 def _error_for(status: int, message: str, action: str) -> CodegenError:
     detail = f"Codegen {action}: HTTP {status}: {message}"
-    if status == 401:
-        return CodegenAuthError(f"{detail} (check CODEGEN_API_KEY)", status=status)
+    if status in _HINTS:
+        detail = f"{detail} ({_HINTS[status]})"
     if status == 402:
-        return CodegenPlanLimit(
-            f"{detail} (the Codegen plan's limit on agent runs is reached: upgrade the plan or wait for it to renew)",
-            status=status,
-        )
-    if status == 403:
-        return CodegenPermissionDenied(f"{detail} (check CODEGEN_ORG_ID and the key's membership)", status=status)
-    if status in (404, 410):
-        return CodegenNotFound(detail, status=status)
-    if status in (400, 422):
-        return CodegenRejected(detail, status=status)
-    return CodegenError(detail, status=status)
+        return CodegenPlanLimit(detail, status=status)
+    return CodegenError.for_status(status, detail)
 
 
 def _message(response: httpx.Response) -> str:

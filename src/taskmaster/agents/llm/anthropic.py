@@ -5,121 +5,72 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
-from anthropic.types import MessageParam, ToolUseBlock
-from pydantic import ValidationError
+from anthropic.types import Message, MessageParam, ToolUseBlock
+from pydantic import BaseModel
 
-from taskmaster.agents.llm.base import (
-    DEFAULT_MAX_TOKENS,
-    ProviderOutputError,
-    SdkProvider,
-    T,
-    Usage,
-    schema_description,
-    schema_name,
-    validation_feedback,
-)
+from taskmaster.agents.llm.base import TRUNCATED_NOTE, Reply, SdkProvider, schema_description, schema_name
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 class AnthropicProvider(SdkProvider[anthropic.AsyncAnthropic]):
-    """An `LlmProvider` on `AsyncAnthropic`: the answer is the input of a tool the model is made to call."""
+    """An `LlmProvider` on `AsyncAnthropic`: the answer is the input of a tool the model is made to call; an invalid
+    one is sent back as the tool's error result."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        model: str,
-        base_url: str | None = None,
-        max_retries: int = 2,
-        timeout: float = 600.0,
-        output_retries: int = 2,
-    ) -> None:
-        super().__init__(
-            name="anthropic",
-            api_key=api_key,
-            model=model,
-            base_url=base_url or DEFAULT_BASE_URL,
-            max_retries=max_retries,
-            timeout=timeout,
-            output_retries=output_retries,
-        )
+    default_name = "anthropic"
+    default_base_url = DEFAULT_BASE_URL
+    sdk_errors = (anthropic.APIStatusError, anthropic.APIConnectionError)
 
     def _new_client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=self._api_key, base_url=self._base_url, max_retries=self._max_retries, timeout=self._timeout
+        return anthropic.AsyncAnthropic(**self._client_options())
+
+    def _exchange(self, *, system: str, prompt: str, schema: type[BaseModel], max_tokens: int) -> _ToolExchange:
+        tool = schema_name(schema)
+        spec = {"name": tool, "description": schema_description(schema), "input_schema": schema.model_json_schema()}
+        params = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "system": system,
+            "tools": [spec],
+            "tool_choice": {"type": "tool", "name": tool, "disable_parallel_tool_use": True},
+        }
+        return _ToolExchange(self, tool=tool, params=params, prompt=prompt)
+
+
+class _ToolExchange:
+    """One `structured` call on the Messages API: the answer is the input of the one tool the model must call."""
+
+    def __init__(self, provider: AnthropicProvider, *, tool: str, params: dict[str, Any], prompt: str) -> None:
+        self._provider = provider
+        self._tool = tool
+        self._params = params
+        self._messages: list[MessageParam] = [{"role": "user", "content": prompt}]
+        self._last: Message | None = None
+        self._call: ToolUseBlock | None = None
+
+    async def ask(self) -> Reply:
+        provider = self._provider
+        response: Message = await provider._send(
+            provider._sdk().messages.create(messages=self._messages, **self._params)
+        )
+        self._last = response
+        self._call = next((b for b in response.content if isinstance(b, ToolUseBlock) and b.name == self._tool), None)
+        return Reply(
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+            answer=None if self._call is None else self._call.input,
+            problem="the answer did not call the tool",
+            refusal="" if response.stop_reason == "refusal" else None,
         )
 
-    async def structured(
-        self,
-        *,
-        system: str,
-        prompt: str,
-        schema: type[T],
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        usage: Usage | None = None,
-    ) -> T:
-        """Ask once, then once more per invalid answer (up to `output_retries`), with the error as a tool result."""
-        tool = schema_name(schema)
-        tools: list[Any] = [
-            {"name": tool, "description": schema_description(schema), "input_schema": schema.model_json_schema()}
-        ]
-        choice: Any = {"type": "tool", "name": tool, "disable_parallel_tool_use": True}
-        messages: list[MessageParam] = [{"role": "user", "content": prompt}]
-        problem = ""
-        for _ in range(self._output_retries + 1):
-            response = await self._create(
-                model=self._model,
-                max_tokens=max_tokens,
-                system=system,
-                messages=messages,
-                tools=tools,
-                tool_choice=choice,
-            )
-            if usage is not None:
-                usage.add(response.usage.input_tokens, response.usage.output_tokens)
-            if response.stop_reason == "refusal":
-                raise ProviderOutputError(f"anthropic model {self._model} refused to answer", provider=self.name)
-            call = next((b for b in response.content if isinstance(b, ToolUseBlock) and b.name == tool), None)
-            truncated = response.stop_reason == "max_tokens"
-            if call is None:
-                problem = "the answer did not call the tool"
-                if response.content:
-                    messages.append({"role": "assistant", "content": response.content})
-                    messages.append({"role": "user", "content": _retry_text(tool, problem, truncated)})
-                continue
-            try:
-                return schema.model_validate(call.input)
-            except ValidationError as exc:
-                problem = validation_feedback(exc)
-            messages.append({"role": "assistant", "content": response.content})
-            messages.append(
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": call.id,
-                            "is_error": True,
-                            "content": _retry_text(tool, problem, truncated),
-                        }
-                    ],
-                }
-            )
-        raise self._gave_up(schema, problem)
-
-    async def _create(self, **params: Any) -> anthropic.types.Message:
-        """One Messages API call (the SDK retries transport errors, 429 and 5xx); its errors become ours."""
-        try:
-            response: anthropic.types.Message = await self._sdk().messages.create(**params)
-        except anthropic.APIStatusError as exc:
-            # `from None`: the SDK's exception holds the request, whose headers carry the API key.
-            raise self._status_error(exc.status_code, exc.body, exc.message, exc.request_id) from None
-        except anthropic.APIConnectionError as exc:
-            raise self._unreachable(exc.message) from None
-        return response
-
-
-def _retry_text(tool: str, problem: str, truncated: bool) -> str:
-    cut = " Your answer was cut off by the output token limit: make it shorter." if truncated else ""
-    return f"That answer was not valid:\n{problem}\n{cut}\nCall the `{tool}` tool again with corrected input."
+    def correct(self, problem: str) -> None:
+        if self._last is None or not self._last.content:
+            return
+        cut = TRUNCATED_NOTE if self._last.stop_reason == "max_tokens" else ""
+        text = f"That answer was not valid:\n{problem}\n{cut}\nCall the `{self._tool}` tool again with corrected input."
+        self._messages.append({"role": "assistant", "content": self._last.content})
+        if self._call is None:
+            self._messages.append({"role": "user", "content": text})
+        else:
+            result: Any = {"type": "tool_result", "tool_use_id": self._call.id, "is_error": True, "content": text}
+            self._messages.append({"role": "user", "content": [result]})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Required, Self, TypedDict, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +21,8 @@ T = TypeVar("T", bound=BaseModel)
 DEFAULT_MAX_TOKENS = 8192
 # Validation messages go back to the model; past this size they cost tokens without helping it.
 _FEEDBACK_LIMIT = 4000
+TRUNCATED_NOTE = " Your answer was cut off by the output token limit: make it shorter."
+"""Added to a correction when the invalid answer was cut off by `max_tokens`."""
 
 
 class LlmProvider(Protocol):
@@ -116,35 +120,97 @@ def status_detail(provider: str, status: int, body: object, fallback: str) -> st
     return f"{provider} answered HTTP {status}: {message}"
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply of the model, in the terms `SdkProvider.structured` needs whatever the wire format."""
+
+    input_tokens: int
+    output_tokens: int
+    answer: object = None
+    """The answer's data, or its JSON text (a `str`); None when the reply holds none."""
+    problem: str = ""
+    """Why the reply holds no answer, for the model to read."""
+    refusal: str | None = None
+    """Set when the model declined to answer: its reason, or "" when it gave none."""
+
+
+class Exchange(Protocol):
+    """One `structured` call's conversation in a provider's wire format: the messages so far and how to ask."""
+
+    async def ask(self) -> Reply:
+        """Send the conversation; the model's reply."""
+        ...
+
+    def correct(self, problem: str) -> None:
+        """Add the last reply and what was wrong with it (`problem`) to the conversation, for the next `ask`."""
+        ...
+
+
+class ProviderOptions(TypedDict, total=False):
+    """What every SDK-backed provider is built with (see `SdkProvider`)."""
+
+    api_key: Required[str]
+    model: Required[str]
+    base_url: str | None
+    name: str | None
+    max_retries: int
+    timeout: float
+    output_retries: int
+
+
+class _SdkError(Protocol):
+    """What both SDKs' errors carry (the SDKs are generated from one template)."""
+
+    message: str
+
+
+class _StatusError(_SdkError, Protocol):
+    """What both SDKs' `APIStatusError` carry besides."""
+
+    status_code: int
+    body: object
+    request_id: str | None
+
+
 class _Closable(Protocol):
     async def close(self) -> None: ...
 
 
 ClientT = TypeVar("ClientT", bound=_Closable)
+R = TypeVar("R")
 
 
 class SdkProvider(Generic[ClientT]):
-    """What the SDK-backed providers share: identity, a client built on first use, closing, and their errors.
+    """What the SDK-backed providers share: identity, a client built on first use, closing, their errors, and the
+    `structured` loop that asks again after an invalid answer.
 
-    Subclasses build the client (`_new_client`) and speak their wire format in `structured`.
+    Subclasses name themselves (`default_name`, `default_base_url`), their SDK's errors (`sdk_errors`), build the
+    client (`_new_client`) and speak their wire format in an `Exchange` (`_exchange`). `base_url` and `name` default
+    to the class's; `max_retries` is the SDK's own (transport errors, 429, 5xx); `output_retries` is how often an
+    invalid answer is sent back with what was wrong.
     """
+
+    default_name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    sdk_errors: ClassVar[tuple[type[Exception], type[Exception]]]
+    """The SDK's `APIStatusError` and `APIConnectionError`."""
 
     def __init__(
         self,
         *,
-        name: str,
         api_key: str,
         model: str,
-        base_url: str,
-        max_retries: int,
-        timeout: float,
-        output_retries: int,
+        base_url: str | None = None,
+        name: str | None = None,
+        max_retries: int = 2,
+        timeout: float = 600.0,
+        output_retries: int = 2,
     ) -> None:
-        self._name = name
+        self._name = name or self.default_name
         self._api_key = api_key
         self._model = model
         # Passed explicitly, so the SDK does not fall back to its own reading of the environment.
-        self._base_url = base_url
+        self._base_url = base_url or self.default_base_url
         self._max_retries = max_retries
         self._timeout = timeout
         self._output_retries = output_retries
@@ -161,28 +227,79 @@ class SdkProvider(Generic[ClientT]):
     def model(self) -> str:
         return self._model
 
+    async def structured(
+        self,
+        *,
+        system: str,
+        prompt: str,
+        schema: type[T],
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        usage: Usage | None = None,
+    ) -> T:
+        """Ask once, then once more per invalid answer (up to `output_retries`), telling the model what was wrong."""
+        exchange = self._exchange(system=system, prompt=prompt, schema=schema, max_tokens=max_tokens)
+        problem = ""
+        for _ in range(self._output_retries + 1):
+            reply = await exchange.ask()
+            if usage is not None:
+                usage.add(reply.input_tokens, reply.output_tokens)
+            if reply.refusal is not None:
+                reason = f": {reply.refusal}" if reply.refusal else ""
+                raise ProviderOutputError(
+                    f"{self._name} model {self._model} refused to answer{reason}", provider=self._name
+                )
+            if reply.answer is None:
+                problem = reply.problem
+            else:
+                try:
+                    if isinstance(reply.answer, str):
+                        return schema.model_validate_json(reply.answer)
+                    return schema.model_validate(reply.answer)
+                except ValidationError as exc:
+                    problem = validation_feedback(exc)
+            exchange.correct(problem)
+        raise ProviderOutputError(
+            f"{self._name} model {self._model} gave no valid {schema.__name__} in {self._output_retries + 1} attempts;"
+            f" last problem: {problem}",
+            provider=self._name,
+        )
+
+    def _exchange(self, *, system: str, prompt: str, schema: type[BaseModel], max_tokens: int) -> Exchange:
+        raise NotImplementedError
+
     def _new_client(self) -> ClientT:
         raise NotImplementedError
+
+    def _client_options(self) -> dict[str, Any]:
+        """The SDK client's options: both SDKs take the same four."""
+        return {
+            "api_key": self._api_key,
+            "base_url": self._base_url,
+            "max_retries": self._max_retries,
+            "timeout": self._timeout,
+        }
 
     def _sdk(self) -> ClientT:
         if self._client is None:
             self._client = self._new_client()
         return self._client
 
-    def _status_error(self, status: int, body: object, message: str, request_id: str | None) -> ProviderError:
-        detail = redact(status_detail(self._name, status, body, message), [self._api_key])
-        return ProviderError(detail, provider=self._name, status=status, request_id=request_id)
-
-    def _unreachable(self, message: str) -> ProviderError:
-        detail = redact(f"{self._name} at {self._base_url} could not be reached: {message}", [self._api_key])
-        return ProviderError(detail, provider=self._name)
-
-    def _gave_up(self, schema: type[BaseModel], problem: str) -> ProviderOutputError:
-        return ProviderOutputError(
-            f"{self._name} model {self._model} gave no valid {schema.__name__} in {self._output_retries + 1} attempts;"
-            f" last problem: {problem}",
-            provider=self._name,
-        )
+    async def _send(self, request: Awaitable[R]) -> R:
+        """One SDK call (the SDK retries transport errors, 429 and 5xx); its errors become `ProviderError`s."""
+        status_error, connection_error = self.sdk_errors
+        try:
+            return await request
+        except status_error as exc:
+            failed = cast(_StatusError, exc)
+            detail = redact(status_detail(self._name, failed.status_code, failed.body, failed.message), [self._api_key])
+            # `from None`: the SDK's exception holds the request, whose headers carry the API key.
+            raise ProviderError(
+                detail, provider=self._name, status=failed.status_code, request_id=failed.request_id
+            ) from None
+        except connection_error as exc:
+            reason = cast(_SdkError, exc).message
+            detail = redact(f"{self._name} at {self._base_url} could not be reached: {reason}", [self._api_key])
+            raise ProviderError(detail, provider=self._name) from None
 
     async def aclose(self) -> None:
         """Close the SDK client's connections (a later call would open new ones)."""
