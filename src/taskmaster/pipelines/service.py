@@ -7,12 +7,12 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmaster.audit import service as audit
 from taskmaster.core.errors import NotFound, Unavailable
 from taskmaster.db.models import Pipeline, PipelineStep, Project, RecoveryRound
+from taskmaster.db.triggers import add_unless_live
 from taskmaster.pipelines import queries, transitions
 from taskmaster.pipelines.definition import StepWhen
 from taskmaster.pipelines.plan import PlannedStep
@@ -180,9 +180,6 @@ async def request_pipeline(session: AsyncSession, request: PipelineRequest) -> R
     """A `pending` pipeline for the request, or the live one that already covers the same trigger."""
     key = request.trigger_key
     query = select(Pipeline).where(*_live(request.project_id), Pipeline.trigger_key == key)  # type: ignore[arg-type]
-    existing = await session.scalar(query)
-    if existing is not None:
-        return Requested(existing, created=False)
     pipeline = Pipeline(
         project_id=request.project_id,
         pull_request_id=request.pull_request_id,
@@ -194,16 +191,8 @@ async def request_pipeline(session: AsyncSession, request: PipelineRequest) -> R
         trigger_key=key,
         request_id=request.request_id,
     )
-    try:
-        # A savepoint: a concurrent request for the same trigger loses on the unique index, not the transaction.
-        async with session.begin_nested():
-            session.add(pipeline)
-    except IntegrityError:
-        existing = await session.scalar(query)
-        if existing is None:
-            raise
-        return Requested(existing, created=False)
-    return Requested(pipeline, created=True)
+    row, created = await add_unless_live(session, pipeline, query)
+    return Requested(row, created=created)
 
 
 async def supersede_older(session: AsyncSession, newer: Pipeline) -> list[Pipeline]:

@@ -17,6 +17,7 @@ from taskmaster.core.errors import NotFound
 from taskmaster.db.leases import Leased, Stale, find_stale, take_over
 from taskmaster.db.models import WorkflowRun
 from taskmaster.db.session import Database
+from taskmaster.db.triggers import add_unless_live
 from taskmaster.workflows.base import LIVE_RUN_STATUSES, RunInput, RunResult
 
 RUNS = Leased(WorkflowRun, WorkflowRun.id, WorkflowRun.worker_id, WorkflowRun.status.in_(LIVE_RUN_STATUSES))
@@ -54,26 +55,13 @@ class RequestedRun:
 async def request_run(session: AsyncSession, request: RunRequest) -> RequestedRun:
     """A `pending` run for the request, or the live one that already covers the same trigger. The caller owns the
     transaction (a webhook's processing, an engine recording a step)."""
-    key = request.trigger_key
     query = select(WorkflowRun).where(
         WorkflowRun.project_id == request.project_id,
-        WorkflowRun.trigger_key == key,
+        WorkflowRun.trigger_key == request.trigger_key,
         WorkflowRun.status.in_(LIVE_RUN_STATUSES),
     )
-    existing = await session.scalar(query)
-    if existing is not None:
-        return RequestedRun(existing, created=False)
-    run = _new_run(request)
-    try:
-        # A savepoint: a concurrent request for the same trigger loses on the unique index, not the transaction.
-        async with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        existing = await session.scalar(query)
-        if existing is None:
-            raise
-        return RequestedRun(existing, created=False)
-    return RequestedRun(run, created=True)
+    run, created = await add_unless_live(session, _new_run(request), query)
+    return RequestedRun(run, created=created)
 
 
 async def request_runs(session: AsyncSession, requests: Sequence[RunRequest]) -> list[RequestedRun]:
