@@ -181,9 +181,12 @@ def test_a_local_project_gets_two_pull_requests_validated_and_a_merge_makes_the_
         assert git(repo, "show", f"{pull['head_ref']}:notes/task-{number}.md").startswith("# Implement")
         assert f"Taskmaster-Task: app#{number}" in git(repo, "log", "-1", "--format=%B", pull["head_ref"])
     schema = next(p for p in pulls.values() if p["head_ref"] == READY[1])
-    # The offline planner files a section's "Acceptance criteria" list as the task's test strategy.
-    assert "## Test strategy\n\n- a note has a title and a body" in schema["body"]
-    assert "- notes are kept across restarts" in schema["body"]
+    # The offline planner keeps a section's "Acceptance criteria" list: the body lists it once, as the criteria.
+    assert (
+        "## Acceptance criteria\n\n- [ ] a note has a title and a body\n- [ ] notes are kept across restarts"
+        in schema["body"]
+    )
+    assert "## Test strategy" not in schema["body"]
     assert (
         "## What the agent did (agentapi:custom)\n\nWrote notes/task-1.md for Implement storage schema"
         in (schema["body"])
@@ -271,7 +274,7 @@ def test_a_github_project_gets_two_pull_requests_validated_and_the_merged_webhoo
     schema = next(s for s in sent if s["head"] == READY[1])
     assert schema["title"] == "Implement storage schema (task #1)"
     assert schema["body"].startswith("The service must store notes in a table with a title and a body.")
-    assert "- a note has a title and a body\n- notes are kept across restarts" in schema["body"]
+    assert "- [ ] a note has a title and a body\n- [ ] notes are kept across restarts" in schema["body"]
     assert "Opened by Taskmaster for task app#1." in schema["body"]
     heads = set(git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads").split())
     assert heads == {"main", *READY.values()}
