@@ -54,7 +54,7 @@ from taskmaster.forges.local.schemas import (
     PullRequestOut,
     ReviewOut,
 )
-from taskmaster.projects.schemas import is_repository_url
+from taskmaster.projects.repository import is_repository_url
 from taskmaster.projects.service import get_project, lock_project
 from taskmaster.webhooks.service import store_delivery
 
