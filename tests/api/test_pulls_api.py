@@ -1,17 +1,26 @@
-"""/api/projects/{id}/pulls and /issues on a live server: the local forge's pull requests opened, read, merged with
-git and closed, with roles, problem+json errors and 4xx on bad input."""
+"""/api/projects/{id}/pulls and /issues on a live server: the local forge's pull requests opened, read, marked ready,
+merged with git and closed, with roles, problem+json errors and 4xx on bad input."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
+
+from taskmaster.app import create_app
 from taskmaster.auth.schemas import Role
+from taskmaster.config import Settings
 from taskmaster.db.session import Database
 from taskmaster.forges.local.forge import LocalForge
 from tests.api.conftest import Api
 from tests.forges.local.conftest import make_working_repo
-from tests.support.git import git
+from tests.support import live_server
+from tests.support.git import commit, git
+
+T = TypeVar("T")
 
 
 def test_pull_requests_over_rest_with_roles_and_problem_answers(api: Api, tmp_path: Path) -> None:
@@ -85,3 +94,60 @@ def test_issues_of_the_local_forge_are_listed_and_shown(api: Api, tmp_path: Path
         assert viewer.get(f"{issues}/1").json()["body"] == "log"
         assert viewer.get(f"{issues}/2").status_code == 404
         assert viewer.get(issues, params={"state": "merged"}).status_code == 422
+
+
+@pytest.mark.slow  # the in-process worker runs the pipeline the ready event requests
+async def test_a_draft_marked_ready_over_rest_is_validated_by_the_worker_and_bad_cases_get_problem_answers(
+    settings: Settings, migrated: dict[Role, str], tmp_path: Path
+) -> None:
+    repo = make_working_repo(tmp_path / "repo")
+    git(repo, "checkout", "-q", "feature")
+    head = commit(repo, ".taskmaster.yml", "steps:\n  hello: {run: 'test -f feature.txt'}\n")
+    git(repo, "checkout", "-q", "main")
+    api = Api(url="", settings=settings, tokens=migrated)
+    with live_server(create_app(settings, run_worker=True)) as url:
+        api.url = url
+        with api.client(Role.admin) as admin, api.client(Role.developer) as dev, api.client(Role.viewer) as viewer:
+            project = admin.post("/api/projects", json={"name": "app", "repository": str(repo), "forge": "local"})
+            pulls = f"/api/projects/{project.json()['id']}/pulls"
+            opened = dev.post(pulls, json={"head": "feature", "title": "Sketch", "draft": True})
+            assert opened.status_code == 201 and opened.json()["draft"] is True, opened.text
+
+            async def processed(count: int) -> bool:
+                deliveries = viewer.get("/api/webhooks/deliveries").json()["items"]
+                return len(deliveries) == count and all(d["status"] == "processed" for d in deliveries)
+
+            await _wait_for(lambda: processed(1))
+            assert viewer.get(f"{pulls}/1").json()["pipelines"] == []  # a draft is not validated
+            assert dev.post(f"{pulls}/1/merge").status_code == 409
+            assert viewer.post(f"{pulls}/1/ready").status_code == 403
+
+            ready = dev.post(f"{pulls}/1/ready")
+            assert ready.status_code == 200, ready.text
+            assert {k: ready.json()[k] for k in ("number", "draft", "state", "head_sha")} == {
+                "number": 1, "draft": False, "state": "open", "head_sha": head
+            }  # fmt: skip
+
+            async def validated() -> list[dict[str, Any]] | None:
+                pipelines: list[dict[str, Any]] = viewer.get(f"{pulls}/1").json()["pipelines"]
+                return pipelines if pipelines and pipelines[0]["status"] == "success" else None
+
+            assert [(p["status"], p["commit_sha"]) for p in await _wait_for(validated)] == [("success", head)]
+            again = dev.post(f"{pulls}/1/ready")
+            assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+            assert again.json()["detail"] == "pull request #1 is not a draft: it is ready for review already"
+            assert dev.post(f"{pulls}/9/ready").status_code == 404
+            assert dev.post(f"{pulls}/0/ready").status_code == 422
+            assert dev.post(f"{pulls}/1/merge").status_code == 200
+            merged = dev.post(f"{pulls}/1/ready")
+            assert merged.status_code == 409 and "#1 is merged" in merged.json()["detail"]
+            other = admin.post("/api/projects", json={"name": "gh", "repository": "acme/api", "forge": "github"})
+            refused = dev.post(f"/api/projects/{other.json()['id']}/pulls/1/ready")
+            assert refused.status_code == 422 and "is on github" in refused.json()["detail"]
+
+
+async def _wait_for(check: Callable[[], Awaitable[T]], timeout: float = 90) -> T:
+    async with asyncio.timeout(timeout):
+        while not (found := await check()):
+            await asyncio.sleep(0.2)
+    return found

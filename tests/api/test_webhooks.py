@@ -30,11 +30,17 @@ from taskmaster.db.session import Database
 from taskmaster.forges.github import webhooks as github
 from taskmaster.forges.gitlab import webhooks as gitlab
 from taskmaster.projects import service as projects
+from taskmaster.projects.credentials import Credentials
+from taskmaster.projects.forges import ForgeFactory
 from taskmaster.projects.schemas import ProjectCreate
 from taskmaster.secrets import SecretBox
 from taskmaster.webhooks import service
+from taskmaster.worker.forges import ForgeUpdates
+from taskmaster.worker.webhooks import ForgePermissions
 from tests.api.conftest import Api
 from tests.cli.conftest import TASKMASTER, clean_env
+from tests.forges.fakes.gitlab import TOKEN as GITLAB_TOKEN
+from tests.forges.fakes.gitlab import serve_gitlab
 from tests.forges.fixtures import names, payload, payload_bytes
 from tests.support import live_server
 
@@ -607,3 +613,68 @@ async def test_one_webhook_whose_secret_both_projects_of_a_repository_hold_reach
     assert sorted(str(p.project_id) for p in await _process_all(api.settings)) == sorted(
         [str(first.id), str(second.id)]
     )
+
+
+async def test_a_gitlab_project_in_a_subgroup_gets_its_webhooks_and_is_addressed_by_its_whole_path(api: Api) -> None:
+    """Added by its URL, a project of subgroup `acme/platform` receives the deliveries naming `acme/platform/api`
+    (not the project `platform/api` that a cut namespace would have matched), asks GitLab about a command's author
+    and reports its pipeline under `/projects/acme%2Fplatform%2Fapi/…` of the fake GitLab."""
+    with serve_gitlab() as (gitlab_url, fake):
+        fake.state.users.update({"sytses": 7, "mallory": 8})
+        fake.state.members[(fake.state.projects["acme/platform/api"], 7)] = 30  # a developer: may write
+        with api.client(Role.admin) as admin:
+            created = admin.post("/api/projects", json={
+                "name": "api", "repository": "https://gitlab.com/acme/platform/api.git", "forge": "gitlab",
+                "webhook_secret": SECRET, "forge_token": GITLAB_TOKEN, "settings": {"forge_api_url": gitlab_url},
+            })  # fmt: skip
+            decoy = admin.post("/api/projects", json={
+                "name": "decoy", "repository": "https://gitlab.com/platform/api.git", "forge": "gitlab",
+                "webhook_secret": SECRET,
+            })  # fmt: skip
+            github = admin.post("/api/projects", json={
+                "name": "gh", "repository": "https://github.com/acme/platform/api", "forge": "github"})  # fmt: skip
+        assert created.status_code == decoy.status_code == 201, created.text
+        project = created.json()
+        assert (project["owner"], project["repo_name"]) == ("acme/platform", "api")
+        assert github.status_code == 422 and "a GitHub repository is owner/name" in github.json()["detail"]
+
+        opened = payload("gitlab/merge_request/open")
+        opened["project"]["path_with_namespace"] = "acme/platform/api"
+        sha = opened["object_attributes"]["last_commit"]["id"]
+        notes = []
+        for author in ("mallory", "sytses"):
+            note = payload("gitlab/note/merge_request_comment")
+            note["project"]["path_with_namespace"] = "acme/platform/api"
+            note["user"]["username"], note["object_attributes"]["note"] = author, "/taskmaster retry"
+            notes.append(note)
+        with api.client() as http:
+            answers = [
+                http.post("/webhooks/gitlab", content=json.dumps(body).encode(), headers=gitlab_headers(event))
+                for body, event in ((opened, "Merge Request Hook"), (notes[0], "Note Hook"), (notes[1], "Note Hook"))
+            ]
+        assert [a.status_code for a in answers] == [202, 202, 202], answers[0].text
+        assert {str(r.project_id) for r in await rows(api.settings)} == {project["id"]}
+
+        db = Database.from_settings(api.settings)
+        forges = ForgeFactory(api.settings, Credentials.from_settings(api.settings))
+        updates = ForgeUpdates(db, forges)
+        try:
+            while await service.process_next(db, api.settings, permission=ForgePermissions(forges)):
+                pass
+            async with db.session() as session:
+                (pipeline,) = (await session.scalars(select(Pipeline))).all()
+            await updates(pipeline.id)
+            await updates.drain()
+        finally:
+            await updates.aclose()
+            await db.dispose()
+
+        results = [r.result for r in await rows(api.settings)]
+        assert results[0]["pipeline_created"] is True and pipeline.commit_sha == sha
+        assert results[1]["refused"] == "mallory has no write access to acme/platform/api"
+        assert "refused" not in results[2] and results[2]["pipeline"] == str(pipeline.id)
+        member = "/api/v4/projects/acme%2Fplatform%2Fapi/members/all/"
+        assert [r.path for r in fake.matching("GET", member)] == [f"{member}8", f"{member}7"]
+        statuses = fake.matching("POST", "/statuses/")
+        assert statuses and {r.path for r in statuses} == {f"/api/v4/projects/acme%2Fplatform%2Fapi/statuses/{sha}"}
+        assert {s["sha"] for s in fake.state.statuses} == {sha}

@@ -125,6 +125,20 @@ def test_project_add_show_remove_and_secret_rotation(taskmaster_cli: Runner, wor
     assert "does not exist" in gone.stderr
 
 
+def test_project_add_keeps_a_gitlab_subgroup_in_the_owner_and_refuses_a_github_url_below_a_repository(
+    taskmaster_cli: Runner,
+) -> None:
+    nested = taskmaster_cli("project", "add", "api", "--repo", "git@gitlab.com:acme/platform/api.git",
+                            "--forge", "gitlab", "--json")  # fmt: skip
+    assert nested.returncode == 0, nested.stderr
+    assert (json.loads(nested.stdout)["owner"], json.loads(nested.stdout)["repo_name"]) == ("acme/platform", "api")
+    page = "https://github.com/octo/app/tree/main"
+    refused = taskmaster_cli("project", "add", "app", "--repo", page, "--forge", "github")
+    assert refused.returncode == 2
+    assert f"a GitHub repository is owner/name, but {page} names octo/app/tree/main" in refused.stderr
+    assert taskmaster_cli("project", "show", "app").returncode == 1
+
+
 def test_database_password_never_reaches_the_output(taskmaster_cli: Runner) -> None:
     url = "postgresql://postgres:pw-distinct-77@127.0.0.1:9/none"
     result = taskmaster_cli("db", "status", env={"DATABASE_URL": url})

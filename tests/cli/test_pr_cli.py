@@ -119,3 +119,51 @@ def test_a_draft_pull_request_is_opened_as_one_and_refused_a_merge(
     assert git(repo, "rev-parse", "main") == main and not (repo / "feature.txt").exists()
     listed = json.loads(taskmaster_cli("pr", "list", "-p", "app", "--json", env=env).stdout)
     assert {(p["number"], p["draft"], p["state"]) for p in listed} == {(1, True, "open"), (2, False, "open")}
+
+
+def test_a_draft_marked_ready_raises_its_event_and_can_then_be_merged_and_bad_cases_exit_non_zero(
+    taskmaster_cli: Runner, tmp_path: Path, home: Path
+) -> None:
+    env = {"TASKMASTER_HOME": str(home / "state"), "COLUMNS": "200"}
+    repo = _repo(tmp_path / "repo")
+    assert taskmaster_cli("project", "add", "app", "--repo", str(repo), "--forge", "local", env=env).returncode == 0
+    assert taskmaster_cli("pr", "create", "-p", "app", "--head", "feature", "--title", "Sketch", "--draft",
+                          env=env).returncode == 0  # fmt: skip
+    assert taskmaster_cli("pr", "create", "-p", "app", "--head", "clash", "--title", "Ready", env=env).returncode == 0
+
+    ready = taskmaster_cli("pr", "ready", "-p", "app", "1", env=env)
+    assert ready.returncode == 0, ready.stderr
+    head = git(repo, "rev-parse", "feature")
+    assert ready.stdout.strip() == (
+        f"marked pull request #1 ready for review; its validation of {head[:12]} is requested through the webhook queue"
+    )
+    data = json.loads(taskmaster_cli("pr", "show", "-p", "app", "1", "--json", env=env).stdout)
+    assert (data["number"], data["draft"], data["state"]) == (1, False, "open")
+    assert data["head_sha"] == head
+    deliveries = json.loads(taskmaster_cli("webhooks", "list", "--json", env=env).stdout)["items"]
+    assert sorted(d["action"] for d in deliveries) == ["opened", "opened", "ready_for_review"]
+    shown = taskmaster_cli("pr", "show", "-p", "app", "1", env=env)
+    assert "#1 Sketch [open]" in shown.stdout
+
+    again = taskmaster_cli("pr", "ready", "-p", "app", "1", env=env)
+    assert again.returncode == 1 and "pull request #1 is not a draft: it is ready for review already" in again.stderr
+    not_draft = taskmaster_cli("pr", "ready", "-p", "app", "2", env=env)
+    assert not_draft.returncode == 1 and "#2 is not a draft" in not_draft.stderr
+    missing = taskmaster_cli("pr", "ready", "-p", "app", "9", env=env)
+    assert missing.returncode == 2 and "has no pull request #9" in missing.stderr
+    nowhere = taskmaster_cli("pr", "ready", "-p", "nowhere", "1", env=env)
+    assert nowhere.returncode == 2 and "project nowhere does not exist" in nowhere.stderr
+    assert taskmaster_cli("pr", "ready", "-p", "app", "0", env=env).returncode == 2
+
+    merged = taskmaster_cli("pr", "merge", "-p", "app", "1", env=env)
+    assert merged.returncode == 0, merged.stderr
+    after = taskmaster_cli("pr", "ready", "-p", "app", "1", env=env)
+    assert after.returncode == 1 and "#1 is merged: only an open draft can be marked ready" in after.stderr
+    git(repo, "branch", "more", "feature")
+    assert taskmaster_cli("pr", "create", "-p", "app", "--head", "more", "--title", "More", "--draft",
+                          env=env).returncode == 0  # fmt: skip
+    as_json = taskmaster_cli("pr", "ready", "-p", "app", "3", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert {k: json.loads(as_json.stdout)[k] for k in ("number", "draft", "head_ref")} == {
+        "number": 3, "draft": False, "head_ref": "more"
+    }  # fmt: skip

@@ -100,3 +100,57 @@ async def test_tasks_created_before_numbering_are_numbered_per_project(settings:
         ]  # fmt: skip
     finally:
         await db.dispose()
+
+
+async def test_gitlab_projects_stored_with_a_cut_namespace_get_their_whole_namespace_back(settings: Settings) -> None:
+    import uuid
+
+    from sqlalchemy import text
+
+    from taskmaster.core.clock import utcnow
+
+    # (forge, repository, owner and name as earlier releases stored them, as this migration leaves them)
+    stored = {
+        "nested": ("gitlab", "https://gitlab.com/acme/platform/api.git", ("platform", "api"), ("acme/platform", "api")),
+        "scp": ("gitlab", "git@gitlab.example.com:acme/a/b/svc.git", ("b", "svc"), ("acme/a/b", "svc")),
+        "port": ("gitlab", "https://gl.example.com:8443/acme/ops/web", ("ops", "web"), ("acme/ops", "web")),
+        "bare": ("gitlab", "acme/platform/cli", ("platform", "cli"), ("acme/platform", "cli")),
+        "flat": ("gitlab", "https://gitlab.com/acme/flat.git", ("acme", "flat"), ("acme", "flat")),
+        "path": ("gitlab", "/srv/git/acme/mirror.git", ("acme", "mirror"), ("acme", "mirror")),
+        "github": ("github", "https://github.com/octo/app", ("octo", "app"), ("octo", "app")),
+        "local": ("local", "/srv/repos/a/b/c", (None, None), (None, None)),
+    }
+    db = Database.from_settings(settings)
+
+    async def owners() -> dict[str, tuple[str | None, str | None]]:
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT name, owner, repo_name FROM projects"))).all()
+        return {name: (owner, repo_name) for name, owner, repo_name in rows}
+
+    try:
+        await migrate.upgrade(db, "0014_seed_templates")
+        now = utcnow()
+        async with db.engine.begin() as conn:
+            for name, (forge, repository, (owner, repo_name), _) in stored.items():
+                project = uuid.uuid4()
+                await conn.execute(
+                    text(
+                        "INSERT INTO projects (id, name, repository, forge, owner, repo_name, default_branch, "
+                        "agentapi_config, claude_code_config, pipeline_defaults, settings, created_at, updated_at) "
+                        "VALUES (:id, :name, :repository, :forge, :owner, :repo_name, 'main', '{}', '{}', '{}', "
+                        "'{}', :now, :now)"
+                    ),
+                    {
+                        "id": project.hex if db.dialect == "sqlite" else project, "name": name,
+                        "repository": repository, "forge": forge, "owner": owner, "repo_name": repo_name, "now": now,
+                    },
+                )  # fmt: skip
+        await migrate.upgrade(db)
+        expected = {name: after for name, (_, _, _, after) in stored.items()}
+        assert await owners() == expected
+        await migrate.downgrade(db, "0014_seed_templates")  # changes nothing: the whole namespace stays
+        assert await owners() == expected
+        await migrate.upgrade(db)
+        assert await owners() == expected
+    finally:
+        await db.dispose()

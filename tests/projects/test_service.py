@@ -36,19 +36,6 @@ async def test_create_find_and_delete(db: Database) -> None:
             await service.get_project(session, "hello")
 
 
-@pytest.mark.parametrize(
-    ("repository", "expected"),
-    [
-        ("https://github.com/octo/repo", ("octo", "repo")),
-        ("https://gitlab.example.com/group/proj.git", ("group", "proj")),
-        ("git@gitlab.com:group/proj.git", ("group", "proj")),
-        ("octo/repo", ("octo", "repo")),
-    ],
-)
-def test_owner_and_name_are_read_from_the_repository(repository: str, expected: tuple[str, str]) -> None:
-    assert service.split_repository(repository) == expected
-
-
 async def test_a_forge_token_is_set_then_replaced_encrypted_with_an_audit_row_each_time(db: Database) -> None:
     spec = ProjectCreate(name="later", repository="https://github.com/o/later", forge="github")
     async with db.transaction() as session:

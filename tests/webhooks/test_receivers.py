@@ -116,3 +116,19 @@ async def test_a_github_apps_webhook_secret_is_accepted_besides_the_projects_own
 
     assert plain is not None and plain.secrets() == ["project-secret"]
     assert as_app is not None and as_app.secrets() == ["project-secret", "app-wide-secret"]
+
+
+async def test_a_gitlab_project_in_a_subgroup_is_found_by_its_whole_path_only(db: Database, settings: Settings) -> None:
+    box = SecretBox.from_settings(settings)
+    async with db.transaction() as session:
+        spec = ProjectCreate(name="api", repository="git@gitlab.com:acme/platform/api.git", forge="gitlab",
+                             webhook_secret="gitlab-token")  # type: ignore[arg-type]  # fmt: skip
+        project = await projects.create_project(session, spec=spec, box=box)
+
+    async def found(full_name: str) -> list[uuid.UUID]:
+        async with db.autocommit_engine.connect() as connection:
+            receivers = await load_receivers(connection, Provider.GITLAB, full_name, box, settings)
+        return [r.project_id for r in receivers]
+
+    assert await found("Acme/Platform/API") == [project.id]  # GitLab's `path_with_namespace`, any case
+    assert await found("platform/api") == [] and await found("acme/api") == []

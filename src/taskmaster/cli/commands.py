@@ -27,7 +27,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "Code generation: ready tasks become pull requests written by coding agents (run live, list, show, cancel).",
     ),
     ("webhooks", "webhooks", "Webhook deliveries: list, show, redeliver."),
-    ("pr", "pulls", "Pull requests of the local forge: create, list, show, merge (with git), close."),
+    ("pr", "pulls", "Pull requests of the local forge: create, list, show, ready, merge (with git), close."),
     ("issue", "issues", "Issues of the local forge: list, show."),
     ("metrics", "metrics", "Pipeline figures: success rate, durations, failing steps, stuck pipelines."),
     ("token", "tokens", "Create, list and revoke API tokens."),

@@ -128,7 +128,7 @@ def _repository(repo: str, forge: str) -> str:
 
     A forge project's bare `owner/name` stays as it is, unless such a directory exists here.
     """
-    from taskmaster.projects.schemas import is_repository_url
+    from taskmaster.projects.repository import is_repository_url
 
     path = Path(repo).expanduser()
     if is_repository_url(repo) or (forge != "local" and not path.exists()):

@@ -1,8 +1,8 @@
-"""`taskmaster pr create | list | show | merge | close`: pull requests of the local forge (and, for GitHub and GitLab
-projects, a list of the pull requests Taskmaster knows of).
+"""`taskmaster pr create | list | show | ready | merge | close`: pull requests of the local forge (and, for GitHub
+and GitLab projects, a list of the pull requests Taskmaster knows of).
 
-Exit codes: 0 done, 1 refused (a conflict: a merge git cannot make, a closed pull request, one already open),
-2 usage (unknown project, branch or number; bad input).
+Exit codes: 0 done, 1 refused (a conflict: a merge git cannot make, a closed pull request, one already open, one
+that is no draft to mark ready), 2 usage (unknown project, branch or number; bad input).
 """
 
 from __future__ import annotations
@@ -82,15 +82,15 @@ def create_command(
         bool,
         typer.Option(
             "--draft",
-            help="Open it as a draft: no validation pipeline is requested for it and it cannot be merged (nothing "
-            "marks a local draft ready yet: close it and open it again without --draft).",
+            help="Open it as a draft: no validation pipeline is requested for it and it cannot be merged until "
+            "`taskmaster pr ready` marks it ready for review.",
         ),
     ] = False,
     json_output: bool = common.JsonOption,
 ) -> None:
     """Open a pull request from a branch of a local-forge project's repository; its validation pipeline is requested
     through the webhook queue (a worker, or `taskmaster serve`, runs it; `pipeline run --pr N` runs it here), except
-    for a draft's."""
+    for a draft's, which waits for `pr ready`."""
     from pydantic import ValidationError
 
     from taskmaster.forges.local import service
@@ -185,6 +185,26 @@ def show_command(project: ProjectOption, number: NumberArgument, json_output: bo
             ["pipeline", "status", "commit", "created"],
             [(p["id"], p["status"], (p["commit_sha"] or "")[:12], p["created_at"][:19]) for p in data["pipelines"]],
         )
+
+
+@command.command("ready")
+def ready_command(project: ProjectOption, number: NumberArgument, json_output: bool = common.JsonOption) -> None:
+    """Mark a draft pull request ready for review: its validation pipeline is requested (through the webhook queue,
+    as on opening) and it may be merged; exit 1 for one that is no draft or not open."""
+    from taskmaster.forges.local import service
+
+    async def go(session: AsyncSession) -> dict[str, Any]:
+        pull = await service.mark_ready(session, project, number, actor=_actor())
+        from taskmaster.projects.service import get_project
+
+        return service.to_out(await get_project(session, pull.project_id), pull).model_dump(mode="json")
+
+    data = run_forge(common.settings(), go)
+    if json_output:
+        common.print_json(data)
+    else:
+        print(f"marked pull request #{number} ready for review; its validation of {data['head_sha'][:12]} is requested "
+              "through the webhook queue")  # fmt: skip
 
 
 @command.command("merge")

@@ -20,12 +20,14 @@ from taskmaster.forges.base import Annotation, AnnotationLevel
 from taskmaster.pipelines.logs import log_tail
 from taskmaster.pipelines.report import PipelineReport, RecoveryReport, StepReport
 from taskmaster.pipelines.states import STEP_FAILURES, StepStatus
+from taskmaster.projects.repository import forge_path
 
 
 def forge_repo(project: Project) -> str | None:
-    """The repository as the project's forge names it (`owner/name`), or None when the project names none."""
-    if project.owner and project.repo_name:
-        return f"{project.owner}/{project.repo_name}"
+    """The repository as the project's forge names it (`owner/name`, GitLab's `group/…/name`), or None when the
+    project names none."""
+    if (path := forge_path(project)) is not None:
+        return path
     # A local-forge project's repository is its path (its forge, `forges.local`, is bound to the project anyway).
     if project.forge == "local" and project.repository.startswith("/"):
         return project.repository

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -10,18 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from taskmaster.projects.repository import FORGE_NAME, forge_repository_problem, is_repository_url
 from taskmaster.projects.settings import ProjectSettings
 
 Forge = Literal["github", "gitlab", "local"]
-
-# As git reads a repository argument (and workspaces.git_cache with it): a URL, or scp-like `user@host:path`.
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
-_FORGE_NAME = re.compile(r"[\w-][\w.-]*/[\w.-]+")
-
-
-def is_repository_url(repository: str) -> bool:
-    """Whether `repository` names a remote repository rather than a path on this machine."""
-    return "://" in repository or _SCP_LIKE.match(repository) is not None
 
 
 class ProjectCreate(BaseModel):
@@ -41,16 +32,20 @@ class ProjectCreate(BaseModel):
     @model_validator(mode="after")
     def _url_or_absolute_path(self) -> ProjectCreate:
         # A relative path would be resolved against the server's working directory, which the caller cannot see.
-        # A GitHub or GitLab project may be named `owner/name` alone: webhooks route by it, and nothing clones it.
+        # A GitHub or GitLab project may be named `owner/name` (GitLab: `group/…/name`) alone: webhooks route by
+        # it, and nothing clones it. Its forge's API addresses it by that path, so a path the forge cannot have
+        # (a GitHub URL of a page below the repository) is refused here rather than met as a 404 later.
         repository = self.repository
-        if is_repository_url(repository) or repository.startswith("/"):
-            return self
-        if self.forge != "local" and _FORGE_NAME.fullmatch(repository):
-            return self
-        raise PydanticCustomError(
-            "relative_repository",
-            "repository: must be a URL or an absolute path (a relative path means nothing to the server)",
-        )
+        remote = is_repository_url(repository) or (self.forge != "local" and FORGE_NAME.fullmatch(repository))
+        if not remote and not repository.startswith("/"):
+            raise PydanticCustomError(
+                "relative_repository",
+                "repository: must be a URL or an absolute path (a relative path means nothing to the server)",
+            )
+        problem = forge_repository_problem(repository, self.forge) if remote and self.forge != "local" else None
+        if problem is not None:
+            raise PydanticCustomError("forge_repository", "repository: {problem}", {"problem": problem})
+        return self
 
     @field_validator("name")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,16 +18,9 @@ from taskmaster.core.errors import Conflict, InvalidInput, NotFound
 from taskmaster.db.models import Project
 from taskmaster.projects import agent_config
 from taskmaster.projects import settings as project_settings
-from taskmaster.projects.schemas import ProjectCreate, ProjectOut, is_repository_url
+from taskmaster.projects.repository import is_repository_url, split_repository
+from taskmaster.projects.schemas import ProjectCreate, ProjectOut
 from taskmaster.secrets import SecretBox
-
-# owner/name from https://host/owner/name(.git), git@host:owner/name(.git) or a bare owner/name.
-_REPO_PATH = re.compile(r"(?:[:/]|^)(?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
-
-
-def split_repository(repository: str) -> tuple[str | None, str | None]:
-    match = _REPO_PATH.search(repository)
-    return (match["owner"], match["name"]) if match else (None, None)
 
 
 def to_out(project: Project) -> ProjectOut:
@@ -64,7 +56,7 @@ async def create_project(
 ) -> Project:
     if await session.scalar(select(Project.id).where(Project.name == spec.name)) is not None:
         raise Conflict(f"a project named {spec.name!r} already exists")
-    owner, repo_name = split_repository(spec.repository) if spec.forge != "local" else (None, None)
+    owner, repo_name = split_repository(spec.repository, spec.forge) if spec.forge != "local" else (None, None)
     project = Project(
         name=spec.name,
         repository=spec.repository,

@@ -36,6 +36,7 @@ from taskmaster.pipelines import service as pipelines
 from taskmaster.pipelines.service import PipelineRequest
 from taskmaster.pipelines.states import PipelineType
 from taskmaster.projects import settings as project_settings
+from taskmaster.projects.repository import forge_path
 from taskmaster.workflows import service as workflows
 from taskmaster.workflows.codegen import merges as codegen_merges
 from taskmaster.workflows.service import RunRequest
@@ -457,14 +458,15 @@ async def _route_command(
         result["refused"] = "bots' comments are not commands"
         return
     allowed = await permission(project, author) if permission is not None else None
+    repository = forge_path(project) or project.repository
     if allowed is None:
         result["refused"] = (
-            f"cannot check whether {author} may write to {project.owner}/{project.repo_name}: project {project.name} "
+            f"cannot check whether {author} may write to {repository}: project {project.name} "
             "has no forge token (store one with --forge-token) and no GitHub App covers it"
         )
         return
     if not allowed:
-        result["refused"] = f"{author} has no write access to {project.owner}/{project.repo_name}"
+        result["refused"] = f"{author} has no write access to {repository}"
         return
     pull = await session.scalar(
         select(PullRequest).where(PullRequest.project_id == project.id, PullRequest.number == comment.on_pull_request)

@@ -9,6 +9,7 @@ import structlog
 
 from taskmaster.db.models import Project
 from taskmaster.projects.forges import ForgeFactory
+from taskmaster.projects.repository import forge_path
 from taskmaster.runtime import Runtime
 from taskmaster.webhooks import service
 from taskmaster.worker.loop import PollingLoop
@@ -35,7 +36,7 @@ class ForgePermissions:
         if forge is None:
             return None
         try:
-            allowed = (await forge.user_permission(f"{project.owner}/{project.repo_name}", login)).can_write
+            allowed = (await forge.user_permission(forge_path(project) or project.repository, login)).can_write
         finally:
             await forge.aclose()
         self._cache[key] = (time.monotonic(), allowed)

@@ -1,5 +1,6 @@
 """The local forge's use cases on real repositories: open, number, merge with git (bare and checked-out bases),
-conflicts, refusals, new commits noticed, and the webhook deliveries each raises, processed into pipelines."""
+conflicts, refusals, new commits noticed, drafts marked ready, and the webhook deliveries each raises, processed into
+pipelines."""
 
 from __future__ import annotations
 
@@ -89,6 +90,57 @@ async def test_a_draft_gets_no_validation_pipeline_and_refuses_a_merge(
         async with db.transaction() as session:
             await service.merge_pull_request(session, bare.project.id, pull.number, actor="bob")
     assert bare.sha("main") == pull.base_sha
+
+
+async def test_a_draft_marked_ready_raises_githubs_ready_for_review_which_validates_its_latest_head(
+    db: Database, settings: Settings, working: Repo
+) -> None:
+    pull = await _open(db, working, draft=True)
+    await _drain(db, settings)
+    git(working.path, "checkout", "-q", "feature")
+    new_head = commit(working.path, "feature.txt", "finished feature\n")
+    git(working.path, "checkout", "-q", "main")
+
+    async with db.transaction() as session:
+        ready = await service.mark_ready(session, working.project.id, pull.number, actor="bob")
+
+    assert (ready.draft, ready.state, ready.head_sha) == (False, "open", new_head)
+    deliveries = await _deliveries(db)
+    assert [d.action for d in deliveries] == ["opened", "synchronize", "ready_for_review"]
+    event = webhooks.parse_delivery(deliveries[-1])
+    on_github = github.parse("pull_request", payload("github/pull_request/ready_for_review"))
+    assert event.kind is on_github.kind is EventKind.PR_READY_FOR_REVIEW
+    assert event.sender == "bob" and event.pull_request is not None and not event.pull_request.draft
+    await _drain(db, settings)
+    (pipeline,) = await _pipelines(db)  # the draft's opening and new commits requested none
+    assert (pipeline.commit_sha, pipeline.pull_request_id, pipeline.status) == (new_head, pull.id, "pending")
+    assert pipeline.trigger_event == "local:pull_request:pr_ready_for_review"
+    with pytest.raises(ForgeConflict, match="#1 is not a draft: it is ready for review already"):
+        async with db.transaction() as session:
+            await service.mark_ready(session, working.project.id, pull.number, actor="bob")
+    async with db.transaction() as session:
+        merged = await service.merge_pull_request(session, working.project.id, pull.number, actor="bob")
+    assert merged.merge_commit_sha == working.sha("main")
+
+
+async def test_only_an_open_draft_of_a_local_project_can_be_marked_ready(db: Database, bare: Repo) -> None:
+    await _open(db, bare, draft=True)
+    async with db.transaction() as session:
+        await service.close_pull_request(session, bare.project.id, 1, actor="bob")
+    with pytest.raises(ForgeConflict, match="#1 is closed: only an open draft can be marked ready"):
+        async with db.transaction() as session:
+            await service.mark_ready(session, bare.project.id, 1, actor="bob")
+    with pytest.raises(ForgeNotFound, match="has no pull request #7"):
+        async with db.transaction() as session:
+            await service.mark_ready(session, bare.project.id, 7, actor="bob")
+    github_project = await make_project(db, repository="acme/api", forge="github", owner="acme", repo_name="api")
+    with pytest.raises(InvalidInput, match="is on github"):
+        async with db.transaction() as session:
+            await service.mark_ready(session, github_project.id, 1, actor="bob")
+    assert [d.action for d in await _deliveries(db)] == ["opened", "closed"]
+    async with db.session() as session:
+        stored = await session.scalar(select(PullRequest).where(PullRequest.project_id == bare.project.id))
+    assert stored is not None and (stored.draft, stored.state) == (True, "closed")
 
 
 async def test_a_merge_into_a_checked_out_base_keeps_the_dirty_working_tree_and_raises_the_github_merged_event(

@@ -1,12 +1,13 @@
 """Code generation on GitLab (the real GitLab client against the fake GitLab on loopback): a merge request whose
 creation reply was lost is found and linked rather than opened twice, a run resumed after a crash while its merge
-request was being created links the one that exists, and a failed run closes the merge request it never heard of."""
+request was being created links the one that exists, a failed run closes the merge request it never heard of, and a
+project in a subgroup opens its merge request under its whole path."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 
-from taskmaster.db.models import WorkflowRun, WorkflowStep
+from taskmaster.db.models import Project, WorkflowRun, WorkflowStep
 from taskmaster.workflows import service as runs
 from taskmaster.workflows.codegen.schemas import CodegenRequest
 from tests.workflows.codegen.conftest import World
@@ -100,3 +101,22 @@ async def test_a_failed_run_closes_the_merge_request_whose_creation_reply_it_nev
     assert lookups(world)[-1] == QUERY
     assert set(world.remote_branches()) == {"main"}
     assert (await world.task(number)).status == "pending"
+
+
+async def test_a_project_in_a_subgroup_gets_its_merge_request_under_its_whole_path(gitlab_world: World) -> None:
+    world = gitlab_world
+    async with world.db.transaction() as session:  # as `project add` stores https://gitlab.com/acme/platform/api
+        await session.execute(update(Project).where(Project.id == world.project.id).values(owner="acme/platform"))
+    number = await world.add_task("Write the store")
+    await world.start(CodegenRequest(tasks=[number]))
+
+    outcome = await world.run_next()
+
+    assert outcome.status == "succeeded", outcome.error
+    nested = "/api/v4/projects/acme%2Fplatform%2Fapi/merge_requests"
+    assert [r.path for r in world.fake.requests if r.method == "POST"] == [nested]
+    assert [(mr["project"], mr["iid"], mr["source_branch"]) for mr in world.pulls()] == [
+        (world.fake.state.projects["acme/platform/api"], 1, BRANCH)
+    ]
+    [row] = await world.pull_rows()
+    assert row.url.endswith("/acme/platform/api/-/merge_requests/1") and row.url == outcome.result["pull_request_url"]

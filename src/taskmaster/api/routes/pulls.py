@@ -86,6 +86,19 @@ async def merge_pull(
     return out
 
 
+@router.post("/pulls/{number}/ready")
+async def ready_pull(
+    project_id: str, number: Number, session: SessionDep, services: ServicesDep, principal: Developer
+) -> PullRequestOut:
+    """Mark a draft ready for review (GitHub's `ready_for_review`): its head's validation pipeline is requested and
+    it may be merged; 409, with nothing changed, for a pull request that is not a draft or not open."""
+    pull = await service.mark_ready(session, project_id, number, actor=principal.subject)
+    out = service.to_out(await get_project(session, pull.project_id), pull)
+    await session.commit()
+    _wake(services)
+    return out
+
+
 @router.post("/pulls/{number}/close")
 async def close_pull(
     project_id: str, number: Number, session: SessionDep, services: ServicesDep, principal: Developer

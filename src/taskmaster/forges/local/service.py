@@ -4,9 +4,9 @@ closed), issues, and what reports leave on them (statuses, check runs, marked co
 Numbers are per project and shared by pull requests and issues, as on GitHub; they are taken under the project's
 write lock (`projects.service.lock_project`), so concurrent openings never share one. Opening, new commits on the
 head branch (`sync_heads`: run by the worker's watch every `forges.local_poll_seconds`, and whenever a pull request
-is listed, read or acted on), merging and closing each store a `webhook_deliveries` row of provider `local`, which
-the webhook loop processes like a forge's delivery. The caller owns the transaction; git changes a merge makes are
-not undone by a rollback, so a merge is the last thing done.
+is listed, read or acted on), marking a draft ready, merging and closing each store a `webhook_deliveries` row of
+provider `local`, which the webhook loop processes like a forge's delivery. The caller owns the transaction; git
+changes a merge makes are not undone by a rollback, so a merge is the last thing done.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from taskmaster.forges.local.schemas import (
     PullRequestOut,
     ReviewOut,
 )
-from taskmaster.projects.schemas import is_repository_url
+from taskmaster.projects.repository import is_repository_url
 from taskmaster.projects.service import get_project, lock_project
 from taskmaster.webhooks.service import store_delivery
 
@@ -278,6 +278,32 @@ async def merge_pull_request(
     await audit.record(
         session, actor=actor, action="pull_request.merge", target_type="pull_request", target_id=pull.id,
         project_id=project.id, data={"number": number, "merge_commit_sha": merged, "squash": squash},
+    )  # fmt: skip
+    return pull
+
+
+async def mark_ready(session: AsyncSession, project_ref: str | uuid.UUID, number: int, *, actor: str) -> PullRequest:
+    """Mark a draft pull request ready for review: it may be merged from now on, and its `ready_for_review` event
+    requests the validation pipeline of its head (new commits on it are recorded first, so that is the head run).
+
+    `ForgeConflict`, with nothing changed, for a pull request that is not a draft or not open.
+    """
+    check_number(number)
+    project = await lock_project(session, project_ref)
+    require_local(project)
+    await sync_heads(session, project, number=number)
+    pull = await _pull(session, project, number)
+    if pull.state != "open":
+        raise ForgeConflict(f"pull request #{number} is {pull.state}: only an open draft can be marked ready",
+                            forge=FORGE)  # fmt: skip
+    if not pull.draft:
+        raise ForgeConflict(f"pull request #{number} is not a draft: it is ready for review already", forge=FORGE)
+    pull.draft = False
+    await session.flush()
+    await _raise(session, project, pull, local_events.READY_FOR_REVIEW, sender=actor)
+    await audit.record(
+        session, actor=actor, action="pull_request.ready", target_type="pull_request", target_id=pull.id,
+        project_id=project.id, data={"number": number, "head_sha": pull.head_sha},
     )  # fmt: skip
     return pull
 

@@ -1,8 +1,8 @@
 """The local forge's events as webhook deliveries: the payload Taskmaster writes and the `WebhookSource` reading it.
 
 Nothing arrives over HTTP: the local forge stores a `webhook_deliveries` row (provider `local`) when a pull request
-is opened, gets new commits, is merged or closed, and the webhook loop parses it here into the same `ForgeEvent` a
-GitHub `pull_request` delivery gives.
+is opened, gets new commits, is marked ready for review, is merged or closed, and the webhook loop parses it here into
+the same `ForgeEvent` a GitHub `pull_request` delivery gives.
 """
 
 from __future__ import annotations
@@ -32,7 +32,13 @@ DELIVERY_HEADER = "X-Taskmaster-Delivery"
 PULL_REQUEST_EVENT = "pull_request"
 
 OPENED, REOPENED, SYNCHRONIZE, CLOSED = "opened", "reopened", "synchronize", "closed"
-_KINDS = {OPENED: EventKind.PR_OPENED, REOPENED: EventKind.PR_REOPENED, SYNCHRONIZE: EventKind.PR_SYNCHRONIZED}
+READY_FOR_REVIEW = "ready_for_review"
+_KINDS = {
+    OPENED: EventKind.PR_OPENED,
+    REOPENED: EventKind.PR_REOPENED,
+    SYNCHRONIZE: EventKind.PR_SYNCHRONIZED,
+    READY_FOR_REVIEW: EventKind.PR_READY_FOR_REVIEW,
+}
 
 
 class LocalPullRequestEvent(PayloadModel):
@@ -45,7 +51,8 @@ class LocalPullRequestEvent(PayloadModel):
 
 
 def pull_request_body(action: str, info: PullRequestInfo, *, sender: str | None, repository: str) -> bytes:
-    """The delivery body for `action` (opened, reopened, synchronize, closed) on the pull request `info`."""
+    """The delivery body for `action` (opened, reopened, synchronize, ready_for_review, closed) on the pull request
+    `info`."""
     event = LocalPullRequestEvent(action=action, sender=sender, repository=repository, pull_request=info)
     return event.model_dump_json().encode()
 

@@ -36,6 +36,7 @@ from taskmaster.forges.base import Forge, ForgeConflict, PullRequestLookup, Pull
 from taskmaster.projects import settings as project_settings
 from taskmaster.projects.credentials import Credentials
 from taskmaster.projects.forges import ForgeFactory
+from taskmaster.projects.repository import forge_path
 from taskmaster.projects.service import lock_project
 from taskmaster.tasks import service as tasks
 from taskmaster.templates.render import render
@@ -531,7 +532,7 @@ class _Run:
             project_id=project.id, project_name=project.name, task_number=task.number, title=task.title,
             prompt=self.prompt_text, checkout=self.checkout, branch=self.info["branch"],
             base_branch=self.info["base_branch"], timeout=timeout,
-            repository=f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else None,
+            repository=forge_path(project),
             details=task.details, acceptance=tuple(acceptance_of(task)), test_strategy=task.test_strategy,
             metadata={"taskmaster_task": f"{project.name}#{task.number}", "taskmaster_run": str(self.run.run_id)},
             resume_id=(previous.output.get("external_id") if previous is not None else None),
@@ -794,7 +795,7 @@ async def _find(forge: Forge, repo: str, branch: str, base: str | None) -> PullR
 
 
 def _repo(project: Project) -> str:
-    return f"{project.owner}/{project.repo_name}" if project.owner and project.repo_name else project.repository
+    return forge_path(project) or project.repository
 
 
 def _number_in(url: str) -> int | None:

@@ -29,6 +29,7 @@ from taskmaster.pipelines.report import COMMENT_LIMIT
 from taskmaster.pipelines.states import PipelineStatus, StepStatus
 from taskmaster.pipelines.trials import create_trial
 from taskmaster.projects import settings as project_settings
+from taskmaster.projects.repository import forge_path
 from taskmaster.templates.render import render
 from taskmaster.workflows.codegen import service as codegen_runs
 from taskmaster.workflows.recovery.base import (
@@ -570,9 +571,10 @@ def _command(step: PipelineStep) -> str:
 
 
 def _forge_repo(project: Project) -> str | None:
-    """The repository as the project's forge names it: `owner/name`; a local-forge project by its name."""
-    if project.owner and project.repo_name:
-        return f"{project.owner}/{project.repo_name}"
+    """The repository as the project's forge names it: `owner/name` (GitLab: `group/…/name`); a local-forge project
+    by its name."""
+    if (path := forge_path(project)) is not None:
+        return path
     return project.name if project.forge == "local" else None
 
 
