@@ -300,7 +300,9 @@ def _signal_all(pids: set[int], signum: int) -> None:
 
 
 async def _reap(pids: set[int], limit: float = 2.0) -> None:
-    """Collect the exit status of those that became our children (as their subreaper), so no zombie stays."""
+    """Wait until the signalled processes are gone: collect the exit status of those that became our children (as
+    their subreaper), so no zombie stays, and watch the others until they exit (a SIGKILL is delivered at once, but
+    a busy machine may take a while to end the process). At most `limit` seconds."""
     waiting = set(pids)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
@@ -308,9 +310,22 @@ async def _reap(pids: set[int], limit: float = 2.0) -> None:
         for pid in list(waiting):
             try:
                 done, _status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
-            except OSError:  # not our child (its parent reaps it), or already reaped
+            except ChildProcessError:  # not our child: its parent reaps it; gone once it is dead
+                done = 0 if _running(pid) else pid
+            except OSError:
                 done = pid
             if done:
                 waiting.discard(pid)
         if waiting:
             await asyncio.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return bool(fields) and fields[0] != b"Z"
