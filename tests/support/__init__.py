@@ -1,6 +1,7 @@
 """What tests share beyond fixtures: waiting (`eventually`), real git repositories, databases, loopback servers,
-processes, row factories, and fakes of the engine's adapters (a scripted executor)."""
+processes, row factories, fakes of the engine's adapters (a scripted executor) and scripted terminal agents."""
 
+from tests.support.agents import install_agent
 from tests.support.databases import PostgresDatabase, make_settings, postgres_available, require_postgres, settings_on
 from tests.support.eventually import eventually, eventually_sync
 from tests.support.factories import make_project
@@ -24,6 +25,7 @@ __all__ = [
     "eventually_sync",
     "free_port",
     "git",
+    "install_agent",
     "live_server",
     "make_pipeline_repo",
     "make_project",

@@ -1,4 +1,5 @@
-"""A scripted terminal coding agent for tests: raw-mode input box, bracketed paste, spinner, long replies, menus.
+"""A scripted terminal coding agent for tests: raw-mode input box, bracketed paste (the terminal of
+tests/support/scripted_terminal.py), spinner, long replies, menus.
 
 Run with `sys.executable fake_agent.py [--think S] [--style claude|aider|goose|plain]`. What it does depends on the
 message: `lines N` replies with N numbered lines, `permission` shows a menu answered with a raw `1`/`2` key,
@@ -9,27 +10,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import sys
-import termios
 import time
-import tty
 
-RULE = "─" * 40
+# The terminal the scripted agents share, in tests/support.
+sys.path.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, os.pardir, "support"))
+
+from scripted_terminal import RULE, TerminalAgent, main, out, read_key
+
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-PASTE_START = b"\x1b[200~"
-PASTE_END = b"\x1b[201~"
 
 
-def out(text: str) -> None:
-    os.write(1, text.replace("\n", "\r\n").encode())
+class Agent(TerminalAgent):
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__()
+        self.think: float = args.think
+        self.style: str = args.style
+        self.banner_lines: int = args.banner_lines
+        self.exit_after: float = args.exit_after
+        self.started = time.monotonic()
 
-
-class Agent:
-    def __init__(self, think: float, style: str) -> None:
-        self.think = think
-        self.style = style
-        self.buffer = ""
+    def banner(self) -> str:
+        tips = "".join(f"  tip {i + 1}: ask me anything\n" for i in range(self.banner_lines - 1))
+        return f"Fake Agent v1.0 (test double)\n{tips}\n"
 
     def prompt_rows(self) -> list[str]:
         if self.style == "aider":
@@ -50,10 +53,6 @@ class Agent:
         up = self.drawn - 1
         out("\r" + (f"\x1b[{up}A" if up else "") + "\x1b[J")
 
-    def redraw(self) -> None:
-        self.erase_prompt()
-        self.draw_prompt()
-
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         frame = 0
@@ -62,6 +61,19 @@ class Agent:
             frame += 1
             time.sleep(0.05)
         out("\r\x1b[K")
+
+    def tick(self) -> None:
+        if self.exit_after and time.monotonic() - self.started > self.exit_after:
+            sys.exit(2)
+
+    def paste(self, text: str) -> None:
+        self.buffer += text  # as pasted: carriage returns stay
+
+    def typed(self, byte: bytes) -> bool:
+        if byte == b"\x03":
+            out("\nInterrupted\n")
+            return True
+        return super().typed(byte)
 
     def answer(self, text: str) -> None:
         self.erase_prompt()
@@ -85,81 +97,18 @@ class Agent:
         else:
             out(f"Reply to: {text}\n")
         out("\n")
-        self.buffer = ""
         self.draw_prompt()
 
 
-def read_key() -> bytes:
-    while True:
-        data = os.read(0, 1)
-        if data in (b"1", b"2"):
-            return data
-
-
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--think", type=float, default=0.3)
     parser.add_argument("--style", default="claude")
     parser.add_argument("--banner-lines", type=int, default=2)
     parser.add_argument("--exit-after", type=float, default=0.0, help="exit with code 2 after this many seconds")
-    args = parser.parse_args()
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    started = time.monotonic()
-    try:
-        agent = Agent(args.think, args.style)
-        out("Fake Agent v1.0 (test double)\n")
-        for i in range(args.banner_lines - 1):
-            out(f"  tip {i + 1}: ask me anything\n")
-        out("\n")
-        agent.draw_prompt()
-        pending = b""
-        in_paste = False
-        while True:
-            if args.exit_after and time.monotonic() - started > args.exit_after:
-                sys.exit(2)
-            ready, _, _ = select.select([0], [], [], 0.1)
-            if not ready:
-                continue
-            data = os.read(0, 4096)
-            if not data:
-                return
-            pending += data
-            while pending:
-                if in_paste:
-                    end = pending.find(PASTE_END)
-                    if end == -1:
-                        agent.buffer += pending.decode(errors="replace")
-                        pending = b""
-                        break
-                    agent.buffer += pending[:end].decode(errors="replace")
-                    pending = pending[end + len(PASTE_END) :]
-                    in_paste = False
-                    agent.redraw()
-                    continue
-                if pending.startswith(PASTE_START):
-                    in_paste = True
-                    pending = pending[len(PASTE_START) :]
-                    continue
-                if pending[:1] == b"\x1b" and len(pending) < len(PASTE_START) and PASTE_START.startswith(pending):
-                    break  # a paste start split across reads
-                byte, pending = pending[:1], pending[1:]
-                if byte in (b"\r", b"\n"):
-                    text = agent.buffer.strip()
-                    if text:
-                        agent.answer(text)
-                elif byte in (b"\x7f", b"\b"):
-                    agent.buffer = agent.buffer[:-1]
-                    agent.redraw()
-                elif byte == b"\x03":
-                    out("\nInterrupted\n")
-                    return
-                elif byte >= b" ":
-                    agent.buffer += byte.decode(errors="replace")
-                    agent.redraw()
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    main()
+    args = arguments()
+    main(lambda: Agent(args))

@@ -4,7 +4,6 @@ checkout (a real git repository), loopback HTTP servers standing for model APIs,
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from taskmaster.config import Settings
 from taskmaster.db.models import Project
 from taskmaster.projects.credentials import Credentials
 from taskmaster.secrets import SecretBox
-from tests.support import make_repo
+from tests.support import install_agent, make_repo
 
 SCRIPT = Path(__file__).parent / "scripted_agent.py"
 WINDOW = 0.4  # the stability window: long enough to outlast the scripted agent's redraws
@@ -77,12 +76,7 @@ def other_server() -> Iterator[ModelServer]:
 @pytest.fixture
 def agent_command(reachable_dir: Path) -> str:
     """The scripted agent, installed outside the toolchain (as npm or a venv would install a CLI)."""
-    target = reachable_dir / "agent-cli" / "scripted-agent"
-    target.parent.mkdir()
-    shutil.copy(SCRIPT, target)
-    target.chmod(0o755)
-    target.parent.chmod(0o755)
-    return str(target)
+    return install_agent(reachable_dir / "agent-cli", "scripted-agent", SCRIPT)
 
 
 @pytest.fixture

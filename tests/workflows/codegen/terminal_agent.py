@@ -1,28 +1,20 @@
 #!/usr/bin/python3
-"""A terminal coding agent for the acceptance tests (stdlib only: it runs in the sandbox). It shows a `>` input box,
-reads the pasted prompt and edits its checkout after the task's title: `notes/task-N.md` normally; a title with
-"wipe" deletes every file ("wipe everything": .git too), "link" adds a link to /etc/passwd, "escape" writes
-outside the checkout, "idle" changes nothing."""
+"""A terminal coding agent for the acceptance tests (stdlib only: it runs in the sandbox). It shows a `>` input box
+(the terminal of `scripted_terminal.py`), reads the pasted prompt without echoing it and edits its checkout after the
+task's title: `notes/task-N.md` normally; a title with "wipe" deletes every file ("wipe everything": .git too), "link"
+adds a link to /etc/passwd, "escape" writes outside the checkout, "idle" changes nothing."""
 
 from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
-import termios
-import tty
+import sys
 
-RULE = "─" * 40
-PASTE_START, PASTE_END = b"\x1b[200~", b"\x1b[201~"
+# The terminal the scripted agents share: installed next to this script, in tests/support in the source tree.
+sys.path.append(os.path.join(os.path.dirname(os.path.realpath(__file__)), os.pardir, os.pardir, "support"))
 
-
-def out(text: str) -> None:
-    os.write(1, text.replace("\n", "\r\n").encode())
-
-
-def prompt_box(buffer: str = "") -> None:
-    out("\n".join([RULE, f"> {buffer.splitlines()[0] if buffer else ''}", RULE, "  ? for shortcuts"]))
+from scripted_terminal import TerminalAgent, main, out
 
 
 def work(prompt: str) -> str:
@@ -56,51 +48,26 @@ def work(prompt: str) -> str:
     return f"Wrote notes/task-{number}.md for {title}"
 
 
-def main() -> None:
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    try:
-        out("Terminal Agent\n\n")
-        prompt_box()
-        buffer, pending, in_paste = "", b"", False
-        while True:
-            ready, _, _ = select.select([0], [], [], 0.1)
-            if not ready:
-                continue
-            data = os.read(0, 65536)
-            if not data:
-                return
-            pending += data
-            while pending:
-                if in_paste:
-                    end = pending.find(PASTE_END)
-                    if end == -1:
-                        buffer += pending.decode(errors="replace").replace("\r", "\n")
-                        pending = b""
-                        break
-                    buffer += pending[:end].decode(errors="replace").replace("\r", "\n")
-                    pending, in_paste = pending[end + len(PASTE_END) :], False
-                    continue
-                if pending.startswith(PASTE_START):
-                    pending, in_paste = pending[len(PASTE_START) :], True
-                    continue
-                if pending[:1] == b"\x1b" and len(pending) < len(PASTE_START) and PASTE_START.startswith(pending):
-                    break
-                byte, pending = pending[:1], pending[1:]
-                if byte in (b"\r", b"\n"):
-                    if buffer.strip():
-                        out("\r\x1b[3A\x1b[J")
-                        # The whole message echoed, as Claude Code shows it; then the reply.
-                        lines = [line.strip() for line in buffer.splitlines() if line.strip()]
-                        out("".join(f"{'>' if n == 0 else ' '} {line}\n" for n, line in enumerate(lines)) + "\n")
-                        out(f"{work(buffer)}\nDone.\n\n")
-                        buffer = ""
-                        prompt_box()
-                elif byte >= b" ":
-                    buffer += byte.decode(errors="replace")
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+class Agent(TerminalAgent):
+    """Echoes nothing while a message is typed or pasted, and edits nothing in it: its box is drawn after replies."""
+
+    def banner(self) -> str:
+        return "Terminal Agent\n\n"
+
+    def redraw(self) -> None:
+        pass
+
+    def typed(self, byte: bytes) -> bool:
+        # No line editing: every byte from a space up belongs to the message, Backspace (DEL) too.
+        if byte >= b" ":
+            self.buffer += byte.decode(errors="replace")
+        return False
+
+    def answer(self, message: str) -> None:
+        self.echo(message)  # the whole message, as Claude Code shows it; then the reply
+        out(f"{work(message)}\nDone.\n\n")
+        self.draw_prompt()
 
 
 if __name__ == "__main__":
-    main()
+    main(Agent)

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import re
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from tests.cli.conftest import TASKMASTER, clean_env
 from tests.forges.fakes import github as fake_github
 from tests.forges.fakes.github import FakeGitHub, serve_github
 from tests.forges.fixtures import payload
-from tests.support import codegen_server, commit, git, live_server
+from tests.support import codegen_server, commit, git, install_agent, live_server
 from tests.support.codegen_server import Fail, FakeRun, RunScript, serve_codegen
 from tests.support.databases import make_settings
 from tests.workflows.codegen.conftest import make_remote
@@ -101,12 +100,7 @@ def cli(reachable_dir: Path) -> Cli:
 @pytest.fixture
 def agent_command(reachable_dir: Path) -> str:
     """The terminal agent installed outside the toolchain, as npm or a venv would install a CLI."""
-    target = reachable_dir / "agent-cli" / "terminal-agent"
-    target.parent.mkdir()
-    shutil.copy(AGENT, target)
-    target.chmod(0o755)
-    target.parent.chmod(0o755)
-    return str(target)
+    return install_agent(reachable_dir / "agent-cli", "terminal-agent", AGENT)
 
 
 def codegen_run(cli: Cli, agent_command: str, *options: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from taskmaster.pipelines.states import PipelineStatus
 from taskmaster.runtime import Runtime
 from taskmaster.worker.runtime import WorkerRuntime
 from tests.cli.conftest import TASKMASTER, clean_env
+from tests.support import install_agent
 from tests.support.git import commit, git
 from tests.support.pipelines import Harness
 from tests.workflows.recovery.conftest import BROKEN, FIXED, TEST
@@ -40,11 +40,7 @@ pytestmark = pytest.mark.slow
 
 async def _project(harness_factory: Callable[..., Awaitable[Harness]], reachable_dir: Path, mode: str) -> Harness:
     """A local-path project over a repository whose `feature` branch breaks `add`; its agent is the debug script."""
-    agent = reachable_dir / "debug-cli" / "debug-agent"
-    agent.parent.mkdir(exist_ok=True)
-    shutil.copy(SCRIPT, agent)
-    agent.chmod(0o755)
-    agent.parent.chmod(0o755)
+    agent = install_agent(reachable_dir / "debug-cli", "debug-agent", SCRIPT)
     settings = {
         "agent": {"type": "custom", "command": f"{agent} {mode}"},
         "recovery": {"agent": "agentapi", "mode": "push", "max_rounds": 2},

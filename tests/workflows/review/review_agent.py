@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A scripted terminal reviewer for the AgentAPI review tests (stdlib only: it runs in the sandbox, next to
-`scripted_agent.py`, whose terminal it reuses).
+`scripted_agent.py`, whose agent it extends, and the terminal they share).
 
 It reads the review prompt, finds where the verdict goes and the diff's added lines, and answers by its first
 argument: `valid` (a finding on every added line holding its second argument, quoted), `invalid` (a finding
@@ -45,7 +45,7 @@ def findings(prompt: str, marker: str) -> list[dict[str, object]]:
 
 class Reviewer(Agent):
     def answer(self, text: str) -> None:
-        out("\r\x1b[3A\x1b[J")
+        self.erase_prompt()
         mode = sys.argv[1] if len(sys.argv) > 1 else "valid"
         marker = sys.argv[2] if len(sys.argv) > 2 else "eval("
         where = VERDICT.search(text)
@@ -69,7 +69,6 @@ class Reviewer(Agent):
                 json.dump(verdict, handle)
             out(f"Wrote the verdict to {where.group(1)}{' (repaired)' if repair else ''}\n")
         out("Review done\n\n")
-        self.buffer = ""
         self.draw_prompt()
 
 

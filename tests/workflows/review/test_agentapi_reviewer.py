@@ -5,7 +5,6 @@ writing an invalid verdict gets one repair round, then the step ends in error sa
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from taskmaster.forges.local.schemas import PullRequestCreate, PullRequestDetail
 from taskmaster.pipelines.logs import log_tail
 from taskmaster.runtime import Runtime
 from taskmaster.worker.forges import ForgeUpdates
+from tests.support import install_agent
 from tests.support.git import commit, git
 
 AGENTS = Path(__file__).parents[2] / "agents" / "agentapi_coding"
@@ -27,14 +27,9 @@ BODY = "Adds calculate(), which evaluates what the user typed."
 
 
 def install_reviewer(root: Path) -> str:
-    """The scripted reviewer and the terminal it reuses, where the sandbox user can read them."""
-    folder = root / "reviewer-cli"
-    folder.mkdir()
-    shutil.copy(AGENTS / "scripted_agent.py", folder / "scripted_agent.py")
-    shutil.copy(Path(__file__).parent / "review_agent.py", folder / "review-agent")
-    (folder / "review-agent").chmod(0o755)
-    folder.chmod(0o755)
-    return str(folder / "review-agent")
+    """The scripted reviewer and the agent whose terminal it reuses, where the sandbox user can read them."""
+    reviewer = Path(__file__).parent / "review_agent.py"
+    return install_agent(root / "reviewer-cli", "review-agent", reviewer, AGENTS / "scripted_agent.py")
 
 
 async def run_agentapi_review(harness_factory: Callable[..., Any], root: Path, mode: str) -> tuple[Any, Any, Any]:
