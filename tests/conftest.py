@@ -24,6 +24,7 @@ from tests.support.databases import (
     settings_on,
 )
 from tests.support.databases import make_settings as make_settings  # other test packages import it from here
+from tests.support.workers import Workers
 
 
 @pytest.fixture
@@ -62,6 +63,28 @@ def pg_database() -> Iterator[PostgresDatabase]:
         yield pg
     finally:
         pg.drop()
+
+
+@pytest.fixture
+async def shared_database(pg_database: PostgresDatabase, tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
+    """A fresh PostgreSQL database, migrated as `taskmaster db migrate` leaves it, and its URL: for worker processes
+    to share."""
+    from taskmaster.db import migrate
+
+    db = Database.from_settings(make_settings(tmp_path / "state", pg_database.url))
+    await migrate.upgrade(db)
+    try:
+        yield db, pg_database.url
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    """`workers.start(env, name)`: `taskmaster worker` processes, killed at the end if the test left them running."""
+    started = Workers(tmp_path)
+    yield started
+    started.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

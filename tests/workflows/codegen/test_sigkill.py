@@ -4,16 +4,12 @@ under its name, and when another worker takes it over, with exactly one branch a
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from taskmaster.db import migrate
 from taskmaster.db.models import Project, PullRequest, Task, WorkflowRun, WorkflowStep
 from taskmaster.db.session import Database
 from taskmaster.secrets.box import SecretBox
@@ -23,9 +19,9 @@ from taskmaster.workflows.codegen import service as codegen
 from taskmaster.workflows.codegen.schemas import CodegenRequest
 from tests.forges.fakes import github as fake_github
 from tests.forges.fakes.github import FakeGitHub
-from tests.support import PostgresDatabase, eventually, make_settings, require_postgres
+from tests.support import eventually, make_settings
 from tests.support.git import git
-from tests.support.workers import WorkerProcess
+from tests.support.workers import WorkerProcess, Workers, worker_env
 from tests.workflows.codegen.conftest import make_remote
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -34,43 +30,9 @@ STALE_AFTER = 3.0
 BRANCH = "taskmaster/1-write-the-store"
 
 
-@pytest.fixture
-def processes() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for proc in started:
-        proc.close()
-
-
-@pytest.fixture
-async def shared(tmp_path: Path) -> AsyncIterator[tuple[Database, str]]:
-    require_postgres()
-    pg = PostgresDatabase()
-    await asyncio.to_thread(pg.create)
-    db = Database.from_settings(make_settings(tmp_path / "state", pg.url))
-    await migrate.upgrade(db)
-    try:
-        yield db, pg.url
-    finally:
-        await db.dispose()
-        await asyncio.to_thread(pg.drop)
-
-
-def _worker(tmp_path: Path, url: str, name: str) -> WorkerProcess:
-    machine = tmp_path / "machines" / name
-    return WorkerProcess(
-        tmp_path,
-        {
-            "DATABASE_URL": url,
-            "TASKMASTER_HOME": str(tmp_path / "state"),
-            "TASKMASTER_WORKER_ID": name,
-            "TASKMASTER_WORKER_HEARTBEAT_SECONDS": "0.5",
-            "TASKMASTER_WORKER_STALE_AFTER_SECONDS": str(STALE_AFTER),
-            "WSL2_INSTANCE_PATH": str(machine / "workspaces"),
-            "TASKMASTER_MIRROR_ROOT": str(machine / "mirrors"),
-        },
-        f"{name}-{uuid.uuid4().hex[:4]}",
-    ).start()
+def _worker(workers: Workers, tmp_path: Path, url: str, name: str) -> WorkerProcess:
+    env = worker_env(tmp_path / "state", name, tmp_path / "machines" / name, STALE_AFTER, url)
+    return workers.start(env, f"{name}-{uuid.uuid4().hex[:4]}")
 
 
 async def _finished_step(db: Database, name: str) -> bool:
@@ -86,12 +48,12 @@ async def _finished_step(db: Database, name: str) -> bool:
 async def test_a_worker_killed_after_a_stage_resumes_the_run_with_one_branch_and_one_pull_request(
     after: str,
     resume: str,
-    shared: tuple[Database, str],
+    shared_database: tuple[Database, str],
     github: tuple[str, FakeGitHub],
     tmp_path: Path,
-    processes: list[WorkerProcess],
+    workers: Workers,
 ) -> None:
-    db, url = shared
+    db, url = shared_database
     api_url, fake = github
     remote = make_remote(tmp_path)
     if after == "branch":  # a slow push: the kill lands between the branch and the recorded push
@@ -114,8 +76,7 @@ async def test_a_worker_killed_after_a_stage_resumes_the_run_with_one_branch_and
         started = await codegen.start(session, project.id, CodegenRequest(tasks=[1]), actor="tester")
         run_id = started.runs[0].id
 
-    victim = _worker(tmp_path, url, "alpha")
-    processes.append(victim)
+    victim = _worker(workers, tmp_path, url, "alpha")
 
     async def reached() -> bool:
         assert victim.alive(), victim.log_path.read_text()
@@ -126,15 +87,12 @@ async def test_a_worker_killed_after_a_stage_resumes_the_run_with_one_branch_and
         return bool(fake.state.pulls)
 
     await eventually(reached, what=f"the run to reach its {after} stage", timeout=90, interval=0.02)
-    assert victim.proc is not None
-    victim.proc.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(victim.proc.wait, 30)
+    await victim.kill()
     async with db.session() as session:
         run = await session.get_one(WorkflowRun, run_id)
         assert run.status == "running", "the kill must land before the run finished"
 
-    survivor = _worker(tmp_path, url, "alpha" if resume == "restart" else "beta")
-    processes.append(survivor)
+    survivor = _worker(workers, tmp_path, url, "alpha" if resume == "restart" else "beta")
 
     async def finished() -> bool:
         assert survivor.alive(), survivor.log_path.read_text()
