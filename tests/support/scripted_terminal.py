@@ -118,8 +118,10 @@ def main(make: Callable[[], TerminalAgent]) -> None:
                 if in_paste:
                     end = pending.find(PASTE_END)
                     if end == -1:
-                        agent.paste(pending.decode(errors="replace"))
-                        pending = b""
+                        # Keep back what may be the start of an end marker split across reads.
+                        keep = _marker_start(pending, PASTE_END)
+                        agent.paste(pending[: len(pending) - keep].decode(errors="replace"))
+                        pending = pending[len(pending) - keep :]
                         break
                     agent.paste(pending[:end].decode(errors="replace"))
                     pending, in_paste = pending[end + len(PASTE_END) :], False
@@ -137,3 +139,11 @@ def main(make: Callable[[], TerminalAgent]) -> None:
                     return
     finally:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _marker_start(data: bytes, marker: bytes) -> int:
+    """The length of the longest end of `data` that begins `marker` (0 when none)."""
+    for size in range(min(len(data), len(marker) - 1), 0, -1):
+        if marker.startswith(data[-size:]):
+            return size
+    return 0
