@@ -251,17 +251,19 @@ async def follow(
                 continue
             if not loop or project_id is None:
                 break
+            # Which tasks still wait for their merge, read before the new runs: a merge marks its task done and
+            # requests the next runs in one transaction, so a task seen done here has its runs seen below.
+            waiting = [
+                run for run in followed.values()
+                if run["status"] == "succeeded"
+                and await doors.task_status(project_id, run["task_number"]) == "review"
+            ]  # fmt: skip
             fresh = [run for run in await doors.live_runs(project_id) if run["id"] not in followed]
             for run in fresh:
                 followed[run["id"]] = run
                 printer.show(run)
             if fresh:
                 continue
-            waiting = [
-                run for run in followed.values()
-                if run["status"] == "succeeded"
-                and await doors.task_status(project_id, run["task_number"]) == "review"
-            ]  # fmt: skip
             if not waiting:
                 break
             await asyncio.sleep(max(poll_seconds, 1.0))
